@@ -1,0 +1,153 @@
+//! Small JSON helpers: escaping, unescaping and a cheap depth bound.
+
+use std::borrow::Cow;
+
+/// Appends `s` as a JSON string literal.
+pub fn write_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
+/// Appends the object member `"key":raw_value`.
+pub fn write_member(out: &mut String, key: &str, raw_value: &str) {
+    write_json_str(out, key);
+    out.push(':');
+    out.push_str(raw_value);
+}
+
+/// The text of a JSON string literal; borrowed when it holds no escape. A lone surrogate
+/// escape, which UTF-8 cannot hold, becomes U+FFFD.
+pub fn unescape(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        rest = unescape_one(&rest[i + 1..], &mut out)?;
+    }
+    out.push_str(rest);
+    Some(Cow::Owned(out))
+}
+
+/// Decodes the escape at the start of `s` (just past the backslash); returns what follows.
+fn unescape_one<'a>(s: &'a str, out: &mut String) -> Option<&'a str> {
+    let c = match s.as_bytes().first()? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => return unescape_unicode(&s[1..], out),
+        _ => return None,
+    };
+    out.push(c);
+    Some(&s[1..])
+}
+
+fn unescape_unicode<'a>(s: &'a str, out: &mut String) -> Option<&'a str> {
+    let unit = u16::from_str_radix(s.get(..4)?, 16).ok()?;
+    let rest = &s[4..];
+    if (0xD800..0xDC00).contains(&unit) {
+        let low = rest.strip_prefix("\\u").and_then(|r| r.get(..4));
+        if let Some(low) = low.and_then(|l| u16::from_str_radix(l, 16).ok()) {
+            if (0xDC00..0xE000).contains(&low) {
+                let c = 0x10000 + (((unit as u32) - 0xD800) << 10) + (low as u32 - 0xDC00);
+                out.push(char::from_u32(c)?);
+                return Some(&rest[6..]);
+            }
+        }
+    }
+    out.push(char::from_u32(unit as u32).unwrap_or('\u{FFFD}'));
+    Some(rest)
+}
+
+/// An upper bound of the nesting depth: the number of opening brackets, strings included.
+pub fn bracket_count(line: &[u8]) -> usize {
+    memchr::memchr2_iter(b'{', b'[', line).count()
+}
+
+/// The exact nesting depth, skipping brackets inside strings.
+pub fn exact_depth(line: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
+    for &b in line {
+        if in_str {
+            match (esc, b) {
+                (true, _) => esc = false,
+                (false, b'\\') => esc = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_round_trips_through_a_parser() {
+        for s in [
+            "plain",
+            "quote \" and \\ back",
+            "ctl \u{1} \n\t",
+            "日本語 🎉",
+        ] {
+            let mut out = String::new();
+            write_json_str(&mut out, s);
+            assert_eq!(sonic_rs::from_str::<String>(&out).unwrap(), s);
+            assert_eq!(unescape(&out).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        assert_eq!(unescape(r#""a\ud800b""#).unwrap(), "a\u{FFFD}b");
+        assert_eq!(unescape(r#""\udc00\ud83c\udf89""#).unwrap(), "\u{FFFD}🎉");
+        assert_eq!(unescape(r#""bad \x""#), None);
+    }
+
+    #[test]
+    fn depth_ignores_brackets_in_strings() {
+        assert_eq!(exact_depth(br#"{"a":"[[[[{{{","b":[{}]}"#), 3);
+        assert_eq!(bracket_count(br#"{"a":"[["}"#), 3);
+    }
+}

@@ -1,0 +1,90 @@
+//! Level normalization: names, abbreviations, syslog severities and OpenTelemetry numbers.
+
+use crate::schema::Level;
+
+/// A level from its usual spellings, case-insensitively (`WARNING`, `Warn`, `err`, `fatal`,
+/// `panic`, `trace`, `notice`, ...), or from a number written as text.
+pub fn level_from_str(text: &str) -> Option<Level> {
+    let t = text.trim();
+    if t.len() > 12 {
+        return None;
+    }
+    let mut buf = [0u8; 12];
+    let lower = &mut buf[..t.len()];
+    lower.copy_from_slice(t.as_bytes());
+    lower.make_ascii_lowercase();
+    let level = match &*lower {
+        b"trace" | b"debug" | b"dbg" | b"verbose" | b"finest" | b"finer" | b"fine" | b"d"
+        | b"t" | b"v" => Level::Debug,
+        b"info" | b"information" | b"informational" | b"notice" | b"inf" | b"i" | b"n"
+        | b"config" | b"ok" => Level::Info,
+        b"warn" | b"warning" | b"wrn" | b"w" => Level::Warn,
+        b"error" | b"err" | b"eror" | b"e" | b"severe" | b"failure" => Level::Error,
+        b"critical" | b"crit" | b"fatal" | b"panic" | b"emerg" | b"emergency" | b"alert"
+        | b"crt" | b"c" | b"f" => Level::Critical,
+        _ => return t.parse::<i64>().ok().and_then(level_from_syslog),
+    };
+    Some(level)
+}
+
+/// Syslog severity 0 (emergency) to 7 (debug).
+pub fn level_from_syslog(severity: i64) -> Option<Level> {
+    Some(match severity {
+        0..=2 => Level::Critical,
+        3 => Level::Error,
+        4 => Level::Warn,
+        5 | 6 => Level::Info,
+        7 => Level::Debug,
+        _ => return None,
+    })
+}
+
+/// OpenTelemetry SeverityNumber 1–24 (TRACE 1–4, DEBUG 5–8, INFO 9–12, WARN 13–16, ERROR 17–20,
+/// FATAL 21–24).
+pub fn level_from_otel(number: i64) -> Option<Level> {
+    Some(match number {
+        1..=8 => Level::Debug,
+        9..=12 => Level::Info,
+        13..=16 => Level::Warn,
+        17..=20 => Level::Error,
+        21..=24 => Level::Critical,
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_map_to_levels() {
+        let cases = [
+            ("WARNING", Level::Warn),
+            ("Warn", Level::Warn),
+            ("err", Level::Error),
+            ("fatal", Level::Critical),
+            ("panic", Level::Critical),
+            ("trace", Level::Debug),
+            ("notice", Level::Info),
+            (" INFO ", Level::Info),
+            ("3", Level::Error),
+            ("7", Level::Debug),
+        ];
+        for (text, level) in cases {
+            assert_eq!(level_from_str(text), Some(level), "{text}");
+        }
+        assert_eq!(level_from_str("loud"), None);
+        assert_eq!(level_from_str("9"), None);
+    }
+
+    #[test]
+    fn otel_numbers_cover_each_band() {
+        assert_eq!(level_from_otel(1), Some(Level::Debug));
+        assert_eq!(level_from_otel(9), Some(Level::Info));
+        assert_eq!(level_from_otel(13), Some(Level::Warn));
+        assert_eq!(level_from_otel(17), Some(Level::Error));
+        assert_eq!(level_from_otel(24), Some(Level::Critical));
+        assert_eq!(level_from_otel(0), None);
+        assert_eq!(level_from_otel(25), None);
+    }
+}

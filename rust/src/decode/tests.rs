@@ -1,0 +1,260 @@
+use arrow_array::cast::AsArray;
+use arrow_array::types::{TimestampNanosecondType, UInt8Type};
+use arrow_array::RecordBatch;
+
+use super::*;
+use crate::schema;
+
+const OBSERVED: i64 = 1_800_000_000_000_000_000;
+
+fn decode_with(config: DecodeConfig, input: &[u8]) -> DecodeOutput {
+    let decoder = Decoder::new(config).unwrap();
+    decoder
+        .decode(input, &NoScrub, "test", 1, OBSERVED)
+        .unwrap()
+}
+
+fn decode(input: &[u8]) -> DecodeOutput {
+    decode_with(DecodeConfig::default(), input)
+}
+
+fn strings(batch: &RecordBatch, name: &str) -> Vec<Option<String>> {
+    let col = batch.column_by_name(name).unwrap().as_string_view();
+    col.iter().map(|v| v.map(str::to_owned)).collect()
+}
+
+fn one(batch: &RecordBatch, name: &str) -> Option<String> {
+    strings(batch, name).remove(0)
+}
+
+fn timestamps(batch: &RecordBatch) -> Vec<i64> {
+    let col = batch.column_by_name("timestamp").unwrap();
+    col.as_primitive::<TimestampNanosecondType>()
+        .values()
+        .to_vec()
+}
+
+fn levels(batch: &RecordBatch) -> Vec<Option<&'static str>> {
+    let dict = batch
+        .column_by_name("level")
+        .unwrap()
+        .as_dictionary::<UInt8Type>();
+    dict.keys()
+        .iter()
+        .map(|k| k.map(|k| schema::LEVELS[k as usize]))
+        .collect()
+}
+
+fn reasons(out: &DecodeOutput) -> Vec<(u64, String)> {
+    let lines = out
+        .dead_letters
+        .column(1)
+        .as_primitive::<arrow_array::types::UInt64Type>();
+    let reasons = out.dead_letters.column(2).as_string::<i32>();
+    lines
+        .values()
+        .iter()
+        .zip(reasons.iter())
+        .map(|(l, r)| (*l, r.unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn known_keys_fill_columns_and_the_rest_goes_to_fields() {
+    let line = br#"{"ts":"2024-01-02T03:04:05.123456789+01:00","level":"WARNING","msg":"disk full","service":"api","trace_id":"4BF92F3577B34DA6A3CE929D0E0E4736","http":{"status":503,"path":"/x"},"n":123456789012345678901234567890}"#;
+    let out = decode(line);
+    let b = &out.events;
+    assert_eq!(b.num_rows(), 1);
+    assert_eq!(timestamps(b), vec![1_704_161_045_123_456_789]);
+    assert_eq!(levels(b), vec![Some("warn")]);
+    assert_eq!(one(b, "message").as_deref(), Some("disk full"));
+    assert_eq!(one(b, "service").as_deref(), Some("api"));
+    assert_eq!(
+        one(b, "trace_id").as_deref(),
+        Some("4bf92f3577b34da6a3ce929d0e0e4736")
+    );
+    assert_eq!(
+        one(b, "fields").as_deref(),
+        Some(r#"{"http":{"status":503,"path":"/x"},"n":123456789012345678901234567890}"#)
+    );
+    assert_eq!(one(b, "category").as_deref(), Some("application.logs"));
+}
+
+#[test]
+fn missing_timestamp_falls_back_to_observed_at() {
+    let out = decode(b"{\"message\":\"no time\"}\n{\"time\":\"yesterday\"}\n");
+    assert_eq!(timestamps(&out.events), vec![OBSERVED, OBSERVED]);
+    assert_eq!(one(&out.events, "fields"), None);
+    assert_eq!(
+        strings(&out.events, "fields")[1].as_deref(),
+        Some(r#"{"time":"yesterday"}"#)
+    );
+}
+
+#[test]
+fn strict_timestamps_dead_letter_unreadable_ones() {
+    let config = DecodeConfig {
+        strict_timestamps: true,
+        ..Default::default()
+    };
+    let out = decode_with(config, b"{\"time\":\"yesterday\"}\n{\"time\":1700000000}\n");
+    assert_eq!(out.events.num_rows(), 1);
+    assert_eq!(reasons(&out), vec![(1, "bad_timestamp".to_owned())]);
+}
+
+#[test]
+fn bad_records_become_dead_letters_and_the_rest_survives() {
+    let input = b"{\"message\":\"ok 1\"}\n{bad json\n[1,2]\n\"str\"\n{\"a\":NaN}\n{\"a\":Infinity}\n\xff\xfe\n{\"a\":1} trailing\n{\"message\":\"ok 2\"}";
+    let out = decode(input);
+    assert_eq!(
+        strings(&out.events, "message"),
+        vec![Some("ok 1".into()), Some("ok 2".into())]
+    );
+    let expected = [
+        (2, "malformed_json"),
+        (3, "not_an_object"),
+        (4, "not_an_object"),
+        (5, "malformed_json"),
+        (6, "malformed_json"),
+        (7, "invalid_utf8"),
+        (8, "malformed_json"),
+    ];
+    let expected: Vec<(u64, String)> = expected.iter().map(|(l, r)| (*l, r.to_string())).collect();
+    assert_eq!(reasons(&out), expected);
+    assert_eq!(out.lines, 9);
+}
+
+#[test]
+fn crlf_bom_blank_lines_and_no_final_newline() {
+    let out = decode(b"\xef\xbb\xbf{\"message\":\"a\"}\r\n\r\n   \n{\"message\":\"b\"}");
+    assert_eq!(
+        strings(&out.events, "message"),
+        vec![Some("a".into()), Some("b".into())]
+    );
+    assert_eq!(out.blank_lines, 2);
+    assert_eq!(out.dead_letters.num_rows(), 0);
+}
+
+#[test]
+fn empty_input_gives_empty_batches() {
+    let out = decode(b"");
+    assert_eq!(out.events.num_rows(), 0);
+    assert_eq!(out.lines, 0);
+    assert_eq!(out.events.schema(), schema::event_schema());
+}
+
+#[test]
+fn too_long_and_too_deep_lines_are_rejected() {
+    let config = DecodeConfig {
+        max_line_bytes: 20,
+        max_depth: 3,
+        ..Default::default()
+    };
+    let deep = br#"{"a":{"b":{"c":{}}}}"#;
+    let long = br#"{"message":"this is longer than twenty bytes"}"#;
+    let ok_in_strings = br#"{"a":"[[[[[["}"#;
+    let input = [&deep[..], b"\n", long, b"\n", ok_in_strings].concat();
+    let out = decode_with(config, &input);
+    let expected = vec![(1, "too_deep".to_owned()), (2, "line_too_long".to_owned())];
+    assert_eq!(reasons(&out), expected);
+    assert_eq!(out.events.num_rows(), 1);
+}
+
+#[test]
+fn duplicate_keys_first_fills_the_column_later_ones_stay_in_fields() {
+    let out = decode(br#"{"message":"first","message":"second","x":1,"x":2}"#);
+    assert_eq!(one(&out.events, "message").as_deref(), Some("first"));
+    assert_eq!(
+        one(&out.events, "fields").as_deref(),
+        Some(r#"{"message":"second","x":1,"x":2}"#)
+    );
+}
+
+#[test]
+fn escapes_and_lone_surrogates() {
+    let out = decode(br#"{"message":"caf\u00e9 \ud83c\udf89 \"q\""}"#);
+    assert_eq!(
+        one(&out.events, "message").as_deref(),
+        Some("café 🎉 \"q\"")
+    );
+    let lone = decode(br#"{"message":"a\ud800b"}"#);
+    assert_eq!(one(&lone.events, "message").as_deref(), Some("a\u{FFFD}b"));
+}
+
+#[test]
+fn levels_from_names_and_numbers() {
+    let input = br#"{"level":"err"}
+{"level":30}
+{"severity_number":21}
+{"level":4}
+{"level":"loud"}"#;
+    let out = decode(input);
+    let expected = vec![
+        Some("error"),
+        Some("info"),
+        Some("critical"),
+        Some("warn"),
+        None,
+    ];
+    assert_eq!(levels(&out.events), expected);
+    assert_eq!(
+        strings(&out.events, "fields")[4].as_deref(),
+        Some(r#"{"level":"loud"}"#)
+    );
+}
+
+#[test]
+fn sender_sample_rate_is_used_and_kept() {
+    let out = decode(br#"{"sample_rate":10,"message":"m"}"#);
+    let rate = out.events.column_by_name("sample_rate").unwrap();
+    assert_eq!(
+        rate.as_primitive::<arrow_array::types::Float64Type>()
+            .value(0),
+        10.0
+    );
+    assert_eq!(
+        one(&out.events, "fields").as_deref(),
+        Some(r#"{"sample_rate":10}"#)
+    );
+}
+
+#[test]
+fn text_lines_with_a_parse_regex() {
+    let config = DecodeConfig {
+        format: Format::Text,
+        parse: Some(r"^(?P<timestamp>\d{6} \d{6}) (?P<pid>\d+) (?P<level>\w+) (?P<service>[^:]+): (?P<message>.*)$".into()),
+        timestamp_format: Some("%y%m%d %H%M%S".into()),
+        ..Default::default()
+    };
+    let input =
+        b"081109 203615 148 INFO dfs.DataNode$PacketResponder: Received block\nnot matching\n";
+    let out = decode_with(config, input);
+    let b = &out.events;
+    assert_eq!(
+        timestamps(b)[0],
+        time::parse_rfc3339("2008-11-09T20:36:15Z").unwrap()
+    );
+    assert_eq!(levels(b), vec![Some("info"), None]);
+    assert_eq!(
+        strings(b, "service")[0].as_deref(),
+        Some("dfs.DataNode$PacketResponder")
+    );
+    assert_eq!(strings(b, "message")[0].as_deref(), Some("Received block"));
+    assert_eq!(strings(b, "fields")[0].as_deref(), Some(r#"{"pid":"148"}"#));
+    assert_eq!(strings(b, "message")[1].as_deref(), Some("not matching"));
+    assert_eq!(out.unparsed, 1);
+}
+
+#[test]
+fn bad_configuration_is_rejected_with_its_name() {
+    let err = Decoder::from_json(r#"{"parse":"(unclosed"}"#)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.starts_with("parse regex"), "{err}");
+    let err = Decoder::from_json(r#"{"fromat":"text"}"#)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("fromat"), "{err}");
+}

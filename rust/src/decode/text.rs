@@ -1,0 +1,88 @@
+//! One raw text line into a staged row, parsed by the optional `parse` regex.
+
+use std::borrow::Cow;
+
+use super::builder::{col, Reason, Row};
+use super::keys::{target, Target};
+use super::level::level_from_str;
+use super::time::parse_timestamp_str;
+use super::{Decoder, Reject, State};
+
+impl Decoder {
+    pub(super) fn decode_text<'a>(
+        &self,
+        line: &'a str,
+        row: &mut Row<'a>,
+        st: &mut State<'_>,
+        observed_ns: i64,
+    ) -> Result<(), Reject> {
+        let Some(parse) = &self.parse else {
+            row.strings[col::MESSAGE] = Some(Cow::Borrowed(line));
+            return Ok(());
+        };
+        let Some(caps) = parse.captures(line) else {
+            st.unparsed += 1;
+            row.strings[col::MESSAGE] = Some(Cow::Borrowed(line));
+            return Ok(());
+        };
+        for name in parse.capture_names().flatten() {
+            if let Some(m) = caps.name(name) {
+                self.place_text(name, m.as_str(), row, st, observed_ns)?;
+            }
+        }
+        if row.strings[col::MESSAGE].is_none() {
+            row.strings[col::MESSAGE] = Some(Cow::Borrowed(line));
+        }
+        Ok(())
+    }
+
+    fn place_text<'a>(
+        &self,
+        name: &str,
+        value: &'a str,
+        row: &mut Row<'a>,
+        st: &mut State<'_>,
+        observed_ns: i64,
+    ) -> Result<(), Reject> {
+        let placed = match target(name) {
+            Target::Str(i) => {
+                row.strings[i] = Some(Cow::Borrowed(value));
+                true
+            }
+            Target::Timestamp => self.text_timestamp(value, row, observed_ns)?,
+            Target::Level | Target::SeverityNumber => {
+                row.level = level_from_str(value);
+                row.level.is_some()
+            }
+            Target::Revenue => {
+                row.revenue = value.trim().parse().ok();
+                row.revenue.is_some()
+            }
+            Target::SampleRate | Target::Fields => false,
+        };
+        if !placed {
+            st.field_str(name, value);
+        }
+        Ok(())
+    }
+
+    fn text_timestamp(
+        &self,
+        value: &str,
+        row: &mut Row<'_>,
+        observed_ns: i64,
+    ) -> Result<bool, Reject> {
+        let parsed = match &self.time_format {
+            Some(format) => format.parse(value, observed_ns),
+            None => parse_timestamp_str(value, self.config.epoch_unit),
+        };
+        row.timestamp = parsed;
+        if parsed.is_none() && self.config.strict_timestamps {
+            return Err(Reject::new(
+                Reason::BadTimestamp,
+                "timestamp does not match the format",
+            ));
+        }
+        Ok(parsed.is_some())
+    }
+}

@@ -1,0 +1,326 @@
+//! Timestamp parsing: RFC 3339, epoch numbers and strptime-style formats, all to UTC nanoseconds.
+
+use serde::Deserialize;
+
+const NS_PER_S: i64 = 1_000_000_000;
+
+/// How bare epoch numbers are read.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EpochUnit {
+    /// Inferred from magnitude: below 1e11 seconds, below 1e14 ms, below 1e17 µs, else ns.
+    #[default]
+    Auto,
+    S,
+    Ms,
+    Us,
+    Ns,
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The (year, month, day) of a count of days since 1970-01-01.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (
+        if month <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        month,
+        day,
+    )
+}
+
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        4 | 6 | 9 | 11 => 30,
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        _ => 31,
+    }
+}
+
+/// Broken-down time as read from text, before conversion.
+#[derive(Clone, Copy, Debug)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+    pub nanos: u32,
+    pub offset_s: i64,
+}
+
+impl Civil {
+    /// UTC nanoseconds, or None when a field is out of range or the instant overflows i64 ns.
+    pub fn to_ns(&self) -> Option<i64> {
+        let valid = (1..=12).contains(&self.month)
+            && self.day >= 1
+            && self.day <= days_in_month(self.year, self.month)
+            && self.hour < 24
+            && self.minute < 60
+            && self.second <= 60
+            && self.nanos < 1_000_000_000;
+        if !valid {
+            return None;
+        }
+        // A leap second is folded into the next one, as most parsers do.
+        let secs = days_from_civil(self.year, self.month, self.day) * 86_400
+            + (self.hour * 3600 + self.minute * 60 + self.second) as i64
+            - self.offset_s;
+        secs.checked_mul(NS_PER_S)?.checked_add(self.nanos as i64)
+    }
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn digits(&mut self, min: usize, max: usize) -> Option<(u64, usize)> {
+        let start = self.i;
+        let mut v: u64 = 0;
+        while self.i < self.s.len() && self.i - start < max && self.s[self.i].is_ascii_digit() {
+            v = v * 10 + (self.s[self.i] - b'0') as u64;
+            self.i += 1;
+        }
+        let n = self.i - start;
+        (n >= min).then_some((v, n))
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        let hit = self.s.get(self.i) == Some(&c);
+        self.i += hit as usize;
+        hit
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn done(&self) -> bool {
+        self.i == self.s.len()
+    }
+}
+
+fn fraction(cur: &mut Cursor<'_>) -> Option<u32> {
+    let (v, n) = cur.digits(1, 9)?;
+    // Digits past nanoseconds are accepted and truncated.
+    while cur.peek().is_some_and(|c| c.is_ascii_digit()) {
+        cur.i += 1;
+    }
+    Some((v * 10u64.pow(9 - n as u32)) as u32)
+}
+
+fn offset(cur: &mut Cursor<'_>) -> Option<i64> {
+    match cur.peek()? {
+        b'Z' | b'z' => {
+            cur.i += 1;
+            Some(0)
+        }
+        sign @ (b'+' | b'-') => {
+            cur.i += 1;
+            let (h, _) = cur.digits(2, 2)?;
+            cur.eat(b':');
+            let (m, _) = cur.digits(2, 2)?;
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let s = (h * 3600 + m * 60) as i64;
+            Some(if sign == b'-' { -s } else { s })
+        }
+        _ => None,
+    }
+}
+
+/// RFC 3339 (and the common ISO 8601 relaxations: a space for `T`, no offset meaning UTC,
+/// `+hhmm` offsets, 0–9 fraction digits).
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let mut cur = Cursor {
+        s: text.trim().as_bytes(),
+        i: 0,
+    };
+    let (year, _) = cur.digits(4, 4)?;
+    let date_ok = cur.eat(b'-');
+    let (month, _) = cur.digits(2, 2)?;
+    let date_ok = date_ok && cur.eat(b'-');
+    let (day, _) = cur.digits(2, 2)?;
+    if !date_ok || !matches!(cur.peek(), Some(b'T' | b't' | b' ')) {
+        return None;
+    }
+    cur.i += 1;
+    let (hour, _) = cur.digits(2, 2)?;
+    let ok = cur.eat(b':');
+    let (minute, _) = cur.digits(2, 2)?;
+    let ok = ok && cur.eat(b':');
+    let (second, _) = cur.digits(2, 2)?;
+    if !ok {
+        return None;
+    }
+    let nanos = if cur.eat(b'.') || cur.eat(b',') {
+        fraction(&mut cur)?
+    } else {
+        0
+    };
+    let offset_s = if cur.done() { 0 } else { offset(&mut cur)? };
+    if !cur.done() {
+        return None;
+    }
+    let civil = Civil {
+        year: year as i64,
+        month: month as u32,
+        day: day as u32,
+        hour: hour as u32,
+        minute: minute as u32,
+        second: second as u32,
+        nanos,
+        offset_s,
+    };
+    civil.to_ns()
+}
+
+fn scale(unit: EpochUnit, magnitude: f64) -> i64 {
+    let unit = match unit {
+        EpochUnit::Auto if magnitude < 1e11 => EpochUnit::S,
+        EpochUnit::Auto if magnitude < 1e14 => EpochUnit::Ms,
+        EpochUnit::Auto if magnitude < 1e17 => EpochUnit::Us,
+        EpochUnit::Auto => EpochUnit::Ns,
+        fixed => fixed,
+    };
+    match unit {
+        EpochUnit::S => NS_PER_S,
+        EpochUnit::Ms => 1_000_000,
+        EpochUnit::Us => 1_000,
+        _ => 1,
+    }
+}
+
+/// An epoch number written as JSON number text (`1700000000`, `1521911721.255387`, `1.7e9`).
+pub fn parse_epoch(text: &str, unit: EpochUnit) -> Option<i64> {
+    if let Ok(v) = text.parse::<i64>() {
+        return v.checked_mul(scale(unit, v.unsigned_abs() as f64));
+    }
+    if let Some((int, frac)) = text.split_once('.') {
+        if !frac.is_empty() && frac.bytes().all(|b| b.is_ascii_digit()) {
+            return parse_decimal_epoch(int, frac, unit);
+        }
+    }
+    let v: f64 = text.parse().ok()?;
+    let ns = v * scale(unit, v.abs()) as f64;
+    (ns.is_finite() && ns.abs() < 9.2e18).then_some(ns as i64)
+}
+
+/// Exact decimal arithmetic so `1521911721.255387` keeps its microseconds.
+fn parse_decimal_epoch(int: &str, frac: &str, unit: EpochUnit) -> Option<i64> {
+    let whole: i64 = int.parse().ok()?;
+    let factor = scale(unit, whole.unsigned_abs() as f64);
+    let digits = factor.ilog10() as usize;
+    let kept = &frac[..frac.len().min(digits)];
+    let mut part: i64 = if kept.is_empty() {
+        0
+    } else {
+        kept.parse().ok()?
+    };
+    part *= 10i64.pow((digits - kept.len()) as u32);
+    let sign = if int.starts_with('-') { -1 } else { 1 };
+    whole.checked_mul(factor)?.checked_add(sign * part)
+}
+
+/// A timestamp given as a string: RFC 3339 first, then a string of epoch digits.
+pub fn parse_timestamp_str(text: &str, unit: EpochUnit) -> Option<i64> {
+    let first = text.as_bytes().first()?;
+    if text.len() >= 10 && text.as_bytes().get(4) == Some(&b'-') {
+        return parse_rfc3339(text);
+    }
+    if first.is_ascii_digit() || *first == b'-' {
+        return parse_epoch(text.trim(), unit);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_with_offsets_and_fractions() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00.5Z"), Some(500_000_000));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00.000000001Z"), Some(1));
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00.0000000019Z"), Some(1));
+        assert_eq!(
+            parse_rfc3339("2024-02-29 12:00:00-0530"),
+            Some(1_709_227_800_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339("2018-03-24T17:15:21.255387Z"),
+            Some(1_521_911_721_255_387_000)
+        );
+    }
+
+    #[test]
+    fn rfc3339_rejects_impossible_dates() {
+        assert_eq!(parse_rfc3339("2023-02-29T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2023-13-01T00:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2023-01-01T24:00:00Z"), None);
+        assert_eq!(parse_rfc3339("2023-01-01T00:00:00+25:00"), None);
+        assert_eq!(parse_rfc3339("2023-01-01T00:00:00Zjunk"), None);
+        assert_eq!(
+            parse_rfc3339("3000-01-01T00:00:00Z"),
+            None,
+            "beyond i64 nanoseconds"
+        );
+    }
+
+    #[test]
+    fn epoch_units_are_inferred_by_magnitude() {
+        let ns = 1_700_000_000_000_000_000;
+        for text in [
+            "1700000000",
+            "1700000000000",
+            "1700000000000000",
+            "1700000000000000000",
+        ] {
+            assert_eq!(parse_epoch(text, EpochUnit::Auto), Some(ns), "{text}");
+        }
+        assert_eq!(
+            parse_epoch("1521911721.255387", EpochUnit::Auto),
+            Some(1_521_911_721_255_387_000)
+        );
+        assert_eq!(parse_epoch("1.7e9", EpochUnit::Auto), Some(ns));
+        assert_eq!(
+            parse_epoch("1700000000", EpochUnit::Ms),
+            Some(1_700_000_000_000_000)
+        );
+    }
+
+    #[test]
+    fn civil_round_trip() {
+        for days in [-719_468, -1, 0, 1, 11_016, 19_782, 100_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+}
