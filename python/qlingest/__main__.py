@@ -1,0 +1,5 @@
+import sys
+
+from qlingest.cli import main
+
+sys.exit(main())

@@ -1,0 +1,190 @@
+"""The ``qlingest`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from qlingest.exceptions import QlingestError
+
+__all__ = ["main"]
+
+PROGRESS_MIN_BYTES = 32 << 20
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"qlingest: error: {message}", file=sys.stderr)
+    return code
+
+
+def _progress(paths: list[str]):
+    """A tqdm bar over input bytes, on a terminal and for large inputs only."""
+    if not sys.stderr.isatty():
+        return None
+    total = sum(os.path.getsize(p) for p in paths if p != "-" and os.path.exists(p))
+    if total < PROGRESS_MIN_BYTES:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc="ingest", file=sys.stderr)
+
+
+def _print_summary(summary: dict, out=sys.stdout) -> None:
+    rows = [
+        ("events read", f"{summary['events_read']:,}"),
+        ("events written", f"{summary['events_written']:,}"),
+        ("dead-lettered", f"{summary['dead_lettered']:,}"),
+    ]
+    rows += [
+        (f"  {reason}", f"{n:,}") for reason, n in sorted(summary["dead_letters_by_reason"].items())
+    ]
+    if summary["unparsed_lines"]:
+        rows.append(("unparsed text lines (kept whole)", f"{summary['unparsed_lines']:,}"))
+    if summary["redactions_by_rule"]:
+        rows.append(("redactions", f"{sum(summary['redactions_by_rule'].values()):,}"))
+        rows += [
+            (f"  {r}", f"{n:,}") for r, n in sorted(summary["redactions_by_rule"].items()) if n
+        ]
+    if summary["sampled_out_by_rule"]:
+        rows.append(("sampled out", f"{sum(summary['sampled_out_by_rule'].values()):,}"))
+        rows += [
+            (f"  {r}", f"{n:,}") for r, n in sorted(summary["sampled_out_by_rule"].items()) if n
+        ]
+    rows += [
+        ("bytes in", f"{summary['bytes_in']:,}"),
+        ("bytes on disk", f"{summary['bytes_on_disk']:,} in {summary['files']} files"),
+        ("compression ratio", f"{summary['compression_ratio']:.1f}x"),
+        ("elapsed", f"{summary['elapsed_s']:.2f} s"),
+        ("events/s", f"{summary['events_per_s']:,}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}", file=out)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from qlingest.config import load_config
+    from qlingest.pipeline import Pipeline
+
+    missing = [p for p in args.paths if p != "-" and not Path(p).is_file()]
+    if missing:
+        return _fail(f"input file not found: {missing[0]}")
+    overrides = {"input.parse": args.parse, "input.timestamp_format": args.timestamp_format}
+    overrides["input.category"] = args.category
+    overrides["input.service"] = args.service
+    config = load_config(args.config, **overrides)
+    bar = _progress(args.paths)
+    with Pipeline(args.data_dir, config) as pipeline:
+        for path in args.paths:
+            pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
+        summary = pipeline.close()
+    if bar:
+        bar.close()
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        _print_summary(summary.as_dict())
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from qlingest.query import parse_time, scan, select
+
+    try:
+        frame = scan(args.data_dir)
+        since = parse_time(args.since) if args.since else None
+        until = parse_time(args.until) if args.until else None
+        frame = select(
+            frame,
+            since=since,
+            until=until,
+            level=args.level,
+            service=args.service,
+            category=args.category,
+            trace_id=args.trace_id,
+            grep=args.grep,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        return _fail(str(e))
+    if args.count:
+        expr = pl.col("sample_rate").sum() if args.estimate else pl.len()
+        value = frame.select(expr).collect().item()
+        print(round(value) if args.estimate else value)
+        return 0
+    frame = frame.sort("timestamp").drop("date", "hour")
+    if args.limit is not None:
+        frame = frame.head(args.limit)
+    result = frame.collect()
+    if args.format == "ndjson":
+        sys.stdout.write(result.write_ndjson())
+    elif args.format == "csv":
+        sys.stdout.write(result.with_columns(pl.col("level").cast(pl.String)).write_csv())
+    else:
+        cols = ["timestamp", "level", "service", "category", "message"]
+        with pl.Config(tbl_rows=args.limit or 50, fmt_str_lengths=120, tbl_width_chars=200):
+            print(result.select(cols))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qlingest", description="Observability ingest with a Rust core."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="ingest files into the store")
+    ingest.add_argument(
+        "paths", nargs="+", metavar="PATH", help="input files (.gz, .zst) or - for stdin"
+    )
+    ingest.add_argument("--data-dir", required=True, help="the store")
+    ingest.add_argument("--format", choices=["auto", "ndjson", "text"], default="auto")
+    ingest.add_argument("--parse", metavar="REGEX", help="text lines: regex with named groups")
+    ingest.add_argument(
+        "--timestamp-format",
+        metavar="FMT",
+        help="text lines: strftime format of the timestamp group",
+    )
+    ingest.add_argument("--category", help="category of events that carry none")
+    ingest.add_argument("--service", help="service of events that carry none")
+    ingest.add_argument("--config", metavar="FILE", help="TOML configuration")
+    ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
+    ingest.set_defaults(func=cmd_ingest)
+
+    query = sub.add_parser("query", help="read events back from the store")
+    query.add_argument("--data-dir", required=True)
+    query.add_argument("--since", help="RFC 3339 time or look-back (15m, 2h, 7d)")
+    query.add_argument("--until", help="RFC 3339 time or look-back")
+    query.add_argument("--level", help="this level and above")
+    query.add_argument("--service")
+    query.add_argument("--category")
+    query.add_argument("--trace-id")
+    query.add_argument("--grep", metavar="TEXT", help="literal text in the message")
+    query.add_argument("--limit", type=int, metavar="N")
+    query.add_argument("--count", action="store_true", help="print the number of matching events")
+    query.add_argument(
+        "--estimate", action="store_true", help="with --count: reweight by sample_rate"
+    )
+    query.add_argument("--format", choices=["table", "ndjson", "csv"], default="table")
+    query.set_defaults(func=cmd_query)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except QlingestError as e:
+        return _fail(str(e))
+    except BrokenPipeError:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Configuration: typed with msgspec, loaded from TOML, handed to the Rust core as JSON."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from qlingest.exceptions import ConfigError
+
+__all__ = ["Config", "InputConfig", "StoreConfig", "load_config"]
+
+
+class InputConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How input bytes become events (the Rust decoder's settings)."""
+
+    format: Literal["ndjson", "text"] = "ndjson"
+    #: Lines longer than this are dead-lettered as ``line_too_long``.
+    max_line_bytes: int = 1 << 20
+    #: JSON nested deeper than this is dead-lettered as ``too_deep``.
+    max_depth: int = 64
+    #: Unit of bare epoch numbers; ``auto`` infers it from the magnitude.
+    epoch_unit: Literal["auto", "s", "ms", "us", "ns"] = "auto"
+    #: Dead-letter events whose timestamp cannot be read instead of using ``observed_at``.
+    strict_timestamps: bool = False
+    #: Category of events that carry none.
+    category: str = "application.logs"
+    #: Service of events that carry none; ``None`` leaves the column null.
+    service: str | None = None
+    #: Text format: a regex with named groups (``timestamp``, ``level``, ``message``, ...).
+    parse: str | None = None
+    #: Text format: strftime-style format of the ``timestamp`` group; ``None`` tries RFC 3339.
+    timestamp_format: str | None = None
+
+
+class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How frames become Parquet files."""
+
+    #: zstd level of the Parquet pages.
+    compression_level: int = 3
+    #: A partition's buffered rows are written once they hold this many bytes in memory.
+    target_file_bytes: int = 128 << 20
+    #: All partitions together are flushed (largest first) beyond this many bytes in memory.
+    max_buffer_bytes: int = 512 << 20
+    #: Rows per Parquet row group.
+    row_group_size: int = 128 * 1024
+    #: Writer id; ``None`` takes the lowest free ``w<N>`` under ``<data-dir>/writers``.
+    writer: str | None = None
+    #: fsync files and directories on commit. Off only for throwaway measurements.
+    fsync: bool = True
+
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The whole configuration; each section has its own defaults."""
+
+    input: InputConfig = msgspec.field(default_factory=InputConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+
+    def to_core_json(self, section: str) -> str:
+        """The JSON text of one section, as the Rust core reads it."""
+        return msgspec.json.encode(getattr(self, section)).decode()
+
+
+def load_config(path: str | Path | None = None, **overrides: object) -> Config:
+    """Reads a TOML file (or the defaults) and applies ``section.key`` overrides."""
+    raw: dict = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"configuration file not found: {path}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        raw.setdefault(section, {})[key] = value
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as e:
+        where = f"{path}: " if path else ""
+        raise ConfigError(f"{where}invalid configuration: {e}") from None

@@ -1,0 +1,216 @@
+"""The batch pipeline: bytes to frames in the Rust core, frames to committed Parquet."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from qlingest import _core
+from qlingest.config import Config, load_config
+from qlingest.source import open_input, read_chunks
+from qlingest.store import LEVEL_ENUM, Store
+
+__all__ = ["Batch", "Pipeline", "Summary"]
+
+Format = Literal["auto", "ndjson", "text"]
+
+
+@dataclass
+class Batch:
+    """One decoded batch: events, dead letters, and how many input lines it covered."""
+
+    events: pl.DataFrame
+    dead_letters: pl.DataFrame
+    lines: int
+    blank_lines: int
+    unparsed: int
+    redactions: dict[str, int]
+
+
+@dataclass
+class Summary:
+    """What an ingest did, for people and for machines."""
+
+    events_read: int = 0
+    events_written: int = 0
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    unparsed_lines: int = 0
+    redactions: Counter[str] = field(default_factory=Counter)
+    sampled_out: Counter[str] = field(default_factory=Counter)
+    bytes_in: int = 0
+    bytes_on_disk: int = 0
+    files: int = 0
+    elapsed_s: float = 0.0
+
+    @property
+    def dead_lettered(self) -> int:
+        return sum(self.dead_letters.values())
+
+    @property
+    def events_per_s(self) -> float:
+        return self.events_read / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def compression_ratio(self) -> float:
+        return self.bytes_in / self.bytes_on_disk if self.bytes_on_disk else 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "events_read": self.events_read,
+            "events_written": self.events_written,
+            "dead_lettered": self.dead_lettered,
+            "dead_letters_by_reason": dict(self.dead_letters),
+            "unparsed_lines": self.unparsed_lines,
+            "redactions_by_rule": dict(self.redactions),
+            "sampled_out_by_rule": dict(self.sampled_out),
+            "bytes_in": self.bytes_in,
+            "bytes_on_disk": self.bytes_on_disk,
+            "files": self.files,
+            "compression_ratio": round(self.compression_ratio, 2),
+            "elapsed_s": round(self.elapsed_s, 3),
+            "events_per_s": round(self.events_per_s),
+        }
+
+
+def _events_frame(arrow: object) -> pl.DataFrame:
+    return pl.DataFrame(arrow).with_columns(pl.col("level").cast(LEVEL_ENUM))
+
+
+class Pipeline:
+    """Decodes, transforms and stores events. Build once, feed many batches, then ``close``.
+
+    Without a ``data_dir`` the pipeline only decodes: ``decode`` returns frames to the caller.
+    """
+
+    def __init__(self, data_dir: str | Path | None = None, config: Config | None = None) -> None:
+        self.config = config or load_config()
+        self._decoders: dict[str, _core.Decoder] = {}
+        self.store = Store(data_dir, self.config.store) if data_dir is not None else None
+        self.summary = Summary()
+        self._buffers: dict[tuple[str, str, str], list[pl.DataFrame]] = {}
+        self._buffer_sizes: dict[tuple[str, str, str], int] = {}
+        self._started = time.perf_counter()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _decoder(self, fmt: str) -> _core.Decoder:
+        if fmt not in self._decoders:
+            section = self.config.input
+            if fmt != section.format:
+                import msgspec
+
+                section = msgspec.structs.replace(section, format=fmt)
+            self._decoders[fmt] = _core.Decoder(_json(section))
+        return self._decoders[fmt]
+
+    def decode(
+        self, data: bytes, *, source: str = "-", first_line: int = 1, format: Format | None = None
+    ) -> Batch:
+        """Decodes whole lines of ``data`` into an event frame and a dead-letter frame."""
+        fmt = format if format and format != "auto" else self.config.input.format
+        result = self._decoder(fmt).decode(
+            data, source=source, first_line=first_line, observed_ns=time.time_ns()
+        )
+        return Batch(
+            events=_events_frame(result.events),
+            dead_letters=pl.DataFrame(result.dead_letters),
+            lines=result.lines,
+            blank_lines=result.blank_lines,
+            unparsed=result.unparsed,
+            redactions={},
+        )
+
+    def process(
+        self, data: bytes, *, source: str = "-", first_line: int = 1, format: Format | None = None
+    ) -> Batch:
+        """Decodes ``data`` and hands the result to the store; returns the batch."""
+        batch = self.decode(data, source=source, first_line=first_line, format=format)
+        s = self.summary
+        s.bytes_in += len(data)
+        s.events_read += batch.lines - batch.blank_lines
+        s.unparsed_lines += batch.unparsed
+        s.redactions.update(batch.redactions)
+        if batch.dead_letters.height:
+            s.dead_letters.update(batch.dead_letters["reason"].to_list())
+            if self.store is not None:
+                date = time.strftime("%Y-%m-%d", time.gmtime())
+                self.store.write_dead_letters(batch.dead_letters, date)
+        self.write(batch.events)
+        return batch
+
+    def write(self, events: pl.DataFrame) -> None:
+        """Buffers events by partition; full partitions are committed."""
+        if events.height == 0 or self.store is None:
+            return
+        keyed = events.with_columns(
+            pl.col("timestamp").dt.strftime("%Y-%m-%d").alias("_date"),
+            pl.col("timestamp").dt.strftime("%H").alias("_hour"),
+        )
+        for key, part in keyed.partition_by(["category", "_date", "_hour"], as_dict=True).items():
+            key = tuple(str(k) for k in key)
+            self._buffers.setdefault(key, []).append(part.drop("_date", "_hour"))
+            self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + part.estimated_size()
+            if self._buffer_sizes[key] >= self.config.store.target_file_bytes:
+                self._commit(key)
+        while sum(self._buffer_sizes.values()) > self.config.store.max_buffer_bytes:
+            self._commit(max(self._buffer_sizes, key=self._buffer_sizes.__getitem__))
+
+    def _commit(self, key: tuple[str, str, str]) -> None:
+        frames = self._buffers.pop(key)
+        self._buffer_sizes.pop(key)
+        frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+        assert self.store is not None
+        self.store.write_partition(*key, frame)
+        self.summary.events_written += frame.height
+
+    def flush(self) -> None:
+        """Commits every buffered partition."""
+        for key in list(self._buffers):
+            self._commit(key)
+
+    def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:
+        """Streams one file (``.gz``, ``.zst`` or ``-`` for stdin) through the pipeline."""
+        max_line = self.config.input.max_line_bytes
+        source = str(path)
+        with open_input(path) as stream:
+            line = 1
+            fmt = None if format == "auto" else format
+            for chunk in read_chunks(stream, max_line):
+                if fmt is None:
+                    fmt = _sniff(chunk.data)
+                batch = self.process(chunk.data, source=source, first_line=line, format=fmt)
+                line += batch.lines
+                if progress is not None:
+                    progress(len(chunk.data))
+
+    def close(self) -> Summary:
+        """Commits what is buffered, releases the writer id and returns the summary."""
+        self.flush()
+        s = self.summary
+        s.elapsed_s = time.perf_counter() - self._started
+        if self.store is not None:
+            s.bytes_on_disk = self.store.stats.bytes
+            s.files = self.store.stats.files
+            self.store.close()
+        return s
+
+
+def _sniff(data: bytes) -> str:
+    """NDJSON when the first non-blank byte opens an object, text otherwise."""
+    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return "ndjson" if stripped[:1] == b"{" else "text"
+
+
+def _json(section: object) -> str:
+    import msgspec
+
+    return msgspec.json.encode(section).decode()

@@ -1,0 +1,71 @@
+"""Reading the store back with Polars lazy scans: partition pruning and predicate pushdown."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+from qlingest.store import LEVELS
+
+__all__ = ["parse_time", "scan", "select"]
+
+_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def scan(data_dir: str | Path, tier: str = "hot") -> pl.LazyFrame:
+    """A lazy frame over every committed file of a tier."""
+    root = Path(data_dir) / tier
+    if not any(root.rglob("*.parquet")):
+        raise FileNotFoundError(f"no Parquet files under {root}")
+    return pl.scan_parquet(str(root / "**" / "*.parquet"), hive_partitioning=True)
+
+
+def parse_time(text: str, now: datetime | None = None) -> datetime:
+    """RFC 3339 / ISO 8601 (naive means UTC), or a look-back such as ``15m``, ``2h``, ``7d``."""
+    m = _RELATIVE.match(text.strip())
+    if m:
+        now = now or datetime.now(UTC)
+        return now - timedelta(**{_UNITS[m[2]]: int(m[1])})
+    try:
+        value = datetime.fromisoformat(text.strip().replace("z", "Z"))
+    except ValueError:
+        raise ValueError(
+            f"cannot read time {text!r}: use RFC 3339 or a look-back like 15m, 2h, 7d"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def select(
+    frame: pl.LazyFrame,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    level: str | None = None,
+    service: str | None = None,
+    category: str | None = None,
+    trace_id: str | None = None,
+    grep: str | None = None,
+) -> pl.LazyFrame:
+    """Applies the usual filters; date bounds also prune partitions."""
+    preds: list[pl.Expr] = []
+    if since is not None:
+        preds += [pl.col("date") >= since.date(), pl.col("timestamp") >= since]
+    if until is not None:
+        preds += [pl.col("date") <= until.date(), pl.col("timestamp") < until]
+    if level is not None:
+        if level not in LEVELS:
+            raise ValueError(f"unknown level {level!r}: one of {', '.join(LEVELS)}")
+        preds.append(pl.col("level").cast(pl.Enum(LEVELS)) >= level)
+    if service is not None:
+        preds.append(pl.col("service") == service)
+    if category is not None:
+        preds.append(pl.col("category") == category)
+    if trace_id is not None:
+        preds.append(pl.col("trace_id") == trace_id.lower())
+    if grep is not None:
+        preds.append(pl.col("message").str.contains(grep, literal=True))
+    return frame.filter(*preds) if preds else frame

@@ -1,0 +1,65 @@
+"""Reading input: files, .gz, .zst and stdin in bounded chunks, framed at line ends."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import zstandard
+
+__all__ = ["Chunk", "open_input", "read_chunks"]
+
+CHUNK_BYTES = 4 << 20
+
+
+class Chunk:
+    """Whole lines of input; ``oversized`` marks a line cut at the size limit."""
+
+    __slots__ = ("data", "oversized")
+
+    def __init__(self, data: bytes, oversized: bool = False) -> None:
+        self.data = data
+        self.oversized = oversized
+
+
+def open_input(path: str | Path) -> BinaryIO:
+    """A binary stream of the decompressed input; ``-`` is stdin."""
+    name = str(path)
+    if name == "-":
+        return sys.stdin.buffer
+    raw = open(name, "rb")  # noqa: SIM115 - the caller closes the returned stream
+    if name.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+    if name.endswith(".zst"):
+        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+    return raw
+
+
+def read_chunks(
+    stream: BinaryIO, max_line_bytes: int, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[Chunk]:
+    """Yields runs of whole lines. A line longer than ``max_line_bytes`` is cut there (the
+    decoder dead-letters it) and the rest of it skipped, so memory stays bounded."""
+    carry = b""
+    skipping = False
+    while block := stream.read(chunk_bytes):
+        if skipping:
+            end = block.find(b"\n")
+            if end < 0:
+                continue
+            block, skipping = block[end + 1 :], False
+        buf = carry + block if carry else block
+        cut = buf.rfind(b"\n")
+        if cut >= 0:
+            yield Chunk(buf[: cut + 1])
+            carry = buf[cut + 1 :]
+        else:
+            carry = buf
+        if len(carry) > max_line_bytes:
+            yield Chunk(carry[: max_line_bytes + 1] + b"\n", oversized=True)
+            carry, skipping = b"", True
+    if carry:
+        yield Chunk(carry)

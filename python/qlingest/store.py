@@ -1,0 +1,179 @@
+"""The on-disk store: hive-partitioned zstd Parquet, committed atomically, and dead letters."""
+
+from __future__ import annotations
+
+import fcntl
+import io
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import polars as pl
+import zstandard
+
+from qlingest.config import StoreConfig
+
+__all__ = ["Store", "partition_value"]
+
+LEVELS = ["debug", "info", "warn", "error", "critical"]
+LEVEL_ENUM = pl.Enum(LEVELS)
+_PART = re.compile(r"^part-(?P<writer>[A-Za-z0-9_.-]+)-(?P<seq>\d+)\.(parquet|ndjson\.zst)$")
+
+
+def partition_value(value: str) -> str:
+    """A category as a safe directory name: anything but ``[A-Za-z0-9._-]`` is %-escaped."""
+    escaped = quote(value, safe="")
+    return escaped.replace(".", "%2E") if escaped in {".", ".."} else escaped
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class CommitStats:
+    files: int = 0
+    rows: int = 0
+    bytes: int = 0
+    paths: list[Path] = field(default_factory=list)
+
+
+class Store:
+    """One writer's view of a data directory. Files appear under their final name complete."""
+
+    def __init__(self, data_dir: str | Path, config: StoreConfig | None = None) -> None:
+        self.root = Path(data_dir)
+        self.config = config or StoreConfig()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.writer, self._lock = self._claim_writer(self.config.writer)
+        self._seq = self._recover_seq()
+        self.stats = CommitStats()
+
+    def _claim_writer(self, wanted: str | None) -> tuple[str, int]:
+        """Holds ``writers/<id>.lock`` for the life of the store, so concurrent writers differ."""
+        locks = self.root / "writers"
+        locks.mkdir(exist_ok=True)
+        candidates = [wanted] if wanted else (f"w{i}" for i in range(1024))
+        for name in candidates:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+                raise ValueError(f"writer id {name!r}: use letters, digits, '.', '_' or '-'")
+            fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return name, fd
+            except BlockingIOError:
+                os.close(fd)
+        raise RuntimeError(
+            f"writer {wanted!r} is in use by another process" if wanted else "no free writer id"
+        )
+
+    def _recover_seq(self) -> int:
+        """The next file number: one past the highest this writer committed; leftovers removed."""
+        highest = -1
+        for sub in ("hot", "dead-letter"):
+            for path in (self.root / sub).rglob(f"*part-{self.writer}-*"):
+                if path.name.startswith(".") and path.name.endswith(".tmp"):
+                    path.unlink(missing_ok=True)
+                    continue
+                m = _PART.match(path.name)
+                if m and m["writer"] == self.writer:
+                    highest = max(highest, int(m["seq"]))
+        return highest + 1
+
+    def close(self) -> None:
+        if self._lock >= 0:
+            os.close(self._lock)
+            self._lock = -1
+
+    def next_name(self, suffix: str) -> str:
+        name = f"part-{self.writer}-{self._seq:08d}.{suffix}"
+        self._seq += 1
+        return name
+
+    def _make_dir(self, directory: Path) -> None:
+        """Creates a partition directory and makes each new level durable."""
+        missing = []
+        d = directory
+        while not d.exists():
+            missing.append(d)
+            d = d.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.config.fsync:
+            for d in reversed(missing):
+                fsync_dir(d.parent)
+
+    def _commit_file(self, directory: Path, name: str, write) -> Path:
+        """Writes aside, fsyncs, renames into place and fsyncs the directory."""
+        self._make_dir(directory)
+        tmp = directory / f".{name}.tmp"
+        final = directory / name
+        write(tmp)
+        if self.config.fsync:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.rename(tmp, final)
+        if self.config.fsync:
+            fsync_dir(directory)
+        size = final.stat().st_size
+        self.stats.files += 1
+        self.stats.bytes += size
+        self.stats.paths.append(final)
+        return final
+
+    def partition_dir(self, category: str, date: str, hour: str, tier: str = "hot") -> Path:
+        return (
+            self.root
+            / tier
+            / f"category={partition_value(category)}"
+            / f"date={date}"
+            / f"hour={hour}"
+        )
+
+    def write_partition(self, category: str, date: str, hour: str, frame: pl.DataFrame) -> Path:
+        """Commits one file of one partition, rows sorted by timestamp."""
+        frame = frame.sort("timestamp", maintain_order=True)
+        cfg = self.config
+
+        def write(path: Path) -> None:
+            frame.write_parquet(
+                path,
+                compression="zstd",
+                compression_level=cfg.compression_level,
+                row_group_size=cfg.row_group_size,
+                statistics=True,
+            )
+
+        path = self._commit_file(
+            self.partition_dir(category, date, hour), self.next_name("parquet"), write
+        )
+        self.stats.rows += frame.height
+        return path
+
+    def write_dead_letters(self, frame: pl.DataFrame, date: str) -> Path:
+        """Commits dead letters as zstd NDJSON: source, line, reason, detail and the raw line."""
+        out = frame.with_columns(pl.col("raw").cast(pl.String, strict=False).alias("raw_text"))
+        # Raw bytes that are not UTF-8 are kept as hex, so nothing is lost.
+        out = out.with_columns(
+            pl.when(pl.col("raw_text").is_null())
+            .then(pl.col("raw").bin.encode("hex"))
+            .alias("raw_hex"),
+            pl.col("raw_text").alias("raw"),
+        ).drop("raw_text")
+        buf = io.BytesIO()
+        out.write_ndjson(buf)
+        data = zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
+
+        def write(path: Path) -> None:
+            path.write_bytes(data)
+
+        directory = self.root / "dead-letter" / f"date={date}"
+        return self._commit_file(directory, self.next_name("ndjson.zst"), write)

@@ -1,0 +1,96 @@
+//! The exception family: one base, each class also a subclass of the built-in that fits.
+
+use pyo3::exceptions::{PyException, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+
+use crate::error::Error;
+
+static BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static CONFIG: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static DECODE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static AUDIT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+fn make<'py>(
+    py: Python<'py>,
+    name: &str,
+    bases: Vec<Bound<'py, PyType>>,
+    doc: &str,
+) -> PyResult<Bound<'py, PyType>> {
+    let namespace = PyDict::new(py);
+    namespace.set_item("__module__", "qlingest.exceptions")?;
+    namespace.set_item("__doc__", doc)?;
+    let bases = PyTuple::new(py, bases)?;
+    let class = py.get_type::<PyType>().call1((name, bases, namespace))?;
+    Ok(class.cast_into::<PyType>()?)
+}
+
+/// Creates the classes once and adds them to the module.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let base = make(
+        py,
+        "QlingestError",
+        vec![py.get_type::<PyException>()],
+        "Base of every qlingest error.",
+    )?;
+    let value_error = py.get_type::<PyValueError>();
+    let config = make(
+        py,
+        "ConfigError",
+        vec![base.clone(), value_error.clone()],
+        "A configuration value is wrong; the message names the key.",
+    )?;
+    let decode = make(
+        py,
+        "DecodeError",
+        vec![base.clone(), value_error],
+        "Input that cannot be decoded at all (bad records become dead letters instead).",
+    )?;
+    let audit = make(
+        py,
+        "AuditError",
+        vec![base.clone(), py.get_type::<PyRuntimeError>()],
+        "An audit chain was misused, for example appended to after it was finished.",
+    )?;
+    for (cell, class) in [
+        (&BASE, &base),
+        (&CONFIG, &config),
+        (&DECODE, &decode),
+        (&AUDIT, &audit),
+    ] {
+        m.add(class.name()?, class)?;
+        let _ = cell.set(py, class.clone().unbind());
+    }
+    Ok(())
+}
+
+fn class(py: Python<'_>, cell: &PyOnceLock<Py<PyType>>) -> Py<PyType> {
+    cell.get(py)
+        .expect("exceptions registered at import")
+        .clone_ref(py)
+}
+
+/// The one conversion from engine errors to Python exceptions.
+pub fn to_py(err: Error) -> PyErr {
+    Python::attach(|py| {
+        let cell = match err {
+            Error::Config(_) => &CONFIG,
+            Error::Decode(_) | Error::Arrow(_) => &DECODE,
+            Error::Audit(_) => &AUDIT,
+        };
+        PyErr::from_type(class(py, cell).into_bound(py), err.to_string())
+    })
+}
+
+/// `Result` conversion for binding functions.
+pub trait IntoPyResult<T> {
+    fn py_err(self) -> PyResult<T>;
+}
+
+impl<T> IntoPyResult<T> for crate::error::Result<T> {
+    fn py_err(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}
