@@ -31,7 +31,8 @@ build-prod: install ## build the extension with release settings into .venv
 	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --quiet --release
 
 run: build-prod ## ingest the real logs under $(DATA) into $(RUN_DIR) and print the summary
-	bash scripts/ingest-real-data.sh $(DATA) $(RUN_DIR)
+	rm -rf $(RUN_DIR)
+	$(PY) scripts/ingest_real_data.py $(DATA) $(RUN_DIR)
 
 test-rust: ## cargo tests of the engine
 	cargo test --quiet

@@ -72,7 +72,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if p != "-" and not Path(p).is_file()]
     if missing:
         return _fail(f"input file not found: {missing[0]}")
-    overrides = {"input.parse": args.parse, "input.timestamp_format": args.timestamp_format}
+    from qlingest.formats import resolve
+
+    parse, time_format = resolve(args.parse, args.timestamp_format)
+    overrides = {"input.parse": parse, "input.timestamp_format": time_format}
     overrides["input.category"] = args.category
     overrides["input.service"] = args.service
     config = load_config(args.config, **overrides)
@@ -143,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--data-dir", required=True, help="the store")
     ingest.add_argument("--format", choices=["auto", "ndjson", "text"], default="auto")
-    ingest.add_argument("--parse", metavar="REGEX", help="text lines: regex with named groups")
+    ingest.add_argument("--parse", metavar="REGEX", help="text lines: regex with named groups, or a preset: "
+        "@syslog @hdfs @apache-error @apache-access @log4j @zeek-tsv",
+    )
     ingest.add_argument(
         "--timestamp-format",
         metavar="FMT",
