@@ -49,20 +49,28 @@ def main() -> int:
         parse, time_format = resolve(preset, None)
         config = load_config(
             None,
-            **{"input.parse": parse, "input.timestamp_format": time_format, "input.category": category},
+            **{
+                "input.parse": parse,
+                "input.timestamp_format": time_format,
+                "input.category": category,
+            },
         )
         with Pipeline(args.store, config) as pipeline:
             for path in paths:
                 pipeline.ingest_file(path, format=fmt)
                 expected += non_empty_lines(path)
             s = pipeline.close()
-        print(f"{pattern:<28} {len(paths):>2} files  {s.events_read:>6} events  {s.dead_lettered:>3} dead")
+        print(
+            f"{pattern:<28} {len(paths):>2} files  {s.events_read:>6} events  {s.dead_lettered:>3} dead"
+        )
         totals = s.as_dict() if totals is None else merge(totals, s.as_dict())
     print()
     _print_summary(totals)
     stored = scan(args.store).select("timestamp").collect().height
     done = totals["events_written"] + totals["dead_lettered"]
-    print(f"\nnon-empty input lines {expected:,}; written + dead-lettered {done:,}; query reads {stored:,}")
+    print(
+        f"\nnon-empty input lines {expected:,}; written + dead-lettered {done:,}; query reads {stored:,}"
+    )
     return 0 if done == expected and stored >= totals["events_written"] else 1
 
 
@@ -78,7 +86,9 @@ def merge(a: dict, b: dict) -> dict:
             continue
         else:
             out[key] = a[key] + value
-    out["compression_ratio"] = out["bytes_in"] / out["bytes_on_disk"] if out["bytes_on_disk"] else 0.0
+    out["compression_ratio"] = (
+        out["bytes_in"] / out["bytes_on_disk"] if out["bytes_on_disk"] else 0.0
+    )
     out["events_per_s"] = round(out["events_read"] / out["elapsed_s"]) if out["elapsed_s"] else 0
     return out
 

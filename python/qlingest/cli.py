@@ -146,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--data-dir", required=True, help="the store")
     ingest.add_argument("--format", choices=["auto", "ndjson", "text"], default="auto")
-    ingest.add_argument("--parse", metavar="REGEX", help="text lines: regex with named groups, or a preset: "
+    ingest.add_argument(
+        "--parse",
+        metavar="REGEX",
+        help="text lines: regex with named groups, or a preset: "
         "@syslog @hdfs @apache-error @apache-access @log4j @zeek-tsv",
     )
     ingest.add_argument(

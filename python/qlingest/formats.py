@@ -15,8 +15,8 @@ class Preset(NamedTuple):
 
 PRESETS: dict[str, Preset] = {
     "syslog": Preset(
-        r"^(?P<timestamp>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) "
-        r"(?P<service>[^\[:\s]+)(?:\[(?P<pid>\d+)\])?: (?P<message>.*)$",
+        r"^(?P<timestamp>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) +"
+        r"(?P<service>[^\[:]+?)(?:\[(?P<pid>\d+)\])?: (?P<message>.*)$",
         "%b %d %H:%M:%S",
         "BSD syslog: 'Jun 14 15:16:01 host sshd[123]: ...' (year taken from the observed time)",
     ),
@@ -31,7 +31,7 @@ PRESETS: dict[str, Preset] = {
         "Apache error log: '[Sun Dec 04 04:47:44 2005] [notice] ...'",
     ),
     "apache-access": Preset(
-        r'^(?P<client_ip>\S+) \S+ (?P<remote_user>\S+) \[(?P<timestamp>[^\]]+)\] '
+        r"^(?P<client_ip>\S+) \S+ (?P<remote_user>\S+) \[(?P<timestamp>[^\]]+)\] "
         r'"(?P<method>[A-Z]+) (?P<path>\S+) (?P<protocol>[^"]*)" (?P<status>\d{3}) (?P<bytes>\S+)'
         r'(?: "(?P<referrer>[^"]*)" "(?P<user_agent>[^"]*)")?',
         "%d/%b/%Y:%H:%M:%S %z",

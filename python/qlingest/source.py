@@ -30,9 +30,10 @@ def open_input(path: str | Path) -> BinaryIO:
     name = str(path)
     if name == "-":
         return sys.stdin.buffer
-    raw = open(name, "rb")  # noqa: SIM115 - the caller closes the returned stream
+    # The caller closes the returned stream, which closes the file.
     if name.endswith(".gz"):
-        return gzip.GzipFile(fileobj=raw)  # type: ignore[return-value]
+        return gzip.open(name, "rb")  # type: ignore[return-value]
+    raw = open(name, "rb")  # noqa: SIM115
     if name.endswith(".zst"):
         return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
     return raw

@@ -159,17 +159,9 @@ class Store:
         return path
 
     def write_dead_letters(self, frame: pl.DataFrame, date: str) -> Path:
-        """Commits dead letters as zstd NDJSON: source, line, reason, detail and the raw line."""
-        out = frame.with_columns(pl.col("raw").cast(pl.String, strict=False).alias("raw_text"))
-        # Raw bytes that are not UTF-8 are kept as hex, so nothing is lost.
-        out = out.with_columns(
-            pl.when(pl.col("raw_text").is_null())
-            .then(pl.col("raw").bin.encode("hex"))
-            .alias("raw_hex"),
-            pl.col("raw_text").alias("raw"),
-        ).drop("raw_text")
+        """Commits dead letters as zstd NDJSON: source, line, reason, detail, raw (or raw_hex)."""
         buf = io.BytesIO()
-        out.write_ndjson(buf)
+        frame.write_ndjson(buf)
         data = zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
 
         def write(path: Path) -> None:

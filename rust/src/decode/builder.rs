@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow_array::builder::{BinaryBuilder, Float64Builder, StringBuilder, StringViewBuilder};
+use arrow_array::builder::{Float64Builder, StringBuilder, StringViewBuilder};
 use arrow_array::types::UInt8Type;
 use arrow_array::{
     new_null_array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringViewArray,
@@ -121,7 +121,8 @@ pub fn dead_letter_schema() -> SchemaRef {
         Field::new("line", DataType::UInt64, false),
         Field::new("reason", DataType::Utf8, false),
         Field::new("detail", DataType::Utf8, false),
-        Field::new("raw", DataType::Binary, false),
+        Field::new("raw", DataType::Utf8, true),
+        Field::new("raw_hex", DataType::Utf8, true),
     ]))
 }
 
@@ -150,12 +151,14 @@ impl Reason {
 }
 
 /// Accumulates dead letters: raw line (already redacted), line number, reason and detail.
+/// A raw line that is not UTF-8 is kept as hex in `raw_hex`, so nothing is lost.
 #[derive(Default)]
 pub struct DeadLetters {
     line: Vec<u64>,
     reason: StringBuilder,
     detail: StringBuilder,
-    raw: BinaryBuilder,
+    raw: StringBuilder,
+    raw_hex: StringBuilder,
 }
 
 impl DeadLetters {
@@ -163,7 +166,16 @@ impl DeadLetters {
         self.line.push(line);
         self.reason.append_value(reason.as_str());
         self.detail.append_value(detail);
-        self.raw.append_value(raw);
+        match std::str::from_utf8(raw) {
+            Ok(text) => {
+                self.raw.append_value(text);
+                self.raw_hex.append_null();
+            }
+            Err(_) => {
+                self.raw.append_null();
+                self.raw_hex.append_value(hex::encode(raw));
+            }
+        }
     }
 
     pub fn finish(mut self, source: &str) -> Result<RecordBatch> {
@@ -175,6 +187,7 @@ impl DeadLetters {
             Arc::new(self.reason.finish()),
             Arc::new(self.detail.finish()),
             Arc::new(self.raw.finish()),
+            Arc::new(self.raw_hex.finish()),
         ];
         Ok(RecordBatch::try_new(dead_letter_schema(), columns)?)
     }

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from qlingest import _core
+from qlingest.exceptions import ConfigError, QlingestError
+from qlingest.pipeline import Pipeline
+
+LINES = b'{"ts":"2024-05-01T10:00:00.5+02:00","level":"Warn","msg":"disk full","host":"a"}\n{oops\n'
+
+
+class TestInputTypes:
+    @pytest.mark.parametrize("kind", [bytes, bytearray])
+    def test_bytes_and_bytearray_decode_alike(self, kind):
+        batch = Pipeline().decode(kind(LINES))
+        assert batch.events["message"].to_list() == ["disk full"]
+        assert batch.dead_letters["reason"].to_list() == ["malformed_json"]
+
+    def test_memoryview_is_refused_with_a_type_error(self):
+        with pytest.raises(TypeError):
+            Pipeline().decode(memoryview(LINES))  # type: ignore[arg-type]
+
+
+class TestSchema:
+    def test_event_frame_has_the_design_schema(self):
+        events = Pipeline().decode(LINES).events
+        assert events.schema["timestamp"] == pl.Datetime("ns", "UTC")
+        assert events.schema["level"] == pl.Enum(["debug", "info", "warn", "error", "critical"])
+        assert events.schema["revenue"] == pl.Float64
+        assert events.schema["audit_seq"] == pl.UInt64
+        assert events["timestamp"].dt.epoch("ns").to_list() == [1714550400500000000]
+        assert events["level"].to_list() == ["warn"]
+        assert json.loads(events["fields"][0]) == {"host": "a"}
+
+    def test_dead_letter_keeps_line_source_and_raw(self):
+        dead = Pipeline().decode(LINES, source="app.log", first_line=41).dead_letters
+        row = dead.row(0, named=True)
+        assert row == {
+            "source": "app.log",
+            "line": 42,
+            "reason": "malformed_json",
+            "detail": "invalid JSON at column 2",
+            "raw": "{oops",
+            "raw_hex": None,
+        }
+
+
+class TestErrors:
+    def test_bad_parse_regex_is_a_config_error_and_a_value_error(self):
+        with pytest.raises(ConfigError, match="parse regex") as info:
+            _core.Decoder('{"format":"text","parse":"(?P<x"}')
+        assert isinstance(info.value, ValueError)
+        assert isinstance(info.value, QlingestError)
+
+    def test_unknown_config_key_is_named(self):
+        with pytest.raises(ConfigError, match="max_lines"):
+            _core.Decoder('{"max_lines": 3}')

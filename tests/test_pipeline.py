@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+import zstandard
+from qlingest.config import load_config
+from qlingest.pipeline import Pipeline
+from qlingest.query import scan
+from qlingest.source import read_chunks
+from qlingest.store import Store, partition_value
+
+
+def ndjson(n: int, start: int = 0) -> bytes:
+    rows = (
+        {"ts": 1_700_000_000 + i, "level": "info", "msg": f"event {i}", "category": "app.test"}
+        for i in range(start, start + n)
+    )
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+def test_ingest_then_query_reads_every_event(tmp_path):
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(ndjson(500) + b"{broken\n")
+    with Pipeline(tmp_path / "store") as p:
+        p.ingest_file(src)
+    s = p.summary
+    assert (s.events_read, s.events_written, s.dead_lettered) == (501, 500, 1)
+    frame = scan(tmp_path / "store").collect()
+    assert frame.height == 500
+    assert sorted(frame["message"].to_list()) == sorted(f"event {i}" for i in range(500))
+    assert frame["category"].unique().to_list() == ["app.test"]
+
+
+def test_files_are_sorted_by_timestamp_and_no_temp_files_remain(tmp_path):
+    data = b"".join(
+        json.dumps({"ts": 1_700_000_000 + (i * 7919) % 100}).encode() + b"\n" for i in range(100)
+    )
+    with Pipeline(tmp_path) as p:
+        p.process(data)
+    files = list((tmp_path / "hot").rglob("*"))
+    assert not [f for f in files if f.name.endswith(".tmp")]
+    parquet = [f for f in files if f.suffix == ".parquet"]
+    assert len(parquet) == 1
+    ts = pl.read_parquet(parquet[0])["timestamp"]
+    assert ts.is_sorted()
+
+
+def test_partitions_follow_the_design_layout(tmp_path):
+    with Pipeline(tmp_path) as p:
+        p.process(b'{"ts":"2024-03-05T07:30:00Z","category":"security.audit_logs"}\n')
+    (path,) = (tmp_path / "hot").rglob("*.parquet")
+    rel = path.relative_to(tmp_path).as_posix()
+    assert (
+        rel == "hot/category=security.audit_logs/date=2024-03-05/hour=07/part-w0-00000000.parquet"
+    )
+
+
+def test_hostile_category_cannot_escape_the_store(tmp_path):
+    assert partition_value("../../etc") == "..%2F..%2Fetc"
+    assert partition_value("..") == "%2E%2E"
+    with Pipeline(tmp_path / "s") as p:
+        p.process(b'{"category":"../../x","msg":"m"}\n')
+    (path,) = (tmp_path / "s").rglob("*.parquet")
+    assert (tmp_path / "s" / "hot") in path.parents
+    assert scan(tmp_path / "s").collect()["category"].to_list() == ["../../x"]
+
+
+def test_dead_letters_are_written_as_zstd_ndjson(tmp_path):
+    with Pipeline(tmp_path) as p:
+        p.process(b'{"a":1}\n[1]\n\xff\n', source="feed")
+    (path,) = (tmp_path / "dead-letter").rglob("*.ndjson.zst")
+    rows = [json.loads(x) for x in zstandard.decompress(path.read_bytes()).splitlines()]
+    assert [(r["line"], r["reason"]) for r in rows] == [(2, "not_an_object"), (3, "invalid_utf8")]
+    assert rows[0]["raw"] == "[1]" and rows[0]["source"] == "feed"
+    assert rows[1]["raw"] is None and rows[1]["raw_hex"] == "ff"
+
+
+def test_file_sequence_continues_after_restart(tmp_path):
+    for _ in range(2):
+        with Pipeline(tmp_path) as p:
+            p.process(ndjson(3))
+    names = sorted(f.name for f in (tmp_path / "hot").rglob("*.parquet"))
+    assert names == ["part-w0-00000000.parquet", "part-w0-00000001.parquet"]
+
+
+def test_concurrent_writers_get_distinct_ids(tmp_path):
+    a, b = Store(tmp_path), Store(tmp_path)
+    assert (a.writer, b.writer) == ("w0", "w1")
+    a.close()
+    c = Store(tmp_path)
+    assert c.writer == "w0"
+    b.close()
+    c.close()
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".zst", ""])
+def test_compressed_inputs(tmp_path, suffix):
+    data = ndjson(50)
+    packed = {".gz": gzip.compress, ".zst": zstandard.compress, "": bytes}[suffix](data)
+    src = tmp_path / f"in.ndjson{suffix}"
+    src.write_bytes(packed)
+    with Pipeline(tmp_path / "store") as p:
+        p.ingest_file(src)
+    assert p.summary.events_written == 50
+
+
+def test_chunking_keeps_line_numbers_and_cuts_huge_lines():
+    data = b"a\n" + b"x" * 100 + b"\nb\nc"
+    chunks = list(read_chunks(io.BytesIO(data), max_line_bytes=10, chunk_bytes=7))
+    joined = b"".join(c.data for c in chunks)
+    assert joined.count(b"\n") == 3
+    assert [c.oversized for c in chunks].count(True) == 1
+    p = Pipeline(config=load_config(**{"input.format": "text", "input.max_line_bytes": 10}))
+    lines, reasons, messages = 1, [], []
+    for c in chunks:
+        batch = p.decode(c.data, first_line=lines)
+        lines += batch.lines
+        reasons += batch.dead_letters.select("line", "reason").rows()
+        messages += batch.events["message"].to_list()
+    assert reasons == [(2, "line_too_long")]
+    assert messages == ["a", "b", "c"]
+
+
+def test_stdin_through_the_cli(tmp_path):
+    cmd = [sys.executable, "-m", "qlingest", "ingest", "-", "--data-dir", str(tmp_path), "--json"]
+    out = subprocess.run(cmd, input=ndjson(20), capture_output=True, check=True)
+    summary = json.loads(out.stdout)
+    assert summary["events_written"] == 20
+    assert summary["bytes_in"] == len(ndjson(20))
