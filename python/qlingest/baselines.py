@@ -117,6 +117,12 @@ SECRET_MEMBER = rf"(?i)(\"(?:{SECRET_KEY_NAMES})\"\s*:\s*)\"(?:[^\"\\]|\\.)*\""
 CARD_PREFIXES = ("4", "34", "37", "6011", "65", *(str(n) for n in range(51, 56)))
 
 
+def prefilter_pattern() -> str:
+    """Every rule as one alternation, so a clean string costs a single search."""
+    scoped = [re.sub(r"^\(\?i\)(.*)$", r"(?i:\1)", p) for _, p, _ in VALUE_RULES]
+    return "|".join([*scoped, CARD_CANDIDATE, SSN_CANDIDATE, EMAIL])
+
+
 def mask(rule: str) -> str:
     return f"[REDACTED:{rule}]"
 
@@ -152,9 +158,7 @@ class PyRedactor:
         self.card = re.compile(CARD_CANDIDATE)
         self.ssn = re.compile(SSN_CANDIDATE)
         self.email = re.compile(EMAIL)
-        self.prefilter = re.compile(
-            r"\d{3}|@|://|[?&]\w+=|-----BEGIN|eyJ|(?i:bearer|basic|aws)|AKIA|ASIA|gh[pousr]_|glpat-|xox|_live_|AIza"
-        )
+        self.prefilter = re.compile(prefilter_pattern())
 
     def text(self, value: str) -> str:
         if not self.prefilter.search(value):
