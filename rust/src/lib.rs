@@ -3,6 +3,7 @@
 
 pub mod decode;
 pub mod error;
+pub mod generate;
 pub mod schema;
 
 #[cfg(feature = "python")]
