@@ -106,9 +106,15 @@ impl Decoder {
     ) -> Result<DecodeOutput> {
         let mut state = State::new(scrub, data.len() / 256 + 1);
         let mut line_no = first_line;
-        for line in data.split_inclusive(|b| *b == b'\n') {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
+            if end == data.len() && start == end {
+                break;
+            }
+            let line = &data[start..end.min(data.len())];
             self.decode_one(trim_line(line), line_no, observed_ns, &mut state);
             line_no += 1;
+            start = end + 1;
         }
         Ok(DecodeOutput {
             events: state.events.finish(observed_ns)?,
@@ -170,9 +176,8 @@ fn compile_parse(pattern: &str) -> Result<Regex> {
         .map_err(|e| Error::Config(format!("parse regex: {e}")))
 }
 
-/// Strips the newline, a carriage return before it and a UTF-8 byte order mark.
+/// Strips a carriage return before the newline and a UTF-8 byte order mark.
 fn trim_line(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line)
 }
