@@ -55,6 +55,8 @@ pub enum Randomness {
 const MIN_TRACE_ID_LEN: usize = 16;
 
 /// The 56 bits of randomness of a trace id: its trailing 14 hex digits.
+// Limitation: the randomness is taken on trust; trace ids whose trailing bits are not random
+// (W3C ids without the random flag, sequential ids) skew the kept share.
 pub fn trace_randomness(id: &[u8]) -> Randomness {
     if id.is_empty() {
         return Randomness::Absent;
