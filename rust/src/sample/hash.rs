@@ -61,29 +61,25 @@ pub fn trace_randomness(id: &[u8]) -> Randomness {
     if id.is_empty() {
         return Randomness::Absent;
     }
-    if id.len() < MIN_TRACE_ID_LEN || id.iter().all(|&b| b == b'0') {
+    if id.len() < MIN_TRACE_ID_LEN {
         return Randomness::Unusable;
     }
-    match parse_hex56(&id[id.len() - 14..]) {
-        Some(r) if id.iter().all(u8::is_ascii_hexdigit) => Randomness::Trace(r),
+    // One branch-free pass: validates hex, spots all zeros, keeps the trailing 56 bits.
+    let (mut r, mut bad, mut any) = (0u64, 0u8, 0u8);
+    for &b in id {
+        let v = HEX[b as usize];
+        bad |= v & 0xf0;
+        any |= v;
+        r = (r << 4) | (v & 0x0f) as u64;
+    }
+    match (bad, any) {
+        (0, 0) => Randomness::Unusable,
+        (0, _) => Randomness::Trace(r & (MAX_ADJUSTED_COUNT - 1)),
         // A non-hex id is still one key per trace: an unseeded hash keeps it consistent
         // across processes and machines.
+        _ if id.iter().all(|&b| b == b'0') => Randomness::Unusable,
         _ => Randomness::Trace(hash_bytes(TRACE_KEY, id) >> 8),
     }
-}
-
-/// Parses 14 hex digits into a 56-bit number.
-#[inline]
-fn parse_hex56(digits: &[u8]) -> Option<u64> {
-    let mut r = 0u64;
-    for &b in digits {
-        let v = HEX[b as usize];
-        if v == 0xff {
-            return None;
-        }
-        r = (r << 4) | v as u64;
-    }
-    Some(r)
 }
 
 static HEX: [u8; 256] = {
