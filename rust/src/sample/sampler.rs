@@ -69,6 +69,9 @@ impl Sampler {
         self.adaptive.advance(now_ns);
         let rows = batch.num_rows();
         let mut out = Builder::new(rows, self.rules.len() + 1);
+        // Limitation: rules run row by row (4-5M decisions/s per core measured under the
+        // cost-optimized policy), short of the 10M/s target; evaluating each condition over
+        // the whole batch column by column is the way to close the gap.
 
         for i in 0..rows {
             let index = self.first_match(&view, i);
