@@ -4,6 +4,7 @@
 pub mod decode;
 pub mod error;
 pub mod generate;
+pub mod sample;
 pub mod schema;
 
 #[cfg(feature = "python")]

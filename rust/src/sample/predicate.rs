@@ -1,0 +1,270 @@
+//! Compiled conditions and their evaluation against one row of a batch.
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampNanosecondType, UInt8Type};
+use arrow_array::{
+    Array, Float64Array, PrimitiveArray, RecordBatch, StringViewArray, TimestampNanosecondArray,
+    UInt64Array,
+};
+use arrow_schema::{ArrowError, DataType};
+use sonic_rs::{JsonType, JsonValueTrait};
+
+use crate::schema::{self, LEVELS};
+
+/// Level code of a row whose level is missing or not a known name.
+pub const NO_LEVEL: u8 = LEVELS.len() as u8;
+
+/// A value a condition compares with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    Str(Box<[u8]>),
+    Num(f64),
+    Bool(bool),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum CmpOp {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+/// What a condition asks of one value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    In(Vec<Scalar>),
+    NotIn(Vec<Scalar>),
+    Prefix(Vec<Box<[u8]>>),
+    Cmp(CmpOp, f64),
+    Exists(bool),
+}
+
+/// One compiled condition of a rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Predicate {
+    /// Bit `code` set for each accepted level code (bit 5: no level).
+    Level(u8),
+    /// A schema column by index.
+    Column { index: usize, op: Op },
+    /// A key inside the `fields` JSON: the nested path, then the same key flat ("a.b").
+    Field {
+        path: Vec<String>,
+        flat: String,
+        op: Op,
+    },
+}
+
+/// One row's value as a condition sees it.
+#[derive(Clone, Copy, Debug)]
+enum Cell<'a> {
+    Missing,
+    Str(&'a [u8]),
+    Num(f64),
+    Bool(bool),
+    /// An object or array inside `fields`: present, but equal to no scalar.
+    Other,
+}
+
+impl Op {
+    /// Whether the condition holds for a number (used to expand level comparisons).
+    pub fn matches_num(&self, x: f64) -> bool {
+        self.matches(Cell::Num(x))
+    }
+
+    fn matches(&self, cell: Cell) -> bool {
+        match (self, cell) {
+            (Op::Exists(want), c) => !matches!(c, Cell::Missing) == *want,
+            (_, Cell::Missing) => false,
+            (Op::In(values), c) => values.iter().any(|v| scalar_eq(v, c)),
+            (Op::NotIn(values), c) => !values.iter().any(|v| scalar_eq(v, c)),
+            (Op::Prefix(prefixes), Cell::Str(s)) => prefixes.iter().any(|p| s.starts_with(p)),
+            (Op::Cmp(op, bound), Cell::Num(x)) => compare(*op, x, *bound),
+            _ => false,
+        }
+    }
+}
+
+#[inline]
+fn scalar_eq(v: &Scalar, c: Cell) -> bool {
+    match (v, c) {
+        (Scalar::Str(a), Cell::Str(b)) => **a == *b,
+        (Scalar::Num(a), Cell::Num(b)) => *a == b,
+        (Scalar::Bool(a), Cell::Bool(b)) => *a == b,
+        _ => false,
+    }
+}
+
+#[inline]
+fn compare(op: CmpOp, x: f64, bound: f64) -> bool {
+    match op {
+        CmpOp::Gt => x > bound,
+        CmpOp::Ge => x >= bound,
+        CmpOp::Lt => x < bound,
+        CmpOp::Le => x <= bound,
+    }
+}
+
+/// A column of the batch, downcast once per batch.
+enum Col<'a> {
+    Str(&'a StringViewArray),
+    F64(&'a Float64Array),
+    U64(&'a UInt64Array),
+    Ts(&'a TimestampNanosecondArray),
+    Other,
+}
+
+/// Typed access to the columns of one batch with the event schema.
+pub struct BatchView<'a> {
+    columns: Vec<Col<'a>>,
+    /// Level code per row (NO_LEVEL when missing).
+    pub levels: Vec<u8>,
+    pub trace_id: &'a StringViewArray,
+    pub service: &'a StringViewArray,
+    pub span_id: &'a StringViewArray,
+    pub message: &'a StringViewArray,
+    pub fields: &'a StringViewArray,
+    pub timestamp: &'a TimestampNanosecondArray,
+    pub sample_rate: &'a Float64Array,
+}
+
+impl<'a> BatchView<'a> {
+    pub fn new(batch: &'a RecordBatch) -> Result<BatchView<'a>, ArrowError> {
+        let columns = batch.columns().iter().map(|c| col(c.as_ref())).collect();
+        Ok(BatchView {
+            columns,
+            levels: level_codes(batch)?,
+            trace_id: string_column(batch, schema::TRACE_ID)?,
+            service: string_column(batch, schema::SERVICE)?,
+            span_id: string_column(batch, schema::SPAN_ID)?,
+            message: string_column(batch, schema::MESSAGE)?,
+            fields: string_column(batch, schema::FIELDS)?,
+            timestamp: typed_column::<TimestampNanosecondType>(batch, schema::TIMESTAMP)?,
+            sample_rate: typed_column::<Float64Type>(batch, schema::SAMPLE_RATE)?,
+        })
+    }
+
+    /// Whether `p` holds for row `i`.
+    #[inline]
+    pub fn holds(&self, p: &Predicate, i: usize) -> bool {
+        match p {
+            Predicate::Level(mask) => mask >> self.levels[i] & 1 == 1,
+            Predicate::Column { index, op } => op.matches(self.cell(*index, i)),
+            Predicate::Field { path, flat, op } => self.field_matches(i, path, flat, op),
+        }
+    }
+
+    /// The bytes of string column `index` at row `i` (None when null or not a string).
+    #[inline]
+    pub fn str_at(&self, index: usize, i: usize) -> Option<&'a [u8]> {
+        match &self.columns[index] {
+            Col::Str(a) if a.is_valid(i) => Some(a.value(i).as_bytes()),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn cell(&self, index: usize, i: usize) -> Cell<'a> {
+        match &self.columns[index] {
+            Col::Str(a) if a.is_valid(i) => Cell::Str(a.value(i).as_bytes()),
+            Col::F64(a) if a.is_valid(i) => Cell::Num(a.value(i)),
+            Col::U64(a) if a.is_valid(i) => Cell::Num(a.value(i) as f64),
+            Col::Ts(a) if a.is_valid(i) => Cell::Num(a.value(i) as f64),
+            _ => Cell::Missing,
+        }
+    }
+
+    /// Parses `fields` of row `i` lazily, only down the path the condition names.
+    fn field_matches(&self, i: usize, path: &[String], flat: &str, op: &Op) -> bool {
+        if self.fields.is_null(i) {
+            return op.matches(Cell::Missing);
+        }
+        let json = self.fields.value(i);
+        let nested = sonic_rs::get_from_str(json, path.iter().map(String::as_str));
+        let found = match nested {
+            Err(_) if path.len() > 1 => sonic_rs::get_from_str(json, [flat]),
+            other => other,
+        };
+        let Ok(value) = found else {
+            return op.matches(Cell::Missing);
+        };
+        let cell = match value.get_type() {
+            JsonType::String => value
+                .as_str()
+                .map_or(Cell::Other, |s| Cell::Str(s.as_bytes())),
+            JsonType::Number => value.as_f64().map_or(Cell::Other, Cell::Num),
+            JsonType::Boolean => value.as_bool().map_or(Cell::Other, Cell::Bool),
+            JsonType::Null => Cell::Missing,
+            _ => Cell::Other,
+        };
+        op.matches(cell)
+    }
+}
+
+fn col(array: &dyn Array) -> Col<'_> {
+    match array.data_type() {
+        DataType::Utf8View => Col::Str(array.as_string_view()),
+        DataType::Float64 => Col::F64(array.as_primitive()),
+        DataType::UInt64 => Col::U64(array.as_primitive()),
+        DataType::Timestamp(_, _) => array
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .map_or(Col::Other, Col::Ts),
+        _ => Col::Other,
+    }
+}
+
+fn missing(name: &str, want: &str) -> ArrowError {
+    ArrowError::SchemaError(format!("sampling needs column '{name}' of type {want}"))
+}
+
+fn string_column<'a>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a StringViewArray, ArrowError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_string_view_opt())
+        .ok_or_else(|| missing(name, "Utf8View"))
+}
+
+fn typed_column<'a, T: arrow_array::ArrowPrimitiveType>(
+    batch: &'a RecordBatch,
+    name: &str,
+) -> Result<&'a PrimitiveArray<T>, ArrowError> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_primitive_opt::<T>())
+        .ok_or_else(|| missing(name, &T::DATA_TYPE.to_string()))
+}
+
+/// Level code per row, mapping the dictionary's values to codes by name.
+fn level_codes(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+    let column = batch
+        .column_by_name(schema::LEVEL)
+        .ok_or_else(|| missing("level", "Dictionary"))?;
+    let dict = column
+        .as_dictionary_opt::<UInt8Type>()
+        .ok_or_else(|| missing("level", "Dictionary(UInt8, Utf8View)"))?;
+    let names = dict
+        .values()
+        .as_string_view_opt()
+        .ok_or_else(|| missing("level", "Utf8View values"))?;
+    let mut remap = [NO_LEVEL; 256];
+    for (slot, name) in remap.iter_mut().zip(names.iter()) {
+        let code = name.and_then(|n| LEVELS.iter().position(|l| *l == n));
+        *slot = code.map_or(NO_LEVEL, |c| c as u8);
+    }
+    let keys = dict.keys();
+    let mut codes: Vec<u8> = keys.values().iter().map(|&k| remap[k as usize]).collect();
+    if let Some(nulls) = keys.nulls() {
+        for i in nulls.iter().enumerate().filter(|(_, v)| !v).map(|(i, _)| i) {
+            codes[i] = NO_LEVEL;
+        }
+    }
+    Ok(codes)
+}
+
+/// The name of a level code (None for NO_LEVEL).
+pub fn level_name(code: u8) -> Option<&'static str> {
+    LEVELS.get(code as usize).copied()
+}
