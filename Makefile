@@ -25,10 +25,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## create .venv with every dependency
 
 build-dev: install ## build the extension in debug mode into .venv
-	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --quiet --skip-install
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --quiet
 
 build-prod: install ## build the extension with release settings into .venv
-	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --quiet --skip-install --release
+	VIRTUAL_ENV=$(abspath $(VENV)) $(VENV)/bin/maturin develop --quiet --release
 
 run: build-prod ## ingest the real logs under $(DATA) into $(RUN_DIR) and print the summary
 	rm -rf $(RUN_DIR)

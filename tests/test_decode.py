@@ -50,10 +50,31 @@ class TestSchema:
 class TestErrors:
     def test_bad_parse_regex_is_a_config_error_and_a_value_error(self):
         with pytest.raises(ConfigError, match="parse regex") as info:
-            _core.Decoder('{"format":"text","parse":"(?P<x"}')
+            _core.Engine('{"format":"text","parse":"(?P<x"}')
         assert isinstance(info.value, ValueError)
         assert isinstance(info.value, QlingestError)
 
     def test_unknown_config_key_is_named(self):
         with pytest.raises(ConfigError, match="max_lines"):
-            _core.Decoder('{"max_lines": 3}')
+            _core.Engine('{"max_lines": 3}')
+
+
+class TestSampling:
+    def test_bad_policy_names_the_rule(self):
+        with pytest.raises(ConfigError, match="r1"):
+            _core.Engine("{}", sampling_json='{"rules":[{"name":"r1","where":{"servce":"x"},"keep":true}]}')
+
+    def test_sampler_decides_on_a_polars_frame(self):
+        frame = pl.DataFrame(
+            {
+                "level": ["debug", "error", "info"],
+                "category": ["app", "app", "security.audit_logs"],
+                "trace_id": ["0" * 16 + "f" * 16, "0" * 32, "1" * 32],
+                "sample_rate": [1.0, 1.0, 1.0],
+            }
+        )
+        sampler = _core.Sampler('{"extends":"cost-optimized"}')
+        decisions = pl.DataFrame(sampler.decide(frame, now_ns=0))
+        assert decisions["keep"].to_list()[1:] == [True, True]
+        names = sampler.rule_names
+        assert [names[i] for i in decisions["rule"].to_list()[1:]] == ["severe", "audit (security.*)"]

@@ -66,7 +66,7 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from qlingest.config import load_config
+    from qlingest.config import load_config, sampling_policy
     from qlingest.pipeline import Pipeline
 
     missing = [p for p in args.paths if p != "-" and not Path(p).is_file()]
@@ -78,6 +78,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     overrides = {"input.parse": parse, "input.timestamp_format": time_format}
     overrides["input.category"] = args.category
     overrides["input.service"] = args.service
+    overrides["sampling"] = sampling_policy(args.sampling)
     config = load_config(args.config, **overrides)
     bar = _progress(args.paths)
     with Pipeline(args.data_dir, config) as pipeline:
@@ -160,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--category", help="category of events that carry none")
     ingest.add_argument("--service", help="service of events that carry none")
     ingest.add_argument("--config", metavar="FILE", help="TOML configuration")
+    ingest.add_argument(
+        "--sampling",
+        metavar="POLICY",
+        help="cost-optimized, or a TOML policy file (default: keep all)",
+    )
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
     ingest.set_defaults(func=cmd_ingest)
 

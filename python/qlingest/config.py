@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from qlingest.exceptions import ConfigError
 
-__all__ = ["Config", "InputConfig", "StoreConfig", "load_config"]
+__all__ = ["Config", "InputConfig", "StoreConfig", "load_config", "policy_json", "sampling_policy"]
 
 
 class InputConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -57,10 +57,42 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     input: InputConfig = msgspec.field(default_factory=InputConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    #: The sampling policy (see docs/sampling.md); ``None`` samples nothing. Validated by the
+    #: core, whose messages name the rule and key at fault.
+    sampling: dict[str, Any] | None = None
 
     def to_core_json(self, section: str) -> str:
         """The JSON text of one section, as the Rust core reads it."""
         return msgspec.json.encode(getattr(self, section)).decode()
+
+
+BUILTIN_POLICIES = ("cost-optimized",)
+
+
+def sampling_policy(spec: str | Path | None) -> dict[str, Any] | None:
+    """A policy from ``cost-optimized`` (a built-in name) or the path of a TOML policy file."""
+    if spec is None:
+        return None
+    if str(spec) in BUILTIN_POLICIES:
+        return {"extends": str(spec)}
+    try:
+        return tomllib.loads(Path(spec).read_text())
+    except FileNotFoundError:
+        known = ", ".join(BUILTIN_POLICIES)
+        raise ConfigError(
+            f"sampling policy {spec!r}: not a file nor a built-in ({known})"
+        ) from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{spec}: invalid TOML: {e}") from None
+
+
+def policy_json(policy: dict[str, Any] | None) -> str | None:
+    """The policy as the core reads it; a bare ``policy = "<name>"`` names a built-in."""
+    if policy is None:
+        return None
+    if set(policy) == {"policy"}:
+        policy = sampling_policy(policy["policy"])
+    return msgspec.json.encode(policy).decode()
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> Config:
@@ -77,6 +109,9 @@ def load_config(path: str | Path | None = None, **overrides: object) -> Config:
         if value is None:
             continue
         section, _, key = dotted.partition(".")
+        if not key:
+            raw[section] = value
+            continue
         raw.setdefault(section, {})[key] = value
     try:
         return msgspec.convert(raw, Config)

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import msgspec
 import polars as pl
 
 from qlingest import _core
-from qlingest.config import Config, load_config
+from qlingest.config import Config, load_config, policy_json
 from qlingest.source import open_input, read_chunks
 from qlingest.store import LEVEL_ENUM, Store
 
@@ -30,6 +31,7 @@ class Batch:
     blank_lines: int
     unparsed: int
     redactions: dict[str, int]
+    sampled_out: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -89,7 +91,7 @@ class Pipeline:
 
     def __init__(self, data_dir: str | Path | None = None, config: Config | None = None) -> None:
         self.config = config or load_config()
-        self._decoders: dict[str, _core.Decoder] = {}
+        self._engines: dict[str, _core.Engine] = {}
         self.store = Store(data_dir, self.config.store) if data_dir is not None else None
         self.summary = Summary()
         self._buffers: dict[tuple[str, str, str], list[pl.DataFrame]] = {}
@@ -102,24 +104,30 @@ class Pipeline:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _decoder(self, fmt: str) -> _core.Decoder:
-        if fmt not in self._decoders:
+    def _engine(self, fmt: str) -> _core.Engine:
+        if fmt not in self._engines:
             section = self.config.input
             if fmt != section.format:
-                import msgspec
-
                 section = msgspec.structs.replace(section, format=fmt)
-            self._decoders[fmt] = _core.Decoder(_json(section))
-        return self._decoders[fmt]
+            sampling = policy_json(self.config.sampling)
+            self._engines[fmt] = _core.Engine(_json(section), sampling_json=sampling)
+        return self._engines[fmt]
 
     def decode(
-        self, data: bytes, *, source: str = "-", first_line: int = 1, format: Format | None = None
+        self,
+        data: bytes,
+        *,
+        source: str = "-",
+        first_line: int = 1,
+        format: Format | None = None,
+        observed_ns: int | None = None,
     ) -> Batch:
-        """Decodes whole lines of ``data`` into an event frame and a dead-letter frame."""
+        """Decodes, redacts and samples whole lines of ``data`` into an event frame and a
+        dead-letter frame."""
         fmt = format if format and format != "auto" else self.config.input.format
-        result = self._decoder(fmt).decode(
-            data, source=source, first_line=first_line, observed_ns=time.time_ns()
-        )
+        engine = self._engine(fmt)
+        observed = time.time_ns() if observed_ns is None else observed_ns
+        result = engine.process(data, source=source, first_line=first_line, observed_ns=observed)
         return Batch(
             events=_events_frame(result.events),
             dead_letters=pl.DataFrame(result.dead_letters),
@@ -127,6 +135,7 @@ class Pipeline:
             blank_lines=result.blank_lines,
             unparsed=result.unparsed,
             redactions={},
+            sampled_out=_named(engine.sampling_rules, result.sampled_out),
         )
 
     def process(
@@ -139,6 +148,7 @@ class Pipeline:
         s.events_read += batch.lines - batch.blank_lines
         s.unparsed_lines += batch.unparsed
         s.redactions.update(batch.redactions)
+        s.sampled_out.update(batch.sampled_out)
         if batch.dead_letters.height:
             s.dead_letters.update(batch.dead_letters["reason"].to_list())
             if self.store is not None:
@@ -211,6 +221,8 @@ def _sniff(data: bytes) -> str:
 
 
 def _json(section: object) -> str:
-    import msgspec
-
     return msgspec.json.encode(section).decode()
+
+
+def _named(names: list[str], counts: list[int]) -> dict[str, int]:
+    return {name: n for name, n in zip(names, counts, strict=True) if n}

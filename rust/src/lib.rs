@@ -2,6 +2,7 @@
 //! Arrow record batches. The engine is plain Rust; `py` holds the Python binding layer.
 
 pub mod decode;
+pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod sample;

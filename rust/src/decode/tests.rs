@@ -271,21 +271,30 @@ fn decode_throughput() {
         let start = std::time::Instant::now();
         let mut rows = 0;
         for chunk in chunks(&data, 4 << 20) {
-            let out = decoder.decode(chunk, &NoScrub, "bench", 1, OBSERVED).unwrap();
+            let out = decoder
+                .decode(chunk, &NoScrub, "bench", 1, OBSERVED)
+                .unwrap();
             rows += out.events.num_rows();
         }
         assert_eq!(rows, 1_000_000);
         best = best.min(start.elapsed().as_secs_f64());
     }
     let mb = data.len() as f64 / 1e6;
-    println!("decode: {:.2} M events/s, {:.0} MB/s (best of 3)", 1.0 / best, mb / best);
+    println!(
+        "decode: {:.2} M events/s, {:.0} MB/s (best of 3)",
+        1.0 / best,
+        mb / best
+    );
 }
 
 fn chunks(data: &[u8], size: usize) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
-        let cut = rest[..rest.len().min(size)].iter().rposition(|b| *b == b'\n').map_or(rest.len(), |i| i + 1);
+        let cut = rest[..rest.len().min(size)]
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
         out.push(&rest[..cut]);
         rest = &rest[cut..];
     }

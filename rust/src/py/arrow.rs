@@ -56,7 +56,6 @@ impl PyArrowBatches {
 }
 
 /// Reads every batch of an object that implements `__arrow_c_stream__` (a Polars frame).
-#[allow(dead_code)]
 pub fn import_batches(obj: &Bound<'_, PyAny>) -> PyResult<(SchemaRef, Vec<RecordBatch>)> {
     let capsule = obj.call_method0("__arrow_c_stream__").map_err(|_| {
         PyTypeError::new_err("expected a Polars DataFrame or another Arrow stream object")

@@ -1,8 +1,10 @@
 //! The Python binding layer: converts arguments, releases the GIL, delegates to the engine.
 
 mod arrow;
-mod decode;
+mod conform;
+mod engine;
 mod error;
+mod sample;
 
 use pyo3::prelude::*;
 
@@ -11,7 +13,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     error::register(m)?;
     m.add_class::<arrow::PyArrowBatches>()?;
-    m.add_class::<decode::PyDecoder>()?;
-    m.add_class::<decode::PyDecodeResult>()?;
+    m.add_class::<engine::PyEngine>()?;
+    m.add_class::<engine::PyProcessResult>()?;
+    m.add_class::<sample::PySampler>()?;
     Ok(())
 }

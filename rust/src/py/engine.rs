@@ -1,0 +1,83 @@
+//! `Engine`: bytes in; decoded, redacted and sampled event batches out, GIL released.
+
+use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
+
+use super::arrow::PyArrowBatches;
+use super::error::IntoPyResult;
+use crate::decode::{dead_letter_schema, Decoder};
+use crate::engine::{Engine, Output};
+use crate::sample::{SamplePolicy, Sampler};
+use crate::schema::event_schema;
+
+#[pyclass(name = "Engine", module = "qlingest._core", frozen)]
+pub struct PyEngine {
+    engine: Engine,
+}
+
+/// What one `Engine.process` call produced.
+#[pyclass(name = "ProcessResult", module = "qlingest._core", frozen, get_all)]
+pub struct PyProcessResult {
+    events: Py<PyArrowBatches>,
+    dead_letters: Py<PyArrowBatches>,
+    lines: u64,
+    blank_lines: u64,
+    unparsed: u64,
+    redactions: Vec<u64>,
+    sampled_out: Vec<u64>,
+    fallback_hashes: u64,
+}
+
+#[pymethods]
+impl PyEngine {
+    /// Builds the stages from their JSON configurations; `None` turns a stage off.
+    #[new]
+    #[pyo3(signature = (decode_json, *, sampling_json = None))]
+    fn new(decode_json: &str, sampling_json: Option<&str>) -> PyResult<PyEngine> {
+        let decoder = Decoder::from_json(decode_json).py_err()?;
+        let sampler = sampling_json
+            .map(|text| SamplePolicy::from_json(text).and_then(Sampler::new))
+            .transpose()
+            .py_err()?;
+        Ok(PyEngine {
+            engine: Engine::new(decoder, None, sampler),
+        })
+    }
+
+    /// Names of the sampling rules, in the order of `ProcessResult.sampled_out`.
+    #[getter]
+    fn sampling_rules(&self) -> Vec<String> {
+        self.engine.sampling_rules()
+    }
+
+    /// Processes whole lines of `data`; the caller frames input at newlines.
+    #[pyo3(signature = (data, *, source = "-", first_line = 1, observed_ns))]
+    fn process(
+        &self,
+        py: Python<'_>,
+        data: PyBackedBytes,
+        source: &str,
+        first_line: u64,
+        observed_ns: i64,
+    ) -> PyResult<PyProcessResult> {
+        let out = py
+            .detach(|| self.engine.process(&data, source, first_line, observed_ns))
+            .py_err()?;
+        into_result(py, out)
+    }
+}
+
+fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
+    let events = PyArrowBatches::new(event_schema(), vec![out.events]);
+    let dead = PyArrowBatches::new(dead_letter_schema(), vec![out.dead_letters]);
+    Ok(PyProcessResult {
+        events: Py::new(py, events)?,
+        dead_letters: Py::new(py, dead)?,
+        lines: out.lines,
+        blank_lines: out.blank_lines,
+        unparsed: out.unparsed,
+        redactions: out.redactions,
+        sampled_out: out.sampled_out,
+        fallback_hashes: out.fallback_hashes,
+    })
+}
