@@ -65,16 +65,21 @@ class TestSampling:
             _core.Engine("{}", sampling_json='{"rules":[{"name":"r1","where":{"servce":"x"},"keep":true}]}')
 
     def test_sampler_decides_on_a_polars_frame(self):
+        now = pl.lit(0).cast(pl.Datetime("ns", "UTC"))
         frame = pl.DataFrame(
             {
                 "level": ["debug", "error", "info"],
                 "category": ["app", "app", "security.audit_logs"],
                 "trace_id": ["0" * 16 + "f" * 16, "0" * 32, "1" * 32],
-                "sample_rate": [1.0, 1.0, 1.0],
             }
-        )
+        ).with_columns(timestamp=now, observed_at=now)
         sampler = _core.Sampler('{"extends":"cost-optimized"}')
         decisions = pl.DataFrame(sampler.decide(frame, now_ns=0))
         assert decisions["keep"].to_list()[1:] == [True, True]
         names = sampler.rule_names
         assert [names[i] for i in decisions["rule"].to_list()[1:]] == ["severe", "audit (security.*)"]
+
+    def test_sampler_names_a_missing_required_column(self):
+        sampler = _core.Sampler('{"extends":"cost-optimized"}')
+        with pytest.raises(TypeError, match="timestamp"):
+            sampler.decide(pl.DataFrame({"level": ["info"]}), now_ns=0)

@@ -23,6 +23,15 @@ pub fn conform(batch: &RecordBatch) -> PyResult<RecordBatch> {
     let mut columns = Vec::with_capacity(target.fields().len());
     for field in target.fields() {
         let column = match batch.column_by_name(field.name()) {
+            None if field.name() == schema::SAMPLE_RATE => {
+                Arc::new(arrow_array::Float64Array::from(vec![1.0; rows]))
+            }
+            None if !field.is_nullable() => {
+                let name = field.name();
+                return Err(PyTypeError::new_err(format!(
+                    "the frame has no {name:?} column"
+                )));
+            }
             None => new_null_array(field.data_type(), rows),
             Some(c) if c.data_type() == field.data_type() => c.clone(),
             Some(c) if field.name() == schema::LEVEL => level_codes(c)?,
