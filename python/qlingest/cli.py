@@ -135,6 +135,15 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from qlingest.config import load_config
+    from qlingest.serve import run
+
+    overrides = {f"serve.{k}": getattr(args, k) for k in ("host", "http_port", "otlp_port")}
+    overrides["serve.tcp_port"] = args.tcp_port
+    return run(args.data_dir, load_config(args.config, **overrides))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qlingest", description="Observability ingest with a Rust core."
@@ -185,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--format", choices=["table", "ndjson", "csv"], default="table")
     query.set_defaults(func=cmd_query)
+
+    serve = sub.add_parser("serve", help="run the ingest sidecar (HTTP, OTLP/HTTP, TCP)")
+    serve.add_argument("--data-dir", required=True, help="the store")
+    serve.add_argument("--config", metavar="FILE", help="TOML configuration")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, metavar="P", help="NDJSON over HTTP; 0 = any")
+    serve.add_argument("--otlp-port", type=int, metavar="P", help="OTLP/HTTP; 0 = any")
+    serve.add_argument("--tcp-port", type=int, metavar="P", help="NDJSON over TCP; 0 = any")
+    serve.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -10,7 +10,15 @@ import msgspec
 
 from qlingest.exceptions import ConfigError
 
-__all__ = ["Config", "InputConfig", "StoreConfig", "load_config", "policy_json", "sampling_policy"]
+__all__ = [
+    "Config",
+    "InputConfig",
+    "ServeConfig",
+    "StoreConfig",
+    "load_config",
+    "policy_json",
+    "sampling_policy",
+]
 
 
 class InputConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -52,11 +60,58 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fsync: bool = True
 
 
+class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The ``qlingest serve`` sidecar: receivers, limits, batching and the write-ahead log."""
+
+    #: Address every receiver binds to; loopback unless set otherwise on purpose.
+    host: str = "127.0.0.1"
+    #: HTTP ``POST /v1/events`` (NDJSON); ``None`` turns it off, 0 picks a free port.
+    http_port: int | None = 9880
+    #: OTLP/HTTP ``/v1/logs``, ``/v1/traces``, ``/v1/metrics``; ``None`` turns it off.
+    otlp_port: int | None = 4318
+    #: TCP newline-delimited JSON; ``None`` (the default) turns it off.
+    tcp_port: int | None = None
+    #: Bearer tokens accepted on HTTP; empty accepts every request.
+    tokens: list[str] = msgspec.field(default_factory=list)
+    #: PEM certificate and key; both set turns TLS on for HTTP and TCP.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    #: Largest request body, after decompression (413 beyond it).
+    max_body_bytes: int = 16 << 20
+    #: Largest request head: request line and headers together (431 beyond it).
+    max_header_bytes: int = 16 << 10
+    #: Most header lines in one request (431 beyond it).
+    max_headers: int = 100
+    #: Most open connections over all receivers (503 to the ones beyond).
+    max_connections: int = 512
+    #: Bytes acknowledged or waiting for the log but not yet in the pipeline; beyond it HTTP
+    #: answers 429 with ``Retry-After`` and TCP stops reading.
+    max_queue_bytes: int = 256 << 20
+    #: Seconds a refused client is told to wait.
+    retry_after_s: int = 1
+    #: Buffered partitions are committed at least this often (seconds), so data is queryable.
+    flush_interval_s: float = 1.0
+    #: ``always``: fsync before every acknowledgement (group commit); ``interval``: acknowledge
+    #: once written, fsync every ``wal_fsync_interval_s`` (a power loss may lose that window, a
+    #: process crash loses nothing); ``never``: leave it to the OS.
+    wal_fsync: Literal["always", "interval", "never"] = "always"
+    wal_fsync_interval_s: float = 0.1
+    #: A log segment is closed past this size and deleted once all of it is committed.
+    wal_segment_bytes: int = 64 << 20
+    #: Requests grouped into one log record up to this many bytes.
+    wal_record_bytes: int = 8 << 20
+    #: Seconds to drain and commit on SIGTERM/SIGINT before giving up (the log keeps the rest).
+    shutdown_deadline_s: float = 30.0
+    #: Idle keep-alive connections are closed after this many seconds.
+    idle_timeout_s: float = 60.0
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration; each section has its own defaults."""
 
     input: InputConfig = msgspec.field(default_factory=InputConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    serve: ServeConfig = msgspec.field(default_factory=ServeConfig)
     #: The sampling policy (see docs/sampling.md); ``None`` samples nothing. Validated by the
     #: core, whose messages name the rule and key at fault.
     sampling: dict[str, Any] | None = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -96,6 +98,7 @@ class Pipeline:
         self.summary = Summary()
         self._buffers: dict[tuple[str, str, str], list[pl.DataFrame]] = {}
         self._buffer_sizes: dict[tuple[str, str, str], int] = {}
+        self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
         self._started = time.perf_counter()
 
     def __enter__(self) -> Pipeline:
@@ -126,7 +129,8 @@ class Pipeline:
         dead-letter frame."""
         fmt = format if format and format != "auto" else self.config.input.format
         engine = self._engine(fmt)
-        observed = time.time_ns() if observed_ns is None else observed_ns
+        observed_ns = self._observed_ns if observed_ns is None else observed_ns
+        observed = observed_ns or time.time_ns()
         result = engine.process(data, source=source, first_line=first_line, observed_ns=observed)
         return Batch(
             events=_events_frame(result.events),
@@ -157,17 +161,48 @@ class Pipeline:
         self.write(batch.events)
         return batch
 
+    #: Called after each commit with the partition key and the WAL records its file holds.
+    on_commit: Callable[[tuple[str, str, str], frozenset[int]], None] | None = None
+    # Set by ``wal_records`` for the duration of one replayed or served WAL record.
+    _wal_tag: frozenset[int] = frozenset()
+    _wal_skip: frozenset[tuple[str, str, str]] = frozenset()
+    _observed_ns: int | None = None
+
+    @contextmanager
+    def wal_records(
+        self,
+        seqs: Iterable[int],
+        *,
+        observed_ns: int | None = None,
+        skip: Iterable[tuple[str, str, str]] = (),
+    ) -> Iterator[None]:
+        """Tags what is decoded and written inside the block with WAL record numbers.
+
+        Each committed file lists the records whose rows it holds; partitions in ``skip`` are
+        already committed for these records (a replay after a crash) and are left out.
+        """
+        self._wal_tag, self._wal_skip = frozenset(seqs), frozenset(skip)
+        self._observed_ns = observed_ns
+        try:
+            yield
+        finally:
+            self._wal_tag, self._wal_skip, self._observed_ns = frozenset(), frozenset(), None
+
     def write(self, events: pl.DataFrame) -> None:
         """Buffers events by partition; full partitions are committed."""
         if events.height == 0 or self.store is None:
             return
-        keyed = events.with_columns(
-            pl.col("timestamp").dt.strftime("%Y-%m-%d").alias("_date"),
-            pl.col("timestamp").dt.strftime("%H").alias("_hour"),
-        )
-        for key, part in keyed.partition_by(["category", "_date", "_hour"], as_dict=True).items():
-            key = tuple(str(k) for k in key)
-            self._buffers.setdefault(key, []).append(part.drop("_date", "_hour"))
+        # Truncating to the hour is a third of the cost of formatting every row's date and hour.
+        keyed = events.with_columns(pl.col("timestamp").dt.truncate("1h").alias("_hour"))
+        for (category, hour), part in keyed.partition_by(
+            ["category", "_hour"], as_dict=True
+        ).items():
+            key = (str(category), hour.strftime("%Y-%m-%d"), hour.strftime("%H"))
+            if key in self._wal_skip:
+                continue
+            self._buffers.setdefault(key, []).append(part.drop("_hour"))
+            if self._wal_tag:
+                self._buffer_wal.setdefault(key, set()).update(self._wal_tag)
             self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + part.estimated_size()
             if self._buffer_sizes[key] >= self.config.store.target_file_bytes:
                 self._commit(key)
@@ -178,9 +213,17 @@ class Pipeline:
         frames = self._buffers.pop(key)
         self._buffer_sizes.pop(key)
         frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+        wal = frozenset(self._buffer_wal.pop(key, ()))
         assert self.store is not None
-        self.store.write_partition(*key, frame)
+        self.store.write_partition(*key, frame, wal_records=wal)
         self.summary.events_written += frame.height
+        if self.on_commit is not None:
+            self.on_commit(key, wal)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Estimated memory held by partitions not yet committed."""
+        return sum(self._buffer_sizes.values())
 
     def flush(self) -> None:
         """Commits every buffered partition."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import io
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -15,7 +16,12 @@ import zstandard
 
 from qlingest.config import StoreConfig
 
-__all__ = ["Store", "partition_value"]
+__all__ = ["Store", "decode_ranges", "encode_ranges", "partition_value"]
+
+#: Parquet key-value metadata: the WAL record numbers whose rows a file holds.
+WAL_KEY = "qlingest.wal_records"
+#: Parquet key-value metadata: the file's partition key as a JSON array.
+PARTITION_KEY = "qlingest.partition"
 
 LEVELS = ["debug", "info", "warn", "error", "critical"]
 LEVEL_ENUM = pl.Enum(LEVELS)
@@ -138,10 +144,28 @@ class Store:
             / f"hour={hour}"
         )
 
-    def write_partition(self, category: str, date: str, hour: str, frame: pl.DataFrame) -> Path:
-        """Commits one file of one partition, rows sorted by timestamp."""
+    def write_partition(
+        self,
+        category: str,
+        date: str,
+        hour: str,
+        frame: pl.DataFrame,
+        *,
+        wal_records: frozenset[int] = frozenset(),
+    ) -> Path:
+        """Commits one file of one partition, rows sorted by timestamp.
+
+        ``wal_records`` (the sidecar's log records the rows came from) go into the file's
+        metadata, so a restart knows which records this partition already holds.
+        """
         frame = frame.sort("timestamp", maintain_order=True)
         cfg = self.config
+        metadata = None
+        if wal_records:
+            metadata = {
+                WAL_KEY: encode_ranges(wal_records),
+                PARTITION_KEY: json.dumps([category, date, hour]),
+            }
 
         def write(path: Path) -> None:
             frame.write_parquet(
@@ -150,6 +174,7 @@ class Store:
                 compression_level=cfg.compression_level,
                 row_group_size=cfg.row_group_size,
                 statistics=True,
+                metadata=metadata,
             )
 
         path = self._commit_file(
@@ -169,3 +194,33 @@ class Store:
 
         directory = self.root / "dead-letter" / f"date={date}"
         return self._commit_file(directory, self.next_name("ndjson.zst"), write)
+
+
+def encode_ranges(numbers: frozenset[int] | set[int]) -> str:
+    """``{1, 2, 3, 7}`` as ``"1-3,7"``."""
+    out: list[str] = []
+    ordered = sorted(numbers)
+    start = prev = ordered[0] if ordered else 0
+    for n in ordered[1:]:
+        if n != prev + 1:
+            out.append(f"{start}-{prev}" if prev > start else str(start))
+            start = n
+        prev = n
+    if ordered:
+        out.append(f"{start}-{prev}" if prev > start else str(start))
+    return ",".join(out)
+
+
+def decode_ranges(text: str) -> list[tuple[int, int]]:
+    """``"1-3,7"`` as inclusive ranges ``[(1, 3), (7, 7)]``."""
+    ranges = []
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        ranges.append((int(lo), int(hi or lo)))
+    return ranges
+
+
+def file_seq(path: Path) -> int | None:
+    """The writer's file number in a committed file name, or ``None``."""
+    m = _PART.match(path.name)
+    return int(m["seq"]) if m else None

@@ -1,0 +1,243 @@
+"""A small HTTP/1.1 server on asyncio Protocols: keep-alive, Content-Length and chunked bodies,
+``Expect: 100-continue``, and hard limits on head size, header count and body size.
+
+Requests on one connection are handled one at a time, in order (reading pauses meanwhile), so
+a client that pipelines cannot make the server buffer without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+__all__ = ["HttpProtocol", "Request", "Response"]
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes = b""
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_header_bytes: int
+    max_headers: int
+    max_body_bytes: int
+    idle_timeout_s: float
+    max_connections: int
+
+
+class HttpError(Exception):
+    """A request the server refuses before the handler sees it; the connection closes."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class HttpProtocol(asyncio.Protocol):
+    """One connection. ``on_reject(reason)`` counts requests refused by the limits."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        limits: Limits,
+        on_reject: Callable[[str], None],
+        connections: set[HttpProtocol],
+    ) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.on_reject = on_reject
+        self.connections = connections
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.busy = False
+        self.closing = False
+        self._continued = False
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if len(self.connections) >= self.limits.max_connections:
+            self.refuse(503, "too_many_connections")
+            return
+        self.connections.add(self)
+        self._arm_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.connections.discard(self)
+        if self._idle:
+            self._idle.cancel()
+
+    def refuse(self, status: int, reason: str) -> None:
+        """Answers without reading a request (too many connections) and closes."""
+        self.on_reject(reason)
+        self._send(Response(status, f"{reason}\n".encode()), close=True)
+
+    def close_when_idle(self) -> None:
+        """Graceful shutdown: close now if idle, else after the request in hand."""
+        self.closing = True
+        if not self.busy and self.transport:
+            self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.busy:
+            self._next()
+
+    def _arm_idle(self) -> None:
+        if self._idle:
+            self._idle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(self.limits.idle_timeout_s, self._on_idle)
+
+    def _on_idle(self) -> None:
+        if not self.busy and self.transport:
+            self.transport.close()
+
+    def _next(self) -> None:
+        """Parses one complete request from the buffer, if there is one, and handles it."""
+        try:
+            parsed = self._parse()
+        except HttpError as e:
+            self.on_reject(e.reason)
+            self._send(Response(e.status, f"{e.reason}\n".encode()), close=True)
+            return
+        if parsed is None:
+            return
+        request, keep_alive = parsed
+        self.busy = True
+        self.transport.pause_reading()  # type: ignore[union-attr]
+        asyncio.get_running_loop().create_task(self._handle(request, keep_alive))
+
+    async def _handle(self, request: Request, keep_alive: bool) -> None:
+        try:
+            response = await self.handler(request)
+        except Exception:
+            self.on_reject("internal_error")
+            response = Response(500, b"internal error\n")
+        self.busy = False
+        close = not keep_alive or self.closing
+        self._send(response, close=close)
+        if close or self.transport is None or self.transport.is_closing():
+            return
+        self._arm_idle()
+        self.transport.resume_reading()
+        if self.buf:
+            self._next()
+
+    def _send(self, response: Response, *, close: bool) -> None:
+        t = self.transport
+        if t is None or t.is_closing():
+            return
+        phrase = HTTPStatus(response.status).phrase
+        head = [f"HTTP/1.1 {response.status} {phrase}"]
+        head.append(f"Content-Type: {response.content_type}")
+        head.append(f"Content-Length: {len(response.body)}")
+        head += [f"{k}: {v}" for k, v in response.headers.items()]
+        if close:
+            head.append("Connection: close")
+        t.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+        if close:
+            t.close()
+
+    def _parse(self) -> tuple[Request, bool] | None:
+        lim = self.limits
+        end = self.buf.find(b"\r\n\r\n", 0, lim.max_header_bytes + 4)
+        if end < 0:
+            if len(self.buf) > lim.max_header_bytes:
+                raise HttpError(431, "header_too_large")
+            return None
+        lines = bytes(self.buf[:end]).decode("latin-1").split("\r\n")
+        if len(lines) - 1 > lim.max_headers:
+            raise HttpError(431, "too_many_headers")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+            raise HttpError(400, "bad_request_line")
+        method, target, version = parts
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name != name.strip():
+                raise HttpError(400, "bad_header")
+            headers[name.lower()] = value.strip()
+        body_at = end + 4
+        parsed = self._body(headers, body_at)
+        if parsed is None:
+            return None
+        body, consumed = parsed
+        del self.buf[:consumed]
+        self._continued = False
+        conn = headers.get("connection", "").lower()
+        keep_alive = conn != "close" and (version == "HTTP/1.1" or conn == "keep-alive")
+        path = target.split("?", 1)[0]
+        return Request(method, path, headers, body), keep_alive
+
+    def _body(self, headers: dict[str, str], at: int) -> tuple[bytes, int] | None:
+        """The body and the bytes the request took, or ``None`` while more must arrive."""
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            return self._chunked(at)
+        if "transfer-encoding" in headers:
+            raise HttpError(501, "unsupported_transfer_encoding")
+        try:
+            length = int(headers.get("content-length", "0"))
+        except ValueError:
+            raise HttpError(400, "bad_content_length") from None
+        if length < 0:
+            raise HttpError(400, "bad_content_length")
+        if length > self.limits.max_body_bytes:
+            raise HttpError(413, "body_too_large")
+        if len(self.buf) - at < length:
+            self._continue(headers)
+            return None
+        return bytes(self.buf[at : at + length]), at + length
+
+    def _continue(self, headers: dict[str, str]) -> None:
+        if self._continued or self.transport is None:
+            return
+        if headers.get("expect", "").lower() == "100-continue":
+            self._continued = True
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _chunked(self, at: int) -> tuple[bytes, int] | None:
+        parts, pos, total = [], at, 0
+        while True:
+            eol = self.buf.find(b"\r\n", pos, pos + 1024)
+            if eol < 0:
+                if len(self.buf) - pos > 1024:
+                    raise HttpError(400, "bad_chunk")
+                return None
+            try:
+                size = int(bytes(self.buf[pos:eol]).split(b";")[0], 16)
+            except ValueError:
+                raise HttpError(400, "bad_chunk") from None
+            total += size
+            if total > self.limits.max_body_bytes:
+                raise HttpError(413, "body_too_large")
+            start = eol + 2
+            if len(self.buf) < start + size + 2:
+                return None
+            if size == 0:
+                # Trailers are not supported; the body ends at the blank line.
+                if self.buf[start : start + 2] != b"\r\n":
+                    raise HttpError(400, "bad_chunk")
+                return b"".join(parts), start + 2
+            parts.append(bytes(self.buf[start : start + size]))
+            pos = start + size + 2

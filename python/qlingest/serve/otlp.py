@@ -1,0 +1,331 @@
+"""OTLP/HTTP requests (protobuf or JSON) to NDJSON lines the Rust decoder reads.
+
+Log records: severity number to ``severity_number`` (the decoder maps it to a level), body to
+``message``, attributes to top-level keys (they land in ``fields``), resource ``service.name``
+to ``service``. Spans: category ``trace.spans`` with ids, name, kind, status, start, end and
+duration. Metric points: category ``metrics`` with name, unit, type and value or buckets.
+Records with malformed ids or no data are rejected and reported as partial success.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
+
+__all__ = ["OtlpError", "Signal", "convert", "error_status", "response"]
+
+SPAN_KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"]
+STATUS_CODES = ["unset", "ok", "error"]
+_encoder = msgspec.json.Encoder()
+
+
+class OtlpError(ValueError):
+    """A request body that is not a valid OTLP message."""
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    request: type
+    response: type
+    rejected_field: str
+
+
+SIGNALS = {
+    "/v1/logs": Signal(
+        "logs",
+        logs_svc.ExportLogsServiceRequest,
+        logs_svc.ExportLogsServiceResponse,
+        "rejected_log_records",
+    ),
+    "/v1/traces": Signal(
+        "traces",
+        trace_svc.ExportTraceServiceRequest,
+        trace_svc.ExportTraceServiceResponse,
+        "rejected_spans",
+    ),
+    "/v1/metrics": Signal(
+        "metrics",
+        metrics_svc.ExportMetricsServiceRequest,
+        metrics_svc.ExportMetricsServiceResponse,
+        "rejected_data_points",
+    ),
+}
+
+
+@dataclass
+class Converted:
+    lines: bytes
+    accepted: int
+    rejected: int
+    error: str = ""
+
+
+def parse(signal: Signal, body: bytes, *, json: bool) -> Any:
+    """The request message from protobuf or OTLP/JSON bytes."""
+    message = signal.request()
+    try:
+        if json:
+            raw = msgspec.json.decode(body)
+            if not isinstance(raw, dict):
+                raise OtlpError("OTLP/JSON body must be an object")
+            json_format.ParseDict(_hex_ids_to_base64(raw), message, ignore_unknown_fields=True)
+        else:
+            message.ParseFromString(body)
+    except (DecodeError, msgspec.DecodeError, json_format.ParseError, ValueError) as e:
+        raise OtlpError(f"invalid OTLP {signal.name} request: {e}") from None
+    return message
+
+
+def convert(signal: Signal, body: bytes, *, json: bool) -> Converted:
+    """NDJSON lines for every accepted record of one export request."""
+    message = parse(signal, body, json=json)
+    out: list[bytes] = []
+    rejected = {"logs": _logs, "traces": _spans, "metrics": _metrics}[signal.name](message, out)
+    error = f"{rejected} records with malformed ids or no data" if rejected else ""
+    return Converted(b"".join(out), len(out), rejected, error)
+
+
+def response(signal: Signal, converted: Converted, *, json: bool) -> bytes:
+    """The export response, with partial success when records were rejected."""
+    reply = signal.response()
+    if converted.rejected:
+        setattr(reply.partial_success, signal.rejected_field, converted.rejected)
+        reply.partial_success.error_message = converted.error
+    if json:
+        return json_format.MessageToJson(reply, indent=None).encode()
+    return reply.SerializeToString()
+
+
+def error_status(code: int, message: str, *, json: bool) -> bytes:
+    """A ``google.rpc.Status`` body, as OTLP/HTTP answers errors."""
+    if json:
+        return _encoder.encode({"code": code, "message": message})
+    text = message.encode()
+    return bytes([0x08, code]) + b"\x12" + _varint(len(text)) + text
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _hex_ids_to_base64(raw: dict) -> dict:
+    """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields."""
+
+    def fix(obj: Any) -> None:
+        if isinstance(obj, dict):
+            for key in ("traceId", "spanId", "parentSpanId"):
+                value = obj.get(key)
+                if isinstance(value, str) and value:
+                    try:
+                        obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                    except ValueError:
+                        raise OtlpError(f"{key} is not hex: {value[:40]!r}") from None
+            for value in obj.values():
+                fix(value)
+        elif isinstance(obj, list):
+            for value in obj:
+                fix(value)
+
+    fix(raw)
+    return raw
+
+
+def _any_value(v: Any) -> Any:
+    kind = v.WhichOneof("value")
+    if kind is None:
+        return None
+    if kind == "kvlist_value":
+        return _attributes(v.kvlist_value.values)
+    if kind == "array_value":
+        return [_any_value(x) for x in v.array_value.values]
+    if kind == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
+    return getattr(v, kind)
+
+
+def _attributes(kvs: Any) -> dict[str, Any]:
+    return {kv.key: _any_value(kv.value) for kv in kvs}
+
+
+def _resource(resource: Any) -> tuple[dict[str, Any], str | None]:
+    attrs = _attributes(resource.attributes)
+    service = attrs.pop("service.name", None)
+    return attrs, service if isinstance(service, str) else None
+
+
+def _base(
+    ts: int, service: str | None, resource: dict, scope: Any, category: str | None = None
+) -> dict[str, Any]:
+    """The keys that fill schema columns, first, so attributes of the same name stay fields."""
+    event: dict[str, Any] = {}
+    if ts:
+        event["timestamp"] = ts
+    if category:
+        event["category"] = category
+    if service:
+        event["service"] = service
+    if resource:
+        event["resource"] = resource
+    if scope.name:
+        event["scope"] = scope.name
+    return event
+
+
+def _ids(event: dict, trace_id: bytes, span_id: bytes, parent: bytes = b"") -> bool:
+    """Adds hex ids; ``False`` when one has the wrong length."""
+    if (trace_id and len(trace_id) != 16) or (span_id and len(span_id) != 8):
+        return False
+    if parent and len(parent) != 8:
+        return False
+    if trace_id:
+        event["trace_id"] = trace_id.hex()
+    if span_id:
+        event["span_id"] = span_id.hex()
+    if parent:
+        event["parent_span_id"] = parent.hex()
+    return True
+
+
+def _emit(out: list[bytes], event: dict, attributes: Any) -> None:
+    clashes = {}
+    for key, value in _attributes(attributes).items():
+        if key in event:
+            clashes[key] = value
+        else:
+            event[key] = value
+    if clashes:
+        # An attribute named like one of the keys set above is kept, not overwritten or lost.
+        event["attributes"] = clashes
+    out.append(_encoder.encode(event) + b"\n")
+
+
+def _logs(message: Any, out: list[bytes]) -> int:
+    rejected = 0
+    for rl in message.resource_logs:
+        resource, service = _resource(rl.resource)
+        for sl in rl.scope_logs:
+            for rec in sl.log_records:
+                ts = rec.time_unix_nano or rec.observed_time_unix_nano
+                event = _base(ts, service, resource, sl.scope)
+                if not _ids(event, rec.trace_id, rec.span_id):
+                    rejected += 1
+                    continue
+                if rec.severity_number:
+                    event["severity_number"] = rec.severity_number
+                elif rec.severity_text:
+                    event["level"] = rec.severity_text
+                body = _any_value(rec.body)
+                if body is not None:
+                    event["message"] = body if isinstance(body, str) else _encoder.encode(body)
+                if rec.event_name:
+                    event["event_name"] = rec.event_name
+                _emit(out, event, rec.attributes)
+    return rejected
+
+
+def _spans(message: Any, out: list[bytes]) -> int:
+    rejected = 0
+    for rs in message.resource_spans:
+        resource, service = _resource(rs.resource)
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                event = _base(span.start_time_unix_nano, service, resource, ss.scope, "trace.spans")
+                if not span.trace_id or not span.span_id:
+                    rejected += 1
+                    continue
+                if not _ids(event, span.trace_id, span.span_id, span.parent_span_id):
+                    rejected += 1
+                    continue
+                status = STATUS_CODES[span.status.code] if span.status.code < 3 else "unset"
+                event["level"] = "error" if status == "error" else "info"
+                event["message"] = span.name
+                event["name"] = span.name
+                event["kind"] = SPAN_KINDS[span.kind] if span.kind < 6 else "unspecified"
+                event["status"] = status
+                if span.status.message:
+                    event["status_message"] = span.status.message
+                event["start_ns"] = span.start_time_unix_nano
+                event["end_ns"] = span.end_time_unix_nano
+                event["duration_ns"] = span.end_time_unix_nano - span.start_time_unix_nano
+                if span.events:
+                    event["events"] = [
+                        {"name": e.name, "time_ns": e.time_unix_nano, **_attributes(e.attributes)}
+                        for e in span.events
+                    ]
+                _emit(out, event, span.attributes)
+    return rejected
+
+
+def _metrics(message: Any, out: list[bytes]) -> int:
+    rejected = 0
+    for rm in message.resource_metrics:
+        resource, service = _resource(rm.resource)
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                kind = metric.WhichOneof("data")
+                if kind is None:
+                    rejected += 1
+                    continue
+                data = getattr(metric, kind)
+                for point in data.data_points:
+                    event = _base(point.time_unix_nano, service, resource, sm.scope, "metrics")
+                    event["message"] = metric.name
+                    event["name"] = metric.name
+                    if metric.unit:
+                        event["unit"] = metric.unit
+                    event["type"] = kind
+                    _point(event, kind, data, point)
+                    _emit(out, event, point.attributes)
+    return rejected
+
+
+def _point(event: dict, kind: str, data: Any, point: Any) -> None:
+    if kind in ("gauge", "sum"):
+        which = point.WhichOneof("value")
+        event["value"] = getattr(point, which) if which else None
+        if kind == "sum":
+            event["monotonic"] = data.is_monotonic
+            event["temporality"] = data.aggregation_temporality
+        return
+    event["count"] = point.count
+    event["sum"] = point.sum
+    if kind == "histogram":
+        event["buckets"] = {
+            "bounds": list(point.explicit_bounds),
+            "counts": list(point.bucket_counts),
+        }
+        if point.HasField("min"):
+            event["min"], event["max"] = point.min, point.max
+    elif kind == "exponential_histogram":
+        event["buckets"] = {
+            "scale": point.scale,
+            "zero_count": point.zero_count,
+            "positive": {
+                "offset": point.positive.offset,
+                "counts": list(point.positive.bucket_counts),
+            },
+            "negative": {
+                "offset": point.negative.offset,
+                "counts": list(point.negative.bucket_counts),
+            },
+        }
+    else:
+        event["quantiles"] = [
+            {"quantile": q.quantile, "value": q.value} for q in point.quantile_values
+        ]
+    if kind != "summary" and point.start_time_unix_nano:
+        event["start_ns"] = point.start_time_unix_nano

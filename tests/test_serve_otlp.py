@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+from serve_helpers import ServeProcess, metric, stored
+
+sdk = pytest.importorskip("opentelemetry.sdk")
+from opentelemetry._logs import SeverityNumber  # noqa: E402
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter  # noqa: E402
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: E402
+    OTLPMetricExporter,
+)
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # noqa: E402
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2  # noqa: E402
+from opentelemetry.sdk._logs import LoggerProvider  # noqa: E402
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor  # noqa: E402
+from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
+from opentelemetry.sdk.resources import Resource  # noqa: E402
+from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
+from opentelemetry.trace import SpanKind, Status, StatusCode  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = ServeProcess(tmp_path / "store")
+    yield srv
+    if srv.proc.poll() is None:
+        srv.kill()
+
+
+def url(server, signal: str) -> str:
+    return f"http://127.0.0.1:{server.ports['otlp']}/v1/{signal}"
+
+
+RESOURCE = Resource.create({"service.name": "checkout", "deployment.environment": "test"})
+
+
+def test_sdk_spans_keep_ids_parents_kind_and_status(server, tmp_path):
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=url(server, "traces")))
+    )
+    tracer = provider.get_tracer("test")
+    with (
+        tracer.start_as_current_span("parent", kind=SpanKind.SERVER) as parent,
+        tracer.start_as_current_span("child", attributes={"db.system": "sqlite"}) as child,
+    ):
+        child.set_status(Status(StatusCode.ERROR, "boom"))
+    provider.shutdown()
+    assert server.stop() == 0
+
+    rows = {r["message"]: r for r in stored(tmp_path / "store").to_dicts()}
+    p, c = rows["parent"], rows["child"]
+    pctx, cctx = parent.get_span_context(), child.get_span_context()
+    assert p["trace_id"] == c["trace_id"] == f"{pctx.trace_id:032x}"
+    assert (p["span_id"], c["span_id"]) == (f"{pctx.span_id:016x}", f"{cctx.span_id:016x}")
+    assert c["parent_span_id"] == p["span_id"] and p["parent_span_id"] is None
+    assert (p["category"], p["service"], p["level"], c["level"]) == (
+        "trace.spans",
+        "checkout",
+        "info",
+        "error",
+    )
+    pf, cf = json.loads(p["fields"]), json.loads(c["fields"])
+    assert (pf["kind"], cf["kind"], cf["status"], cf["status_message"]) == (
+        "server",
+        "internal",
+        "error",
+        "boom",
+    )
+    assert cf["db.system"] == "sqlite" and cf["duration_ns"] == cf["end_ns"] - cf["start_ns"] >= 0
+
+
+def test_sdk_logs_map_severity_body_attributes_service_and_trace(server, tmp_path):
+    provider = LoggerProvider(resource=RESOURCE)
+    provider.add_log_record_processor(
+        SimpleLogRecordProcessor(OTLPLogExporter(endpoint=url(server, "logs")))
+    )
+    logger = provider.get_logger("test")
+    tracer = TracerProvider(resource=RESOURCE).get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        logger.emit(
+            severity_number=SeverityNumber.WARN,
+            body="disk sda full",
+            attributes={"tenant": "acme", "free_bytes": 12},
+        )
+    logger.emit(severity_number=SeverityNumber.ERROR, body="payment failed")
+    provider.shutdown()
+    assert server.stop() == 0
+
+    rows = {r["message"]: r for r in stored(tmp_path / "store").to_dicts()}
+    disk = rows["disk sda full"]
+    assert (disk["level"], rows["payment failed"]["level"]) == ("warn", "error")
+    assert disk["service"] == "checkout"
+    assert disk["trace_id"] == f"{span.get_span_context().trace_id:032x}"
+    assert disk["span_id"] == f"{span.get_span_context().span_id:016x}"
+    fields = json.loads(disk["fields"])
+    assert (fields["tenant"], fields["free_bytes"]) == ("acme", 12)
+    assert fields["resource"]["deployment.environment"] == "test"
+    assert "service.name" not in fields["resource"]
+
+
+def test_sdk_metrics_become_points_with_name_type_and_buckets(server, tmp_path):
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(resource=RESOURCE, metric_readers=[reader])
+    meter = provider.get_meter("test")
+    meter.create_counter("orders", unit="1").add(3, {"region": "eu"})
+    hist = meter.create_histogram("latency", unit="ms")
+    for v in (3, 30, 300):
+        hist.record(v)
+    data = reader.get_metrics_data()
+    assert OTLPMetricExporter(endpoint=url(server, "metrics")).export(data).name == "SUCCESS"
+    provider.shutdown()
+    assert server.stop() == 0
+
+    frame = stored(tmp_path / "store")
+    rows = {r["message"]: json.loads(r["fields"]) for r in frame.to_dicts()}
+    assert frame["category"].unique().to_list() == ["metrics"]
+    assert rows["orders"]["type"] == "sum" and rows["orders"]["value"] == 3
+    assert rows["orders"]["region"] == "eu" and rows["orders"]["unit"] == "1"
+    assert rows["latency"]["type"] == "histogram" and rows["latency"]["count"] == 3
+    assert sum(rows["latency"]["buckets"]["counts"]) == 3
+
+
+def test_json_encoding_and_partial_success(server, tmp_path):
+    body = {
+        "resourceLogs": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]
+                },
+                "scopeLogs": [
+                    {
+                        "logRecords": [
+                            {
+                                "timeUnixNano": "1700000000000000000",
+                                "severityNumber": 17,
+                                "body": {"stringValue": "json ok"},
+                                "traceId": "0af7651916cd43dd8448eb211c80319c",
+                                "spanId": "b7ad6b7169203331",
+                            },
+                            {"body": {"stringValue": "bad id"}, "traceId": "abcd"},
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
+    status, _, reply = server.post(
+        "/v1/logs", json.dumps(body).encode(), {"Content-Type": "application/json"}, "otlp"
+    )
+    assert status == 200
+    assert json.loads(reply)["partialSuccess"]["rejectedLogRecords"] == "1"
+    _, text = server.get("/metrics")
+    assert metric(text, "qlingest_events_rejected_total", reason="otlp_logs") == 1
+    assert server.stop() == 0
+    (row,) = stored(tmp_path / "store").to_dicts()
+    assert (row["message"], row["level"], row["service"]) == ("json ok", "error", "api")
+    assert row["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert (
+        row["timestamp"] == pl.Series([1_700_000_000_000_000_000]).cast(pl.Datetime("ns", "UTC"))[0]
+    )
+
+
+def test_protobuf_partial_success_response(server):
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    rec = req.resource_logs.add().scope_logs.add().log_records.add()
+    rec.body.string_value = "short trace id"
+    rec.trace_id = b"\x01\x02"
+    status, _, reply = server.post(
+        "/v1/logs", req.SerializeToString(), {"Content-Type": "application/x-protobuf"}, "otlp"
+    )
+    parsed = logs_service_pb2.ExportLogsServiceResponse.FromString(reply)
+    assert (status, parsed.partial_success.rejected_log_records) == (200, 1)
+    assert server.stop() == 0

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from qlingest.config import load_config
+from qlingest.serve import Server
+from qlingest.serve.wal import Wal
+from qlingest.store import decode_ranges, encode_ranges
+from serve_helpers import events
+
+
+def test_ranges_round_trip():
+    assert encode_ranges({1, 2, 3, 7, 9, 10}) == "1-3,7,9-10"
+    assert decode_ranges("1-3,7,9-10") == [(1, 3), (7, 7), (9, 10)]
+    assert encode_ranges(set()) == "" and decode_ranges("") == []
+
+
+def test_log_recovers_records_and_cuts_a_torn_tail(tmp_path):
+    wal = Wal(tmp_path, segment_bytes=1 << 20)
+    wal.open_segment(first_file=5)
+    logged = wal.append([(11, "http", b"a\n"), (12, "tcp", b"b\n")])
+    assert [r.seq for r in logged] == [0, 1]
+    wal.close()
+    (segment,) = tmp_path.glob("*.wal")
+    with open(segment, "ab") as f:
+        f.write(b"\x01\x02\x03 torn")
+    again = Wal(tmp_path, segment_bytes=1 << 20)
+    assert again.first_file_on_disk() == 5
+    records = list(again.recover())
+    assert [(r.seq, r.observed_ns, r.source, r.payload) for r in records] == [
+        (0, 11, "http", b"a\n"),
+        (1, 12, "tcp", b"b\n"),
+    ]
+    assert again.next_seq == 2 and segment.stat().st_size == again.bytes
+
+
+def test_closed_segments_are_released_once_committed(tmp_path):
+    wal = Wal(tmp_path, segment_bytes=10)
+    wal.open_segment(0)
+    wal.append([(1, "s", b"x" * 20)])
+    wal.open_segment(0)
+    wal.append([(1, "s", b"y")])
+    assert len(list(tmp_path.glob("*.wal"))) == 2
+    assert wal.release(committed_below=0) == 0
+    assert wal.release(committed_below=1) == 1
+    assert [p.name for p in tmp_path.glob("*.wal")] == [f"{1:020d}.wal"]
+
+
+async def post(port: int, body: bytes) -> tuple[int, dict[str, str]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+    writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+    data = await reader.read()
+    writer.close()
+    status_line, *lines = data.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    return int(status_line.split()[1]), headers
+
+
+def test_a_paused_writer_makes_the_server_refuse_with_retry_after(tmp_path):
+    config = load_config(
+        None, **{"serve.max_queue_bytes": 100_000, "serve.http_port": 0, "serve.otlp_port": None}
+    )
+
+    async def scenario() -> None:
+        server = Server(tmp_path, config)
+        ports = await server.start()
+        gate = threading.Event()
+        process = server.pipeline.process
+
+        def paused(*args, **kwargs):
+            gate.wait(30)
+            return process(*args, **kwargs)
+
+        server.pipeline.process = paused
+        body = events(range(200))
+        statuses = [await post(ports["http"], body) for _ in range(40)]
+        codes = [s for s, _ in statuses]
+        assert codes[0] == 200 and 429 in codes
+        refused = statuses[codes.index(429)][1]
+        assert refused["Retry-After"] == "1"
+        assert server.queue_bytes <= 100_000 + len(body)
+        gate.set()
+        while server.queue_bytes:
+            await asyncio.sleep(0.02)
+        assert (await post(ports["http"], body))[0] == 200
+        await server.shutdown()
+        assert server.pipeline.summary.events_written == 200 * (codes.count(200) + 1)
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("policy", ["interval", "never"])
+def test_other_fsync_policies_still_commit_everything(tmp_path, policy):
+    config = load_config(
+        None,
+        **{"serve.wal_fsync": policy, "serve.http_port": 0, "serve.otlp_port": None},
+    )
+
+    async def scenario() -> None:
+        server = Server(tmp_path, config)
+        ports = await server.start()
+        for i in range(5):
+            assert (await post(ports["http"], events(range(i * 10, i * 10 + 10))))[0] == 200
+        await server.shutdown()
+        assert server.pipeline.summary.events_written == 50
+
+    asyncio.run(scenario())
