@@ -86,7 +86,12 @@ def jcs_float(f: float) -> str:
         body = "0." + "0" * (-n) + digits
     else:
         e = n - 1
-        body = digits[0] + ("." + digits[1:] if k > 1 else "") + ("e+" if e > 0 else "e-") + str(abs(e))
+        body = (
+            digits[0]
+            + ("." + digits[1:] if k > 1 else "")
+            + ("e+" if e > 0 else "e-")
+            + str(abs(e))
+        )
     return sign + body
 
 
@@ -137,7 +142,11 @@ def seal_message(chain_id: str, seq: int, head: str, time_ns: int, file: str) ->
     members = []
     for key in sorted(obj, key=utf16_key):
         value = obj[key]
-        members.append(jcs_string(key) + ":" + (jcs_int(value) if isinstance(value, int) else jcs_string(value)))
+        members.append(
+            jcs_string(key)
+            + ":"
+            + (jcs_int(value) if isinstance(value, int) else jcs_string(value))
+        )
     return ("{" + ",".join(members) + "}").encode("utf-8")
 
 
