@@ -255,6 +255,19 @@ class TestVerifyStore:
         log.write_text(json.dumps(dict(json.loads(first), seal=None)) + "\n" + second + "\n")
         assert audit.verify(root, key=b"k").chains[0].failure.kind == "seal_missing"
 
+    def test_a_crash_before_the_checkpoint_is_repaired_on_restart(self, store):
+        audit, root, _ = store
+        log = root / "audit" / "checkpoints-w0.ndjson"
+        log.write_text(log.read_text().splitlines()[0] + "\n")
+        assert (
+            audit.verify(root, require_seals=True, key=b"k").chains[0].failure.kind
+            == "seal_missing"
+        )
+        entry = audit.checkpoint_recovered_head(root, "w0", key=b"k")
+        assert (entry["seq"], entry["file"].endswith("part-w0-2.parquet")) == (8, True)
+        assert audit.checkpoint_recovered_head(root, "w0", key=b"k") is None
+        assert audit.verify(root, require_seals=True, key=b"k").ok
+
     def test_a_torn_last_checkpoint_line_is_ignored(self, store):
         audit, root, _ = store
         with open(root / "audit" / "checkpoints-w0.ndjson", "a") as log:

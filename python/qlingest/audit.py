@@ -127,11 +127,29 @@ def seal(key: bytes, chain: str, seq: int, head: str, time_ns: int, file: str) -
 
 def recover_head(data_dir: str | Path, chain: str) -> tuple[int, str] | None:
     """The (seq, hash) of the last record of `chain` in the committed files, or None."""
-    rows = _chain_rows(data_dir).filter(pl.col("audit_chain") == chain)
-    if rows.is_empty():
+    last = _last_record(data_dir, chain)
+    return None if last is None else (last["audit_seq"], last["audit_hash"])
+
+
+def checkpoint_recovered_head(
+    data_dir: str | Path, chain: str, *, key: bytes | None = None
+) -> dict | None:
+    """After a restart, checkpoints the recovered head if a crash came between a file's commit
+    and its checkpoint; returns the entry appended, or None when the log was up to date."""
+    last = _last_record(data_dir, chain)
+    logged = [c["seq"] for c in read_checkpoints(data_dir) if c["chain"] == chain]
+    if last is None or last["audit_seq"] <= max(logged, default=0):
         return None
-    last = rows.sort("audit_seq").row(-1, named=True)
-    return last["audit_seq"], last["audit_hash"]
+    seq, head, file = last["audit_seq"], last["audit_hash"], last["source_file"]
+    return append_checkpoint(data_dir, chain, seq, head, file, key=key)
+
+
+def _last_record(data_dir: str | Path, chain: str) -> dict | None:
+    rows = _chain_rows(data_dir)
+    if "audit_chain" not in rows.columns:
+        return None
+    rows = rows.filter(pl.col("audit_chain") == chain)
+    return None if rows.is_empty() else rows.sort("audit_seq").row(-1, named=True)
 
 
 def verify(

@@ -236,10 +236,7 @@ impl Verifier {
         let sealed = self.key.is_some()
             && !self.checkpoints.is_empty()
             && !matches!(&failure, Some(f) if is_seal_kind(f.kind));
-        let head = (
-            self.expect_seq - 1,
-            std::str::from_utf8(&self.prev).expect("hex").into(),
-        );
+        let head = (self.expect_seq - 1, hex_str(&self.prev).into());
         ChainReport {
             chain: self.chain_id,
             records: self.records,
@@ -284,10 +281,11 @@ impl Verifier {
             return Ok(());
         }
         let computed = self.record_hash(canon, i, prev);
+        let intact = computed == hash.as_bytes();
         if prev.as_bytes() != self.prev {
-            self.hold_link_failure(seq, prev, hash, computed == hash, r);
-        } else if computed != hash {
-            let failure = failure_at(FailureKind::Modified, seq, r, &computed, hash);
+            self.hold_link_failure(seq, prev, hash, intact, r);
+        } else if !intact {
+            let failure = failure_at(FailureKind::Modified, seq, r, hex_str(&computed), hash);
             self.hold(failure, seq, hash, None, r);
         } else {
             self.accept(seq, hash, r);
@@ -302,14 +300,14 @@ impl Verifier {
                 "audit: rows out of chain order: {seq} after {last}"
             )));
         }
-        let accepted = std::str::from_utf8(&self.prev).expect("hex").to_string();
+        let accepted = hex_str(&self.prev).to_string();
         self.failure = Some(failure_at(FailureKind::Inserted, seq, r, &accepted, hash));
         Ok(())
     }
 
     /// A record whose predecessor hash is not the previous record's hash.
     fn hold_link_failure(&mut self, seq: u64, prev: &str, hash: &str, intact: bool, r: &RowView) {
-        let expected = std::str::from_utf8(&self.prev).expect("hex").to_string();
+        let expected = hex_str(&self.prev).to_string();
         // An intact record naming another predecessor proves that predecessor was changed.
         let failure = if intact && seq > 1 {
             Failure {
@@ -327,7 +325,7 @@ impl Verifier {
     }
 
     fn hold(&mut self, failure: Failure, seq: u64, hash: &str, link: Option<String>, r: &RowView) {
-        let expect_prev = std::str::from_utf8(&self.prev).expect("hex").to_string();
+        let expect_prev = hex_str(&self.prev).to_string();
         let loc = Location {
             file: r.file.map(str::to_string),
             row: r.row,
@@ -349,7 +347,7 @@ impl Verifier {
             Some(FailureKind::Reordered)
         } else if r.seq == Some(p.seq) && r.prev == Some(p.expect_prev.as_str()) {
             let prev = p.expect_prev.clone();
-            let genuine = r.hash == Some(self.record_hash(canon, i, &prev).as_str());
+            let genuine = r.hash.map(str::as_bytes) == Some(&self.record_hash(canon, i, &prev)[..]);
             genuine.then_some(FailureKind::Inserted)
         } else {
             None
@@ -414,13 +412,14 @@ impl Verifier {
         })
     }
 
-    fn record_hash(&mut self, canon: &Canonicalizer<'_>, row: usize, prev: &str) -> String {
+    /// The hex link hash of `row` after `prev`, computed in the reused buffer.
+    fn record_hash(&mut self, canon: &Canonicalizer<'_>, row: usize, prev: &str) -> [u8; 64] {
         self.buf.clear();
         self.buf.extend_from_slice(prev.as_bytes());
         canon.write_row(row, None, &mut self.buf);
         let mut out = [0u8; 64];
         hex::encode_to_slice(Sha256::digest(&self.buf), &mut out).expect("64 hex digits");
-        String::from_utf8(out.to_vec()).expect("hex")
+        out
     }
 
     fn check_checkpoints(&self) -> Option<Failure> {
@@ -490,6 +489,10 @@ impl Verifier {
             found: format!("last checkpoint at seq {sealed}"),
         })
     }
+}
+
+fn hex_str(hash: &[u8; 64]) -> &str {
+    std::str::from_utf8(hash).expect("hex is ASCII")
 }
 
 fn is_seal_kind(kind: FailureKind) -> bool {
