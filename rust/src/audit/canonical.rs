@@ -1,5 +1,6 @@
 //! RFC 8785 (JCS) canonical form of one event row, written straight into a reused buffer.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 
 use arrow_array::cast::AsArray;
@@ -21,21 +22,53 @@ pub fn utf16_cmp(a: &str, b: &str) -> Ordering {
     a.encode_utf16().cmp(b.encode_utf16())
 }
 
+/// Bytes that JSON strings escape: control characters, `"` and `\`.
+static ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 /// Writes `s` as a JSON string the way ECMAScript `JSON.stringify` does.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
+    let mut rest = s.as_bytes();
+    out.reserve(rest.len() + 2);
     out.push(b'"');
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        write_escape(out, b);
-        start = i + 1;
+    while let Some(i) = first_escaped(rest) {
+        out.extend_from_slice(&rest[..i]);
+        write_escape(out, rest[i]);
+        rest = &rest[i + 1..];
     }
-    out.extend_from_slice(&bytes[start..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
+}
+
+/// The index of the first byte of `bytes` to escape, skipping clean 8-byte words at once.
+#[inline]
+fn first_escaped(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        // A byte below 0x20, or equal to `"` or `\`, somewhere in the word.
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+        if control || has_zero(x ^ (ONES * 0x22)) || has_zero(x ^ (ONES * 0x5c)) {
+            break;
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| ESCAPED[b as usize])
+        .map(|p| p + i)
 }
 
 fn write_escape(out: &mut Vec<u8>, b: u8) {
@@ -107,28 +140,46 @@ pub fn write_f64(out: &mut Vec<u8>, f: f64) {
     if f < 0.0 {
         out.push(b'-');
     }
+    let magnitude = f.abs();
+    if magnitude < 1e15 && magnitude.fract() == 0.0 {
+        // Whole numbers below 10^21 print as plain digits; this range is exact in a u64.
+        let whole = magnitude as u64;
+        return out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+    }
     let mut buf = ryu::Buffer::new();
-    let (digits, n) = shortest_digits(buf.format_finite(f.abs()));
-    write_es_number(out, &digits, n);
+    let text = buf.format_finite(magnitude);
+    if !text.contains('e') {
+        // Ryu's plain form covers a narrower range than ECMAScript's and agrees with it there,
+        // save the ".0" it puts after whole numbers.
+        return out.extend_from_slice(text.strip_suffix(".0").unwrap_or(text).as_bytes());
+    }
+    let mut digits = [0u8; 24];
+    let (len, n) = shortest_digits(text, &mut digits);
+    write_es_number(out, &digits[..len], n);
 }
 
-/// Splits ryu's output into significant digits and the ECMAScript exponent `n`, where the value
-/// is `0.d1d2…dk × 10^n`.
-fn shortest_digits(text: &str) -> (Vec<u8>, i32) {
+/// Copies ryu's significant digits into `digits` (returning how many) and finds the
+/// ECMAScript exponent `n`, where the value is `0.d1d2…dk × 10^n`.
+fn shortest_digits(text: &str, digits: &mut [u8; 24]) -> (usize, i32) {
     let (mantissa, exp) = match text.split_once('e') {
         Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
         None => (text, 0),
     };
     let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let mut digits: Vec<u8> = int_part.bytes().chain(frac_part.bytes()).collect();
     let mut point = int_part.len() as i32 + exp;
-    let lead = digits.iter().take_while(|&&d| d == b'0').count();
-    digits.drain(..lead);
-    point -= lead as i32;
-    while digits.last() == Some(&b'0') {
-        digits.pop();
+    let mut len = 0;
+    for d in int_part.bytes().chain(frac_part.bytes()) {
+        if len == 0 && d == b'0' {
+            point -= 1; // a leading zero moves the point, it is not a significant digit
+            continue;
+        }
+        digits[len] = d;
+        len += 1;
     }
-    (digits, point)
+    while len > 0 && digits[len - 1] == b'0' {
+        len -= 1;
+    }
+    (len, point)
 }
 
 fn write_es_number(out: &mut Vec<u8>, digits: &[u8], n: i32) {
@@ -161,35 +212,59 @@ fn write_es_number(out: &mut Vec<u8>, digits: &[u8], n: i32) {
 
 /// Writes nanoseconds since the Unix epoch as `"YYYY-MM-DDTHH:MM:SS.fffffffffZ"`.
 pub fn write_timestamp(out: &mut Vec<u8>, ns: i64) {
-    let secs = ns.div_euclid(1_000_000_000);
-    let frac = ns.rem_euclid(1_000_000_000) as u32;
-    let days = secs.div_euclid(86_400);
-    let tod = secs.rem_euclid(86_400) as u32;
-    let (y, m, d) = civil_from_days(days);
-    out.push(b'"');
-    push_digits(out, y as u32, 4);
-    out.push(b'-');
-    push_digits(out, m, 2);
-    out.push(b'-');
-    push_digits(out, d, 2);
-    out.push(b'T');
-    push_digits(out, tod / 3600, 2);
-    out.push(b':');
-    push_digits(out, tod / 60 % 60, 2);
-    out.push(b':');
-    push_digits(out, tod % 60, 2);
-    out.push(b'.');
-    push_digits(out, frac, 9);
-    out.extend_from_slice(b"Z\"");
+    write_timestamp_with(out, ns, &DateCache::default());
 }
 
-fn push_digits(out: &mut Vec<u8>, mut v: u32, width: usize) {
-    let end = out.len() + width;
-    out.resize(end, b'0');
-    for slot in out[end - width..].iter_mut().rev() {
-        *slot = b'0' + (v % 10) as u8;
+/// The last day written and its `YYYY-MM-DD` text: events of a batch mostly share a day.
+#[derive(Default)]
+pub struct DateCache(Cell<Option<(i64, [u8; 10])>>);
+
+impl DateCache {
+    fn date(&self, days: i64) -> [u8; 10] {
+        if let Some((cached, text)) = self.0.get() {
+            if cached == days {
+                return text;
+            }
+        }
+        let (y, m, d) = civil_from_days(days);
+        let mut text = Vec::with_capacity(10);
+        push_digits(&mut text, y as u32, 4);
+        text.push(b'-');
+        push_digits(&mut text, m, 2);
+        text.push(b'-');
+        push_digits(&mut text, d, 2);
+        let text: [u8; 10] = text.try_into().expect("10 bytes");
+        self.0.set(Some((days, text)));
+        text
+    }
+}
+
+/// [`write_timestamp`] reusing the date text of the previous call when the day is the same.
+pub fn write_timestamp_with(out: &mut Vec<u8>, ns: i64, dates: &DateCache) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000) as u32;
+    let tod = secs.rem_euclid(86_400) as u32;
+    let mut text = *b"\"YYYY-MM-DDThh:mm:ss.fffffffffZ\"";
+    text[1..11].copy_from_slice(&dates.date(secs.div_euclid(86_400)));
+    fill_digits(&mut text[12..14], tod / 3600);
+    fill_digits(&mut text[15..17], tod / 60 % 60);
+    fill_digits(&mut text[18..20], tod % 60);
+    fill_digits(&mut text[21..30], frac);
+    out.extend_from_slice(&text);
+}
+
+/// Writes `v` in decimal into `slot`, zero-padded to its width.
+fn fill_digits(slot: &mut [u8], mut v: u32) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (v % 10) as u8;
         v /= 10;
     }
+}
+
+fn push_digits(out: &mut Vec<u8>, v: u32, width: usize) {
+    let end = out.len() + width;
+    out.resize(end, b'0');
+    fill_digits(&mut out[end - width..], v);
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
@@ -290,6 +365,7 @@ struct Member<'a> {
 /// Encodes rows of one batch with the event schema as canonical records.
 pub struct Canonicalizer<'a> {
     members: Vec<Member<'a>>,
+    dates: DateCache,
 }
 
 impl<'a> Canonicalizer<'a> {
@@ -308,7 +384,10 @@ impl<'a> Canonicalizer<'a> {
                 value: bind(batch, &name, read_links)?,
             });
         }
-        Ok(Canonicalizer { members })
+        Ok(Canonicalizer {
+            members,
+            dates: DateCache::default(),
+        })
     }
 
     /// Appends the canonical record of `row` to `out`; `links` replaces the stored chain fields.
@@ -319,7 +398,7 @@ impl<'a> Canonicalizer<'a> {
                 out.push(b',');
             }
             out.extend_from_slice(&member.key);
-            write_value(&member.value, row, links, out);
+            write_value(&member.value, row, links, &self.dates, out);
         }
         out.push(b'}');
     }
@@ -384,13 +463,16 @@ fn time_column(column: &dyn Array) -> Option<&TimestampNanosecondArray> {
 }
 
 #[inline]
-fn write_value(value: &Value<'_>, row: usize, links: Option<Links<'_>>, out: &mut Vec<u8>) {
+fn write_value(
+    value: &Value<'_>,
+    row: usize,
+    links: Option<Links<'_>>,
+    dates: &DateCache,
+    out: &mut Vec<u8>,
+) {
     match value {
-        Value::Time(a) => write_opt(
-            out,
-            (!a.is_null(row)).then(|| a.value(row)),
-            write_timestamp,
-        ),
+        Value::Time(a) if a.is_null(row) => out.extend_from_slice(b"null"),
+        Value::Time(a) => write_timestamp_with(out, a.value(row), dates),
         Value::Text(c) => write_opt(out, c.get(row), write_str),
         Value::Float(a) => write_opt(out, (!a.is_null(row)).then(|| a.value(row)), write_f64),
         Value::Chain(c) => match links {

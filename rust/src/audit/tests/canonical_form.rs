@@ -191,3 +191,56 @@ fn golden_sequence_beyond_2_pow_53_is_a_string() {
         GOLDEN_BIG_SEQ_HASH
     );
 }
+
+/// The significant digits of a number's text: no sign, point, exponent or outer zeros.
+fn significant(text: &str) -> String {
+    let mantissa = text.split(['e', 'E']).next().unwrap();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    digits
+        .trim_start_matches('0')
+        .trim_end_matches('0')
+        .to_string()
+}
+
+fn naive_escape(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{8}' => out.push_str("\\b"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out + "\""
+}
+
+proptest! {
+    #[test]
+    fn floats_round_trip_with_shortest_digits(bits in any::<u64>()) {
+        let f = f64::from_bits(bits);
+        prop_assume!(f.is_finite() && f != 0.0);
+        let text = jcs(write_f64, f);
+        prop_assert_eq!(text.parse::<f64>().unwrap(), f);
+        prop_assert_eq!(significant(&text), significant(&format!("{f:e}")));
+        let plain = (1e-6..1e21).contains(&f.abs());
+        prop_assert_eq!(!text.contains('e'), plain, "{}", text);
+    }
+
+    #[test]
+    fn strings_escape_like_a_plain_escaper(s in "(?s).{0,40}|[\\x00-\\x7f\"\\\\]{0,40}") {
+        prop_assert_eq!(jcs(write_str, s.as_str()), naive_escape(&s));
+    }
+}
+
+#[test]
+fn whole_numbers_near_the_fast_path_limit() {
+    assert_eq!(jcs(write_f64, 999_999_999_999_999.0), "999999999999999");
+    assert_eq!(jcs(write_f64, 1e15), "1000000000000000");
+    assert_eq!(jcs(write_f64, -42.0), "-42");
+}
