@@ -209,6 +209,11 @@ def test_package_canonical_form_agrees_with_the_reference():
 
 
 class TestVerifyStore:
+    def test_an_empty_store_verifies(self, tmp_path):
+        audit = load_audit_module()
+        report = audit.verify(tmp_path)
+        assert report.ok and report.chains == [] and audit.recover_head(tmp_path, "w0") is None
+
     def test_an_untouched_store_verifies(self, store):
         audit, root, _ = store
         report = audit.verify(root, require_seals=True, key=b"k")
@@ -267,6 +272,32 @@ class TestVerifyStore:
         assert (entry["seq"], entry["file"].endswith("part-w0-2.parquet")) == (8, True)
         assert audit.checkpoint_recovered_head(root, "w0", key=b"k") is None
         assert audit.verify(root, require_seals=True, key=b"k").ok
+
+    def test_two_writers_keep_two_chains(self, store):
+        audit, root, _ = store
+        rows = ref.chain(many_rows(3), "w1")
+        rel = "hot/category=security.audit_logs/date=2024-01-02/hour=03/part-w1-1.parquet"
+        plain = dict(golden_rows()[0], category="application.request_logs")
+        frame_of([*rows, plain]).sort("timestamp").write_parquet(root / rel)
+        audit.append_checkpoint(root, "w1", 3, rows[-1]["audit_hash"], rel, key=b"k")
+        report = audit.verify(root, require_seals=True, key=b"k")
+        assert report.ok and [(c.chain, c.records) for c in report.chains] == [("w0", 8), ("w1", 3)]
+
+    def test_an_unchained_audit_row_is_inserted(self, store):
+        audit, root, files = store
+        frame = pl.read_parquet(files[0])
+        extra = frame.head(1).with_columns(
+            pl.lit(None, pl.String).alias(c)
+            for c in ("audit_chain", "audit_prev_hash", "audit_hash")
+        )
+        pl.concat(
+            [frame, extra.with_columns(pl.lit(None, pl.UInt64).alias("audit_seq"))]
+        ).write_parquet(files[0])
+        report = audit.verify(root, key=b"k")
+        assert [(c.chain, c.failure and c.failure.kind) for c in report.chains] == [
+            ("w0", None),
+            (None, "inserted"),
+        ]
 
     def test_a_torn_last_checkpoint_line_is_ignored(self, store):
         audit, root, _ = store

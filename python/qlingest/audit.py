@@ -163,7 +163,7 @@ def verify(
     key = audit_key(key)
     if require_seals and key is None:
         raise ValueError(f"require_seals needs a key: pass key= or set {KEY_ENV}")
-    rows = _chain_rows(data_dir)
+    rows = _chain_rows(data_dir, categories)
     checkpoints = read_checkpoints(data_dir)
     report = VerifyReport(keyed=key is not None)
     chains = set(rows["audit_chain"].drop_nulls().unique()) | {c["chain"] for c in checkpoints}
@@ -187,15 +187,22 @@ def _unchained_audit_row(rows: pl.DataFrame, categories: tuple[str, ...]) -> Fai
     return Failure("inserted", 0, row["source_file"], row["source_row"], "a chained record", "null")
 
 
-def _chain_rows(data_dir: str | Path) -> pl.DataFrame:
+def _chain_rows(
+    data_dir: str | Path, categories: tuple[str, ...] = (AUDIT_CATEGORY,)
+) -> pl.DataFrame:
     """Every stored row that is chained or in an audit category, with its file and index."""
     root = Path(data_dir)
     frames = []
     for tier in TIERS:
         for path in sorted((root / tier).rglob("*.parquet")):
-            frames.append(_read_file(root, path))
+            frame = _read_file(root, path)
+            if "audit_chain" not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, pl.String).alias("audit_chain"))
+            audit = pl.col("audit_chain").is_not_null() | pl.col("category").is_in(categories)
+            frames.append(frame.filter(audit))
     if not frames:
-        return pl.DataFrame(schema={"audit_chain": pl.String, "audit_seq": pl.UInt64})
+        names = ("audit_chain", "category", "source_file")
+        return pl.DataFrame(schema={**dict.fromkeys(names, pl.String), "audit_seq": pl.UInt64})
     return pl.concat(frames, how="diagonal_relaxed")
 
 

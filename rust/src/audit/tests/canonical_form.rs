@@ -116,7 +116,7 @@ fn timestamps_are_rfc3339_with_nanoseconds() {
     );
 }
 
-const GOLDEN_RECORD_1: &str = concat!(
+pub(super) const GOLDEN_RECORD_1: &str = concat!(
     r#"{"audit_chain":"w0","audit_prev_hash":"#,
     r#""0000000000000000000000000000000000000000000000000000000000000000","#,
     r#""audit_seq":1,"category":"security.audit_logs","cost_center":null,"feature":null,"#,
@@ -127,7 +127,7 @@ const GOLDEN_RECORD_1: &str = concat!(
     r#""trace_id":null,"user_id":"u-42","user_tier":"gold"}"#
 );
 
-const GOLDEN_HASHES: [&str; 3] = [
+pub(super) const GOLDEN_HASHES: [&str; 3] = [
     "d4085545c48002789761bff9456500ab19494f7ae1b7a1e72ff6d27fad98e84c",
     "0b60c866a04a09ebcab53c3d63aa79ca235d6be85a4d46f4246789e6e7e36c84",
     "6f3d7dc975cb150248904b1c8ccb45b27bce21bfd2a25ac74784bd956cd65a42",
@@ -160,10 +160,11 @@ fn golden_chain_hashes() {
     assert_eq!(hashes, GOLDEN_HASHES);
 }
 
-const GOLDEN_FILE: &str =
+pub(super) const GOLDEN_FILE: &str =
     "hot/category=security.audit_logs/date=2024-01-02/hour=03/part-w0-1.parquet";
-const GOLDEN_SEAL: &str = "5d03e30028c08b3b9cd17d7bfe9a5b2e5d04bd4a8ff1ffe040969c0f3655a829";
-const GOLDEN_BIG_SEQ_HASH: &str =
+pub(super) const GOLDEN_SEAL: &str =
+    "5d03e30028c08b3b9cd17d7bfe9a5b2e5d04bd4a8ff1ffe040969c0f3655a829";
+pub(super) const GOLDEN_BIG_SEQ_HASH: &str =
     "043bbc3d7bb4ad1f08c08987aa30e31e6ef4fc51d63d722d8ef30e261f242f3d";
 
 #[test]

@@ -1,5 +1,6 @@
 //! Chaining, restarts, the finished state and the selection config.
 
+use super::canonical_form::{GOLDEN_FILE, GOLDEN_HASHES, GOLDEN_SEAL};
 use super::*;
 
 #[test]
@@ -82,4 +83,29 @@ fn config_selects_categories_and_rules() {
     let mask = config.unwrap().select(&batch).unwrap();
     assert_eq!(mask, BooleanArray::from(vec![true, true, false]));
     assert!(AuditConfig::from_json(r#"{"bogus":1}"#).is_err());
+}
+
+#[test]
+fn checkpoint_lines_parse_and_their_seals_verify() {
+    let line = format!(
+        r#"{{"chain":"w0","seq":3,"head":"{}","time_ns":1704164645000000000,"file":"{}","seal":"{}"}}"#,
+        GOLDEN_HASHES[2], GOLDEN_FILE, GOLDEN_SEAL
+    );
+    let checkpoint = Checkpoint::from_json(&line).unwrap();
+    assert_eq!(
+        (checkpoint.seq, checkpoint.time_ns),
+        (3, 1_704_164_645_000_000_000)
+    );
+    assert_eq!(checkpoint.seal_valid(b"k3y"), Some(true));
+    assert_eq!(checkpoint.seal_valid(b"other"), Some(false));
+
+    let unsealed = line.replace(&format!(r#""{GOLDEN_SEAL}""#), "null");
+    assert_eq!(
+        Checkpoint::from_json(&unsealed).unwrap().seal_valid(b"k3y"),
+        None
+    );
+    assert!(matches!(
+        Checkpoint::from_json("{\"chain\":"),
+        Err(Error::Audit(_))
+    ));
 }
