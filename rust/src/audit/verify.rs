@@ -105,12 +105,8 @@ struct Pending {
 }
 
 impl Pending {
-    /// The failure as `kind` at the held record: expected the genuine value, found `found`.
-    fn relocated(&self, kind: FailureKind, other: Option<String>) -> Failure {
-        let (expected, found) = match kind {
-            FailureKind::Reordered => (self.expect_prev.clone(), other.unwrap_or_default()),
-            _ => (other.unwrap_or_default(), self.hash.clone()),
-        };
+    /// The failure as `kind` at the held record.
+    fn relocated(&self, kind: FailureKind, expected: String, found: String) -> Failure {
         let Location { file, row } = self.loc.clone();
         Failure {
             kind,
@@ -133,8 +129,9 @@ pub struct Verifier {
     /// Checkpoint (seq, index) pairs in seq order, and the next one to meet.
     heads: Vec<(u64, usize)>,
     next_head: usize,
-    /// The highest sealed seq of each checkpointed file.
+    /// The highest sealed seq of each checkpointed file, and that of the last file seen.
     file_bounds: HashMap<String, u64>,
+    bound: (String, Option<u64>),
     expect_seq: u64,
     prev: [u8; 64],
     prev_loc: Location,
@@ -189,6 +186,7 @@ impl Verifier {
             heads,
             next_head: 0,
             file_bounds,
+            bound: (String::new(), None),
             expect_seq: 1,
             prev: GENESIS.as_bytes().try_into().expect("64 bytes"),
             prev_loc: Location::default(),
@@ -342,28 +340,35 @@ impl Verifier {
 
     /// Decides a held failure from a later row: a reordering, an insertion, or as held.
     fn resolve_pending(&mut self, canon: &Canonicalizer<'_>, i: usize, r: &RowView<'_>) {
-        let p = self.pending.as_ref().expect("pending");
-        let kind = if p.link.is_some() && p.link.as_deref() == r.hash {
-            Some(FailureKind::Reordered)
-        } else if r.seq == Some(p.seq) && r.prev == Some(p.expect_prev.as_str()) {
-            let prev = p.expect_prev.clone();
-            let genuine = r.hash.map(str::as_bytes) == Some(&self.record_hash(canon, i, &prev)[..]);
-            genuine.then_some(FailureKind::Inserted)
+        let p = self.pending.take().expect("pending");
+        let same_place = r.seq == Some(p.seq) && r.prev == Some(p.expect_prev.as_str());
+        let resolved = if p.link.is_some() && p.link.as_deref() == r.hash {
+            let found = p.link.clone().unwrap_or_default();
+            Some(p.relocated(FailureKind::Reordered, p.expect_prev.clone(), found))
+        } else if same_place && self.intact(canon, i, &p.expect_prev, r.hash) {
+            // The held record was a forged copy sorted before the genuine one.
+            let genuine = r.hash.unwrap_or_default().to_string();
+            Some(p.relocated(FailureKind::Inserted, genuine, p.hash.clone()))
+        } else if p.link.is_none() && r.seq != Some(p.seq) {
+            Some(p.failure.clone())
         } else {
             None
         };
-        let p = self.pending.take().expect("pending");
-        self.failure = match kind {
-            Some(FailureKind::Reordered) => {
-                Some(p.relocated(FailureKind::Reordered, p.link.clone()))
-            }
-            Some(kind) => Some(p.relocated(kind, r.hash.map(str::to_string))),
-            None if p.link.is_none() && r.seq != Some(p.seq) => Some(p.failure),
-            None => {
-                self.pending = Some(p);
-                None
-            }
-        };
+        match resolved {
+            Some(failure) => self.failure = Some(failure),
+            None => self.pending = Some(p),
+        }
+    }
+
+    /// Whether `hash` is the link hash of `row` after `prev`.
+    fn intact(
+        &mut self,
+        canon: &Canonicalizer<'_>,
+        row: usize,
+        prev: &str,
+        hash: Option<&str>,
+    ) -> bool {
+        hash.map(str::as_bytes) == Some(&self.record_hash(canon, row, prev)[..])
     }
 
     fn accept(&mut self, seq: u64, hash: &str, r: &RowView<'_>) {
@@ -399,8 +404,13 @@ impl Verifier {
     }
 
     /// A record beyond the head sealed for its own file was added after the commit.
-    fn check_bound(&self, seq: u64, r: &RowView<'_>) -> Option<Failure> {
-        let bound = *self.file_bounds.get(r.file?)?;
+    fn check_bound(&mut self, seq: u64, r: &RowView<'_>) -> Option<Failure> {
+        let file = r.file?;
+        // Rows come in runs from one file: look its bound up once per run.
+        if self.bound.0 != file {
+            self.bound = (file.to_string(), self.file_bounds.get(file).copied());
+        }
+        let bound = self.bound.1?;
         (seq > bound).then(|| {
             failure_at(
                 FailureKind::Inserted,

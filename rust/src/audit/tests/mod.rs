@@ -158,6 +158,24 @@ pub(super) fn events(n: usize) -> Vec<Ev> {
         .collect()
 }
 
+/// `batch` with one more column.
+pub(super) fn replace_or_add(batch: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
+    let mut fields: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(arrow_schema::Field::new(
+        name,
+        array.data_type().clone(),
+        true,
+    ));
+    let mut columns = batch.columns().to_vec();
+    columns.push(array);
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap()
+}
+
 mod canonical_form;
 mod chaining;
 mod speed;

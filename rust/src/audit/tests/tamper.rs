@@ -184,23 +184,6 @@ fn a_row_appended_to_a_checkpointed_file_is_inserted() {
     );
 }
 
-fn replace_or_add(batch: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
-    let mut fields: Vec<_> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.as_ref().clone())
-        .collect();
-    fields.push(arrow_schema::Field::new(
-        name,
-        array.data_type().clone(),
-        true,
-    ));
-    let mut columns = batch.columns().to_vec();
-    columns.push(array);
-    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns).unwrap()
-}
-
 #[derive(Clone, Debug)]
 enum Tamper {
     Edit(usize),
