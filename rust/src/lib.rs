@@ -1,6 +1,7 @@
 //! qlingest's engine: decode, normalize, redact, sample and chain observability events into
 //! Arrow record batches. The engine is plain Rust; `py` holds the Python binding layer.
 
+pub mod audit;
 pub mod decode;
 pub mod engine;
 pub mod error;

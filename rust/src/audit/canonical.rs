@@ -1,0 +1,503 @@
+//! RFC 8785 (JCS) canonical form of one event row, written straight into a reused buffer.
+
+use std::cell::Cell;
+use std::cmp::Ordering;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampNanosecondType, UInt64Type};
+use arrow_array::{Array, Float64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
+use arrow_schema::{DataType, TimeUnit};
+
+use crate::error::{Error, Result};
+use crate::schema::{self, event_schema};
+
+/// The `audit_prev_hash` of the first record of every chain: 64 zeros.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The largest integer JCS writes as a number; larger ones are written as strings.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// Orders two keys by their UTF-16 code units, as RFC 8785 sorts object members.
+pub fn utf16_cmp(a: &str, b: &str) -> Ordering {
+    a.encode_utf16().cmp(b.encode_utf16())
+}
+
+/// Bytes that JSON strings escape: control characters, `"` and `\`.
+static ESCAPED: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// Writes `s` as a JSON string the way ECMAScript `JSON.stringify` does.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    let mut rest = s.as_bytes();
+    out.reserve(rest.len() + 2);
+    out.push(b'"');
+    while let Some(i) = first_escaped(rest) {
+        out.extend_from_slice(&rest[..i]);
+        write_escape(out, rest[i]);
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
+}
+
+/// The index of the first byte of `bytes` to escape, skipping clean 8-byte words at once.
+#[inline]
+fn first_escaped(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut i = 0;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
+        // A byte below 0x20, or equal to `"` or `\`, somewhere in the word.
+        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
+        if control || has_zero(x ^ (ONES * 0x22)) || has_zero(x ^ (ONES * 0x5c)) {
+            break;
+        }
+        i += 8;
+    }
+    bytes[i..]
+        .iter()
+        .position(|&b| ESCAPED[b as usize])
+        .map(|p| p + i)
+}
+
+fn write_escape(out: &mut Vec<u8>, b: u8) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let short = match b {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        0x08 => b'b',
+        0x09 => b't',
+        0x0a => b'n',
+        0x0c => b'f',
+        0x0d => b'r',
+        _ => 0,
+    };
+    if short != 0 {
+        out.extend_from_slice(&[b'\\', short]);
+    } else {
+        out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[(b >> 4) as usize],
+            HEX[(b & 15) as usize],
+        ]);
+    }
+}
+
+/// Writes an unsigned integer: a JSON number up to 2^53 - 1, a decimal string beyond.
+pub fn write_u64(out: &mut Vec<u8>, n: u64) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n).as_bytes();
+    write_integer_digits(out, digits, n <= MAX_SAFE_INTEGER);
+}
+
+/// Writes a signed integer: a JSON number within ±(2^53 - 1), a decimal string beyond.
+pub fn write_i64(out: &mut Vec<u8>, n: i64) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(n).as_bytes();
+    write_integer_digits(out, digits, n.unsigned_abs() <= MAX_SAFE_INTEGER);
+}
+
+fn write_integer_digits(out: &mut Vec<u8>, digits: &[u8], safe: bool) {
+    if safe {
+        out.extend_from_slice(digits);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(digits);
+        out.push(b'"');
+    }
+}
+
+/// Writes a float in the ECMAScript `Number.prototype.toString` form; non-finite values,
+/// which JSON cannot carry, become the strings "NaN", "Infinity" and "-Infinity".
+pub fn write_f64(out: &mut Vec<u8>, f: f64) {
+    if !f.is_finite() {
+        let name = if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
+        return write_str(out, name);
+    }
+    if f == 0.0 {
+        return out.push(b'0');
+    }
+    if f < 0.0 {
+        out.push(b'-');
+    }
+    let magnitude = f.abs();
+    if magnitude < 1e15 && magnitude.fract() == 0.0 {
+        // Whole numbers below 10^21 print as plain digits; this range is exact in a u64.
+        let whole = magnitude as u64;
+        return out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+    }
+    let mut buf = ryu::Buffer::new();
+    let text = buf.format_finite(magnitude);
+    if !text.contains('e') {
+        // Ryu's plain form covers a narrower range than ECMAScript's and agrees with it there,
+        // save the ".0" it puts after whole numbers.
+        return out.extend_from_slice(text.strip_suffix(".0").unwrap_or(text).as_bytes());
+    }
+    let mut digits = [0u8; 24];
+    let (len, n) = shortest_digits(text, &mut digits);
+    write_es_number(out, &digits[..len], n);
+}
+
+/// Copies ryu's significant digits into `digits` (returning how many) and finds the
+/// ECMAScript exponent `n`, where the value is `0.d1d2…dk × 10^n`.
+fn shortest_digits(text: &str, digits: &mut [u8; 24]) -> (usize, i32) {
+    let (mantissa, exp) = match text.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let mut point = int_part.len() as i32 + exp;
+    let mut len = 0;
+    for d in int_part.bytes().chain(frac_part.bytes()) {
+        if len == 0 && d == b'0' {
+            point -= 1; // a leading zero moves the point, it is not a significant digit
+            continue;
+        }
+        digits[len] = d;
+        len += 1;
+    }
+    while len > 0 && digits[len - 1] == b'0' {
+        len -= 1;
+    }
+    (len, point)
+}
+
+fn write_es_number(out: &mut Vec<u8>, digits: &[u8], n: i32) {
+    let k = digits.len() as i32;
+    if k <= n && n <= 21 {
+        out.extend_from_slice(digits);
+        out.resize(out.len() + (n - k) as usize, b'0');
+    } else if 0 < n && n <= 21 {
+        out.extend_from_slice(&digits[..n as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[n as usize..]);
+    } else if -6 < n && n <= 0 {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + (-n) as usize, b'0');
+        out.extend_from_slice(digits);
+    } else {
+        out.push(digits[0]);
+        if k > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.extend_from_slice(if n > 0 { b"e+" } else { b"e-" });
+        out.extend_from_slice(
+            itoa::Buffer::new()
+                .format((n - 1).unsigned_abs())
+                .as_bytes(),
+        );
+    }
+}
+
+/// Writes nanoseconds since the Unix epoch as `"YYYY-MM-DDTHH:MM:SS.fffffffffZ"`.
+pub fn write_timestamp(out: &mut Vec<u8>, ns: i64) {
+    write_timestamp_with(out, ns, &DateCache::default());
+}
+
+/// The last day written and its `YYYY-MM-DD` text: events of a batch mostly share a day.
+#[derive(Default)]
+pub struct DateCache(Cell<Option<(i64, [u8; 10])>>);
+
+impl DateCache {
+    fn date(&self, days: i64) -> [u8; 10] {
+        if let Some((cached, text)) = self.0.get() {
+            if cached == days {
+                return text;
+            }
+        }
+        let (y, m, d) = civil_from_days(days);
+        let mut text = Vec::with_capacity(10);
+        push_digits(&mut text, y as u32, 4);
+        text.push(b'-');
+        push_digits(&mut text, m, 2);
+        text.push(b'-');
+        push_digits(&mut text, d, 2);
+        let text: [u8; 10] = text.try_into().expect("10 bytes");
+        self.0.set(Some((days, text)));
+        text
+    }
+}
+
+/// [`write_timestamp`] reusing the date text of the previous call when the day is the same.
+pub fn write_timestamp_with(out: &mut Vec<u8>, ns: i64, dates: &DateCache) {
+    let secs = ns.div_euclid(1_000_000_000);
+    let frac = ns.rem_euclid(1_000_000_000) as u32;
+    let tod = secs.rem_euclid(86_400) as u32;
+    let mut text = *b"\"YYYY-MM-DDThh:mm:ss.fffffffffZ\"";
+    text[1..11].copy_from_slice(&dates.date(secs.div_euclid(86_400)));
+    fill_digits(&mut text[12..14], tod / 3600);
+    fill_digits(&mut text[15..17], tod / 60 % 60);
+    fill_digits(&mut text[18..20], tod % 60);
+    fill_digits(&mut text[21..30], frac);
+    out.extend_from_slice(&text);
+}
+
+/// Writes `v` in decimal into `slot`, zero-padded to its width.
+fn fill_digits(slot: &mut [u8], mut v: u32) {
+    for digit in slot.iter_mut().rev() {
+        *digit = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+fn push_digits(out: &mut Vec<u8>, v: u32, width: usize) {
+    let end = out.len() + width;
+    out.resize(end, b'0');
+    fill_digits(&mut out[end - width..], v);
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// A string-valued column in any of the layouts Arrow and Polars use for text.
+pub enum StrCol<'a> {
+    View(&'a arrow_array::StringViewArray),
+    Utf8(&'a arrow_array::StringArray),
+    Large(&'a arrow_array::LargeStringArray),
+    Dict {
+        array: &'a dyn Array,
+        keys: Vec<usize>,
+        values: Box<StrCol<'a>>,
+    },
+}
+
+impl<'a> StrCol<'a> {
+    /// Views `array` as text, or `None` when it holds something else.
+    pub fn new(array: &'a dyn Array) -> Option<StrCol<'a>> {
+        if let Some(a) = array.as_string_view_opt() {
+            return Some(StrCol::View(a));
+        }
+        if let Some(a) = array.as_string_opt::<i32>() {
+            return Some(StrCol::Utf8(a));
+        }
+        if let Some(a) = array.as_string_opt::<i64>() {
+            return Some(StrCol::Large(a));
+        }
+        let dict = array.as_any_dictionary_opt()?;
+        let values = Box::new(StrCol::new(dict.values().as_ref())?);
+        let keys = if dict.values().is_empty() {
+            Vec::new()
+        } else {
+            dict.normalized_keys()
+        };
+        Some(StrCol::Dict {
+            array,
+            keys,
+            values,
+        })
+    }
+
+    /// The text at `row`, `None` when null.
+    #[inline]
+    pub fn get(&self, row: usize) -> Option<&'a str> {
+        match self {
+            StrCol::View(a) => (!a.is_null(row)).then(|| a.value(row)),
+            StrCol::Utf8(a) => (!a.is_null(row)).then(|| a.value(row)),
+            StrCol::Large(a) => (!a.is_null(row)).then(|| a.value(row)),
+            StrCol::Dict {
+                array,
+                keys,
+                values,
+            } => {
+                if array.is_null(row) {
+                    return None;
+                }
+                values.get(*keys.get(row)?)
+            }
+        }
+    }
+}
+
+/// Chain fields to encode instead of the stored ones, used while chaining a new record.
+#[derive(Clone, Copy)]
+pub struct Links<'s> {
+    pub chain: &'s str,
+    pub seq: u64,
+    pub prev: &'s str,
+}
+
+enum Value<'a> {
+    Time(&'a TimestampNanosecondArray),
+    Text(StrCol<'a>),
+    Float(&'a Float64Array),
+    Chain(Option<StrCol<'a>>),
+    Seq(Option<&'a UInt64Array>),
+    Prev(Option<StrCol<'a>>),
+}
+
+struct Member<'a> {
+    /// `"name":`, ready to copy.
+    key: Vec<u8>,
+    value: Value<'a>,
+}
+
+/// Encodes rows of one batch with the event schema as canonical records.
+pub struct Canonicalizer<'a> {
+    members: Vec<Member<'a>>,
+    dates: DateCache,
+}
+
+impl<'a> Canonicalizer<'a> {
+    /// Binds the record columns of `batch`; with `read_links` false the chain columns may be
+    /// absent and must be supplied per row.
+    pub fn new(batch: &'a RecordBatch, read_links: bool) -> Result<Canonicalizer<'a>> {
+        let mut names = record_columns();
+        names.sort_by(|a, b| utf16_cmp(a, b));
+        let mut members = Vec::with_capacity(names.len());
+        for name in names {
+            let mut key = Vec::with_capacity(name.len() + 3);
+            write_str(&mut key, &name);
+            key.push(b':');
+            members.push(Member {
+                key,
+                value: bind(batch, &name, read_links)?,
+            });
+        }
+        Ok(Canonicalizer {
+            members,
+            dates: DateCache::default(),
+        })
+    }
+
+    /// Appends the canonical record of `row` to `out`; `links` replaces the stored chain fields.
+    pub fn write_row(&self, row: usize, links: Option<Links<'_>>, out: &mut Vec<u8>) {
+        out.push(b'{');
+        for (i, member) in self.members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(&member.key);
+            write_value(&member.value, row, links, &self.dates, out);
+        }
+        out.push(b'}');
+    }
+}
+
+/// The names of the columns in a canonical record: every event column except `audit_hash`.
+pub fn record_columns() -> Vec<String> {
+    let schema = event_schema();
+    let names = schema.fields().iter().map(|f| f.name().clone());
+    names.filter(|n| n != schema::AUDIT_HASH).collect()
+}
+
+fn bind<'a>(batch: &'a RecordBatch, name: &str, read_links: bool) -> Result<Value<'a>> {
+    let link = matches!(
+        name,
+        schema::AUDIT_CHAIN | schema::AUDIT_SEQ | schema::AUDIT_PREV_HASH
+    );
+    let column = match batch.column_by_name(name) {
+        Some(c) => c.as_ref(),
+        None if link && !read_links => return Ok(unbound_link(name)),
+        None => {
+            return Err(Error::Audit(format!(
+                "audit: the batch has no column `{name}`"
+            )))
+        }
+    };
+    let value = match name {
+        schema::TIMESTAMP | schema::OBSERVED_AT => time_column(column).map(Value::Time),
+        schema::REVENUE | schema::SAMPLE_RATE => {
+            column.as_primitive_opt::<Float64Type>().map(Value::Float)
+        }
+        schema::AUDIT_SEQ => column
+            .as_primitive_opt::<UInt64Type>()
+            .map(|c| Value::Seq(Some(c))),
+        schema::AUDIT_CHAIN => StrCol::new(column).map(|c| Value::Chain(Some(c))),
+        schema::AUDIT_PREV_HASH => StrCol::new(column).map(|c| Value::Prev(Some(c))),
+        _ => StrCol::new(column).map(Value::Text),
+    };
+    value.ok_or_else(|| {
+        Error::Audit(format!(
+            "audit: column `{name}` has unsupported type {}",
+            column.data_type()
+        ))
+    })
+}
+
+fn unbound_link<'a>(name: &str) -> Value<'a> {
+    match name {
+        schema::AUDIT_CHAIN => Value::Chain(None),
+        schema::AUDIT_SEQ => Value::Seq(None),
+        _ => Value::Prev(None),
+    }
+}
+
+fn time_column(column: &dyn Array) -> Option<&TimestampNanosecondArray> {
+    match column.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            column.as_primitive_opt::<TimestampNanosecondType>()
+        }
+        _ => None,
+    }
+}
+
+#[inline]
+fn write_value(
+    value: &Value<'_>,
+    row: usize,
+    links: Option<Links<'_>>,
+    dates: &DateCache,
+    out: &mut Vec<u8>,
+) {
+    match value {
+        Value::Time(a) if a.is_null(row) => out.extend_from_slice(b"null"),
+        Value::Time(a) => write_timestamp_with(out, a.value(row), dates),
+        Value::Text(c) => write_opt(out, c.get(row), write_str),
+        Value::Float(a) => write_opt(out, (!a.is_null(row)).then(|| a.value(row)), write_f64),
+        Value::Chain(c) => match links {
+            Some(l) => write_str(out, l.chain),
+            None => write_opt(out, c.as_ref().and_then(|c| c.get(row)), write_str),
+        },
+        Value::Seq(a) => match links {
+            Some(l) => write_u64(out, l.seq),
+            None => write_opt(
+                out,
+                a.filter(|a| !a.is_null(row)).map(|a| a.value(row)),
+                write_u64,
+            ),
+        },
+        Value::Prev(c) => match links {
+            Some(l) => write_str(out, l.prev),
+            None => write_opt(out, c.as_ref().and_then(|c| c.get(row)), write_str),
+        },
+    }
+}
+
+#[inline]
+fn write_opt<T>(out: &mut Vec<u8>, value: Option<T>, write: fn(&mut Vec<u8>, T)) {
+    match value {
+        Some(v) => write(out, v),
+        None => out.extend_from_slice(b"null"),
+    }
+}

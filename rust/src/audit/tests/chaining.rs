@@ -1,0 +1,111 @@
+//! Chaining, restarts, the finished state and the selection config.
+
+use super::canonical_form::{GOLDEN_FILE, GOLDEN_HASHES, GOLDEN_SEAL};
+use super::*;
+
+#[test]
+fn append_chains_only_selected_rows() {
+    let batch = batch_of(&events(4));
+    let mask = BooleanArray::from(vec![true, false, true, false]);
+    let mut chain = AuditChain::new("w0", None);
+    let out = chain.append(&batch, &mask).unwrap();
+
+    let seq = out.column_by_name(schema::AUDIT_SEQ).unwrap();
+    assert_eq!(
+        seq.as_ref(),
+        &UInt64Array::from(vec![Some(1), None, Some(2), None]) as &dyn Array
+    );
+    assert_eq!(text(&out, schema::AUDIT_PREV_HASH, 0).unwrap(), GENESIS);
+    assert_eq!(
+        text(&out, schema::AUDIT_PREV_HASH, 2),
+        text(&out, schema::AUDIT_HASH, 0)
+    );
+    assert_eq!(text(&out, schema::AUDIT_CHAIN, 1), None);
+    assert_eq!(
+        chain.head(),
+        (2, text(&out, schema::AUDIT_HASH, 2).unwrap())
+    );
+    assert_eq!(out.schema(), event_schema());
+}
+
+#[test]
+fn chaining_across_batches_equals_one_batch() {
+    let evs = events(7);
+    let whole = AuditChain::new("w0", None)
+        .append(&batch_of(&evs), &all(7))
+        .unwrap();
+    let mut chain = AuditChain::new("w0", None);
+    chain.append(&batch_of(&evs[..3]), &all(3)).unwrap();
+    // A restart: a new chain continues from the recovered head.
+    let mut resumed = AuditChain::new("w0", Some(chain.finish().unwrap()));
+    let tail = resumed.append(&batch_of(&evs[3..]), &all(4)).unwrap();
+    assert_eq!(
+        text(&tail, schema::AUDIT_HASH, 3),
+        text(&whole, schema::AUDIT_HASH, 6)
+    );
+    assert_eq!(resumed.head().0, 7);
+}
+
+#[test]
+fn a_finished_chain_refuses_use() {
+    let mut chain = AuditChain::new("w0", None);
+    assert_eq!(chain.finish().unwrap(), (0, GENESIS.to_string()));
+    let batch = batch_of(&events(1));
+    assert!(matches!(
+        chain.append(&batch, &all(1)),
+        Err(Error::Audit(_))
+    ));
+    assert!(matches!(chain.finish(), Err(Error::Audit(_))));
+}
+
+#[test]
+fn a_bad_head_or_mask_is_an_error() {
+    let batch = batch_of(&events(2));
+    let mut bad = AuditChain::new("w0", Some((3, "XYZ".into())));
+    assert!(matches!(bad.append(&batch, &all(2)), Err(Error::Audit(_))));
+    let mut chain = AuditChain::new("w0", None);
+    assert!(matches!(
+        chain.append(&batch, &all(3)),
+        Err(Error::Audit(_))
+    ));
+}
+
+#[test]
+fn config_selects_categories_and_rules() {
+    let mut evs = events(3);
+    evs[1].category = s("application.request_logs");
+    evs[2].category = s("application.request_logs");
+    let batch = batch_of(&evs);
+    let mask = AuditConfig::default().select(&batch).unwrap();
+    assert_eq!(mask, BooleanArray::from(vec![true, false, false]));
+
+    let config = AuditConfig::from_json(r#"{"rules":[{"column":"level","values":["critical"]}]}"#);
+    let mask = config.unwrap().select(&batch).unwrap();
+    assert_eq!(mask, BooleanArray::from(vec![true, true, false]));
+    assert!(AuditConfig::from_json(r#"{"bogus":1}"#).is_err());
+}
+
+#[test]
+fn checkpoint_lines_parse_and_their_seals_verify() {
+    let line = format!(
+        r#"{{"chain":"w0","seq":3,"head":"{}","time_ns":1704164645000000000,"file":"{}","seal":"{}"}}"#,
+        GOLDEN_HASHES[2], GOLDEN_FILE, GOLDEN_SEAL
+    );
+    let checkpoint = Checkpoint::from_json(&line).unwrap();
+    assert_eq!(
+        (checkpoint.seq, checkpoint.time_ns),
+        (3, 1_704_164_645_000_000_000)
+    );
+    assert_eq!(checkpoint.seal_valid(b"k3y"), Some(true));
+    assert_eq!(checkpoint.seal_valid(b"other"), Some(false));
+
+    let unsealed = line.replace(&format!(r#""{GOLDEN_SEAL}""#), "null");
+    assert_eq!(
+        Checkpoint::from_json(&unsealed).unwrap().seal_valid(b"k3y"),
+        None
+    );
+    assert!(matches!(
+        Checkpoint::from_json("{\"chain\":"),
+        Err(Error::Audit(_))
+    ));
+}

@@ -1,0 +1,92 @@
+//! Throughput: `cargo test --release --lib audit::tests::speed -- --ignored --nocapture`.
+
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+const ROWS: usize = 8192;
+const ROUNDS: usize = 128;
+
+/// Nanoseconds this thread has run on a CPU (Linux schedstat), so that a busy shared machine
+/// does not distort the per-core figures; wall time where it is unavailable.
+fn cpu_ns() -> u64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let first = stat.split_whitespace().next().and_then(|v| v.parse().ok());
+    first.unwrap_or_else(|| START.get_or_init(Instant::now).elapsed().as_nanos() as u64)
+}
+
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Millions of records per CPU-second since `start` (a [`cpu_ns`] reading).
+fn rate(records: usize, start: u64) -> f64 {
+    records as f64 / (cpu_ns() - start) as f64 * 1e3
+}
+
+/// `batch` with the location columns a store reader adds.
+fn with_source(batch: &RecordBatch, k: usize) -> RecordBatch {
+    let file =
+        format!("hot/category=security.audit_logs/date=2024-01-02/hour=03/part-w0-{k}.parquet");
+    let files: StringViewArray = (0..ROWS).map(|_| Some(file.as_str())).collect();
+    let batch = replace_or_add(batch, verify::SOURCE_FILE, Arc::new(files));
+    let rows = arrow_array::UInt32Array::from_iter_values(0..ROWS as u32);
+    replace_or_add(&batch, verify::SOURCE_ROW, Arc::new(rows))
+}
+
+#[test]
+#[ignore]
+fn speed_of_chaining_and_verifying() {
+    let batch = batch_of(&events(ROWS));
+    let total = ROWS * ROUNDS;
+    let links = Some(Links {
+        chain: "w0",
+        seq: 1,
+        prev: GENESIS,
+    });
+    let canon = Canonicalizer::new(&batch, false).unwrap();
+    let mut buf = Vec::with_capacity(1024);
+
+    let start = cpu_ns();
+    let mut bytes = 0;
+    for _ in 0..ROUNDS {
+        for row in 0..ROWS {
+            buf.clear();
+            canon.write_row(row, links, &mut buf);
+            bytes += buf.len();
+        }
+    }
+    let encode = rate(total, start);
+    let start = cpu_ns();
+    let mut digest = [0u8; 32];
+    for _ in 0..total {
+        digest = Sha256::digest(&buf).into();
+    }
+    let hash = rate(total, start);
+    assert_ne!(digest, [0u8; 32]);
+
+    // Steady state, as in the pipeline: each chained batch is written and dropped.
+    let mut chain = AuditChain::new("w0", None);
+    let start = cpu_ns();
+    for _ in 0..ROUNDS {
+        assert_eq!(chain.append(&batch, &all(ROWS)).unwrap().num_rows(), ROWS);
+    }
+    let chaining = rate(total, start);
+    let mut chain = AuditChain::new("w0", None);
+    let batches: Vec<_> = (0..ROUNDS)
+        .map(|k| with_source(&chain.append(&batch, &all(ROWS)).unwrap(), k))
+        .collect();
+    let start = cpu_ns();
+    let mut verifier = Verifier::new("w0", vec![], None, false).unwrap();
+    batches.iter().for_each(|b| verifier.push(b).unwrap());
+    let report = verifier.finish();
+    let verifying = rate(total, start);
+
+    assert_eq!((report.failure, report.records), (None, total as u64));
+    eprintln!(
+        "{total} records, {} canonical bytes each on average",
+        bytes / total
+    );
+    eprintln!("per CPU-second: encode only: {encode:.2} M/s, SHA-256 only: {hash:.2} M/s");
+    eprintln!("chain: {chaining:.2} M records/s, verify: {verifying:.2} M records/s");
+}
