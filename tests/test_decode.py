@@ -62,7 +62,9 @@ class TestErrors:
 class TestSampling:
     def test_bad_policy_names_the_rule(self):
         with pytest.raises(ConfigError, match="r1"):
-            _core.Engine("{}", sampling_json='{"rules":[{"name":"r1","where":{"servce":"x"},"keep":true}]}')
+            _core.Engine(
+                "{}", sampling_json='{"rules":[{"name":"r1","where":{"servce":"x"},"keep":true}]}'
+            )
 
     def test_sampler_decides_on_a_polars_frame(self):
         now = pl.lit(0).cast(pl.Datetime("ns", "UTC"))
@@ -77,7 +79,10 @@ class TestSampling:
         decisions = pl.DataFrame(sampler.decide(frame, now_ns=0))
         assert decisions["keep"].to_list()[1:] == [True, True]
         names = sampler.rule_names
-        assert [names[i] for i in decisions["rule"].to_list()[1:]] == ["severe", "audit (security.*)"]
+        assert [names[i] for i in decisions["rule"].to_list()[1:]] == [
+            "severe",
+            "audit (security.*)",
+        ]
 
     def test_sampler_names_a_missing_required_column(self):
         sampler = _core.Sampler('{"extends":"cost-optimized"}')

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 
+from qlingest import _core
+
 GENESIS = "0" * 64
 AUDIT_CATEGORY = "security.audit_logs"
 KEY_ENV = "QLINGEST_AUDIT_KEY"
@@ -169,13 +171,24 @@ def verify(
     chains = set(rows["audit_chain"].drop_nulls().unique()) | {c["chain"] for c in checkpoints}
     for chain in sorted(chains):
         mine = rows.filter(pl.col("audit_chain") == chain)
-        ordered = mine.sort(["audit_seq", "source_file", "source_row"]).to_dicts()
-        cps = [c for c in checkpoints if c["chain"] == chain]
-        report.chains.append(_ChainWalk(chain, cps, key, require_seals).run(ordered))
+        ordered = mine.sort(["audit_seq", "source_file", "source_row"])
+        cps = [json.dumps(c) for c in checkpoints if c["chain"] == chain]
+        raw = _core.verify_chain(chain, ordered, cps, key=key, require_seals=require_seals)
+        report.chains.append(_chain_report(json.loads(raw)))
     stray = _unchained_audit_row(rows, categories)
     if stray is not None:
         report.chains.append(ChainReport(chain=None, failure=stray))
     return report
+
+
+def _chain_report(raw: dict) -> ChainReport:
+    failure = raw["failure"]
+    if failure is not None:
+        failure = Failure(**{k: failure[k] for k in Failure.__dataclass_fields__})
+    head = (raw["head"][0], raw["head"][1])
+    return ChainReport(
+        raw["chain"], raw["records"], head, raw["checkpoints"], raw["sealed"], failure
+    )
 
 
 def _unchained_audit_row(rows: pl.DataFrame, categories: tuple[str, ...]) -> Failure | None:
@@ -214,161 +227,12 @@ def _read_file(root: Path, path: Path) -> pl.DataFrame:
         part = next((p for p in path.parts if p.startswith("category=")), "category=")
         frame = frame.with_columns(pl.lit(part.split("=", 1)[1]).alias("category"))
     frame = frame.with_columns(pl.lit(relative).alias("source_file"))
-    times = [c for c in ("timestamp", "observed_at") if c in frame.columns]
-    frame = frame.with_columns(pl.col(c).dt.epoch("ns") for c in times)
     if "level" in frame.columns:
         frame = frame.with_columns(pl.col("level").cast(pl.String))
     return frame
 
 
-# Limitation: the walk below hashes in Python, about 23k records/s on the project machine; the
-# engine's `Verifier` (rust/src/audit/verify.rs) implements the same algorithm at over 1M/s.
-class _ChainWalk:
-    """The verification algorithm of docs/audit-chain.md over one chain's rows in seq order."""
-
-    def __init__(self, chain: str, checkpoints: list[dict], key: bytes | None, require: bool):
-        self.chain, self.checkpoints, self.key, self.require = chain, checkpoints, key, require
-        self.heads = {}
-        self.bounds = {}
-        for c in checkpoints:
-            self.heads.setdefault(c["seq"], []).append(c["head"])
-            self.bounds[c["file"]] = max(self.bounds.get(c["file"], 0), c["seq"])
-        self.expect_seq, self.prev, self.prev_row = 1, GENESIS, None
-        self.max_seq, self.records = 0, 0
-        self.pending: dict | None = None
-        self.failure: Failure | None = None
-
-    def run(self, rows: list[dict]) -> ChainReport:
-        for row in rows:
-            if self.failure is not None:
-                break
-            self.max_seq = max(self.max_seq, row["audit_seq"] or 0)
-            self._resolve(row) if self.pending else self._check(row)
-        if self.pending and self.failure is None:
-            self.failure = self.pending["failure"]
-        failure = _earliest(self.failure, self._checkpoint_failure())
-        sealed = self.key is not None and bool(self.checkpoints)
-        sealed = sealed and not (failure and failure.kind.startswith("seal"))
-        head = (self.expect_seq - 1, self.prev)
-        return ChainReport(self.chain, self.records, head, len(self.checkpoints), sealed, failure)
-
-    def _check(self, row: dict) -> None:
-        seq, prev, stored = row["audit_seq"], row["audit_prev_hash"], row["audit_hash"]
-        if seq is None or prev is None or stored is None:
-            self.failure = _at(row, "modified", self.expect_seq, "", "null")
-        elif seq < self.expect_seq:
-            self.failure = _at(row, "inserted", seq, self.prev, stored)
-        elif seq > self.expect_seq:
-            self.failure = _at(row, "deleted", self.expect_seq, str(self.expect_seq), str(seq))
-        elif prev != self.prev:
-            intact = _link_hash(prev, row) == stored
-            self._hold_link_failure(row, intact)
-        elif (computed := _link_hash(prev, row)) != stored:
-            self._hold(row, _at(row, "modified", seq, computed, stored), link=None)
-        else:
-            self._accept(row)
-
-    def _hold_link_failure(self, row: dict, intact: bool) -> None:
-        seq, prev = row["audit_seq"], row["audit_prev_hash"]
-        if intact and seq > 1:
-            # An intact record naming another predecessor proves that predecessor was changed.
-            p = self.prev_row
-            failure = Failure(
-                "modified", seq - 1, p["source_file"], p["source_row"], prev, self.prev
-            )
-        else:
-            failure = _at(row, "modified", seq, self.prev, prev)
-        self._hold(row, failure, link=prev)
-
-    def _hold(self, row: dict, failure: Failure, link: str | None) -> None:
-        self.pending = {"failure": failure, "row": row, "expect_prev": self.prev, "link": link}
-
-    def _resolve(self, row: dict) -> None:
-        p = self.pending
-        held = p["row"]
-        if p["link"] is not None and row["audit_hash"] == p["link"]:
-            self.failure = _at(held, "reordered", held["audit_seq"], p["expect_prev"], p["link"])
-        elif (
-            row["audit_seq"] == held["audit_seq"]
-            and row["audit_prev_hash"] == p["expect_prev"]
-            and _link_hash(p["expect_prev"], row) == row["audit_hash"]
-        ):
-            self.failure = _at(
-                held, "inserted", held["audit_seq"], row["audit_hash"], held["audit_hash"]
-            )
-        elif p["link"] is None and row["audit_seq"] != held["audit_seq"]:
-            self.failure = p["failure"]
-        if self.failure is not None:
-            self.pending = None
-
-    def _accept(self, row: dict) -> None:
-        seq, stored = row["audit_seq"], row["audit_hash"]
-        for head in self.heads.get(seq, ()):
-            if head != stored:
-                self.failure = _at(row, "modified", seq, head, stored)
-                return
-        bound = self.bounds.get(row["source_file"])
-        if bound is not None and seq > bound:
-            self.failure = _at(row, "inserted", seq, str(bound), str(seq))
-            return
-        self.expect_seq, self.prev, self.prev_row = seq + 1, stored, row
-        self.records += 1
-
-    def _checkpoint_failure(self) -> Failure | None:
-        first = None
-        for c in self.checkpoints:
-            found = self._one_checkpoint(c)
-            if found is not None and (first is None or found.seq < first.seq):
-                first = found
-        return first or self._unsealed_tail()
-
-    def _one_checkpoint(self, c: dict) -> Failure | None:
-        at = c["seq"]
-        if self.key is not None:
-            if not c.get("seal"):
-                return Failure("seal_missing", at, c["file"], None, "seal", "none")
-            args = (c["chain"], c["seq"], c["head"], c["time_ns"], c["file"])
-            if not hmac.compare_digest(seal(self.key, *args), c["seal"]):
-                return Failure("seal_invalid", at, c["file"], None, "valid seal", c["seal"])
-        if at > self.max_seq:
-            m = self.max_seq
-            return Failure("truncated", m + 1, c["file"], None, str(at), str(m))
-        return None
-
-    def _unsealed_tail(self) -> Failure | None:
-        sealed = max((c["seq"] for c in self.checkpoints), default=0)
-        last = self.expect_seq - 1
-        if self.require and last > sealed:
-            expected = f"a checkpoint at seq {last}"
-            return Failure(
-                "seal_missing", sealed + 1, None, None, expected, f"last checkpoint at seq {sealed}"
-            )
-        return None
-
-
-def _earliest(a: Failure | None, b: Failure | None) -> Failure | None:
-    if a is None or b is None:
-        return a or b
-    return b if b.seq < a.seq else a
-
-
-def _at(row: dict, kind: str, seq: int, expected: str, found: str) -> Failure:
-    return Failure(kind, seq, row.get("source_file"), row.get("source_row"), expected, found)
-
-
-# The canonical record (RFC 8785) of a stored row: every event column except audit_hash.
-_TIME = ("timestamp", "observed_at")
-_FLOAT = ("revenue", "sample_rate")
-_RECORD_COLUMNS = sorted(
-    (
-        *_TIME,
-        *_FLOAT,
-        "level", "category", "service", "trace_id", "span_id", "parent_span_id", "user_id",
-        "session_id", "message", "stack", "fields", "feature", "cost_center", "user_tier",
-        "audit_chain", "audit_seq", "audit_prev_hash",
-    ),
-    key=lambda k: k.encode("utf-16-be"),
-)  # fmt: skip
+# JCS (RFC 8785) strings and integers, for the seal message of a checkpoint.
 _ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",
@@ -380,21 +244,6 @@ _ESCAPES = {
 }
 
 
-def _link_hash(prev: str, row: dict) -> str:
-    members = ",".join(f"{_jcs_str(k)}:{_jcs_value(k, row.get(k))}" for k in _RECORD_COLUMNS)
-    return hashlib.sha256(prev.encode() + ("{" + members + "}").encode()).hexdigest()
-
-
-def _jcs_value(column: str, value: object) -> str:
-    if value is None:
-        return "null"
-    if column in _TIME:
-        return _jcs_time(value)
-    if column in _FLOAT:
-        return _jcs_float(value)
-    return _jcs_int(value) if column == "audit_seq" else _jcs_str(value)
-
-
 def _jcs_str(s: str) -> str:
     body = "".join(_ESCAPES.get(c) or (f"\\u{ord(c):04x}" if c < " " else c) for c in s)
     return f'"{body}"'
@@ -402,43 +251,3 @@ def _jcs_str(s: str) -> str:
 
 def _jcs_int(n: int) -> str:
     return str(n) if abs(n) <= _MAX_SAFE_INTEGER else f'"{n}"'
-
-
-def _jcs_time(ns: int) -> str:
-    secs, frac = divmod(ns, 1_000_000_000)
-    days, tod = divmod(secs, 86_400)
-    date = _civil_from_days(days)
-    return f'"{date}T{tod // 3600:02d}:{tod // 60 % 60:02d}:{tod % 60:02d}.{frac:09d}Z"'
-
-
-def _civil_from_days(z: int) -> str:
-    z += 719_468
-    era, doe = divmod(z, 146_097)
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day, month = doy - (153 * mp + 2) // 5 + 1, mp + 3 if mp < 10 else mp - 9
-    return f"{yoe + era * 400 + (month <= 2):04d}-{month:02d}-{day:02d}"
-
-
-def _jcs_float(f: float) -> str:
-    if f != f or f in (float("inf"), float("-inf")):
-        return '"NaN"' if f != f else ('"Infinity"' if f > 0 else '"-Infinity"')
-    if f == 0:
-        return "0"
-    mantissa, _, exp = repr(abs(f)).partition("e")
-    whole, _, frac = mantissa.partition(".")
-    raw = whole + frac
-    n = len(whole) + int(exp or 0) - (len(raw) - len(raw.lstrip("0")))
-    digits = raw.strip("0")
-    k = len(digits)
-    if k <= n <= 21:
-        body = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        body = f"{digits[:n]}.{digits[n:]}"
-    elif -6 < n <= 0:
-        body = "0." + "0" * -n + digits
-    else:
-        rest = "." + digits[1:] if k > 1 else ""
-        body = f"{digits[0]}{rest}e{'+' if n > 1 else '-'}{abs(n - 1)}"
-    return ("-" if f < 0 else "") + body

@@ -1,6 +1,7 @@
 //! The Python binding layer: converts arguments, releases the GIL, delegates to the engine.
 
 mod arrow;
+mod audit;
 mod conform;
 mod engine;
 mod error;
@@ -16,5 +17,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<engine::PyProcessResult>()?;
     m.add_class::<sample::PySampler>()?;
+    m.add_class::<audit::PyAuditChain>()?;
+    m.add_function(wrap_pyfunction!(audit::verify_chain, m)?)?;
     Ok(())
 }
