@@ -147,11 +147,58 @@ def checkpoint_recovered_head(
 
 
 def _last_record(data_dir: str | Path, chain: str) -> dict | None:
-    rows = _chain_rows(data_dir)
-    if "audit_chain" not in rows.columns:
+    """The chain's last record, read from the footers and three columns of the writer's files."""
+    root = Path(data_dir)
+    files = [p for tier in TIERS for p in (root / tier).rglob(f"part-{chain}-*.parquet")]
+    if not files:
         return None
-    rows = rows.filter(pl.col("audit_chain") == chain)
-    return None if rows.is_empty() else rows.sort("audit_seq").row(-1, named=True)
+    frame = (
+        pl.scan_parquet(files, hive_partitioning=False, include_file_paths="source_file")
+        .select("audit_chain", "audit_seq", "audit_hash", "source_file")
+        .filter(pl.col("audit_chain") == chain)
+        .sort("audit_seq")
+        .tail(1)
+        .collect()
+    )
+    if frame.is_empty():
+        return None
+    row = frame.row(0, named=True)
+    row["source_file"] = Path(row["source_file"]).relative_to(root).as_posix()
+    return row
+
+
+class ChainWriter:
+    """Chains each file's audit rows just before it is committed, and checkpoints the head
+    after. The chain continues from the committed files, which are the truth."""
+
+    def __init__(self, data_dir: str | Path, chain: str, *, config_json: str, key: bytes | None):
+        self.root = Path(data_dir)
+        self.chain_id = chain
+        self.key = key
+        checkpoint_recovered_head(self.root, chain, key=key)
+        self._chain = _core.AuditChain(
+            chain, recover_head(self.root, chain), config_json=config_json
+        )
+
+    def chain(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+        """The frame with its audit columns filled; whether it holds audit rows."""
+        before = self._chain.head[0]
+        chained = pl.DataFrame(self._chain.append(frame))
+        if "level" in chained.columns:
+            chained = chained.with_columns(pl.col("level").cast(frame.schema["level"]))
+        return chained, self._chain.head[0] != before
+
+    def committed(self, path: Path) -> None:
+        """Records the checkpoint of a committed file that holds audit rows."""
+        seq, head = self._chain.head
+        append_checkpoint(
+            self.root,
+            self.chain_id,
+            seq,
+            head,
+            path.relative_to(self.root).as_posix(),
+            key=self.key,
+        )
 
 
 def verify(

@@ -144,6 +144,46 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run(args.data_dir, load_config(args.config, **overrides))
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from qlingest.audit import KEY_ENV, audit_key, verify
+
+    if not Path(args.data_dir).is_dir():
+        return _fail(f"no store at {args.data_dir}")
+    key = audit_key(None)
+    if args.require_seals and key is None:
+        return _fail(f"--require-seals needs the seal key in {KEY_ENV}")
+    report = verify(args.data_dir, require_seals=args.require_seals, key=key)
+    if args.json:
+        print(json.dumps(_report_dict(report)))
+        return 0 if report.ok else 1
+    for chain in report.chains:
+        name = chain.chain or "(no chain)"
+        if chain.failure is None:
+            seal = "sealed" if chain.sealed else "UNSEALED (truncation not detectable)"
+            print(
+                f"chain {name}: OK, {chain.records:,} records, head {chain.head[0]} {chain.head[1]}, {seal}"
+            )
+            continue
+        f = chain.failure
+        where = f"{f.file} row {f.row}" if f.file is not None else "checkpoint log"
+        print(
+            f"chain {name}: {f.kind.upper()} at seq {f.seq} ({where}): expected {f.expected}, found {f.found}"
+        )
+    verdict = "OK" if report.ok else "TAMPERED"
+    print(f"{verdict}: {report.records:,} records in {len(report.chains)} chains")
+    return 0 if report.ok else 1
+
+
+def _report_dict(report) -> dict:
+    from dataclasses import asdict
+
+    return {
+        "ok": report.ok,
+        "records": report.records,
+        "chains": [asdict(c) for c in report.chains],
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qlingest", description="Observability ingest with a Rust core."
@@ -195,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=["table", "ndjson", "csv"], default="table")
     query.set_defaults(func=cmd_query)
 
+    audit = sub.add_parser("audit", help="the tamper-evident audit chain")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="recompute every link and seal of the store")
+    verify.add_argument("--data-dir", required=True)
+    verify.add_argument(
+        "--require-seals", action="store_true", help="fail unless every checkpoint is sealed"
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.set_defaults(func=cmd_audit_verify)
+
     serve = sub.add_parser("serve", help="run the ingest sidecar (HTTP, OTLP/HTTP, TCP)")
     serve.add_argument("--data-dir", required=True, help="the store")
     serve.add_argument("--config", metavar="FILE", help="TOML configuration")
@@ -207,7 +257,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="qlingest: %(levelname)s: %(message)s")
     try:
         return args.func(args)
     except QlingestError as e:

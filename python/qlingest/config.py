@@ -11,6 +11,7 @@ import msgspec
 from qlingest.exceptions import ConfigError
 
 __all__ = [
+    "AuditConfig",
     "Config",
     "InputConfig",
     "ServeConfig",
@@ -106,12 +107,25 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     idle_timeout_s: float = 60.0
 
 
+class AuditConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which events are audit records, and the key that seals the chain."""
+
+    #: Events of these categories are chained (and never sampled out when ``security.*``).
+    categories: list[str] = msgspec.field(default_factory=lambda: ["security.audit_logs"])
+    #: Further selections: ``{column = "...", values = [...]}``; a row matching any is chained.
+    rules: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    #: HMAC key of the checkpoint seals; ``None`` reads ``QLINGEST_AUDIT_KEY``, and without
+    #: either the chain is written unsealed (a warning says so once).
+    key: str | None = None
+
+
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The whole configuration; each section has its own defaults."""
 
     input: InputConfig = msgspec.field(default_factory=InputConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     serve: ServeConfig = msgspec.field(default_factory=ServeConfig)
+    audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
     #: The sampling policy (see docs/sampling.md); ``None`` samples nothing. Validated by the
     #: core, whose messages name the rule and key at fault.
     sampling: dict[str, Any] | None = None

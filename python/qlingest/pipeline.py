@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -14,11 +15,14 @@ import msgspec
 import polars as pl
 
 from qlingest import _core
+from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
 from qlingest.source import open_input, read_chunks
 from qlingest.store import LEVEL_ENUM, Store
 
 __all__ = ["Batch", "Pipeline", "Summary"]
+
+log = logging.getLogger("qlingest")
 
 Format = Literal["auto", "ndjson", "text"]
 
@@ -99,7 +103,20 @@ class Pipeline:
         self._buffers: dict[tuple[str, str, str], list[pl.DataFrame]] = {}
         self._buffer_sizes: dict[tuple[str, str, str], int] = {}
         self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
+        self._audit = self._chain_writer() if self.store is not None else None
         self._started = time.perf_counter()
+
+    def _chain_writer(self) -> ChainWriter:
+        assert self.store is not None
+        cfg = self.config.audit
+        key = audit_key(cfg.key)
+        if key is None:
+            log.warning(
+                "No audit key: audit records are chained but unsealed, so a cut-off tail cannot "
+                "be detected. Set QLINGEST_AUDIT_KEY or audit.key."
+            )
+        select = {"categories": cfg.categories, "rules": cfg.rules}
+        return ChainWriter(self.store.root, self.store.writer, config_json=_json(select), key=key)
 
     def __enter__(self) -> Pipeline:
         return self
@@ -214,8 +231,12 @@ class Pipeline:
         self._buffer_sizes.pop(key)
         frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
         wal = frozenset(self._buffer_wal.pop(key, ()))
-        assert self.store is not None
-        self.store.write_partition(*key, frame, wal_records=wal)
+        assert self.store is not None and self._audit is not None
+        # The chain runs over rows in file order, one file at a time, so files commit in chain order.
+        frame, audited = self._audit.chain(frame.sort("timestamp", maintain_order=True))
+        path = self.store.write_partition(*key, frame, wal_records=wal)
+        if audited:
+            self._audit.committed(path)
         self.summary.events_written += frame.height
         if self.on_commit is not None:
             self.on_commit(key, wal)
