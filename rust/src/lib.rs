@@ -2,6 +2,7 @@
 //! Arrow record batches. The engine is plain Rust; `py` holds the Python binding layer.
 
 pub mod error;
+pub mod redact;
 pub mod schema;
 
 #[cfg(feature = "python")]

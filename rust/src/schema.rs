@@ -47,9 +47,15 @@ impl Level {
     }
 
     pub fn from_code(code: u8) -> Option<Level> {
-        [Level::Debug, Level::Info, Level::Warn, Level::Error, Level::Critical]
-            .get(code as usize)
-            .copied()
+        [
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+            Level::Critical,
+        ]
+        .get(code as usize)
+        .copied()
     }
 }
 

@@ -1,0 +1,157 @@
+//! The cheap first pass: which rules can possibly match a string, so clean strings skip them all.
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use memchr::memchr;
+use regex::RegexSet;
+
+use super::rules::Trigger;
+use crate::error::{Error, Result};
+
+/// A bit mask over rule indices; rules at index 64 and above are run whenever anything may match.
+pub type RuleMask = u64;
+
+/// Finds the rules worth running on a string from literals, digit runs and rare bytes.
+#[derive(Debug, Clone)]
+pub struct Prefilter {
+    literals: Option<AhoCorasick>,
+    literal_masks: Vec<RuleMask>,
+    digits: Vec<(usize, RuleMask)>,
+    bytes: Vec<(u8, RuleMask)>,
+    custom: Option<(RegexSet, RuleMask)>,
+    overflow: bool,
+}
+
+/// Bit of rule `i` (0 for indices past the mask width).
+pub fn bit(i: usize) -> RuleMask {
+    if i < 64 {
+        1 << i
+    } else {
+        0
+    }
+}
+
+impl Prefilter {
+    /// Builds from each rule's trigger; `custom` holds the patterns of `Trigger::Always` rules.
+    pub fn new(triggers: &[Trigger], custom: &[&str]) -> Result<Prefilter> {
+        let mut pf = Prefilter {
+            literals: None,
+            literal_masks: Vec::new(),
+            digits: Vec::new(),
+            bytes: Vec::new(),
+            custom: None,
+            overflow: triggers.len() > 64,
+        };
+        let mut words: Vec<String> = Vec::new();
+        for (i, t) in triggers.iter().enumerate() {
+            pf.add(i, t, &mut words);
+        }
+        pf.literals = build_literals(&words)?;
+        pf.custom = build_custom(triggers, custom)?;
+        Ok(pf)
+    }
+
+    fn add(&mut self, i: usize, trigger: &Trigger, words: &mut Vec<String>) {
+        match trigger {
+            Trigger::Literals(lits) => {
+                for w in lits.iter().map(|w| w.to_ascii_lowercase()) {
+                    match words.iter().position(|x| *x == w) {
+                        Some(p) => self.literal_masks[p] |= bit(i),
+                        None => {
+                            words.push(w);
+                            self.literal_masks.push(bit(i));
+                        }
+                    }
+                }
+            }
+            Trigger::Digits(n) => self.digits.push((*n, bit(i))),
+            Trigger::Byte(b) => self.bytes.push((*b, bit(i))),
+            Trigger::Always => {}
+        }
+    }
+
+    /// The rules that may match `text`.
+    pub fn scan(&self, text: &str) -> RuleMask {
+        let bytes = text.as_bytes();
+        let mut mask = 0;
+        if let Some(ac) = &self.literals {
+            for m in ac.find_overlapping_iter(bytes) {
+                mask |= self.literal_masks[m.pattern().as_usize()];
+            }
+        }
+        if !self.digits.is_empty() {
+            let run = longest_digit_run(bytes);
+            mask |= self
+                .digits
+                .iter()
+                .filter(|d| run >= d.0)
+                .fold(0, |m, d| m | d.1);
+        }
+        for &(b, m) in &self.bytes {
+            if mask & m != m && memchr(b, bytes).is_some() {
+                mask |= m;
+            }
+        }
+        if let Some((set, m)) = &self.custom {
+            if set.is_match(text) {
+                mask |= m;
+            }
+        }
+        self.widen(mask, text)
+    }
+
+    /// Rules past the mask width have no bit of their own: they run on any string.
+    fn widen(&self, mask: RuleMask, text: &str) -> RuleMask {
+        match self.overflow && mask == 0 && !text.is_empty() {
+            true => RuleMask::MAX,
+            false => mask,
+        }
+    }
+}
+
+fn build_literals(words: &[String]) -> Result<Option<AhoCorasick>> {
+    if words.is_empty() {
+        return Ok(None);
+    }
+    let ac = AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .kind(Some(AhoCorasickKind::DFA))
+        .build(words)
+        .map_err(|e| Error::Config(format!("redaction prefilter: {e}")))?;
+    Ok(Some(ac))
+}
+
+fn build_custom(triggers: &[Trigger], patterns: &[&str]) -> Result<Option<(RegexSet, RuleMask)>> {
+    let mask = triggers
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| **t == Trigger::Always)
+        .fold(0, |m, (i, _)| m | bit(i));
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let set = regex::RegexSetBuilder::new(patterns)
+        .size_limit(super::REGEX_SIZE_LIMIT * 4)
+        .dfa_size_limit(super::REGEX_SIZE_LIMIT * 4)
+        .build()
+        .map_err(|e| Error::Config(format!("redaction rules: {e}")))?;
+    Ok(Some((set, mask)))
+}
+
+/// The most digits in one run, where single spaces or dashes may sit between digits.
+pub fn longest_digit_run(bytes: &[u8]) -> usize {
+    let (mut best, mut run, mut sep) = (0, 0, false);
+    for &b in bytes {
+        if b.is_ascii_digit() {
+            run += 1;
+            sep = false;
+        } else if (b == b' ' || b == b'-') && run > 0 && !sep {
+            sep = true;
+        } else {
+            best = best.max(run);
+            run = 0;
+            sep = false;
+        }
+    }
+    best.max(run)
+}
