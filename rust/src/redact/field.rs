@@ -83,8 +83,7 @@ impl Redactor {
         let bytes = raw.as_bytes();
         key_ok
             && memchr2(b'\\', b'%', bytes).is_none()
-            && self.looks_clean(key)
-            && self.looks_clean(raw)
+            && self.looks_clean(&[key, raw])
             && !(matches!(bytes.first(), Some(b'{' | b'[')) && self.nested_keys_sensitive(bytes))
     }
 

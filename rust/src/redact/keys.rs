@@ -1,6 +1,5 @@
 //! Key rules: key names that make a whole value secret, matched across spellings.
 
-use std::collections::HashSet;
 
 use memchr::memchr;
 
@@ -77,43 +76,74 @@ pub enum KeyKind {
 }
 
 /// Classifies key names; built once from the built-in list and `RedactConfig::keys`.
+///
+/// A trie over reversed normalized names: keys are read from their last byte, so most plain keys
+/// are rejected after a byte or two, with no allocation and no hashing.
 #[derive(Debug, Clone)]
 pub struct KeyMatcher {
-    exact: HashSet<Vec<u8>>,
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    edges: Vec<(u8, u32)>,
+    /// The kind of a key that is exactly this name.
+    exact: Option<KeyKind>,
+    /// Any key ending in this name is secret.
+    suffix: bool,
 }
 
 impl KeyMatcher {
     /// The built-in names plus `extra` (any spelling; normalized here).
     pub fn new(extra: &[String]) -> KeyMatcher {
-        let builtin = SECRET_KEYS.iter().map(|k| k.as_bytes().to_vec());
-        let custom = extra.iter().map(|k| normalize(k.as_bytes()));
-        KeyMatcher {
-            exact: builtin.chain(custom).filter(|k| !k.is_empty()).collect(),
+        let mut m = KeyMatcher { nodes: vec![Node::default()] };
+        for k in SECRET_KEYS {
+            m.insert(k.as_bytes()).exact = Some(KeyKind::Secret);
         }
+        for k in extra.iter().map(|k| normalize(k.as_bytes())).filter(|k| !k.is_empty()) {
+            m.insert(&k).exact = Some(KeyKind::Secret);
+        }
+        for k in SECRET_SUFFIXES {
+            m.insert(k.as_bytes()).suffix = true;
+        }
+        for k in USER_KEYS {
+            let node = m.insert(k.as_bytes());
+            node.exact = node.exact.or(Some(KeyKind::User));
+        }
+        m
+    }
+
+    fn insert(&mut self, name: &[u8]) -> &mut Node {
+        let mut at = 0;
+        for &b in name.iter().rev() {
+            at = match self.child(at, b) {
+                Some(next) => next,
+                None => {
+                    self.nodes.push(Node::default());
+                    let next = self.nodes.len() - 1;
+                    self.nodes[at].edges.push((b, next as u32));
+                    next
+                }
+            };
+        }
+        &mut self.nodes[at]
+    }
+
+    fn child(&self, at: usize, b: u8) -> Option<usize> {
+        self.nodes[at].edges.iter().find(|e| e.0 == b).map(|e| e.1 as usize)
     }
 
     /// Classifies a decoded key name.
     pub fn kind(&self, key: &[u8]) -> KeyKind {
-        let mut buf = [0u8; 64];
-        let heap;
-        let norm: &[u8] = match key.len() <= buf.len() {
-            true => {
-                let n = normalize_into(key, &mut buf);
-                &buf[..n]
+        let mut at = 0;
+        for &b in key.iter().rev().filter(|b| !is_separator(**b)) {
+            match self.child(at, b.to_ascii_lowercase()) {
+                Some(next) if self.nodes[next].suffix => return KeyKind::Secret,
+                Some(next) => at = next,
+                None => return KeyKind::Plain,
             }
-            false => {
-                heap = normalize(key);
-                &heap
-            }
-        };
-        if self.exact.contains(norm) || SECRET_SUFFIXES.iter().any(|s| norm.ends_with(s.as_bytes()))
-        {
-            KeyKind::Secret
-        } else if USER_KEYS.iter().any(|u| u.as_bytes() == norm) {
-            KeyKind::User
-        } else {
-            KeyKind::Plain
         }
+        self.nodes[at].exact.unwrap_or(KeyKind::Plain)
     }
 
     /// Whether raw JSON text without backslashes may hold a secret or user key at any depth.
@@ -138,22 +168,13 @@ impl KeyMatcher {
 /// Lower case with `_`, `-`, `.` and spaces removed: `X-Api-Key` -> `xapikey`.
 pub fn normalize(key: &[u8]) -> Vec<u8> {
     key.iter()
-        .filter(|b| !matches!(b, b'_' | b'-' | b'.' | b' '))
+        .filter(|b| !is_separator(**b))
         .map(u8::to_ascii_lowercase)
         .collect()
 }
 
-/// Normalizes `key` into `buf` (at least as long as `key`) and returns the length.
-fn normalize_into(key: &[u8], buf: &mut [u8]) -> usize {
-    let mut n = 0;
-    for &b in key
-        .iter()
-        .filter(|b| !matches!(b, b'_' | b'-' | b'.' | b' '))
-    {
-        buf[n] = b.to_ascii_lowercase();
-        n += 1;
-    }
-    n
+fn is_separator(b: u8) -> bool {
+    matches!(b, b'_' | b'-' | b'.' | b' ')
 }
 
 /// The content range of the next `"..."` at or after `from` (the text has no escapes).

@@ -19,6 +19,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_bench;
+#[cfg(test)]
 mod tests_corpus;
 #[cfg(test)]
 mod tests_props;

@@ -1,5 +1,7 @@
 //! The cheap first pass: which rules can possibly match a string, so clean strings skip them all.
 
+use std::cell::RefCell;
+
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use memchr::memchr;
 use regex::RegexSet;
@@ -18,6 +20,8 @@ pub struct Prefilter {
     digits: Vec<(usize, RuleMask)>,
     bytes: Vec<(u8, RuleMask)>,
     custom: Option<(RegexSet, RuleMask)>,
+    /// Fewest digits any digit trigger needs.
+    min_digits: usize,
     overflow: bool,
 }
 
@@ -39,6 +43,7 @@ impl Prefilter {
             digits: Vec::new(),
             bytes: Vec::new(),
             custom: None,
+            min_digits: 0,
             overflow: triggers.len() > 64,
         };
         let mut words: Vec<String> = Vec::new();
@@ -46,6 +51,7 @@ impl Prefilter {
             pf.add(i, t, &mut words);
         }
         pf.literals = build_literals(&words)?;
+        pf.min_digits = pf.digits.iter().map(|d| d.0).min().unwrap_or(0);
         pf.custom = build_custom(triggers, custom)?;
         Ok(pf)
     }
@@ -71,37 +77,47 @@ impl Prefilter {
 
     /// The rules that may match `text`.
     pub fn scan(&self, text: &str) -> RuleMask {
-        let bytes = text.as_bytes();
+        self.scan_parts(&[text])
+    }
+
+    /// The rules that may match any of `parts`, scanned in one pass (a newline between parts).
+    pub fn scan_parts(&self, parts: &[&str]) -> RuleMask {
+        let mut mask = LOWER.with_borrow_mut(|buf| {
+            lower_joined(parts, buf);
+            self.scan_lower(buf)
+        });
+        if let Some((set, m)) = &self.custom {
+            if parts.iter().any(|p| set.is_match(p)) {
+                mask |= m;
+            }
+        }
+        self.widen(mask, parts.iter().any(|p| !p.is_empty()))
+    }
+
+    /// Literals, digit runs and bytes over the lower-cased text.
+    fn scan_lower(&self, bytes: &[u8]) -> RuleMask {
         let mut mask = 0;
-        if let Some(ac) = &self.literals {
+        // is_match takes the SIMD prefilter fast path; the overlapping walk runs only on a hit.
+        if let Some(ac) = self.literals.as_ref().filter(|ac| ac.is_match(bytes)) {
             for m in ac.find_overlapping_iter(bytes) {
                 mask |= self.literal_masks[m.pattern().as_usize()];
             }
         }
         if !self.digits.is_empty() {
-            let run = longest_digit_run(bytes);
-            mask |= self
-                .digits
-                .iter()
-                .filter(|d| run >= d.0)
-                .fold(0, |m, d| m | d.1);
+            let run = longest_digit_run(bytes, self.min_digits);
+            mask |= self.digits.iter().filter(|d| run >= d.0).fold(0, |m, d| m | d.1);
         }
         for &(b, m) in &self.bytes {
             if mask & m != m && memchr(b, bytes).is_some() {
                 mask |= m;
             }
         }
-        if let Some((set, m)) = &self.custom {
-            if set.is_match(text) {
-                mask |= m;
-            }
-        }
-        self.widen(mask, text)
+        mask
     }
 
     /// Rules past the mask width have no bit of their own: they run on any string.
-    fn widen(&self, mask: RuleMask, text: &str) -> RuleMask {
-        match self.overflow && mask == 0 && !text.is_empty() {
+    fn widen(&self, mask: RuleMask, non_empty: bool) -> RuleMask {
+        match self.overflow && mask == 0 && non_empty {
             true => RuleMask::MAX,
             false => mask,
         }
@@ -112,8 +128,8 @@ fn build_literals(words: &[String]) -> Result<Option<AhoCorasick>> {
     if words.is_empty() {
         return Ok(None);
     }
+    // Case-sensitive over lower-cased text: a case-insensitive automaton gets no SIMD prefilter.
     let ac = AhoCorasick::builder()
-        .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
         .kind(Some(AhoCorasickKind::DFA))
         .build(words)
@@ -138,8 +154,31 @@ fn build_custom(triggers: &[Trigger], patterns: &[&str]) -> Result<Option<(Regex
     Ok(Some((set, mask)))
 }
 
-/// The most digits in one run, where single spaces or dashes may sit between digits.
-pub fn longest_digit_run(bytes: &[u8]) -> usize {
+thread_local! {
+    /// Per-thread scratch for the lower-cased copy, reused across calls.
+    static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Lower-cases `parts` into `buf`, separated by newlines (no literal or digit run spans one).
+fn lower_joined(parts: &[&str], buf: &mut Vec<u8>) {
+    buf.clear();
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            buf.push(b'\n');
+        }
+        let start = buf.len();
+        buf.extend_from_slice(p.as_bytes());
+        buf[start..].make_ascii_lowercase();
+    }
+}
+
+/// The most digits in one run, where single spaces or dashes may sit between digits; 0 when
+/// the whole text holds fewer than `min` digits.
+pub fn longest_digit_run(bytes: &[u8], min: usize) -> usize {
+    // Most strings hold few digits; counting them vectorizes and skips the run scan.
+    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < min {
+        return 0;
+    }
     let (mut best, mut run, mut sep) = (0, 0, false);
     for &b in bytes {
         if b.is_ascii_digit() {

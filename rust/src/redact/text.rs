@@ -47,8 +47,8 @@ impl Redactor {
     }
 
     /// Whether the prefilter sees nothing in `text` (no rule can match it).
-    pub(crate) fn looks_clean(&self, text: &str) -> bool {
-        self.prefilter.scan(text) == 0
+    pub(crate) fn looks_clean(&self, parts: &[&str]) -> bool {
+        self.prefilter.scan_parts(parts) == 0
     }
 
     fn find_spans(&self, text: &str, ctx: &str, spans: &mut Vec<Span>) {
