@@ -1,6 +1,5 @@
 //! Key rules: key names that make a whole value secret, matched across spellings.
 
-
 use memchr::memchr;
 
 /// Built-in secret key names, normalized (lower case, no `_`, `-`, `.` or spaces).
@@ -96,11 +95,17 @@ struct Node {
 impl KeyMatcher {
     /// The built-in names plus `extra` (any spelling; normalized here).
     pub fn new(extra: &[String]) -> KeyMatcher {
-        let mut m = KeyMatcher { nodes: vec![Node::default()] };
+        let mut m = KeyMatcher {
+            nodes: vec![Node::default()],
+        };
         for k in SECRET_KEYS {
             m.insert(k.as_bytes()).exact = Some(KeyKind::Secret);
         }
-        for k in extra.iter().map(|k| normalize(k.as_bytes())).filter(|k| !k.is_empty()) {
+        for k in extra
+            .iter()
+            .map(|k| normalize(k.as_bytes()))
+            .filter(|k| !k.is_empty())
+        {
             m.insert(&k).exact = Some(KeyKind::Secret);
         }
         for k in SECRET_SUFFIXES {
@@ -130,7 +135,11 @@ impl KeyMatcher {
     }
 
     fn child(&self, at: usize, b: u8) -> Option<usize> {
-        self.nodes[at].edges.iter().find(|e| e.0 == b).map(|e| e.1 as usize)
+        self.nodes[at]
+            .edges
+            .iter()
+            .find(|e| e.0 == b)
+            .map(|e| e.1 as usize)
     }
 
     /// Classifies a decoded key name.

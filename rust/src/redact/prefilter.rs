@@ -2,7 +2,8 @@
 
 use std::cell::RefCell;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::packed::{self, Searcher};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind, Span};
 use memchr::memchr;
 use regex::RegexSet;
 
@@ -15,7 +16,7 @@ pub type RuleMask = u64;
 /// Finds the rules worth running on a string from literals, digit runs and rare bytes.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    literals: Option<AhoCorasick>,
+    literals: Option<Literals>,
     literal_masks: Vec<RuleMask>,
     digits: Vec<(usize, RuleMask)>,
     bytes: Vec<(u8, RuleMask)>,
@@ -97,15 +98,16 @@ impl Prefilter {
     /// Literals, digit runs and bytes over the lower-cased text.
     fn scan_lower(&self, bytes: &[u8]) -> RuleMask {
         let mut mask = 0;
-        // is_match takes the SIMD prefilter fast path; the overlapping walk runs only on a hit.
-        if let Some(ac) = self.literals.as_ref().filter(|ac| ac.is_match(bytes)) {
-            for m in ac.find_overlapping_iter(bytes) {
-                mask |= self.literal_masks[m.pattern().as_usize()];
-            }
+        if let Some(lits) = &self.literals {
+            lits.each_match(bytes, |p| mask |= self.literal_masks[p]);
         }
         if !self.digits.is_empty() {
             let run = longest_digit_run(bytes, self.min_digits);
-            mask |= self.digits.iter().filter(|d| run >= d.0).fold(0, |m, d| m | d.1);
+            mask |= self
+                .digits
+                .iter()
+                .filter(|d| run >= d.0)
+                .fold(0, |m, d| m | d.1);
         }
         for &(b, m) in &self.bytes {
             if mask & m != m && memchr(b, bytes).is_some() {
@@ -124,17 +126,50 @@ impl Prefilter {
     }
 }
 
-fn build_literals(words: &[String]) -> Result<Option<AhoCorasick>> {
+/// The literal matcher: SIMD Teddy when it applies (up to 64 patterns), else an automaton.
+#[derive(Debug, Clone)]
+enum Literals {
+    Packed(Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Literals {
+    /// Calls `f` with the pattern index of every occurrence, overlapping ones included.
+    fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize)) {
+        match self {
+            Literals::Packed(s) => {
+                let mut at = 0;
+                // Restarting one byte after each match start also finds overlapping literals.
+                while let Some(m) = s.find_in(hay, Span::from(at..hay.len())) {
+                    f(m.pattern().as_usize());
+                    at = m.start() + 1;
+                }
+            }
+            Literals::Automaton(ac) => {
+                for m in ac.find_overlapping_iter(hay) {
+                    f(m.pattern().as_usize());
+                }
+            }
+        }
+    }
+}
+
+fn build_literals(words: &[String]) -> Result<Option<Literals>> {
     if words.is_empty() {
         return Ok(None);
     }
-    // Case-sensitive over lower-cased text: a case-insensitive automaton gets no SIMD prefilter.
+    let mut packed = packed::Config::new()
+        .match_kind(packed::MatchKind::LeftmostFirst)
+        .builder();
+    if let Some(searcher) = packed.extend(words).build() {
+        return Ok(Some(Literals::Packed(searcher)));
+    }
     let ac = AhoCorasick::builder()
         .match_kind(MatchKind::Standard)
         .kind(Some(AhoCorasickKind::DFA))
         .build(words)
         .map_err(|e| Error::Config(format!("redaction prefilter: {e}")))?;
-    Ok(Some(ac))
+    Ok(Some(Literals::Automaton(ac)))
 }
 
 fn build_custom(triggers: &[Trigger], patterns: &[&str]) -> Result<Option<(RegexSet, RuleMask)>> {
@@ -172,25 +207,61 @@ fn lower_joined(parts: &[&str], buf: &mut Vec<u8>) {
     }
 }
 
-/// The most digits in one run, where single spaces or dashes may sit between digits; 0 when
-/// the whole text holds fewer than `min` digits.
+/// The most digits in one run, where single spaces or dashes may sit between digits; runs with
+/// fewer than `min` digits may be missed (the answer is then below `min` all the same).
 pub fn longest_digit_run(bytes: &[u8], min: usize) -> usize {
-    // Most strings hold few digits; counting them vectorizes and skips the run scan.
-    if bytes.iter().filter(|b| b.is_ascii_digit()).count() < min {
-        return 0;
+    let min = min.max(1);
+    let mut best = 0;
+    // A run of `min` digits spans at least `min` bytes, so probing every `min`-th byte finds it.
+    let mut p = min - 1;
+    while p < bytes.len() {
+        if !is_digit_or_sep(bytes[p]) {
+            p += min;
+            continue;
+        }
+        let (digits, end) = run_from(bytes, run_start(bytes, p));
+        best = best.max(digits);
+        p = end.max(p + 1) + min - 1;
     }
-    let (mut best, mut run, mut sep) = (0, 0, false);
-    for &b in bytes {
+    best
+}
+
+fn is_digit_or_sep(b: u8) -> bool {
+    b.is_ascii_digit() || b == b' ' || b == b'-'
+}
+
+fn is_sep(b: u8) -> bool {
+    b == b' ' || b == b'-'
+}
+
+/// Walks left from `p` to the first digit of the run holding it.
+fn run_start(bytes: &[u8], p: usize) -> usize {
+    let mut s = p + 1;
+    while s > 0 {
+        let b = bytes[s - 1];
+        let joined_sep = is_sep(b) && s >= 2 && bytes[s - 2].is_ascii_digit();
+        if !(b.is_ascii_digit() || joined_sep) {
+            break;
+        }
+        s -= 1;
+    }
+    s
+}
+
+/// Digits in the run starting at `start`, and the index just past it.
+fn run_from(bytes: &[u8], start: usize) -> (usize, usize) {
+    let (mut digits, mut sep, mut i) = (0, false, start);
+    while i < bytes.len() {
+        let b = bytes[i];
         if b.is_ascii_digit() {
-            run += 1;
+            digits += 1;
             sep = false;
-        } else if (b == b' ' || b == b'-') && run > 0 && !sep {
+        } else if is_sep(b) && digits > 0 && !sep {
             sep = true;
         } else {
-            best = best.max(run);
-            run = 0;
-            sep = false;
+            break;
         }
+        i += 1;
     }
-    best.max(run)
+    (digits, i)
 }

@@ -456,3 +456,22 @@ fn counters_follow_rule_names() {
     r.write_field("password", "\"x\"", &mut out, &mut counts);
     assert_eq!(count_of(&r, &counts, "secret_key"), 1);
 }
+
+#[test]
+fn digit_run_probe_matches_a_full_scan() {
+    use super::prefilter::longest_digit_run;
+    for text in [
+        "4111 1111 1111 1111",
+        "ab 123-45-6789 cd",
+        "2018-03-24 17:15",
+        "x1 2 3",
+        "12  34",
+        "--9999999999",
+    ] {
+        let full = longest_digit_run(text.as_bytes(), 1);
+        for min in [1, 7, 9, 12] {
+            let probed = longest_digit_run(text.as_bytes(), min);
+            assert_eq!(probed >= min, full >= min, "{text} {min}");
+        }
+    }
+}

@@ -31,7 +31,12 @@ impl Rng {
     }
 }
 
-const PATHS: &[&str] = &["/api/v1/orders", "/api/v1/users/profile", "/checkout/confirm", "/health"];
+const PATHS: &[&str] = &[
+    "/api/v1/orders",
+    "/api/v1/users/profile",
+    "/checkout/confirm",
+    "/health",
+];
 const SECRETS: &[&str] = &[
     "card 4111 1111 1111 1111 declined",
     "mail to alice@example.com failed",
@@ -62,10 +67,19 @@ pub fn event(rng: &mut Rng, secret: bool) -> Event {
     let fields = vec![
         ("http.method".into(), "\"GET\"".into()),
         ("http.status_code".into(), rng.below(600).to_string()),
-        ("duration_ms".into(), format!("{}.{}", rng.below(900), rng.below(100))),
+        (
+            "duration_ms".into(),
+            format!("{}.{}", rng.below(900), rng.below(100)),
+        ),
         ("trace_ref".into(), format!("\"{trace}\"")),
         ("tags".into(), "[\"checkout\",\"eu\",\"canary\"]".into()),
-        ("attrs".into(), format!("{{\"retry\":{},\"note\":\"{note}\",\"cache\":\"hit\"}}", rng.below(3))),
+        (
+            "attrs".into(),
+            format!(
+                "{{\"retry\":{},\"note\":\"{note}\",\"cache\":\"hit\"}}",
+                rng.below(3)
+            ),
+        ),
     ];
     Event { message, fields }
 }
@@ -88,7 +102,16 @@ fn throughput_standard_mix() {
     let r = Redactor::new(RedactConfig::default()).unwrap();
     let mut rng = Rng::new(42);
     let events: Vec<Event> = (0..100_000).map(|i| event(&mut rng, i % 50 == 0)).collect();
-    let bytes: usize = events.iter().map(|e| e.message.len() + e.fields.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>()).sum();
+    let bytes: usize = events
+        .iter()
+        .map(|e| {
+            e.message.len()
+                + e.fields
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 4)
+                    .sum::<usize>()
+        })
+        .sum();
     let mut counts = vec![0; r.rule_names().len()];
     let mut out = String::new();
     let (mut best_cpu, mut best_wall) = (f64::MAX, f64::MAX);
@@ -118,8 +141,14 @@ fn throughput_standard_mix() {
 /// CPU seconds this thread has run (Linux schedstat); wall time where unavailable.
 pub fn thread_cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    match stat.split_whitespace().next().and_then(|ns| ns.parse::<f64>().ok()) {
+    match stat
+        .split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse::<f64>().ok())
+    {
         Some(ns) => ns / 1e9,
-        None => std::time::UNIX_EPOCH.elapsed().map_or(0.0, |d| d.as_secs_f64()),
+        None => std::time::UNIX_EPOCH
+            .elapsed()
+            .map_or(0.0, |d| d.as_secs_f64()),
     }
 }
