@@ -18,14 +18,25 @@ fn planted(text: String, secret: String) -> Planted {
 }
 
 fn alnum(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
-    proptest::string::string_regex(&format!("[A-Za-z0-9]{{{},{}}}", len.start(), len.end())).unwrap()
+    proptest::string::string_regex(&format!("[A-Za-z0-9]{{{},{}}}", len.start(), len.end()))
+        .unwrap()
 }
 
 /// A card number with a real issuer prefix and a valid check digit, bare or grouped.
 fn card() -> impl Strategy<Value = Planted> {
     let issuers = prop::sample::select(vec![
-        ("4", 16), ("4", 13), ("51", 16), ("55", 16), ("2221", 16), ("2720", 16), ("34", 15),
-        ("37", 15), ("6011", 16), ("65", 19), ("3528", 16), ("36", 14),
+        ("4", 16),
+        ("4", 13),
+        ("51", 16),
+        ("55", 16),
+        ("2221", 16),
+        ("2720", 16),
+        ("34", 15),
+        ("37", 15),
+        ("6011", 16),
+        ("65", 19),
+        ("3528", 16),
+        ("36", 14),
     ]);
     let sep = prop::sample::select(vec!["", " ", "-"]);
     (issuers, prop::collection::vec(0u8..10, 19), sep).prop_map(|((prefix, len), rest, sep)| {
@@ -38,7 +49,11 @@ fn card() -> impl Strategy<Value = Planted> {
         });
         *d.last_mut().unwrap() = check.unwrap();
         let digits: String = d.iter().map(|x| char::from(b'0' + x)).collect();
-        let grouped: Vec<String> = digits.as_bytes().chunks(4).map(|c| String::from_utf8(c.to_vec()).unwrap()).collect();
+        let grouped: Vec<String> = digits
+            .as_bytes()
+            .chunks(4)
+            .map(|c| String::from_utf8(c.to_vec()).unwrap())
+            .collect();
         planted(grouped.join(sep), digits)
     })
 }
@@ -54,8 +69,14 @@ fn ssn() -> impl Strategy<Value = Planted> {
 
 fn prefixed() -> impl Strategy<Value = Planted> {
     let forms = prop::sample::select(vec![
-        ("AKIA", 16usize, ""), ("ASIA", 16, ""), ("ghp_", 36, ""), ("glpat-", 20, ""),
-        ("xoxb-1234-", 24, ""), ("sk_live_", 24, ""), ("AIza", 35, ""), ("github_pat_", 40, ""),
+        ("AKIA", 16usize, ""),
+        ("ASIA", 16, ""),
+        ("ghp_", 36, ""),
+        ("glpat-", 20, ""),
+        ("xoxb-1234-", 24, ""),
+        ("sk_live_", 24, ""),
+        ("AIza", 35, ""),
+        ("github_pat_", 40, ""),
     ]);
     (forms, alnum(60..=60)).prop_map(|((prefix, len, _), body)| {
         let body = match prefix.starts_with("AKIA") || prefix.starts_with("ASIA") {
@@ -69,24 +90,35 @@ fn prefixed() -> impl Strategy<Value = Planted> {
 
 fn credentials() -> impl Strategy<Value = Planted> {
     let pw = "[A-Za-z0-9]{6,10}[0-9]";
-    (proptest::string::string_regex(pw).unwrap(), 0..7usize, alnum(20..=30)).prop_map(|(pw, form, tok)| {
-        let tok = format!("{tok}9");
-        match form {
-            0 => planted(format!("postgres://app:{pw}@db.internal:5432/main"), pw),
-            1 => planted(format!("GET /cb?state=x&access_token={pw}&y=1"), pw),
-            2 => planted(format!("Server=db;Password={pw};"), pw),
-            3 => planted(format!("Authorization: Bearer {tok}"), tok),
-            4 => {
-                let b64 = base64(format!("user:{pw}").as_bytes());
-                planted(format!("Authorization: Basic {b64}"), b64)
+    (
+        proptest::string::string_regex(pw).unwrap(),
+        0..7usize,
+        alnum(20..=30),
+    )
+        .prop_map(|(pw, form, tok)| {
+            let tok = format!("{tok}9");
+            match form {
+                0 => planted(format!("postgres://app:{pw}@db.internal:5432/main"), pw),
+                1 => planted(format!("GET /cb?state=x&access_token={pw}&y=1"), pw),
+                2 => planted(format!("Server=db;Password={pw};"), pw),
+                3 => planted(format!("Authorization: Bearer {tok}"), tok),
+                4 => {
+                    let b64 = base64(format!("user:{pw}").as_bytes());
+                    planted(format!("Authorization: Basic {b64}"), b64)
+                }
+                5 => planted(
+                    format!("eyJhbGciOiJIUzI1NiJ9.eyJ{tok}.{pw}sig"),
+                    format!("eyJ{tok}"),
+                ),
+                _ => {
+                    let body = format!("MIIE{tok}\n{pw}AB");
+                    planted(
+                        format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----"),
+                        body,
+                    )
+                }
             }
-            5 => planted(format!("eyJhbGciOiJIUzI1NiJ9.eyJ{tok}.{pw}sig"), format!("eyJ{tok}")),
-            _ => {
-                let body = format!("MIIE{tok}\n{pw}AB");
-                planted(format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----"), body)
-            }
-        }
-    })
+        })
 }
 
 fn email() -> impl Strategy<Value = Planted> {
@@ -104,7 +136,9 @@ fn base64(raw: &[u8]) -> String {
     const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for c in raw.chunks(3) {
-        let n = (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
         for i in 0..4 {
             match i <= c.len() {
                 true => out.push(char::from(T[(n >> (18 - 6 * i)) as usize & 63])),
@@ -118,8 +152,25 @@ fn base64(raw: &[u8]) -> String {
 /// Ordinary words around the secret.
 fn words() -> impl Strategy<Value = String> {
     let vocab = prop::sample::select(vec![
-        "request", "completed", "user", "password", "reset", "token", "bucket", "secret", "cache",
-        "status=200", "in", "ms", "GET", "/api/v1/orders", "failed", "retry", "é", "ok", "",
+        "request",
+        "completed",
+        "user",
+        "password",
+        "reset",
+        "token",
+        "bucket",
+        "secret",
+        "cache",
+        "status=200",
+        "in",
+        "ms",
+        "GET",
+        "/api/v1/orders",
+        "failed",
+        "retry",
+        "é",
+        "ok",
+        "",
     ]);
     prop::collection::vec(vocab, 0..8).prop_map(|w| w.join(" "))
 }
@@ -131,7 +182,10 @@ fn placed(secret: &str, before: &str, after: &str, place: usize) -> (String, Str
     push_json_string(&text, &mut s);
     match place {
         0 => ("note".into(), s),
-        1 => ("ctx".into(), format!(r#"{{"a":{{"b":[1,{s},null]}},"c":true}}"#)),
+        1 => (
+            "ctx".into(),
+            format!(r#"{{"a":{{"b":[1,{s},null]}},"c":true}}"#),
+        ),
         2 => {
             let mut k = String::new();
             push_json_string(secret, &mut k);
@@ -148,10 +202,18 @@ fn placed(secret: &str, before: &str, after: &str, place: usize) -> (String, Str
 
 /// Writes the first letter or digit of the string as a `\u00XX` escape.
 fn escape_first(json: &str) -> String {
-    let Some(i) = json[1..].find(|c: char| c.is_ascii_alphanumeric()).map(|i| i + 1) else {
+    let Some(i) = json[1..]
+        .find(|c: char| c.is_ascii_alphanumeric())
+        .map(|i| i + 1)
+    else {
         return json.to_string();
     };
-    format!("{}\\u{:04x}{}", &json[..i], json.as_bytes()[i], &json[i + 1..])
+    format!(
+        "{}\\u{:04x}{}",
+        &json[..i],
+        json.as_bytes()[i],
+        &json[i + 1..]
+    )
 }
 
 fn all_strings(v: &sonic_rs::Value, out: &mut Vec<String>) {
@@ -240,7 +302,8 @@ fn json_value() -> impl Strategy<Value = String> {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
             prop::collection::vec(("(token|name|password|user|x)", inner), 0..4).prop_map(|v| {
-                let members: Vec<String> = v.into_iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
+                let members: Vec<String> =
+                    v.into_iter().map(|(k, x)| format!("\"{k}\":{x}")).collect();
                 format!("{{{}}}", members.join(","))
             }),
         ]

@@ -103,7 +103,10 @@ pub fn issuer_ok(d: &[u8]) -> bool {
         Some(3) if (300..=305).contains(&p(3)) || matches!(p(2), 36 | 38 | 39) => {
             (14..=19).contains(&n)
         }
-        Some(6) => (16..=19).contains(&n) || (n >= 12 && matches!(p(4), 6304 | 6759 | 6761..=6763)),
+        Some(6) if p(4) == 6011 || matches!(p(3), 644..=649) || matches!(p(2), 62 | 65) => {
+            (16..=19).contains(&n)
+        }
+        Some(6) => n >= 12 && matches!(p(4), 6304 | 6759 | 6761..=6763),
         _ => false,
     }
 }
@@ -116,7 +119,7 @@ pub fn card(d: &[u8]) -> bool {
 /// Finds cards inside a run of digit groups separated by single spaces or dashes.
 fn cards_in_run(text: &str, m: Range<usize>, out: &mut Vec<Range<usize>>) {
     let groups = digit_groups(text, m.clone());
-    if is_uuid_shape(&groups) || glued_to_decimal(text, m.start) {
+    if is_uuid_shape(&groups) || glued_to_identifier(text, m.start) {
         return;
     }
     let mut i = 0;
@@ -170,10 +173,12 @@ fn is_uuid_shape(groups: &[Range<usize>]) -> bool {
     lens.windows(5).any(|w| w == [8, 4, 4, 4, 12])
 }
 
-/// Digits right after `<digit>.` are the fraction of a decimal number.
-fn glued_to_decimal(text: &str, start: usize) -> bool {
+/// Digits right after `<digit>.` (a fraction) or after a dash or plus (`blk_-6952…`, a signed
+/// number) are not a card.
+fn glued_to_identifier(text: &str, start: usize) -> bool {
     let b = text.as_bytes();
-    start >= 2 && b[start - 1] == b'.' && b[start - 2].is_ascii_digit()
+    let fraction = start >= 2 && b[start - 1] == b'.' && b[start - 2].is_ascii_digit();
+    fraction || (start >= 1 && matches!(b[start - 1], b'-' | b'+'))
 }
 
 fn digit_neighbour(text: &str, m: &Range<usize>) -> bool {
