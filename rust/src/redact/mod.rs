@@ -64,7 +64,7 @@ pub struct Redactor {
     rules: Vec<Rule>,
     /// Value rule names, then `secret_key`, then `user_password`: index i is `counts[i]`.
     names: Vec<String>,
-    prefilter: Prefilter,
+    pub(crate) prefilter: Prefilter,
     /// Rules whose evidence may come from the enclosing key name.
     keyword_mask: RuleMask,
     keys: KeyMatcher,

@@ -16,7 +16,7 @@ pub type RuleMask = u64;
 /// Finds the rules worth running on a string from literals, digit runs and rare bytes.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    literals: Option<Literals>,
+    pub(super) literals: Option<Literals>,
     literal_masks: Vec<RuleMask>,
     digits: Vec<(usize, RuleMask)>,
     bytes: Vec<(u8, RuleMask)>,
@@ -78,21 +78,24 @@ impl Prefilter {
 
     /// The rules that may match `text`.
     pub fn scan(&self, text: &str) -> RuleMask {
-        self.scan_parts(&[text])
+        self.scan_parts([text])
     }
 
     /// The rules that may match any of `parts`, scanned in one pass (a newline between parts).
-    pub fn scan_parts(&self, parts: &[&str]) -> RuleMask {
+    pub fn scan_parts<'a, I>(&self, parts: I) -> RuleMask
+    where
+        I: IntoIterator<Item = &'a str> + Clone,
+    {
         let mut mask = LOWER.with_borrow_mut(|buf| {
-            lower_joined(parts, buf);
+            lower_joined(parts.clone(), buf);
             self.scan_lower(buf)
         });
         if let Some((set, m)) = &self.custom {
-            if parts.iter().any(|p| set.is_match(p)) {
+            if parts.clone().into_iter().any(|p| set.is_match(p)) {
                 mask |= m;
             }
         }
-        self.widen(mask, parts.iter().any(|p| !p.is_empty()))
+        self.widen(mask, parts.into_iter().any(|p| !p.is_empty()))
     }
 
     /// Literals, digit runs and bytes over the lower-cased text.
@@ -128,7 +131,7 @@ impl Prefilter {
 
 /// The literal matcher: SIMD Teddy when it applies (up to 64 patterns), else an automaton.
 #[derive(Debug, Clone)]
-enum Literals {
+pub(super) enum Literals {
     Packed(Searcher),
     Automaton(AhoCorasick),
 }
@@ -195,9 +198,9 @@ thread_local! {
 }
 
 /// Lower-cases `parts` into `buf`, separated by newlines (no literal or digit run spans one).
-fn lower_joined(parts: &[&str], buf: &mut Vec<u8>) {
+fn lower_joined<'a>(parts: impl IntoIterator<Item = &'a str>, buf: &mut Vec<u8>) {
     buf.clear();
-    for (i, p) in parts.iter().enumerate() {
+    for (i, p) in parts.into_iter().enumerate() {
         if i > 0 {
             buf.push(b'\n');
         }
@@ -219,8 +222,18 @@ pub fn longest_digit_run(bytes: &[u8], min: usize) -> usize {
             p += min;
             continue;
         }
-        let (digits, end) = run_from(bytes, run_start(bytes, p));
+        let start = run_start(bytes, p);
+        let run = run_from(bytes, start);
+        // A group glued to letters (`c3181831697bc`, hex ids) never matches: rules need a boundary.
+        let mut digits = run.digits;
+        if is_word(bytes, start.wrapping_sub(1)) {
+            digits -= run.first_group;
+        }
+        if is_word(bytes, run.last) {
+            digits = digits.saturating_sub(run.last_group);
+        }
         best = best.max(digits);
+        let end = run.end;
         p = end.max(p + 1) + min - 1;
     }
     best
@@ -248,20 +261,50 @@ fn run_start(bytes: &[u8], p: usize) -> usize {
     s
 }
 
-/// Digits in the run starting at `start`, and the index just past it.
-fn run_from(bytes: &[u8], start: usize) -> (usize, usize) {
-    let (mut digits, mut sep, mut i) = (0, false, start);
-    while i < bytes.len() {
-        let b = bytes[i];
+/// One run of digit groups.
+struct Run {
+    digits: usize,
+    first_group: usize,
+    last_group: usize,
+    /// Index just past the last digit.
+    last: usize,
+    /// Index where the scan stopped.
+    end: usize,
+}
+
+fn run_from(bytes: &[u8], start: usize) -> Run {
+    let mut run = Run {
+        digits: 0,
+        first_group: 0,
+        last_group: 0,
+        last: start,
+        end: start,
+    };
+    let (mut sep, mut seen_sep) = (false, false);
+    while run.end < bytes.len() {
+        let b = bytes[run.end];
         if b.is_ascii_digit() {
-            digits += 1;
+            run.digits += 1;
+            run.last_group = if sep { 1 } else { run.last_group + 1 };
+            if !seen_sep {
+                run.first_group += 1;
+            }
             sep = false;
-        } else if is_sep(b) && digits > 0 && !sep {
+            run.last = run.end + 1;
+        } else if is_sep(b) && run.digits > 0 && !sep {
             sep = true;
+            seen_sep = true;
         } else {
             break;
         }
-        i += 1;
+        run.end += 1;
     }
-    (digits, i)
+    run
+}
+
+/// Whether `bytes[i]` exists and is a letter or underscore (the text is lower-cased).
+fn is_word(bytes: &[u8], i: usize) -> bool {
+    bytes
+        .get(i)
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_uppercase() || *b == b'_')
 }

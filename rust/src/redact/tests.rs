@@ -458,6 +458,19 @@ fn counters_follow_rule_names() {
 }
 
 #[test]
+fn digit_run_ignores_groups_glued_to_letters() {
+    use super::prefilter::longest_digit_run;
+    assert_eq!(longest_digit_run(b"dde695442c3181831697bc905cb9e240", 9), 0);
+    assert_eq!(longest_digit_run(b"id 3181831697 ok", 9), 10);
+    assert_eq!(longest_digit_run(b"4111 1111 1111 1111 5x", 9), 16);
+    assert_eq!(longest_digit_run(b"x4111 1111 1111 1111", 9), 12);
+    assert_eq!(
+        red("pay 4111 1111 1111 1111 5x"),
+        "pay [REDACTED:credit_card] 5x"
+    );
+}
+
+#[test]
 fn digit_run_probe_matches_a_full_scan() {
     use super::prefilter::longest_digit_run;
     for text in [
@@ -467,6 +480,9 @@ fn digit_run_probe_matches_a_full_scan() {
         "x1 2 3",
         "12  34",
         "--9999999999",
+        "dde695442c3181831697bc905cb9e240",
+        "4111 1111 1111 1111 5x",
+        "x4111 1111 1111 1111",
     ] {
         let full = longest_digit_run(text.as_bytes(), 1);
         for min in [1, 7, 9, 12] {

@@ -47,7 +47,10 @@ impl Redactor {
     }
 
     /// Whether the prefilter sees nothing in `text` (no rule can match it).
-    pub(crate) fn looks_clean(&self, parts: &[&str]) -> bool {
+    pub(crate) fn looks_clean<'a, I>(&self, parts: I) -> bool
+    where
+        I: IntoIterator<Item = &'a str> + Clone,
+    {
         self.prefilter.scan_parts(parts) == 0
     }
 
