@@ -142,6 +142,12 @@ pub fn json_unescape(raw: &str) -> std::borrow::Cow<'_, str> {
 /// Appends `s` as a JSON string literal, quotes included.
 pub fn push_json_string(s: &str, out: &mut String) {
     out.push('"');
+    // Most keys and values need no escape; this check vectorizes.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     let mut start = 0;
     for (i, b) in s.bytes().enumerate() {
         let esc = match b {

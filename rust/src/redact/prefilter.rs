@@ -218,7 +218,7 @@ pub fn longest_digit_run(bytes: &[u8], min: usize) -> usize {
     // A run of `min` digits spans at least `min` bytes, so probing every `min`-th byte finds it.
     let mut p = min - 1;
     while p < bytes.len() {
-        if !is_digit_or_sep(bytes[p]) {
+        if !in_digit_run(bytes, p) {
             p += min;
             continue;
         }
@@ -239,8 +239,10 @@ pub fn longest_digit_run(bytes: &[u8], min: usize) -> usize {
     best
 }
 
-fn is_digit_or_sep(b: u8) -> bool {
-    b.is_ascii_digit() || b == b' ' || b == b'-'
+/// A digit, or a single separator between two digits.
+fn in_digit_run(bytes: &[u8], p: usize) -> bool {
+    let digit = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    digit(p) || (is_sep(bytes[p]) && p > 0 && digit(p - 1) && digit(p + 1))
 }
 
 fn is_sep(b: u8) -> bool {

@@ -71,7 +71,7 @@ pub static BUILTIN: &[BuiltinRule] = &[
         name: "pem_private_key",
         optional: false,
         action: Action::Mask,
-        trigger: || lits(&["private key"]),
+        trigger: || lits(&["-----begin"]),
         patterns: &[strong(
             r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)",
             0,
@@ -161,7 +161,7 @@ pub static BUILTIN: &[BuiltinRule] = &[
         name: "stripe_key",
         optional: false,
         action: Action::Mask,
-        trigger: || lits(&["sk_live_", "sk_test_", "rk_live_", "rk_test_", "whsec_"]),
+        trigger: || lits(&["k_live_", "k_test_", "whsec_"]),
         patterns: &[strong(
             r"(?-u:\b)(?:[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})",
             0,
@@ -191,23 +191,14 @@ pub static BUILTIN: &[BuiltinRule] = &[
         name: "secret_param",
         optional: false,
         action: Action::Mask,
+        // Stems: `key` covers api_key, access-key, privateKey…; `pass` covers passwd, passphrase.
         trigger: || {
             lits(&[
-                "password",
-                "passwd",
+                "pass",
                 "pwd",
-                "passphrase",
                 "secret",
                 "token",
-                "apikey",
-                "api_key",
-                "api-key",
-                "accesskey",
-                "access_key",
-                "access-key",
-                "privatekey",
-                "private_key",
-                "private-key",
+                "key",
                 "signature",
                 "credential",
             ])
