@@ -6,6 +6,7 @@ pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod generate;
+pub mod redact;
 pub mod sample;
 pub mod schema;
 

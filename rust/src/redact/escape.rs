@@ -1,0 +1,171 @@
+//! Decoded views of text (JSON escapes, URL percent-encoding) that map back to original offsets.
+
+use std::ops::Range;
+
+use memchr::memchr;
+
+/// Text decoded from an original, with each decoded byte's source offset.
+#[derive(Debug)]
+pub struct View {
+    pub text: String,
+    /// `map[i]` is where decoded byte `i` starts in the original; `map[len]` is the original length.
+    map: Vec<usize>,
+}
+
+impl View {
+    /// The original range a decoded range came from.
+    pub fn original(&self, r: Range<usize>) -> Range<usize> {
+        self.map[r.start]..self.map[r.end]
+    }
+
+    fn push(&mut self, c: char, source: usize) {
+        let mut buf = [0u8; 4];
+        for _ in 0..c.encode_utf8(&mut buf).len() {
+            self.map.push(source);
+        }
+        self.text.push(c);
+    }
+
+    fn push_str(&mut self, s: &str, source: usize) {
+        self.map.extend(source..source + s.len());
+        self.text.push_str(s);
+    }
+
+    fn finish(mut self, original_len: usize) -> View {
+        self.map.push(original_len);
+        self
+    }
+}
+
+/// JSON string escapes decoded (`\u0034` -> `4`); None when `text` holds no backslash.
+pub fn unescape_view(text: &str) -> Option<View> {
+    memchr(b'\\', text.as_bytes())?;
+    let mut view = View {
+        text: String::with_capacity(text.len()),
+        map: Vec::new(),
+    };
+    let mut i = 0;
+    while i < text.len() {
+        let next = text[i..].find('\\').map_or(text.len(), |p| i + p);
+        view.push_str(&text[i..next], i);
+        if next == text.len() {
+            break;
+        }
+        let (c, used) = escape_at(text, next).unwrap_or(('\\', 1));
+        view.push(c, next);
+        i = next + used;
+    }
+    Some(view.finish(text.len()))
+}
+
+/// URL percent-encoding decoded (`%40` -> `@`); None without a `%XX` or if the result is not UTF-8.
+pub fn percent_view(text: &str) -> Option<View> {
+    let b = text.as_bytes();
+    let first = memchr::memmem::find_iter(b, b"%").find(|&p| hex_pair(b, p + 1).is_some())?;
+    let mut bytes = Vec::with_capacity(b.len());
+    let mut map = Vec::with_capacity(b.len() + 1);
+    bytes.extend_from_slice(&b[..first]);
+    map.extend(0..first);
+    let mut i = first;
+    while i < b.len() {
+        match (b[i], hex_pair(b, i + 1)) {
+            (b'%', Some(v)) => {
+                bytes.push(v);
+                map.push(i);
+                i += 3;
+            }
+            (c, _) => {
+                bytes.push(c);
+                map.push(i);
+                i += 1;
+            }
+        }
+    }
+    map.push(b.len());
+    let text = String::from_utf8(bytes).ok()?;
+    Some(View { text, map })
+}
+
+fn hex_pair(b: &[u8], at: usize) -> Option<u8> {
+    let hi = (*b.get(at)? as char).to_digit(16)?;
+    let lo = (*b.get(at + 1)? as char).to_digit(16)?;
+    Some((hi * 16 + lo) as u8)
+}
+
+/// The character of the escape at `text[at]` (a backslash) and the bytes it spans.
+fn escape_at(text: &str, at: usize) -> Option<(char, usize)> {
+    let c = match text.as_bytes().get(at + 1)? {
+        b'"' => '"',
+        b'\\' => '\\',
+        b'/' => '/',
+        b'b' => '\u{8}',
+        b'f' => '\u{c}',
+        b'n' => '\n',
+        b'r' => '\r',
+        b't' => '\t',
+        b'u' => return unicode_escape(text, at),
+        _ => return None,
+    };
+    Some((c, 2))
+}
+
+fn unicode_escape(text: &str, at: usize) -> Option<(char, usize)> {
+    let hi = hex4(text, at + 2)?;
+    if !(0xD800..0xDC00).contains(&hi) {
+        return Some((char::from_u32(hi).unwrap_or('\u{FFFD}'), 6));
+    }
+    let low = text
+        .get(at + 6..at + 8)
+        .filter(|s| *s == "\\u")
+        .and_then(|_| hex4(text, at + 8));
+    match low {
+        Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+            Some((char::from_u32(c).unwrap_or('\u{FFFD}'), 12))
+        }
+        _ => Some(('\u{FFFD}', 6)),
+    }
+}
+
+fn hex4(text: &str, at: usize) -> Option<u32> {
+    u32::from_str_radix(text.get(at..at + 4)?, 16).ok()
+}
+
+/// Decodes the content of a JSON string (between the quotes).
+pub fn json_unescape(raw: &str) -> std::borrow::Cow<'_, str> {
+    match unescape_view(raw) {
+        Some(view) => view.text.into(),
+        None => raw.into(),
+    }
+}
+
+/// Appends `s` as a JSON string literal, quotes included.
+pub fn push_json_string(s: &str, out: &mut String) {
+    out.push('"');
+    // Most keys and values need no escape; this check vectorizes.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        match esc.is_empty() {
+            true => out.push_str(&format!("\\u{b:04x}")),
+            false => out.push_str(esc),
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}

@@ -1,0 +1,165 @@
+//! The entry points for `fields` members and dead letters, with the copy-through fast path.
+
+use std::borrow::Cow;
+
+use memchr::{memchr, memchr2};
+
+use super::escape::push_json_string;
+use super::json::Walker;
+use super::keys::KeyKind;
+use super::Redactor;
+
+impl Redactor {
+    /// Appends `"key":value` to the `fields` object being built in `out`, redacted.
+    ///
+    /// `key` is the decoded key name; `raw_value` is the JSON text as the sender wrote it. A comma
+    /// is written first unless `out` is empty or ends with `{`. Returns false (and leaves `out`
+    /// untouched) when the member is dropped. Malformed `raw_value` is stored as a redacted string.
+    pub fn write_field(
+        &self,
+        key: &str,
+        raw_value: &str,
+        out: &mut String,
+        counts: &mut [u64],
+    ) -> bool {
+        let mark = out.len();
+        if !(out.is_empty() || out.ends_with('{')) {
+            out.push(',');
+        }
+        if self.field_is_clean(key, raw_value) {
+            push_json_string(key, out);
+            out.push(':');
+            out.push_str(raw_value);
+            return true;
+        }
+        let kept = self.write_field_slow(key, raw_value, out, counts);
+        if !kept {
+            out.truncate(mark);
+        }
+        kept
+    }
+
+    fn write_field_slow(
+        &self,
+        key: &str,
+        raw_value: &str,
+        out: &mut String,
+        counts: &mut [u64],
+    ) -> bool {
+        let member_start = out.len();
+        let mut pos = 0;
+        let mut walker = Walker::new(self, counts);
+        match walker.member(key, None, raw_value, &mut pos, out) {
+            Ok(kept) if raw_value[pos..].trim().is_empty() && walker.changed => return kept,
+            Ok(_) if raw_value[pos..].trim().is_empty() => {
+                // Nothing redacted: keep the sender's exact text (spacing, escapes).
+                out.truncate(member_start);
+                push_json_string(key, out);
+                out.push(':');
+                out.push_str(raw_value);
+                return true;
+            }
+            _ => out.truncate(member_start),
+        }
+        // Malformed JSON: keep it as one string, redacted as text.
+        let (text, dropped) = self.redact_in(raw_value, key, counts);
+        let key_text = self.redact_text(key, counts);
+        if dropped {
+            return false;
+        }
+        push_json_string(&key_text, out);
+        out.push(':');
+        push_json_string(&text, out);
+        true
+    }
+
+    /// No key rule, no escape, no percent-encoding and no prefilter hit: copy it through.
+    /// Appends every member of one `fields` object (see `write_field`); returns how many were kept.
+    ///
+    /// One prefilter pass covers all members, so a clean event costs one scan, not one per member.
+    pub fn write_fields(
+        &self,
+        members: &[(&str, &str)],
+        out: &mut String,
+        counts: &mut [u64],
+    ) -> usize {
+        let shapes_ok = members.iter().all(|(k, v)| self.field_shape_ok(k, v));
+        if shapes_ok && self.looks_clean(members.iter().flat_map(|(k, v)| [*k, *v])) {
+            for (key, raw) in members {
+                if !(out.is_empty() || out.ends_with('{')) {
+                    out.push(',');
+                }
+                push_json_string(key, out);
+                out.push(':');
+                out.push_str(raw);
+            }
+            return members.len();
+        }
+        members
+            .iter()
+            .filter(|(k, v)| self.write_field(k, v, out, counts))
+            .count()
+    }
+
+    fn field_is_clean(&self, key: &str, raw: &str) -> bool {
+        self.field_shape_ok(key, raw) && self.looks_clean([key, raw])
+    }
+
+    /// No key rule, no escape, no percent sign and no sensitive nested key.
+    fn field_shape_ok(&self, key: &str, raw: &str) -> bool {
+        let key_ok = match self.keys.kind(key.as_bytes()) {
+            KeyKind::Plain => true,
+            KeyKind::Secret => self.key_action.is_none(),
+            KeyKind::User => self.user_action.is_none() || memchr(b':', raw.as_bytes()).is_none(),
+        };
+        let bytes = raw.as_bytes();
+        key_ok
+            && memchr2(b'\\', b'%', bytes).is_none()
+            && !(matches!(bytes.first(), Some(b'{' | b'[')) && self.nested_keys_sensitive(bytes))
+    }
+
+    fn nested_keys_sensitive(&self, raw: &[u8]) -> bool {
+        (self.key_action.is_some() || self.user_action.is_some())
+            && self.keys.raw_has_sensitive_key(raw)
+    }
+
+    /// Redacts a dead letter: a JSON document is walked, anything else redacted as text.
+    pub fn redact_bytes<'a>(&self, raw: &'a [u8], counts: &mut [u64]) -> Cow<'a, [u8]> {
+        let Ok(text) = std::str::from_utf8(raw) else {
+            return self.redact_invalid_utf8(raw, counts);
+        };
+        if matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
+            let mut out = String::with_capacity(text.len());
+            let mut walker = Walker::new(self, &mut []);
+            if walker.document(text, "", &mut out).is_ok() {
+                if !walker.changed {
+                    return Cow::Borrowed(raw);
+                }
+                out.clear();
+                let mut counted = Walker::new(self, counts);
+                let kept = counted.document(text, "", &mut out).unwrap_or(true);
+                return Cow::Owned(if kept { out.into_bytes() } else { Vec::new() });
+            }
+        }
+        match self.redact_text(text, counts) {
+            Cow::Borrowed(_) => Cow::Borrowed(raw),
+            Cow::Owned(s) => Cow::Owned(s.into_bytes()),
+        }
+    }
+
+    /// Each valid UTF-8 stretch is redacted on its own; invalid bytes are kept as they are.
+    fn redact_invalid_utf8<'a>(&self, raw: &'a [u8], counts: &mut [u64]) -> Cow<'a, [u8]> {
+        let mut out = Vec::with_capacity(raw.len());
+        let mut changed = false;
+        for chunk in raw.utf8_chunks() {
+            let red = self.redact_text(chunk.valid(), counts);
+            changed |= matches!(red, Cow::Owned(_));
+            out.extend_from_slice(red.as_bytes());
+            out.extend_from_slice(chunk.invalid());
+        }
+        match changed {
+            true => Cow::Owned(out),
+            false => Cow::Borrowed(raw),
+        }
+    }
+}

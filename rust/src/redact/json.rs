@@ -1,0 +1,432 @@
+//! Walking raw JSON text (`fields` members, dead letters) and re-emitting it redacted.
+//!
+//! The walker copies the sender's text through wherever nothing changed, so numbers keep their
+//! exact digits and unchanged strings keep their escapes; only redacted values are re-encoded.
+
+use std::borrow::Cow;
+
+use memchr::memchr;
+
+use super::config::Action;
+use super::escape::{json_unescape, push_json_string};
+use super::keys::{user_password_span, KeyKind};
+use super::text::bump;
+use super::Redactor;
+
+/// Nesting depth past which a value is treated as malformed.
+const MAX_DEPTH: usize = 128;
+
+/// The input is not well-formed JSON (or nests too deeply).
+#[derive(Debug)]
+pub struct Malformed;
+
+type Res<T> = Result<T, Malformed>;
+
+/// One walk over a JSON text; `changed` tells whether any redaction happened.
+pub struct Walker<'r, 'c> {
+    r: &'r Redactor,
+    counts: &'c mut [u64],
+    depth: usize,
+    pub changed: bool,
+}
+
+impl<'r, 'c> Walker<'r, 'c> {
+    pub fn new(r: &'r Redactor, counts: &'c mut [u64]) -> Self {
+        Walker {
+            r,
+            counts,
+            depth: 0,
+            changed: false,
+        }
+    }
+
+    /// Walks a whole document (one value, surrounding whitespace allowed); false if dropped.
+    pub fn document(&mut self, src: &str, ctx: &str, out: &mut String) -> Res<bool> {
+        let mut pos = 0;
+        let kept = self.value(src, &mut pos, ctx, out)?;
+        skip_ws(src, &mut pos);
+        match pos == src.len() {
+            true => Ok(kept),
+            false => Err(Malformed),
+        }
+    }
+
+    /// Writes `key:value` of one member; false when the member is dropped.
+    pub fn member(
+        &mut self,
+        key: &str,
+        raw_key: Option<&str>,
+        src: &str,
+        pos: &mut usize,
+        out: &mut String,
+    ) -> Res<bool> {
+        if !self.write_key(key, raw_key, out) {
+            skip_value(src, pos)?;
+            return Ok(false);
+        }
+        out.push(':');
+        let kind = self.r.keys.kind(key.as_bytes());
+        match (kind, self.r.key_action, self.r.user_action) {
+            (KeyKind::Secret, Some(action), _) => self.secret_value(action, src, pos, out),
+            (KeyKind::User, _, Some(action)) if peek(src, *pos) == Some(b'"') => {
+                self.user_value(action, key, src, pos, out)
+            }
+            _ => self.value(src, pos, key, out),
+        }
+    }
+
+    fn value(&mut self, src: &str, pos: &mut usize, ctx: &str, out: &mut String) -> Res<bool> {
+        skip_ws(src, pos);
+        match peek(src, *pos).ok_or(Malformed)? {
+            b'{' => self.object(src, pos, out),
+            b'[' => self.array(src, pos, ctx, out),
+            b'"' => self.string(src, pos, ctx, out),
+            b'-' | b'0'..=b'9' => self.number(src, pos, ctx, out),
+            _ => literal(src, pos, out).map(|_| true),
+        }
+    }
+
+    fn object(&mut self, src: &str, pos: &mut usize, out: &mut String) -> Res<bool> {
+        self.enter()?;
+        *pos += 1;
+        out.push('{');
+        let mut first = true;
+        skip_ws(src, pos);
+        if peek(src, *pos) == Some(b'}') {
+            *pos += 1;
+        } else {
+            loop {
+                skip_ws(src, pos);
+                let raw_key = string_raw(src, pos)?;
+                skip_ws(src, pos);
+                expect(src, pos, b':')?;
+                let mark = out.len();
+                if !first {
+                    out.push(',');
+                }
+                let key = json_unescape(raw_key);
+                match self.member(&key, Some(raw_key), src, pos, out)? {
+                    true => first = false,
+                    false => out.truncate(mark),
+                }
+                if close_or_comma(src, pos, b'}')? {
+                    break;
+                }
+            }
+        }
+        out.push('}');
+        self.depth -= 1;
+        Ok(true)
+    }
+
+    fn array(&mut self, src: &str, pos: &mut usize, ctx: &str, out: &mut String) -> Res<bool> {
+        self.enter()?;
+        *pos += 1;
+        out.push('[');
+        let mut first = true;
+        skip_ws(src, pos);
+        if peek(src, *pos) == Some(b']') {
+            *pos += 1;
+        } else {
+            loop {
+                let mark = out.len();
+                if !first {
+                    out.push(',');
+                }
+                match self.value(src, pos, ctx, out)? {
+                    true => first = false,
+                    false => out.truncate(mark),
+                }
+                if close_or_comma(src, pos, b']')? {
+                    break;
+                }
+            }
+        }
+        out.push(']');
+        self.depth -= 1;
+        Ok(true)
+    }
+
+    fn enter(&mut self) -> Res<()> {
+        self.depth += 1;
+        match self.depth > MAX_DEPTH {
+            true => Err(Malformed),
+            false => Ok(()),
+        }
+    }
+
+    fn string(&mut self, src: &str, pos: &mut usize, ctx: &str, out: &mut String) -> Res<bool> {
+        let raw = string_raw(src, pos)?;
+        let decoded = json_unescape(raw);
+        if let Some(kept) = self.embedded_json(&decoded, raw, ctx, out) {
+            return Ok(kept);
+        }
+        let (red, dropped) = self.r.redact_in(&decoded, ctx, self.counts);
+        if dropped {
+            self.changed = true;
+            return Ok(false);
+        }
+        match red {
+            Cow::Borrowed(_) => push_raw_string(raw, out),
+            Cow::Owned(s) => {
+                self.changed = true;
+                push_json_string(&s, out);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A string holding a JSON object or array is walked as JSON; None if it is not JSON.
+    fn embedded_json(&mut self, s: &str, raw: &str, ctx: &str, out: &mut String) -> Option<bool> {
+        let t = s.trim_start();
+        if !(t.starts_with('{') || t.starts_with('[')) || self.depth >= MAX_DEPTH {
+            return None;
+        }
+        let mut inner_out = String::with_capacity(s.len());
+        let mut inner = Walker {
+            r: self.r,
+            counts: &mut [],
+            depth: self.depth + 1,
+            changed: false,
+        };
+        inner.document(s, ctx, &mut inner_out).ok()?;
+        if !inner.changed {
+            push_raw_string(raw, out);
+            return Some(true);
+        }
+        // Counted on a second pass so a string that turns out not to be JSON is not counted twice.
+        let mut counted = Walker {
+            r: self.r,
+            counts: self.counts,
+            depth: self.depth + 1,
+            changed: false,
+        };
+        inner_out.clear();
+        let kept = counted.document(s, ctx, &mut inner_out).ok()?;
+        self.changed = true;
+        if kept {
+            push_json_string(&inner_out, out);
+        }
+        Some(kept)
+    }
+
+    fn number(&mut self, src: &str, pos: &mut usize, ctx: &str, out: &mut String) -> Res<bool> {
+        let start = *pos;
+        while peek(src, *pos)
+            .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+        {
+            *pos += 1;
+        }
+        let raw = &src[start..*pos];
+        let (red, dropped) = self.r.redact_in(raw, ctx, self.counts);
+        match (red, dropped) {
+            (_, true) => {
+                self.changed = true;
+                Ok(false)
+            }
+            (Cow::Borrowed(_), _) => {
+                out.push_str(raw);
+                Ok(true)
+            }
+            (Cow::Owned(s), _) => {
+                self.changed = true;
+                push_json_string(&s, out);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Writes the (redacted) key; false when a drop action removes the member.
+    fn write_key(&mut self, key: &str, raw_key: Option<&str>, out: &mut String) -> bool {
+        let (red, dropped) = self.r.redact_in(key, "", self.counts);
+        match (red, raw_key) {
+            _ if dropped => {
+                self.changed = true;
+                return false;
+            }
+            (Cow::Borrowed(_), Some(raw)) => push_raw_string(raw, out),
+            (Cow::Borrowed(k), None) => push_json_string(k, out),
+            (Cow::Owned(k), _) => {
+                self.changed = true;
+                push_json_string(&k, out);
+            }
+        }
+        true
+    }
+
+    /// A value under a secret key is replaced whole, whatever its type.
+    fn secret_value(
+        &mut self,
+        action: Action,
+        src: &str,
+        pos: &mut usize,
+        out: &mut String,
+    ) -> Res<bool> {
+        skip_ws(src, pos);
+        let start = *pos;
+        skip_value(src, pos)?;
+        let raw = &src[start..*pos];
+        let value = match raw.starts_with('"') {
+            true => json_unescape(&raw[1..raw.len() - 1]),
+            false => Cow::Borrowed(raw),
+        };
+        if self.r.is_replacement(&value) {
+            out.push_str(raw);
+            return Ok(true);
+        }
+        self.changed = true;
+        bump(self.counts, self.r.rules.len());
+        if action == Action::Drop {
+            return Ok(false);
+        }
+        let mut rendered = String::new();
+        self.r
+            .renderer
+            .render(action, super::SECRET_KEY_RULE, &value, &mut rendered);
+        push_json_string(&rendered, out);
+        Ok(true)
+    }
+
+    /// A user-name value: the password half of `name:password` is replaced, the rest walked.
+    fn user_value(
+        &mut self,
+        action: Action,
+        key: &str,
+        src: &str,
+        pos: &mut usize,
+        out: &mut String,
+    ) -> Res<bool> {
+        skip_ws(src, pos);
+        let start = *pos;
+        let raw = string_raw(src, pos)?;
+        let decoded = json_unescape(raw);
+        let Some(span) =
+            user_password_span(&decoded).filter(|s| !self.r.is_replacement(&decoded[s.clone()]))
+        else {
+            *pos = start;
+            return self.value(src, pos, key, out);
+        };
+        self.changed = true;
+        bump(self.counts, self.r.rules.len() + 1);
+        if action == Action::Drop {
+            return Ok(false);
+        }
+        let (name, _) = self.r.redact_in(&decoded[..span.start], key, self.counts);
+        let mut s = name.into_owned();
+        self.r
+            .renderer
+            .render(action, super::USER_PASSWORD_RULE, &decoded[span], &mut s);
+        push_json_string(&s, out);
+        Ok(true)
+    }
+}
+
+fn peek(src: &str, pos: usize) -> Option<u8> {
+    src.as_bytes().get(pos).copied()
+}
+
+fn skip_ws(src: &str, pos: &mut usize) {
+    while peek(src, *pos).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        *pos += 1;
+    }
+}
+
+fn expect(src: &str, pos: &mut usize, b: u8) -> Res<()> {
+    match peek(src, *pos) == Some(b) {
+        true => {
+            *pos += 1;
+            Ok(())
+        }
+        false => Err(Malformed),
+    }
+}
+
+/// After a member or element: true at the closing bracket, false after a comma.
+fn close_or_comma(src: &str, pos: &mut usize, close: u8) -> Res<bool> {
+    skip_ws(src, pos);
+    let b = peek(src, *pos).ok_or(Malformed)?;
+    *pos += 1;
+    match b {
+        b',' => Ok(false),
+        b if b == close => Ok(true),
+        _ => Err(Malformed),
+    }
+}
+
+/// The raw content of the string at `pos` (between the quotes, escapes untouched).
+fn string_raw<'s>(src: &'s str, pos: &mut usize) -> Res<&'s str> {
+    expect(src, pos, b'"')?;
+    let bytes = src.as_bytes();
+    let start = *pos;
+    let mut i = start;
+    loop {
+        let q = i + memchr(b'"', &bytes[i..]).ok_or(Malformed)?;
+        let backslashes = bytes[start..q]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count();
+        if backslashes % 2 == 0 {
+            *pos = q + 1;
+            return Ok(&src[start..q]);
+        }
+        i = q + 1;
+    }
+}
+
+fn push_raw_string(raw: &str, out: &mut String) {
+    out.push('"');
+    out.push_str(raw);
+    out.push('"');
+}
+
+fn literal(src: &str, pos: &mut usize, out: &mut String) -> Res<()> {
+    for lit in ["true", "false", "null"] {
+        if src[*pos..].starts_with(lit) {
+            out.push_str(lit);
+            *pos += lit.len();
+            return Ok(());
+        }
+    }
+    Err(Malformed)
+}
+
+/// Moves past one value without writing it.
+fn skip_value(src: &str, pos: &mut usize) -> Res<()> {
+    skip_ws(src, pos);
+    match peek(src, *pos).ok_or(Malformed)? {
+        b'"' => string_raw(src, pos).map(|_| ()),
+        b'{' | b'[' => skip_container(src, pos),
+        _ => {
+            let start = *pos;
+            while peek(src, *pos)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                *pos += 1;
+            }
+            match *pos > start {
+                true => Ok(()),
+                false => Err(Malformed),
+            }
+        }
+    }
+}
+
+fn skip_container(src: &str, pos: &mut usize) -> Res<()> {
+    let mut depth = 0usize;
+    loop {
+        match peek(src, *pos).ok_or(Malformed)? {
+            b'"' => {
+                string_raw(src, pos)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth -= 1,
+            _ => {}
+        }
+        *pos += 1;
+        if depth == 0 {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! Key rules: key names that make a whole value secret, matched across spellings.
+
+use memchr::memchr;
+
+/// Built-in secret key names, normalized (lower case, no `_`, `-`, `.` or spaces).
+const SECRET_KEYS: &[&str] = &[
+    "apikey",
+    "xapikey",
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "clientsecret",
+    "token",
+    "accesstoken",
+    "refreshtoken",
+    "idtoken",
+    "authtoken",
+    "sessiontoken",
+    "xauthtoken",
+    "authorization",
+    "proxyauthorization",
+    "cookie",
+    "setcookie",
+    "cardnumber",
+    "creditcard",
+    "creditcardnumber",
+    "ccnumber",
+    "pan",
+    "cvv",
+    "cvc",
+    "cvv2",
+    "ssn",
+    "privatekey",
+    "secretkey",
+    "secretaccesskey",
+    "credentials",
+];
+
+/// A key ending in one of these (normalized) is secret too: `db_password`, `aws_secret_key`.
+const SECRET_SUFFIXES: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "apikey",
+    "accesstoken",
+    "refreshtoken",
+    "authtoken",
+    "sessiontoken",
+    "privatekey",
+    "secretkey",
+    "secretaccesskey",
+    "clientsecret",
+];
+
+/// Keys whose value may be `user:password` (Zeek ntlm `username`, for one).
+const USER_KEYS: &[&str] = &[
+    "username",
+    "user",
+    "login",
+    "loginname",
+    "account",
+    "accountname",
+];
+
+/// What a key name says about its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Plain,
+    /// The whole value is secret.
+    Secret,
+    /// A user name; a `name:password` value has its password half redacted.
+    User,
+}
+
+/// Classifies key names; built once from the built-in list and `RedactConfig::keys`.
+///
+/// A trie over reversed normalized names: keys are read from their last byte, so most plain keys
+/// are rejected after a byte or two, with no allocation and no hashing.
+#[derive(Debug, Clone)]
+pub struct KeyMatcher {
+    nodes: Vec<Node>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    edges: Vec<(u8, u32)>,
+    /// The kind of a key that is exactly this name.
+    exact: Option<KeyKind>,
+    /// Any key ending in this name is secret.
+    suffix: bool,
+}
+
+impl KeyMatcher {
+    /// The built-in names plus `extra` (any spelling; normalized here).
+    pub fn new(extra: &[String]) -> KeyMatcher {
+        let mut m = KeyMatcher {
+            nodes: vec![Node::default()],
+        };
+        for k in SECRET_KEYS {
+            m.insert(k.as_bytes()).exact = Some(KeyKind::Secret);
+        }
+        for k in extra
+            .iter()
+            .map(|k| normalize(k.as_bytes()))
+            .filter(|k| !k.is_empty())
+        {
+            m.insert(&k).exact = Some(KeyKind::Secret);
+        }
+        for k in SECRET_SUFFIXES {
+            m.insert(k.as_bytes()).suffix = true;
+        }
+        for k in USER_KEYS {
+            let node = m.insert(k.as_bytes());
+            node.exact = node.exact.or(Some(KeyKind::User));
+        }
+        m
+    }
+
+    fn insert(&mut self, name: &[u8]) -> &mut Node {
+        let mut at = 0;
+        for &b in name.iter().rev() {
+            at = match self.child(at, b) {
+                Some(next) => next,
+                None => {
+                    self.nodes.push(Node::default());
+                    let next = self.nodes.len() - 1;
+                    self.nodes[at].edges.push((b, next as u32));
+                    next
+                }
+            };
+        }
+        &mut self.nodes[at]
+    }
+
+    fn child(&self, at: usize, b: u8) -> Option<usize> {
+        self.nodes[at]
+            .edges
+            .iter()
+            .find(|e| e.0 == b)
+            .map(|e| e.1 as usize)
+    }
+
+    /// Classifies a decoded key name.
+    pub fn kind(&self, key: &[u8]) -> KeyKind {
+        let mut at = 0;
+        for &b in key.iter().rev().filter(|b| !is_separator(**b)) {
+            match self.child(at, b.to_ascii_lowercase()) {
+                Some(next) if self.nodes[next].suffix => return KeyKind::Secret,
+                Some(next) => at = next,
+                None => return KeyKind::Plain,
+            }
+        }
+        self.nodes[at].exact.unwrap_or(KeyKind::Plain)
+    }
+
+    /// Whether raw JSON text without backslashes may hold a secret or user key at any depth.
+    pub fn raw_has_sensitive_key(&self, raw: &[u8]) -> bool {
+        let mut i = 0;
+        while let Some((start, end)) = next_string(raw, i) {
+            i = end + 1;
+            let colon = skip_ws(raw, i);
+            if raw.get(colon) != Some(&b':') {
+                continue;
+            }
+            match self.kind(&raw[start..end]) {
+                KeyKind::Secret => return true,
+                KeyKind::User if user_value_has_colon(raw, colon + 1) => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+}
+
+/// Lower case with `_`, `-`, `.` and spaces removed: `X-Api-Key` -> `xapikey`.
+pub fn normalize(key: &[u8]) -> Vec<u8> {
+    key.iter()
+        .filter(|b| !is_separator(**b))
+        .map(u8::to_ascii_lowercase)
+        .collect()
+}
+
+fn is_separator(b: u8) -> bool {
+    matches!(b, b'_' | b'-' | b'.' | b' ')
+}
+
+/// The content range of the next `"..."` at or after `from` (the text has no escapes).
+fn next_string(raw: &[u8], from: usize) -> Option<(usize, usize)> {
+    let start = from + memchr(b'"', raw.get(from..)?)? + 1;
+    let end = start + memchr(b'"', &raw[start..])?;
+    Some((start, end))
+}
+
+fn skip_ws(raw: &[u8], mut i: usize) -> usize {
+    while raw.get(i).is_some_and(u8::is_ascii_whitespace) {
+        i += 1;
+    }
+    i
+}
+
+fn user_value_has_colon(raw: &[u8], after_colon: usize) -> bool {
+    let i = skip_ws(raw, after_colon);
+    match next_string(raw, i) {
+        Some((start, end)) if start == i + 1 => memchr(b':', &raw[start..end]).is_some(),
+        _ => false,
+    }
+}
+
+/// The password half of a `name:password` value: the byte range after the first colon.
+pub fn user_password_span(value: &str) -> Option<std::ops::Range<usize>> {
+    let colon = value.find(':')?;
+    let (name, rest) = (&value[..colon], &value[colon + 1..]);
+    let plausible = !name.is_empty() && !rest.is_empty() && !rest.starts_with("//");
+    let no_space = !value.bytes().any(|b| b.is_ascii_whitespace());
+    (plausible && no_space).then(|| colon + 1..value.len())
+}

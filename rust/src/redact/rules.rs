@@ -1,0 +1,301 @@
+//! The built-in rule set: each rule's patterns, evidence, prefilter trigger and default action.
+
+use super::config::Action;
+use super::validate::Validator;
+
+/// What must be seen in a string before a rule's regexes run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// Any of these literals, ASCII case-insensitive.
+    Literals(Vec<String>),
+    /// A run of at least this many digits, single spaces or dashes between them allowed.
+    Digits(usize),
+    /// This byte.
+    Byte(u8),
+    /// Always run (optional kinds and custom rules).
+    Always,
+}
+
+/// One regex of a built-in rule, with the evidence it needs.
+pub struct PatternSpec {
+    pub regex: &'static str,
+    /// Capture group replaced (0 = whole match).
+    pub group: usize,
+    pub validator: Validator,
+    /// If not empty, one of these must occur near the match or in the enclosing key name.
+    pub keywords: &'static [&'static str],
+}
+
+/// A built-in rule.
+pub struct BuiltinRule {
+    pub name: &'static str,
+    /// Off unless listed in `RedactConfig::optional`.
+    pub optional: bool,
+    pub action: Action,
+    pub trigger: fn() -> Trigger,
+    pub patterns: &'static [PatternSpec],
+}
+
+const fn strong(regex: &'static str, group: usize) -> PatternSpec {
+    PatternSpec {
+        regex,
+        group,
+        validator: Validator::None,
+        keywords: &[],
+    }
+}
+
+const fn checked(regex: &'static str, group: usize, validator: Validator) -> PatternSpec {
+    PatternSpec {
+        regex,
+        group,
+        validator,
+        keywords: &[],
+    }
+}
+
+fn lits(words: &[&str]) -> Trigger {
+    Trigger::Literals(words.iter().map(|w| w.to_string()).collect())
+}
+
+const SSN_KEYWORDS: &[&str] = &[
+    "ssn",
+    "social security",
+    "social_security",
+    "socialsecurity",
+];
+
+/// Every built-in rule, in counter order.
+pub static BUILTIN: &[BuiltinRule] = &[
+    BuiltinRule {
+        name: "pem_private_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["-----begin"]),
+        patterns: &[strong(
+            r"-----BEGIN[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----|\z)",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "jwt",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["eyj"]),
+        patterns: &[strong(
+            r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "auth_header",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["bearer", "basic"]),
+        patterns: &[
+            checked(
+                r"(?i)(?-u:\b)bearer\s+([A-Za-z0-9._~+/=-]{16,})",
+                1,
+                Validator::TokenShape,
+            ),
+            checked(
+                r"(?i)(?-u:\b)basic\s+([A-Za-z0-9+/]{6,}={0,2})",
+                1,
+                Validator::BasicAuth,
+            ),
+        ],
+    },
+    BuiltinRule {
+        name: "aws_access_key_id",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["akia", "asia", "abia", "acca"]),
+        patterns: &[strong(
+            r"(?-u:\b)(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}(?-u:\b)",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "aws_secret_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["aws", "secret"]),
+        patterns: &[PatternSpec {
+            regex: r"(?:^|[^A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?:$|[^A-Za-z0-9/+=])",
+            group: 1,
+            validator: Validator::AwsSecret,
+            keywords: &["aws", "secret"],
+        }],
+    },
+    BuiltinRule {
+        name: "github_token",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]),
+        patterns: &[strong(
+            r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "gitlab_token",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["glpat-", "gldt-", "glrt-", "glptt-", "glsoat-"]),
+        patterns: &[strong(
+            r"(?-u:\b)gl(?:pat|dt|rt|ptt|soat)-[A-Za-z0-9_-]{20,}",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "slack_token",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["xox", "xapp-", "hooks.slack.com"]),
+        patterns: &[strong(
+            r"(?-u:\b)(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-[0-9]-[A-Za-z0-9-]{10,})|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "stripe_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["k_live_", "k_test_", "whsec_"]),
+        patterns: &[strong(
+            r"(?-u:\b)(?:[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "google_api_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["aiza", "ya29.", "gocspx-"]),
+        patterns: &[strong(
+            r"(?-u:\b)(?:AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|GOCSPX-[0-9A-Za-z_-]{20,})",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "url_password",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["://"]),
+        patterns: &[strong(
+            r#"(?i)[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@"'<>]{1,128}:([^\s/?#@"'<>]{1,256})@"#,
+            1,
+        )],
+    },
+    BuiltinRule {
+        name: "secret_param",
+        optional: false,
+        action: Action::Mask,
+        // Stems: `key` covers api_key, access-key, privateKey…; `pass` covers passwd, passphrase.
+        trigger: || {
+            lits(&[
+                "pass",
+                "pwd",
+                "secret",
+                "token",
+                "key",
+                "signature",
+                "credential",
+            ])
+        },
+        patterns: &[PatternSpec {
+            regex: SECRET_PARAM,
+            group: 1,
+            validator: Validator::None,
+            keywords: &[],
+        }],
+    },
+    BuiltinRule {
+        name: "email",
+        optional: false,
+        action: Action::Hash,
+        trigger: || Trigger::Byte(b'@'),
+        patterns: &[strong(
+            r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9-]{1,63}\.)+[a-z]{2,24}(?-u:\b)",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "credit_card",
+        optional: false,
+        action: Action::Mask,
+        trigger: || Trigger::Digits(12),
+        patterns: &[checked(
+            r"(?-u:\b)[0-9]+(?:[ -][0-9]+)*(?-u:\b)",
+            0,
+            Validator::Card,
+        )],
+    },
+    BuiltinRule {
+        name: "ssn",
+        optional: false,
+        action: Action::Mask,
+        trigger: || Trigger::Digits(9),
+        patterns: &[
+            checked(
+                r"(?-u:\b)[0-9]{3}([- ])[0-9]{2}[- ][0-9]{4}(?-u:\b)",
+                0,
+                Validator::Ssn,
+            ),
+            PatternSpec {
+                regex: r"(?-u:\b)[0-9]{9}(?-u:\b)",
+                group: 0,
+                validator: Validator::Ssn,
+                keywords: SSN_KEYWORDS,
+            },
+        ],
+    },
+    BuiltinRule {
+        name: "ipv4",
+        optional: true,
+        action: Action::Mask,
+        trigger: || Trigger::Byte(b'.'),
+        patterns: &[strong(
+            r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?-u:\b)",
+            0,
+        )],
+    },
+    BuiltinRule {
+        name: "ipv6",
+        optional: true,
+        action: Action::Mask,
+        trigger: || Trigger::Byte(b':'),
+        patterns: &[checked(
+            r"(?i)[0-9a-f:]*:[0-9a-f:]*:[0-9a-f]*(?:[0-9]+\.[0-9.]+)?",
+            0,
+            Validator::Ipv6,
+        )],
+    },
+    BuiltinRule {
+        name: "phone",
+        optional: true,
+        action: Action::Mask,
+        trigger: || Trigger::Digits(7),
+        patterns: &[strong(
+            r"(?:\+[1-9][0-9]{0,2}[ .-]?)?(?:\([0-9]{2,4}\)[ .-]?|(?-u:\b)[0-9]{2,4}[ .-])[0-9]{3,4}[ .-]?[0-9]{3,4}(?-u:\b)",
+            0,
+        )],
+    },
+];
+
+/// `secret_param`: a secret-named parameter (`?token=`, `Password=`, `"secret": "`) and its value.
+const SECRET_PARAM: &str = concat!(
+    r#"(?i)(?:^|[^a-z0-9])(?:[a-z0-9]+[_.-])*(?:"#,
+    "password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|",
+    "client[_-]?secret|signature|credentials?",
+    r#")(?:\s*=\s*|"\s*:\s*")([^\s"'&;,<>]+)"#
+);
+
+/// Names of the optional kinds.
+pub const OPTIONAL: &[&str] = &["ipv4", "ipv6", "phone"];
+
+/// Rule name of whole values redacted because of their key name.
+pub const SECRET_KEY_RULE: &str = "secret_key";
+
+/// Rule name of the password half of a `user:password` value under a user-name key.
+pub const USER_PASSWORD_RULE: &str = "user_password";

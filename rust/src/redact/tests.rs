@@ -1,0 +1,493 @@
+//! Unit tests per rule kind, key rules, actions and the `fields` walker.
+
+use super::*;
+
+fn redactor() -> Redactor {
+    Redactor::new(RedactConfig::default()).unwrap()
+}
+
+fn keyed() -> Redactor {
+    let config = RedactConfig {
+        hash_key: Some("test-key".into()),
+        hash_key_id: "k1".into(),
+        pseudonymize: vec!["user_id".into()],
+        ..RedactConfig::default()
+    };
+    Redactor::new(config).unwrap()
+}
+
+fn red(text: &str) -> String {
+    let r = redactor();
+    let mut counts = vec![0; r.rule_names().len()];
+    r.redact_text(text, &mut counts).into_owned()
+}
+
+fn field(r: &Redactor, key: &str, raw: &str) -> String {
+    let mut out = String::from("{");
+    let mut counts = vec![0; r.rule_names().len()];
+    r.write_field(key, raw, &mut out, &mut counts);
+    out.push('}');
+    out
+}
+
+fn count_of(r: &Redactor, counts: &[u64], rule: &str) -> u64 {
+    counts[r.rule_names().iter().position(|n| n == rule).unwrap()]
+}
+
+#[test]
+fn card_grouped_bare_and_dashed_are_replaced_in_place() {
+    assert_eq!(
+        red("charge card 4111 1111 1111 1111 failed"),
+        "charge card [REDACTED:credit_card] failed"
+    );
+    assert_eq!(red("pan=4111111111111111;"), "pan=[REDACTED:credit_card];");
+    assert_eq!(
+        red("mc 5555-5555-5555-4444 ok"),
+        "mc [REDACTED:credit_card] ok"
+    );
+    assert_eq!(red("mc2 2223003122003222"), "mc2 [REDACTED:credit_card]");
+    assert_eq!(red("amex 378282246310005."), "amex [REDACTED:credit_card].");
+}
+
+#[test]
+fn card_followed_by_more_digits_is_still_found() {
+    assert_eq!(red("4111 1111 1111 1111 123"), "[REDACTED:credit_card] 123");
+    assert_eq!(
+        red("1701234567890 4111111111111111"),
+        "1701234567890 [REDACTED:credit_card]"
+    );
+}
+
+#[test]
+fn card_lookalikes_stay() {
+    for clean in [
+        "order 4111111111111112 failed luhn",
+        "ts=1701234567890 epoch ms",
+        "ts=1701234567890123 epoch us",
+        "id 12345678-1234-1234-1234-123456789012",
+        "trace 4bf92f3577b34da6a3ce929d0e0e4736 span 00f067aa0ba902b7",
+        "sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709",
+        "uuid 550e8400-e29b-41d4-a716-446655440000",
+        "value 3.4111111111111111",
+        "blk_-1608999687919862906 served",
+        "run of 12345678901234567890123 digits",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn ssn_in_valid_ranges_only() {
+    assert_eq!(red("ssn 123-45-6789 on file"), "ssn [REDACTED:ssn] on file");
+    assert_eq!(red("SSN: 123456789"), "SSN: [REDACTED:ssn]");
+    for clean in [
+        "000-12-3456",
+        "666-12-3456",
+        "900-12-3456",
+        "123-00-4567",
+        "123-45-0000",
+        "id 123456789",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn email_is_hashed_with_a_key_and_masked_without() {
+    assert_eq!(red("mail bob@example.com now"), "mail [REDACTED:email] now");
+    let r = keyed();
+    let mut counts = vec![0; r.rule_names().len()];
+    let out = r
+        .redact_text("mail Bob@Example.com", &mut counts)
+        .into_owned();
+    let again = r
+        .redact_text("mail bob@example.com", &mut counts)
+        .into_owned();
+    assert!(
+        out.starts_with("mail [HASH:email:k1:") && out.len() == "mail [HASH:email:k1:]".len() + 16
+    );
+    assert_eq!(out, again);
+    assert_eq!(count_of(&r, &counts, "email"), 2);
+    assert!(redactor().hash_fallback());
+    assert!(!r.hash_fallback());
+}
+
+#[test]
+fn tokens_with_documented_prefixes() {
+    let cases = [
+        ("AKIAIOSFODNN7EXAMPLE", "aws_access_key_id"),
+        ("ghp_abcdefghijklmnopqrstuvwxyz0123456789", "github_token"),
+        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github_token"),
+        ("glpat-abcdefghij0123456789", "gitlab_token"),
+        ("xoxb-123456789012-abcdefghijkl", "slack_token"),
+        ("sk_live_abcdefghijklmnop1234", "stripe_key"),
+        ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "google_api_key"),
+        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
+    ];
+    for (secret, rule) in cases {
+        assert_eq!(
+            red(&format!("got {secret} here")),
+            format!("got [REDACTED:{rule}] here")
+        );
+    }
+}
+
+#[test]
+fn authorization_values() {
+    assert_eq!(
+        red("Authorization: Bearer abcDEF123456ghiJKL789"),
+        "Authorization: Bearer [REDACTED:auth_header]"
+    );
+    assert_eq!(
+        red("auth Basic dXNlcjpwYXNzd29yZA=="),
+        "auth Basic [REDACTED:auth_header]"
+    );
+    assert_eq!(
+        red("Basic authentication failed"),
+        "Basic authentication failed"
+    );
+    assert_eq!(red("bearer token expired"), "bearer token expired");
+}
+
+#[test]
+fn pem_private_key_block_spans_lines() {
+    let text =
+        "key:\n-----BEGIN RSA PRIVATE KEY-----\nMIIEow\nIBAAK\n-----END RSA PRIVATE KEY-----\ndone";
+    assert_eq!(red(text), "key:\n[REDACTED:pem_private_key]\ndone");
+    assert_eq!(
+        red("-----BEGIN PRIVATE KEY-----\nMIIE truncated"),
+        "[REDACTED:pem_private_key]"
+    );
+}
+
+#[test]
+fn urls_query_params_and_connection_strings() {
+    assert_eq!(
+        red("db postgres://app:s3cr3t@db:5432/x"),
+        "db postgres://app:[REDACTED:url_password]@db:5432/x"
+    );
+    assert_eq!(
+        red("GET /cb?code=1&access_token=abc123&state=x"),
+        "GET /cb?code=1&access_token=[REDACTED:secret_param]&state=x"
+    );
+    assert_eq!(
+        red("Server=db;User Id=sa;Password=Pa55w0rd;"),
+        "Server=db;User Id=sa;Password=[REDACTED:secret_param];"
+    );
+    assert_eq!(red("GET /list?nextToken=abc"), "GET /list?nextToken=abc");
+}
+
+#[test]
+fn aws_secret_key_needs_a_keyword() {
+    let secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    assert_eq!(
+        red(&format!("aws secret {secret}")),
+        "aws secret [REDACTED:aws_secret_key]"
+    );
+    let plain = format!("blob {secret} stored");
+    assert_eq!(red(&plain), plain);
+}
+
+#[test]
+fn words_that_only_mention_secrets_stay() {
+    for clean in [
+        "password reset email sent",
+        "token bucket refilled",
+        "secret santa list",
+        "Failed password for root from 10.0.0.1 port 22 ssh2",
+        "api key rotation scheduled",
+        "Accepted publickey for admin",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn escaped_and_url_encoded_secrets_are_caught() {
+    assert_eq!(
+        red(r"card \u0034111 1111 1111 1111 end"),
+        "card [REDACTED:credit_card] end"
+    );
+    assert_eq!(red("to=bob%40example.com&x=1"), "to=[REDACTED:email]&x=1");
+}
+
+#[test]
+fn overlapping_matches_are_merged_once() {
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N";
+    assert_eq!(
+        red(&format!("Authorization: Bearer {jwt}")),
+        "Authorization: Bearer [REDACTED:jwt]"
+    );
+    assert_eq!(
+        red("x token=4111111111111111 y"),
+        "x token=[REDACTED:secret_param] y"
+    );
+    let out = red("https://bob%40example.com:pw@host/");
+    assert!(!out.contains("pw@") && !out.contains("bob"), "{out}");
+}
+
+#[test]
+fn optional_rules_are_off_by_default_and_opt_in() {
+    assert_eq!(
+        red("from 10.1.2.3 call +1 415-555-0100"),
+        "from 10.1.2.3 call +1 415-555-0100"
+    );
+    let config = RedactConfig {
+        optional: vec!["ipv4".into(), "ipv6".into(), "phone".into()],
+        ..Default::default()
+    };
+    let r = Redactor::new(config).unwrap();
+    let out = r.redact_text(
+        "from 10.1.2.3 and fe80::1ff:fe23:4567:890a call (415) 555-0100",
+        &mut [],
+    );
+    assert_eq!(
+        out,
+        "from [REDACTED:ipv4] and [REDACTED:ipv6] call [REDACTED:phone]"
+    );
+}
+
+#[test]
+fn secret_key_names_across_spellings() {
+    let r = redactor();
+    for key in [
+        "api_key",
+        "apiKey",
+        "API-KEY",
+        "x-api-key",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "token",
+        "access_token",
+        "authorization",
+        "cookie",
+        "set-cookie",
+        "card_number",
+        "cvv",
+        "ssn",
+        "private_key",
+        "db_password",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        assert!(r.is_secret_key(key), "{key}");
+    }
+    for key in [
+        "user",
+        "tokens_used",
+        "password_reset",
+        "nextToken",
+        "keyboard",
+        "message",
+    ] {
+        assert!(!r.is_secret_key(key), "{key}");
+    }
+}
+
+#[test]
+fn write_field_copies_clean_values_exactly() {
+    let r = redactor();
+    let raw = r#"{"a": [1, 2.50, 123456789012345678901234567890], "b": "x\ty"}"#;
+    assert_eq!(field(&r, "data", raw), format!(r#"{{"data":{raw}}}"#));
+    let escaped = r#""caf\u00e9 \"quoted\"""#;
+    assert_eq!(
+        field(&r, "note", escaped),
+        format!(r#"{{"note":{escaped}}}"#)
+    );
+}
+
+#[test]
+fn write_field_redacts_at_any_depth() {
+    let r = redactor();
+    let raw = r#"{"headers":{"Authorization":"Bearer x","X-Trace":"ok"},"list":[{"token":"t1"},"card 4111111111111111"],"n":12345678901234567890123}"#;
+    let want = r#"{"f":{"headers":{"Authorization":"[REDACTED:secret_key]","X-Trace":"ok"},"list":[{"token":"[REDACTED:secret_key]"},"card [REDACTED:credit_card]"],"n":12345678901234567890123}}"#;
+    assert_eq!(field(&r, "f", raw), want);
+}
+
+#[test]
+fn write_field_handles_numbers_keys_and_embedded_json() {
+    let r = redactor();
+    assert_eq!(
+        field(&r, "n", "4111111111111111"),
+        r#"{"n":"[REDACTED:credit_card]"}"#
+    );
+    assert_eq!(
+        field(&r, "password", "42"),
+        r#"{"password":"[REDACTED:secret_key]"}"#
+    );
+    assert_eq!(
+        field(&r, "bob@example.com", "1"),
+        r#"{"[REDACTED:email]":1}"#
+    );
+    let embedded = r#""{\"user\":\"bob\",\"password\":\"hunter2\"}""#;
+    assert_eq!(
+        field(&r, "body", embedded),
+        r#"{"body":"{\"user\":\"bob\",\"password\":\"[REDACTED:secret_key]\"}"}"#
+    );
+    let dup = r#"{"password":"a","password":"b"}"#;
+    assert_eq!(
+        field(&r, "d", dup),
+        r#"{"d":{"password":"[REDACTED:secret_key]","password":"[REDACTED:secret_key]"}}"#
+    );
+}
+
+#[test]
+fn user_password_pairs_under_user_keys() {
+    let r = redactor();
+    assert_eq!(
+        field(&r, "username", r#""gjoe:1MiracleWalker""#),
+        r#"{"username":"gjoe:[REDACTED:user_password]"}"#
+    );
+    assert_eq!(field(&r, "username", r#""gjoe""#), r#"{"username":"gjoe"}"#);
+    assert_eq!(
+        field(&r, "x", r#"{"user":"a:b"}"#),
+        r#"{"x":{"user":"a:[REDACTED:user_password]"}}"#
+    );
+}
+
+#[test]
+fn actions_drop_partial_hash() {
+    let mut actions = std::collections::HashMap::new();
+    actions.insert("credit_card".to_string(), "partial".to_string());
+    actions.insert("secret_key".to_string(), "drop".to_string());
+    actions.insert("ssn".to_string(), "drop".to_string());
+    let config = RedactConfig {
+        actions,
+        ..Default::default()
+    };
+    let r = Redactor::new(config).unwrap();
+    assert_eq!(
+        r.redact_text("card 4111 1111 1111 1111", &mut []),
+        "card [REDACTED:credit_card:1111]"
+    );
+    let mut out = String::from("{");
+    assert!(!r.write_field("password", r#""x""#, &mut out, &mut []));
+    assert_eq!(out, "{");
+    assert_eq!(
+        field(&r, "o", r#"{"a":1,"token":"x","b":["123-45-6789",2]}"#),
+        r#"{"o":{"a":1,"b":[2]}}"#
+    );
+}
+
+#[test]
+fn write_field_adds_commas_between_members() {
+    let r = redactor();
+    let mut out = String::from("{");
+    r.write_field("a", "1", &mut out, &mut []);
+    r.write_field("token", "\"t\"", &mut out, &mut []);
+    r.write_field("b", "{\"c\":\"d\"}", &mut out, &mut []);
+    out.push('}');
+    assert_eq!(
+        out,
+        r#"{"a":1,"token":"[REDACTED:secret_key]","b":{"c":"d"}}"#
+    );
+}
+
+#[test]
+fn custom_rules_and_config_errors() {
+    let json = r#"{"rules":[{"name":"order_ref","pattern":"ORD-[0-9]{6}","action":"hash"}],"hash_key":"k","hash_key_id":"k9"}"#;
+    let r = Redactor::from_json(json).unwrap();
+    let out = r.redact_text("ref ORD-123456", &mut []);
+    assert!(out.starts_with("ref [HASH:order_ref:k9:"), "{out}");
+    let bad =
+        Redactor::from_json(r#"{"rules":[{"name":"broken","pattern":"(unclosed"}]}"#).unwrap_err();
+    assert!(bad.to_string().contains("\"broken\""), "{bad}");
+    let huge = Redactor::from_json(
+        r#"{"rules":[{"name":"huge","pattern":"\\w{1000}\\w{1000}\\w{1000}"}]}"#,
+    );
+    assert!(huge.unwrap_err().to_string().contains("\"huge\""));
+    assert!(Redactor::from_json(r#"{"actions":{"emial":"hash"}}"#).is_err());
+    assert!(Redactor::from_json(r#"{"pseudonymize":["user_id"]}"#).is_err());
+}
+
+#[test]
+fn custom_rule_with_keywords_and_validator() {
+    let json = r#"{"builtin":false,"rules":[{"name":"acct","pattern":"[0-9]{8}","keywords":["account"]},{"name":"lcard","pattern":"[0-9]{16}","validator":"luhn"}]}"#;
+    let r = Redactor::from_json(json).unwrap();
+    assert_eq!(
+        r.redact_text("account 12345678", &mut []),
+        "account [REDACTED:acct]"
+    );
+    assert_eq!(r.redact_text("order 12345678", &mut []), "order 12345678");
+    assert_eq!(
+        r.redact_text("x 4111111111111111 y 4111111111111112", &mut []),
+        "x [REDACTED:lcard] y 4111111111111112"
+    );
+}
+
+#[test]
+fn pseudonyms_are_keyed_stable_and_idempotent() {
+    let r = keyed();
+    let a = r.pseudonymize("user_id", "alice").unwrap();
+    assert_eq!(a, r.pseudonymize("user_id", "alice").unwrap());
+    assert_ne!(a, r.pseudonymize("user_id", "bob").unwrap());
+    assert!(a.starts_with("[HASH:user_id:k1:"));
+    assert_eq!(r.pseudonymize("user_id", &a).unwrap(), a);
+    assert_eq!(r.pseudonymize("session_id", "s"), None);
+}
+
+#[test]
+fn dead_letters_keep_invalid_bytes_and_lose_secrets() {
+    let r = redactor();
+    let raw = b"\xff\xfe broken token=abc123 \xc3";
+    assert_eq!(
+        &*r.redact_bytes(raw, &mut []),
+        b"\xff\xfe broken token=[REDACTED:secret_param] \xc3"
+    );
+    let json = br#"{"message":"x","password":"p","n":1"#;
+    let want = br#"{"message":"x","password":"[REDACTED:secret_param]","n":1"#;
+    assert_eq!(&*r.redact_bytes(json, &mut []), want);
+    let clean = b"not json at all";
+    assert!(matches!(r.redact_bytes(clean, &mut []), Cow::Borrowed(_)));
+}
+
+#[test]
+fn counters_follow_rule_names() {
+    let r = redactor();
+    let mut counts = vec![0; r.rule_names().len()];
+    r.redact_text(
+        "a 4111111111111111 b 5555555555554444 c 123-45-6789",
+        &mut counts,
+    );
+    assert_eq!(count_of(&r, &counts, "credit_card"), 2);
+    assert_eq!(count_of(&r, &counts, "ssn"), 1);
+    let mut out = String::new();
+    r.write_field("password", "\"x\"", &mut out, &mut counts);
+    assert_eq!(count_of(&r, &counts, "secret_key"), 1);
+}
+
+#[test]
+fn digit_run_ignores_groups_glued_to_letters() {
+    use super::prefilter::longest_digit_run;
+    assert_eq!(longest_digit_run(b"dde695442c3181831697bc905cb9e240", 9), 0);
+    assert_eq!(longest_digit_run(b"id 3181831697 ok", 9), 10);
+    assert_eq!(longest_digit_run(b"4111 1111 1111 1111 5x", 9), 16);
+    assert_eq!(longest_digit_run(b"x4111 1111 1111 1111", 9), 12);
+    assert_eq!(
+        red("pay 4111 1111 1111 1111 5x"),
+        "pay [REDACTED:credit_card] 5x"
+    );
+}
+
+#[test]
+fn digit_run_probe_matches_a_full_scan() {
+    use super::prefilter::longest_digit_run;
+    for text in [
+        "4111 1111 1111 1111",
+        "ab 123-45-6789 cd",
+        "2018-03-24 17:15",
+        "x1 2 3",
+        "12  34",
+        "--9999999999",
+        "dde695442c3181831697bc905cb9e240",
+        "4111 1111 1111 1111 5x",
+        "x4111 1111 1111 1111",
+    ] {
+        let full = longest_digit_run(text.as_bytes(), 1);
+        for min in [1, 7, 9, 12] {
+            let probed = longest_digit_run(text.as_bytes(), min);
+            assert_eq!(probed >= min, full >= min, "{text} {min}");
+        }
+    }
+}

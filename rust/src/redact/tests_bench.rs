@@ -1,0 +1,235 @@
+//! Throughput of the engine on the standard mix: ~350-byte events, 2% carrying a secret.
+//! Run: `cargo test --release --lib redact::tests_bench -- --ignored --nocapture`.
+
+use std::time::Instant;
+
+use super::*;
+
+/// One generated event: its message and its `fields` members (key, raw JSON value).
+pub struct Event {
+    pub message: String,
+    pub fields: Vec<(String, String)>,
+}
+
+/// A tiny deterministic generator, so the mix is the same on every run.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const PATHS: &[&str] = &[
+    "/api/v1/orders",
+    "/api/v1/users/profile",
+    "/checkout/confirm",
+    "/health",
+];
+const SECRETS: &[&str] = &[
+    "card 4111 1111 1111 1111 declined",
+    "mail to alice@example.com failed",
+    "token=ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "auth Bearer abcDEF123456ghiJKL789mno",
+    "ssn 123-45-6789 verified",
+];
+
+/// A ~350-byte event; `secret` plants one secret in the message or a nested field.
+pub fn event(rng: &mut Rng, secret: bool) -> Event {
+    let path = PATHS[rng.below(PATHS.len() as u64) as usize];
+    let mut message = format!(
+        "GET {path}/{} completed status={} in {}ms region=eu-west-1 pod=web-7f9c{}",
+        rng.below(100_000),
+        [200, 201, 404, 500][rng.below(4) as usize],
+        rng.below(900),
+        rng.below(1000)
+    );
+    let trace = format!("{:016x}{:016x}", rng.next(), rng.next());
+    let mut note = format!("cache hit ratio {}.{}", rng.below(100), rng.below(10));
+    if secret {
+        let s = SECRETS[rng.below(SECRETS.len() as u64) as usize];
+        match rng.below(2) {
+            0 => message = format!("{message} {s}"),
+            _ => note = s.to_string(),
+        }
+    }
+    let fields = vec![
+        ("http.method".into(), "\"GET\"".into()),
+        ("http.status_code".into(), rng.below(600).to_string()),
+        (
+            "duration_ms".into(),
+            format!("{}.{}", rng.below(900), rng.below(100)),
+        ),
+        ("trace_ref".into(), format!("\"{trace}\"")),
+        ("tags".into(), "[\"checkout\",\"eu\",\"canary\"]".into()),
+        (
+            "attrs".into(),
+            format!(
+                "{{\"retry\":{},\"note\":\"{note}\",\"cache\":\"hit\"}}",
+                rng.below(3)
+            ),
+        ),
+    ];
+    Event { message, fields }
+}
+
+/// Redacts one event the way the pipeline will; returns the stored bytes.
+pub fn redact_event(
+    r: &Redactor,
+    e: &Event,
+    out: &mut String,
+    counts: &mut [u64],
+    batched: bool,
+) -> usize {
+    out.clear();
+    let message = r.redact_text(&e.message, counts);
+    out.push('{');
+    if batched {
+        let members: Vec<(&str, &str)> = e
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        r.write_fields(&members, out, counts);
+    } else {
+        for (k, v) in &e.fields {
+            r.write_field(k, v, out, counts);
+        }
+    }
+    out.push('}');
+    message.len() + out.len()
+}
+
+#[test]
+#[ignore = "throughput measurement; run in release with --ignored --nocapture"]
+fn throughput_standard_mix() {
+    for batched in [false, true] {
+        measure(batched);
+    }
+}
+
+fn measure(batched: bool) {
+    let r = Redactor::new(RedactConfig::default()).unwrap();
+    let mut rng = Rng::new(42);
+    let events: Vec<Event> = (0..100_000).map(|i| event(&mut rng, i % 50 == 0)).collect();
+    let bytes: usize = events
+        .iter()
+        .map(|e| {
+            e.message.len()
+                + e.fields
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 4)
+                    .sum::<usize>()
+        })
+        .sum();
+    let mut counts = vec![0; r.rule_names().len()];
+    let mut out = String::new();
+    let (mut best_cpu, mut best_wall) = (f64::MAX, f64::MAX);
+    for _ in 0..10 {
+        let (wall, cpu) = (Instant::now(), thread_cpu_seconds());
+        let mut sink = 0;
+        for e in &events {
+            sink += redact_event(&r, e, &mut out, &mut counts, batched);
+        }
+        best_cpu = best_cpu.min(thread_cpu_seconds() - cpu);
+        best_wall = best_wall.min(wall.elapsed().as_secs_f64());
+        assert!(sink > bytes / 2);
+    }
+    // CPU time of this thread: the machine is shared, so wall time includes other people's work.
+    let per_core = events.len() as f64 / best_cpu;
+    println!(
+        "redaction ({}): {:.2} M events/s per core (thread CPU time), {:.2} M/s wall, {:.0} MB/s, \
+         mean event {} bytes, 2% with secrets",
+        if batched {
+            "write_fields"
+        } else {
+            "write_field per member"
+        },
+        per_core / 1e6,
+        events.len() as f64 / best_wall / 1e6,
+        bytes as f64 / best_cpu / 1e6,
+        bytes / events.len()
+    );
+    assert!(counts.iter().sum::<u64>() >= 5 * 2000);
+}
+
+/// CPU seconds this thread has run (Linux schedstat); wall time where unavailable.
+pub fn thread_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    match stat
+        .split_whitespace()
+        .next()
+        .and_then(|ns| ns.parse::<f64>().ok())
+    {
+        Some(ns) => ns / 1e9,
+        None => std::time::UNIX_EPOCH
+            .elapsed()
+            .map_or(0.0, |d| d.as_secs_f64()),
+    }
+}
+
+#[test]
+#[ignore = "throughput measurement of the prefilter alone"]
+fn throughput_prefilter_parts() {
+    let r = Redactor::new(RedactConfig::default()).unwrap();
+    let mut rng = Rng::new(7);
+    let events: Vec<Event> = (0..100_000).map(|_| event(&mut rng, false)).collect();
+    let texts: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e.fields
+                .iter()
+                .fold(e.message.clone(), |acc, (k, v)| format!("{acc}\n{k}\n{v}"))
+        })
+        .collect();
+    let bytes: usize = texts.iter().map(String::len).sum();
+    let start = thread_cpu_seconds();
+    let hits = texts.iter().filter(|t| r.prefilter.scan(t) != 0).count();
+    let secs = thread_cpu_seconds() - start;
+    let mut by_rule = vec![0; 64];
+    for t in &texts {
+        let m = r.prefilter.scan(t);
+        (0..r.rules.len())
+            .filter(|i| m & (1 << i) != 0)
+            .for_each(|i| by_rule[i] += 1);
+    }
+    let named: Vec<(&str, i32)> = r
+        .rules
+        .iter()
+        .zip(&by_rule)
+        .filter(|(_, c)| **c > 0)
+        .map(|(r, c)| (r.name.as_str(), *c))
+        .collect();
+    println!(
+        "prefilter hits by rule: {named:?} e.g. {:?}",
+        texts.iter().find(|t| r.prefilter.scan(t) != 0)
+    );
+    println!(
+        "prefilter: {:.0} MB/s, {:.2} M events/s, {hits} hits",
+        bytes as f64 / secs / 1e6,
+        texts.len() as f64 / secs / 1e6
+    );
+    let start = thread_cpu_seconds();
+    let mut n = 0;
+    for t in &texts {
+        if let Some(super::prefilter::Literals::Packed(s)) = &r.prefilter.literals {
+            n += s.find_iter(t.to_ascii_lowercase().as_bytes()).count();
+        }
+    }
+    let secs = thread_cpu_seconds() - start;
+    println!(
+        "teddy+lowercase alloc: {:.0} MB/s, {n} literal hits",
+        bytes as f64 / secs / 1e6
+    );
+}

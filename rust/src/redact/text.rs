@@ -1,0 +1,203 @@
+//! Finding, merging and replacing secret spans in one string.
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::ops::Range;
+
+use super::config::Action;
+use super::escape::{percent_view, unescape_view};
+use super::prefilter::bit;
+use super::{Pattern, Redactor, Rule};
+
+/// Bytes before a match searched for evidence keywords.
+const KEYWORD_BEFORE: usize = 64;
+/// Bytes after a match searched for evidence keywords.
+const KEYWORD_AFTER: usize = 16;
+
+/// A secret found at `start..end` of the string, by rule `rule`.
+#[derive(Debug, Clone)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub rule: usize,
+    /// The secret as matched in a decoded view, when it was found through one.
+    pub decoded: Option<String>,
+}
+
+impl Redactor {
+    /// Redacts `text`; `ctx` is the enclosing key name (evidence only). Second: a drop was asked.
+    pub(crate) fn redact_in<'a>(
+        &self,
+        text: &'a str,
+        ctx: &str,
+        counts: &mut [u64],
+    ) -> (Cow<'a, str>, bool) {
+        let mut spans = Vec::new();
+        self.find_spans(text, ctx, &mut spans);
+        if spans.is_empty() {
+            return (Cow::Borrowed(text), false);
+        }
+        self.drop_protected(text, &mut spans);
+        if spans.is_empty() {
+            return (Cow::Borrowed(text), false);
+        }
+        let merged = merge(spans);
+        let (out, dropped) = self.replace(text, &merged, counts);
+        (Cow::Owned(out), dropped)
+    }
+
+    /// Whether the prefilter sees nothing in `text` (no rule can match it).
+    pub(crate) fn looks_clean<'a, I>(&self, parts: I) -> bool
+    where
+        I: IntoIterator<Item = &'a str> + Clone,
+    {
+        self.prefilter.scan_parts(parts) == 0
+    }
+
+    fn find_spans(&self, text: &str, ctx: &str, spans: &mut Vec<Span>) {
+        self.spans_plain(text, ctx, spans);
+        for view in [unescape_view(text), percent_view(text)]
+            .into_iter()
+            .flatten()
+        {
+            let mut inner = Vec::new();
+            self.spans_plain(&view.text, ctx, &mut inner);
+            for s in inner {
+                let orig = view.original(s.start..s.end);
+                let decoded = Some(view.text[s.start..s.end].to_string());
+                spans.push(Span {
+                    start: orig.start,
+                    end: orig.end,
+                    rule: s.rule,
+                    decoded,
+                });
+            }
+        }
+    }
+
+    fn spans_plain(&self, text: &str, ctx: &str, spans: &mut Vec<Span>) {
+        let mut mask = self.prefilter.scan(text);
+        if !ctx.is_empty() && self.keyword_mask != 0 {
+            mask |= self.prefilter.scan(ctx) & self.keyword_mask;
+        }
+        if mask == 0 {
+            return;
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            if i >= 64 || mask & bit(i) != 0 {
+                rule.find(text, ctx, i, spans);
+            }
+        }
+    }
+
+    /// Replacements already present (markers, hashes) are never replaced again.
+    fn drop_protected(&self, text: &str, spans: &mut Vec<Span>) {
+        let protected = self.renderer.protected(text);
+        if !protected.is_empty() {
+            spans.retain(|s| {
+                !protected
+                    .iter()
+                    .any(|p| p.start <= s.start && s.end <= p.end)
+            });
+        }
+    }
+
+    fn replace(&self, text: &str, spans: &[Span], counts: &mut [u64]) -> (String, bool) {
+        let mut out = String::with_capacity(text.len() + 16);
+        let (mut last, mut dropped) = (0, false);
+        for s in spans {
+            out.push_str(&text[last..s.start]);
+            let rule = &self.rules[s.rule];
+            let value = s.decoded.as_deref().unwrap_or(&text[s.start..s.end]);
+            self.renderer
+                .render(rule.action, &rule.name, value, &mut out);
+            dropped |= rule.action == Action::Drop;
+            bump(counts, s.rule);
+            last = s.end;
+        }
+        out.push_str(&text[last..]);
+        (out, dropped)
+    }
+}
+
+/// Adds one to `counts[i]` when the caller's slice is long enough.
+pub fn bump(counts: &mut [u64], i: usize) {
+    if let Some(c) = counts.get_mut(i) {
+        *c += 1;
+    }
+}
+
+/// Sorts spans and merges overlapping or touching ones; the earliest (longest) span names the rule.
+fn merge(mut spans: Vec<Span>) -> Vec<Span> {
+    spans.sort_unstable_by_key(|s| (s.start, Reverse(s.end)));
+    let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
+    for s in spans {
+        match merged.last_mut() {
+            Some(last) if s.start <= last.end => {
+                if s.end > last.end {
+                    last.end = s.end;
+                    last.decoded = None;
+                }
+            }
+            _ => merged.push(s),
+        }
+    }
+    merged
+}
+
+impl Rule {
+    fn find(&self, text: &str, ctx: &str, index: usize, spans: &mut Vec<Span>) {
+        let mut accepted = Vec::new();
+        for p in &self.patterns {
+            p.candidates(text, &mut accepted);
+            for r in accepted.drain(..) {
+                if p.keywords.is_empty() || keyword_near(text, &r, &p.keywords, ctx) {
+                    spans.push(Span {
+                        start: r.start,
+                        end: r.end,
+                        rule: index,
+                        decoded: None,
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Pattern {
+    /// Validated candidate ranges of this pattern in `text`.
+    fn candidates(&self, text: &str, out: &mut Vec<Range<usize>>) {
+        if self.group == 0 {
+            for m in self.regex.find_iter(text) {
+                self.validator.accept(text, m.range(), out);
+            }
+            return;
+        }
+        for caps in self.regex.captures_iter(text) {
+            if let Some(m) = caps.get(self.group) {
+                self.validator.accept(text, m.range(), out);
+            }
+        }
+    }
+}
+
+/// Whether one of `keywords` (lower case) occurs near `r` in `text` or in the key name `ctx`.
+fn keyword_near(text: &str, r: &Range<usize>, keywords: &[String], ctx: &str) -> bool {
+    let mut start = r.start.saturating_sub(KEYWORD_BEFORE);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (r.end + KEYWORD_AFTER).min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    // The match itself is excluded: a random token containing "aws" is not evidence.
+    let before = text[start..r.start].to_ascii_lowercase();
+    let after = text[r.end..end].to_ascii_lowercase();
+    let ctx = ctx.to_ascii_lowercase();
+    keywords.iter().any(|k| {
+        [&before, &after, &ctx]
+            .iter()
+            .any(|w| w.contains(k.as_str()))
+    })
+}
