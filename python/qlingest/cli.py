@@ -79,6 +79,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     overrides["input.category"] = args.category
     overrides["input.service"] = args.service
     overrides["sampling"] = sampling_policy(args.sampling)
+    if args.no_redact:
+        overrides["redaction.enabled"] = False
+        print(
+            "qlingest: WARNING: --no-redact: secrets are written to disk as sent. "
+            "For measurements only.",
+            file=sys.stderr,
+        )
     config = load_config(args.config, **overrides)
     bar = _progress(args.paths)
     with Pipeline(args.data_dir, config) as pipeline:
@@ -210,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--category", help="category of events that carry none")
     ingest.add_argument("--service", help="service of events that carry none")
     ingest.add_argument("--config", metavar="FILE", help="TOML configuration")
+    ingest.add_argument(
+        "--no-redact", action="store_true", help="turn redaction off (measurements only; unsafe)"
+    )
     ingest.add_argument(
         "--sampling",
         metavar="POLICY",

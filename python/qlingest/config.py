@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -14,6 +15,7 @@ __all__ = [
     "AuditConfig",
     "Config",
     "InputConfig",
+    "RedactionConfig",
     "ServeConfig",
     "StoreConfig",
     "load_config",
@@ -107,6 +109,54 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     idle_timeout_s: float = 60.0
 
 
+class CustomRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A value rule of the configuration: a linear-time regex, optionally with evidence."""
+
+    name: str
+    pattern: str
+    action: Literal["mask", "hash", "partial", "drop"] = "mask"
+    #: Words that must appear near a match (or in its key) for it to count.
+    keywords: list[str] = msgspec.field(default_factory=list)
+    #: A check a match must pass: ``luhn``.
+    validator: str | None = None
+
+
+class RedactionConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What the redaction stage replaces and how (see docs/redaction.md)."""
+
+    #: Off only for measurements (``qlingest ingest --no-redact``).
+    enabled: bool = True
+    #: The built-in rule set.
+    builtin: bool = True
+    #: Opt-in built-in kinds: ``ipv4``, ``ipv6``, ``phone``.
+    optional: list[str] = msgspec.field(default_factory=list)
+    #: Built-in rule names to switch off.
+    disable: list[str] = msgspec.field(default_factory=list)
+    rules: list[CustomRule] = msgspec.field(default_factory=list)
+    #: Extra key names whose values are secret whatever they hold.
+    keys: list[str] = msgspec.field(default_factory=list)
+    #: Per-rule action: ``mask``, ``hash``, ``partial`` or ``drop``.
+    actions: dict[str, str] = msgspec.field(default_factory=dict)
+    marker: str = "[REDACTED:{rule}]"
+    #: HMAC key of keyed hashes; ``None`` reads ``QLINGEST_HASH_KEY``. Without a key, hash
+    #: actions mask instead (a warning says so).
+    hash_key: str | None = None
+    #: Short id of the key, written in each hash so keys can rotate.
+    hash_key_id: str = "k1"
+    #: Columns to replace by a keyed pseudonym: ``user_id``, ``session_id``.
+    pseudonymize: list[str] = msgspec.field(default_factory=list)
+
+    def core_json(self) -> str | None:
+        """The JSON the core reads, with the key filled from the environment; None when off."""
+        if not self.enabled:
+            return None
+        data = msgspec.structs.asdict(self)
+        data.pop("enabled")
+        data["rules"] = [msgspec.structs.asdict(r) for r in self.rules]
+        data["hash_key"] = self.hash_key or os.environ.get("QLINGEST_HASH_KEY") or None
+        return msgspec.json.encode(data).decode()
+
+
 class AuditConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Which events are audit records, and the key that seals the chain."""
 
@@ -126,6 +176,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     serve: ServeConfig = msgspec.field(default_factory=ServeConfig)
     audit: AuditConfig = msgspec.field(default_factory=AuditConfig)
+    redaction: RedactionConfig = msgspec.field(default_factory=RedactionConfig)
     #: The sampling policy (see docs/sampling.md); ``None`` samples nothing. Validated by the
     #: core, whose messages name the rule and key at fault.
     sampling: dict[str, Any] | None = None

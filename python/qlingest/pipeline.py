@@ -130,7 +130,11 @@ class Pipeline:
             if fmt != section.format:
                 section = msgspec.structs.replace(section, format=fmt)
             sampling = policy_json(self.config.sampling)
-            self._engines[fmt] = _core.Engine(_json(section), sampling_json=sampling)
+            redaction = self.config.redaction.core_json()
+            engine = _core.Engine(_json(section), redaction_json=redaction, sampling_json=sampling)
+            if engine.hash_fallback and not self._engines:
+                log.warning("No hash key: keyed-hash rules mask instead. Set QLINGEST_HASH_KEY.")
+            self._engines[fmt] = engine
         return self._engines[fmt]
 
     def decode(
@@ -155,7 +159,7 @@ class Pipeline:
             lines=result.lines,
             blank_lines=result.blank_lines,
             unparsed=result.unparsed,
-            redactions={},
+            redactions=_named(engine.redaction_rules, result.redactions),
             sampled_out=_named(engine.sampling_rules, result.sampled_out),
         )
 

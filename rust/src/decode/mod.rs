@@ -209,7 +209,9 @@ impl<'s> State<'s> {
     /// Adds a member to the `fields` object under construction.
     fn field(&mut self, key: &str, raw_value: &str) {
         let mark = self.fields.len();
-        self.fields.push(if mark == 0 { '{' } else { ',' });
+        if mark == 0 {
+            self.fields.push('{');
+        }
         if !self
             .scrub
             .field(key, raw_value, &mut self.fields, &mut self.counts)

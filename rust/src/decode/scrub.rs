@@ -2,13 +2,14 @@
 
 use std::borrow::Cow;
 
-use super::json::{write_json_str, write_member};
+use super::json::write_member;
 
 /// Redaction as the decoder uses it. `counts` is indexed by rule.
 pub trait Scrub: Sync {
     /// Free text with every match replaced; borrowed when nothing matched.
     fn text<'a>(&self, text: &'a str, counts: &mut [u64]) -> Cow<'a, str>;
-    /// Appends the `fields` member `"key":raw_value`, redacted; false when the member is dropped.
+    /// Appends the `fields` member `"key":raw_value`, redacted, with a comma before it unless
+    /// `out` is empty or ends with `{`; false when the member is dropped.
     fn field(&self, key: &str, raw_value: &str, out: &mut String, counts: &mut [u64]) -> bool;
     /// A raw dead-letter line, which may be neither JSON nor UTF-8.
     fn bytes<'a>(&self, raw: &'a [u8], counts: &mut [u64]) -> Cow<'a, [u8]>;
@@ -27,6 +28,9 @@ impl Scrub for NoScrub {
     }
 
     fn field(&self, key: &str, raw_value: &str, out: &mut String, _: &mut [u64]) -> bool {
+        if !(out.is_empty() || out.ends_with('{')) {
+            out.push(',');
+        }
         write_member(out, key, raw_value);
         true
     }
@@ -42,17 +46,4 @@ impl Scrub for NoScrub {
     fn rule_count(&self) -> usize {
         0
     }
-}
-
-/// Appends `"key":"value"` for a string value.
-pub fn write_str_member(
-    scrub: &dyn Scrub,
-    key: &str,
-    value: &str,
-    out: &mut String,
-    counts: &mut [u64],
-) -> bool {
-    let mut raw = String::with_capacity(value.len() + 2);
-    write_json_str(&mut raw, value);
-    scrub.field(key, &raw, out, counts)
 }

@@ -5,14 +5,17 @@ use pyo3::pybacked::PyBackedBytes;
 
 use super::arrow::PyArrowBatches;
 use super::error::IntoPyResult;
-use crate::decode::{dead_letter_schema, Decoder};
+use crate::decode::{dead_letter_schema, Decoder, Scrub};
 use crate::engine::{Engine, Output};
+use crate::redact::Redactor;
 use crate::sample::{SamplePolicy, Sampler};
 use crate::schema::event_schema;
 
 #[pyclass(name = "Engine", module = "qlingest._core", frozen)]
 pub struct PyEngine {
     engine: Engine,
+    redaction_rules: Vec<String>,
+    hash_fallback: bool,
 }
 
 /// What one `Engine.process` call produced.
@@ -32,16 +35,44 @@ pub struct PyProcessResult {
 impl PyEngine {
     /// Builds the stages from their JSON configurations; `None` turns a stage off.
     #[new]
-    #[pyo3(signature = (decode_json, *, sampling_json = None))]
-    fn new(decode_json: &str, sampling_json: Option<&str>) -> PyResult<PyEngine> {
+    #[pyo3(signature = (decode_json, *, redaction_json = None, sampling_json = None))]
+    fn new(
+        decode_json: &str,
+        redaction_json: Option<&str>,
+        sampling_json: Option<&str>,
+    ) -> PyResult<PyEngine> {
         let decoder = Decoder::from_json(decode_json).py_err()?;
+        let redactor = redaction_json
+            .map(Redactor::from_json)
+            .transpose()
+            .py_err()?;
+        let redaction_rules = redactor
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.rule_names().to_vec());
+        let hash_fallback = redactor.as_ref().is_some_and(Redactor::hash_fallback);
+        let scrub = redactor.map(|r| Box::new(r) as Box<dyn Scrub + Send>);
         let sampler = sampling_json
             .map(|text| SamplePolicy::from_json(text).and_then(Sampler::new))
             .transpose()
             .py_err()?;
+        let engine = Engine::new(decoder, scrub, sampler);
         Ok(PyEngine {
-            engine: Engine::new(decoder, None, sampler),
+            engine,
+            redaction_rules,
+            hash_fallback,
         })
+    }
+
+    /// Names of the redaction rules, in the order of `ProcessResult.redactions`.
+    #[getter]
+    fn redaction_rules(&self) -> Vec<String> {
+        self.redaction_rules.clone()
+    }
+
+    /// True when a rule asks for a keyed hash but no key is set, so it masks instead.
+    #[getter]
+    fn hash_fallback(&self) -> bool {
+        self.hash_fallback
     }
 
     /// Names of the sampling rules, in the order of `ProcessResult.sampled_out`.

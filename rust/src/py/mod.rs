@@ -5,6 +5,7 @@ mod audit;
 mod conform;
 mod engine;
 mod error;
+mod redact;
 mod sample;
 
 use pyo3::prelude::*;
@@ -17,6 +18,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PyEngine>()?;
     m.add_class::<engine::PyProcessResult>()?;
     m.add_class::<sample::PySampler>()?;
+    m.add_class::<redact::PyRedactor>()?;
     m.add_class::<audit::PyAuditChain>()?;
     m.add_function(wrap_pyfunction!(audit::verify_chain, m)?)?;
     Ok(())

@@ -131,3 +131,25 @@ impl Redactor {
             .any(|r| r.start == 0 && r.end == s.len())
     }
 }
+
+impl crate::decode::Scrub for Redactor {
+    fn text<'a>(&self, text: &'a str, counts: &mut [u64]) -> Cow<'a, str> {
+        self.redact_text(text, counts)
+    }
+
+    fn field(&self, key: &str, raw_value: &str, out: &mut String, counts: &mut [u64]) -> bool {
+        self.write_field(key, raw_value, out, counts)
+    }
+
+    fn bytes<'a>(&self, raw: &'a [u8], counts: &mut [u64]) -> Cow<'a, [u8]> {
+        self.redact_bytes(raw, counts)
+    }
+
+    fn pseudonym(&self, column: &str, value: &str) -> Option<String> {
+        self.pseudonymize(column, value)
+    }
+
+    fn rule_count(&self) -> usize {
+        self.names.len()
+    }
+}
