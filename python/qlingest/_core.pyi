@@ -1,0 +1,77 @@
+"""Type stubs of the compiled core, ``qlingest._core``."""
+
+from typing import Any, final
+
+__version__: str
+
+class QlingestError(Exception): ...
+class ConfigError(QlingestError, ValueError): ...
+class DecodeError(QlingestError, ValueError): ...
+class AuditError(QlingestError, RuntimeError): ...
+
+@final
+class ArrowBatches:
+    """Record batches exported once through ``__arrow_c_stream__`` (``pl.DataFrame(obj)``)."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+    def __len__(self) -> int: ...
+
+@final
+class ProcessResult:
+    events: ArrowBatches
+    dead_letters: ArrowBatches
+    lines: int
+    blank_lines: int
+    unparsed: int
+    redactions: list[int]
+    sampled_out: list[int]
+    fallback_hashes: int
+
+@final
+class Engine:
+    def __init__(
+        self, decode_json: str, *, redaction_json: str | None = None, sampling_json: str | None = None
+    ) -> None: ...
+    @property
+    def redaction_rules(self) -> list[str]: ...
+    @property
+    def sampling_rules(self) -> list[str]: ...
+    @property
+    def hash_fallback(self) -> bool: ...
+    def process(
+        self, data: bytes | bytearray, *, source: str = "-", first_line: int = 1, observed_ns: int
+    ) -> ProcessResult: ...
+
+@final
+class Redactor:
+    def __init__(self, config_json: str) -> None: ...
+    @property
+    def rule_names(self) -> list[str]: ...
+    def redact_texts(self, texts: list[str]) -> tuple[list[str], list[int]]: ...
+    def redact_frame(self, frame: Any) -> tuple[ArrowBatches, list[int]]: ...
+
+@final
+class Sampler:
+    def __init__(self, policy_json: str) -> None: ...
+    @property
+    def rule_names(self) -> list[str]: ...
+    def decide(self, frame: Any, *, now_ns: int) -> ArrowBatches: ...
+
+@final
+class AuditChain:
+    def __init__(
+        self, chain_id: str, head: tuple[int, str] | None = None, *, config_json: str = "{}"
+    ) -> None: ...
+    def append(self, frame: Any) -> ArrowBatches: ...
+    @property
+    def head(self) -> tuple[int, str]: ...
+    def finish(self) -> tuple[int, str]: ...
+
+def verify_chain(
+    chain_id: str,
+    frame: Any,
+    checkpoints: list[str],
+    *,
+    key: bytes | None = None,
+    require_seals: bool = False,
+) -> str: ...
