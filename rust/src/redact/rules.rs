@@ -277,6 +277,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
     },
 ];
 
+// Limitation: the value ends at whitespace, a quote or `&;,<>`; a password containing one of
+// those keeps its tail (the head, which is all of most passwords, is replaced).
 /// `secret_param`: a secret-named parameter (`?token=`, `Password=`, `"secret": "`) and its value.
 const SECRET_PARAM: &str = concat!(
     r#"(?i)(?:^|[^a-z0-9])(?:[a-z0-9]+[_.-])*(?:"#,
