@@ -529,3 +529,30 @@ fn write_fields_matches_write_field_member_by_member() {
     r.write_fields(&clean, &mut out, &mut []);
     assert_eq!(out, r#"{"a":1,"b":"x""#);
 }
+
+#[test]
+fn keyed_hashes_are_stable_under_a_second_pass() {
+    let mut actions = std::collections::HashMap::new();
+    actions.insert("secret_key".to_string(), "hash".to_string());
+    let config = RedactConfig {
+        actions,
+        hash_key: Some("k".into()),
+        ..Default::default()
+    };
+    let r = Redactor::new(config).unwrap();
+    let once = field(
+        &r,
+        "o",
+        r#"{"password":"p1","to":"Ann@Example.com","user":" x"}"#,
+    );
+    let inner = &once[5..once.len() - 1];
+    assert_eq!(field(&r, "o", inner), once);
+    assert!(
+        once.contains("[HASH:secret_key:") && once.contains("[HASH:email:"),
+        "{once}"
+    );
+    assert_eq!(
+        field(&r, "username", r#"  "ann:pw1""#),
+        r#"{"username":"ann:[REDACTED:user_password]"}"#
+    );
+}
