@@ -65,6 +65,7 @@ impl<'r, 'c> Walker<'r, 'c> {
             return Ok(false);
         }
         out.push(':');
+        skip_ws(src, pos);
         let kind = self.r.keys.kind(key.as_bytes());
         match (kind, self.r.key_action, self.r.user_action) {
             (KeyKind::Secret, Some(action), _) => self.secret_value(action, src, pos, out),

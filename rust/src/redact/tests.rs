@@ -491,3 +491,68 @@ fn digit_run_probe_matches_a_full_scan() {
         }
     }
 }
+
+#[test]
+fn redactor_is_send_and_sync() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Redactor>();
+    let r = std::sync::Arc::new(redactor());
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let r = r.clone();
+            std::thread::spawn(move || r.redact_text("ssn 123-45-6789", &mut []).into_owned())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), "ssn [REDACTED:ssn]");
+    }
+}
+
+#[test]
+fn write_fields_matches_write_field_member_by_member() {
+    let r = redactor();
+    let members = [
+        ("a", "1"),
+        ("token", "\"t\""),
+        ("b", "{\"c\":\"4111111111111111\"}"),
+        ("d", "\"ok\""),
+    ];
+    let mut batched = String::from("{");
+    assert_eq!(r.write_fields(&members, &mut batched, &mut []), 4);
+    let mut single = String::from("{");
+    for (k, v) in members {
+        r.write_field(k, v, &mut single, &mut []);
+    }
+    assert_eq!(batched, single);
+    let clean = [("a", "1"), ("b", "\"x\"")];
+    let mut out = String::from("{");
+    r.write_fields(&clean, &mut out, &mut []);
+    assert_eq!(out, r#"{"a":1,"b":"x""#);
+}
+
+#[test]
+fn keyed_hashes_are_stable_under_a_second_pass() {
+    let mut actions = std::collections::HashMap::new();
+    actions.insert("secret_key".to_string(), "hash".to_string());
+    let config = RedactConfig {
+        actions,
+        hash_key: Some("k".into()),
+        ..Default::default()
+    };
+    let r = Redactor::new(config).unwrap();
+    let once = field(
+        &r,
+        "o",
+        r#"{"password":"p1","to":"Ann@Example.com","user":" x"}"#,
+    );
+    let inner = &once[5..once.len() - 1];
+    assert_eq!(field(&r, "o", inner), once);
+    assert!(
+        once.contains("[HASH:secret_key:") && once.contains("[HASH:email:"),
+        "{once}"
+    );
+    assert_eq!(
+        field(&r, "username", r#"  "ann:pw1""#),
+        r#"{"username":"ann:[REDACTED:user_password]"}"#
+    );
+}

@@ -74,6 +74,10 @@ pub fn event(rng: &mut Rng, secret: bool) -> Event {
         ("trace_ref".into(), format!("\"{trace}\"")),
         ("tags".into(), "[\"checkout\",\"eu\",\"canary\"]".into()),
         (
+            "http.user_agent".into(),
+            "\"Mozilla/5.0 (X11; Linux x86_64) shop-client/2.4\"".into(),
+        ),
+        (
             "attrs".into(),
             format!(
                 "{{\"retry\":{},\"note\":\"{note}\",\"cache\":\"hit\"}}",

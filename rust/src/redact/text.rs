@@ -56,6 +56,8 @@ impl Redactor {
 
     fn find_spans(&self, text: &str, ctx: &str, spans: &mut Vec<Span>) {
         self.spans_plain(text, ctx, spans);
+        // Limitation: one level of decoding; a secret both JSON-escaped and percent-encoded
+        // inside the same string (`%5Cu0034…`) is not decoded twice.
         for view in [unescape_view(text), percent_view(text)]
             .into_iter()
             .flatten()
