@@ -134,6 +134,12 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from qlingest.bench import main as bench_main
+
+    return bench_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qlingest", description="Observability ingest with a Rust core."
@@ -179,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     query.add_argument("--format", choices=["table", "ndjson", "csv"], default="table")
     query.set_defaults(func=cmd_query)
+
+    from qlingest.bench import add_arguments as add_bench_arguments
+
+    bench = sub.add_parser("bench", help="measure throughput, stage by stage and against baselines")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

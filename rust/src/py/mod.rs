@@ -3,6 +3,7 @@
 mod arrow;
 mod decode;
 mod error;
+mod generate;
 
 use pyo3::prelude::*;
 
@@ -13,5 +14,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<arrow::PyArrowBatches>()?;
     m.add_class::<decode::PyDecoder>()?;
     m.add_class::<decode::PyDecodeResult>()?;
+    generate::register(m)?;
     Ok(())
 }
