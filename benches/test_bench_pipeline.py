@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import throughput
+from benchutil import throughput
 from qlingest.bench import measure_end_to_end, measure_stages
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import throughput
+from benchutil import throughput
 from qlingest.baselines import run_polars_baseline, run_python_baseline
 
 

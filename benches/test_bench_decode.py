@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import throughput
+from benchutil import throughput
 from qlingest import _core
 from qlingest.config import InputConfig
 from qlingest.pipeline import _json
