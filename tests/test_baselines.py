@@ -40,6 +40,7 @@ LEVEL_SPELLINGS = [
 def make_events(seed: int = 1) -> list[dict]:
     """Events with known levels, trace groups, 5% audit records and secrets in every 50th."""
     rng = random.Random(seed)
+    traces = [f"{rng.getrandbits(128):032X}" for _ in range(N // 4)]
     events = []
     for i in range(N):
         spelling = rng.choices([s for s, _ in LEVEL_SPELLINGS], [w for _, w in LEVEL_SPELLINGS])[0]
@@ -48,7 +49,7 @@ def make_events(seed: int = 1) -> list[dict]:
             "level": spelling,
             "service": rng.choice(["checkout", "auth", "search"]),
             "category": "security.audit_logs" if i % 20 == 7 else "application.logs",
-            "trace_id": f"{i // 4:032X}",
+            "trace_id": traces[i // 4],
             "message": f"request {i} done",
             "http": {"method": "GET", "status": 200, "headers": {"x-request-id": str(i)}},
         }
@@ -154,6 +155,13 @@ def test_python_baseline_chain_recomputes(results):
 
 def test_python_baseline_keeps_a_number_that_fails_luhn(results):
     assert "4111111111111112" in stored_text(results["python"])
+
+
+def test_both_baselines_keep_the_same_rows(results):
+    assert results["python"].rows_out == results["polars"].rows_out
+    py = pl.read_parquet(results["python"].output).select("trace_id", "message").sort("message")
+    pol = pl.read_parquet(results["polars"].output).select("trace_id", "message").sort("message")
+    assert py.equals(pol)
 
 
 def test_both_baselines_count_the_same_value_redactions(results):

@@ -1,6 +1,6 @@
 """Type stubs of the compiled core, ``qlingest._core``."""
 
-from typing import Any, final
+from typing import Any, TypedDict, final
 
 __version__: str
 
@@ -30,7 +30,11 @@ class ProcessResult:
 @final
 class Engine:
     def __init__(
-        self, decode_json: str, *, redaction_json: str | None = None, sampling_json: str | None = None
+        self,
+        decode_json: str,
+        *,
+        redaction_json: str | None = None,
+        sampling_json: str | None = None,
     ) -> None: ...
     @property
     def redaction_rules(self) -> list[str]: ...
@@ -75,3 +79,31 @@ def verify_chain(
     key: bytes | None = None,
     require_seals: bool = False,
 ) -> str: ...
+
+# The standard-mix generator of `qlingest bench`.
+
+class GenStats(TypedDict):
+    events: int
+    bytes: int
+    levels: dict[str, int]
+    services: dict[str, int]
+    audit: int
+    security: int
+    with_secrets: int
+    traces: int
+    planted: list[tuple[str, str]]
+
+class Generator:
+    """A streaming generator: successive `fill` calls continue one seeded stream."""
+
+    def __init__(self, seed: int = 42, *, record_secrets: bool = False) -> None: ...
+    def fill(self, n: int) -> bytes:
+        """The next `n` events, one JSON object per line."""
+    def stats(self) -> GenStats:
+        """The ground truth of everything generated so far."""
+
+def generate(count: int, seed: int = 42) -> bytes:
+    """`count` events of the standard mix for `seed`, as NDJSON bytes."""
+
+def generate_with_stats(count: int, seed: int = 42) -> tuple[bytes, GenStats]:
+    """`count` events for `seed` and their ground truth, planted secrets included."""

@@ -4,6 +4,27 @@ Both read an NDJSON file, normalize timestamps and levels, redact with the built
 sample with the `cost-optimized` policy, hash-chain audit records and write zstd-3 Parquet.
 `run_python_baseline` uses only the standard library plus Polars to write the file;
 `run_polars_baseline` stays inside Polars expressions wherever Polars can express the work.
+
+Both redact only where one combined prefilter matches (Python: the raw line; Polars: the
+rows of `message`, `stack`, `fields`), and both sample with the same draw (`draw`: splitmix64
+of the trace id's first 16 hex digits, or of the row index), so on the standard mix they keep
+the same rows. Where they differ from each other:
+
+- credit cards: Python checks Luhn and issuer prefixes on every 12-19 digit candidate, and
+  masks card numbers sent as JSON numbers; Polars matches issuer prefixes and 4-4-4-4 / 4-6-5
+  grouping by regex, without Luhn (Limitation: so it also masks Luhn-failing look-alikes,
+  and a card sent as a JSON number inside `fields` is masked without quotes).
+- SSNs: Python rejects areas 000 and 666 and zero groups or serials; Polars rejects area 9xx.
+- secret keys: Python masks any non-null value under a secret key name; Polars masks string
+  values only (`"password": "..."` in the `fields` JSON).
+- `fields`: Python writes only the keys an event has; Polars encodes the union struct of all
+  keys, so absent keys appear as `null` members.
+- counts: Python counts each substitution; Polars counts the masks present after replacing.
+
+Where both differ from qlingest: the Python line prefilter reads the JSON text before
+unescaping, so a secret visible only after unescaping (`\\/`, `\\uXXXX`) is not looked for;
+neither has dead letters (a malformed line raises); timestamps that are neither RFC 3339 nor
+epoch numbers stay null instead of falling back to `observed_at`.
 """
 
 from __future__ import annotations
@@ -11,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import random
 import re
 import time
 from collections import Counter
@@ -121,6 +141,11 @@ def prefilter_pattern() -> str:
     """Every rule as one alternation, so a clean string costs a single search."""
     scoped = [re.sub(r"^\(\?i\)(.*)$", r"(?i:\1)", p) for _, p, _ in VALUE_RULES]
     return "|".join([*scoped, CARD_CANDIDATE, SSN_CANDIDATE, EMAIL])
+
+
+def line_prefilter_pattern() -> str:
+    """The prefilter plus the secret key names as JSON members, searched on the raw line."""
+    return prefilter_pattern() + rf'|(?i:"(?:{SECRET_KEY_NAMES})"\s*:)'
 
 
 def mask(rule: str) -> str:
@@ -251,6 +276,26 @@ def rfc3339_ns(text: str) -> int | None:
     return seconds * 10**9 + int((frac or "").ljust(9, "0"))
 
 
+MASK64 = (1 << 64) - 1
+HEX_PREFIX = re.compile(r"[0-9a-f]{1,16}")
+
+
+def mix64(x: int) -> int:
+    """The splitmix64 finalizer, written so Polars integer expressions compute the same."""
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & MASK64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def draw(trace_id: Any, row: int, seed: int) -> float:
+    """A uniform draw in [0, 1) shared by every event of a trace (by row without one)."""
+    prefix = trace_id[:16] if isinstance(trace_id, str) else ""
+    key = int(prefix, 16) if HEX_PREFIX.fullmatch(prefix) else row
+    return (mix64(key ^ seed) >> 11) / 2.0**53
+
+
 def sample_rate(row: dict[str, Any], level: int | None) -> float:
     """The rate of the `cost-optimized` rule matching `row`: 1.0 for always-keep rules."""
     if level is None or level >= 2 or (row["category"] or "").startswith("security."):
@@ -280,7 +325,9 @@ def chain(rows: list[dict[str, Any]], chain_id: str) -> int:
 # --- plain Python -------------------------------------------------------------------------
 
 
-def python_row(event: dict[str, Any], redactor: PyRedactor) -> tuple[dict[str, Any], int | None]:
+def python_row(
+    event: dict[str, Any], redactor: PyRedactor, dirty: bool = True
+) -> tuple[dict[str, Any], int | None]:
     level = level_code(event)
     row = {c: event.pop(c, None) for c in COLUMNS}
     for key in LEVEL_KEYS:
@@ -290,10 +337,12 @@ def python_row(event: dict[str, Any], redactor: PyRedactor) -> tuple[dict[str, A
     for key in ID_COLUMNS:
         if isinstance(row[key], str):
             row[key] = row[key].lower()
-    for key in ("message", "stack"):
-        if isinstance(row[key], str):
-            row[key] = redactor.text(row[key])
-    row["fields"] = json.dumps(redactor.value(event), ensure_ascii=False) if event else None
+    if dirty:
+        for key in ("message", "stack"):
+            if isinstance(row[key], str):
+                row[key] = redactor.text(row[key])
+        event = redactor.value(event)
+    row["fields"] = json.dumps(event, ensure_ascii=False) if event else None
     return row, level
 
 
@@ -303,16 +352,18 @@ def run_python_baseline(
     """The plain-Python baseline: `json`, `re`, `hmac`, `random`, `hashlib`, then Polars."""
     path, out = Path(path), Path(out_dir) / "python.parquet"
     start = time.perf_counter()
-    redactor, rng = PyRedactor(hash_key), random.Random(seed)
+    redactor, line_filter = PyRedactor(hash_key), re.compile(line_prefilter_pattern())
     rows, rows_in = [], 0
     with path.open("rb") as lines:
         for line in lines:
             if not line.strip():
                 continue
-            rows_in += 1
-            row, level = python_row(json.loads(line), redactor)
+            text = line.decode()
+            row, level = python_row(json.loads(text), redactor, bool(line_filter.search(text)))
             rate = sample_rate(row, level)
-            if rate >= 1.0 or rng.random() < rate:
+            kept = rate >= 1.0 or draw(row["trace_id"], rows_in, seed) < rate
+            rows_in += 1
+            if kept:
                 row["sample_rate"] = 1.0 / rate
                 rows.append(row)
     audit = chain(rows, "python-baseline")
@@ -368,24 +419,36 @@ def polars_level(columns: list[str]) -> pl.Expr:
 
 
 def polars_redact(frame: pl.DataFrame, columns: list[str], hash_key: bytes) -> tuple:
-    """Applies the rules as `str.replace_all` over `columns`; emails get keyed hashes."""
-    counts: Counter[str] = Counter()
-    rules = [(n, p, g) for n, p, g in VALUE_RULES]
+    """Applies the rules as `str.replace_all` over `columns` of the rows the prefilter flags;
+    emails get keyed hashes. Counts come from the masks, in one pass after the replacing."""
+    frame = frame.with_row_index("_row")
+    flagged = pl.any_horizontal(
+        pl.col(columns).str.contains(prefilter_pattern() + "|" + SECRET_MEMBER)
+    )
+    dirty = frame.filter(flagged.fill_null(False))
+    clean = frame.filter(~flagged.fill_null(False))
+    rules = [("secret_key", SECRET_MEMBER, 1), *VALUE_RULES]
     rules += [("credit_card", CARD_BY_PREFIX, 0), ("ssn", SSN_BY_RANGE, 0)]
-    secret_member = ("secret_key", SECRET_MEMBER, 1)
-    for name, pattern, group in [secret_member, *rules]:
-        found = frame.select(pl.sum_horizontal(pl.col(columns).str.count_matches(pattern).sum()))
-        counts[name] += int(found.item() or 0)
-        repl = f'${{{group}}}"{mask(name)}"' if name == "secret_key" else mask(name)
-        repl = f"${{{group}}}{mask(name)}" if group and name != "secret_key" else repl
-        frame = frame.with_columns(pl.col(columns).str.replace_all(pattern, repl))
-    emails = pl.concat([frame[c].str.extract_all(EMAIL).explode() for c in columns]).drop_nulls()
-    unique = emails.unique().to_list()
-    counts["email"] += emails.len()
-    if unique:
-        tokens = {e: email_token(hash_key, e) for e in unique}
-        frame = frame.with_columns(pl.col(columns).str.replace_many(tokens))
-    return frame, counts
+    for name, pattern, group in rules:
+        repl = f"${{{group}}}{mask(name)}" if group else mask(name)
+        if name == "secret_key":
+            repl = f'${{{group}}}"{mask(name)}"'
+        dirty = dirty.with_columns(pl.col(columns).str.replace_all(pattern, repl))
+    emails = pl.concat([dirty[c].str.extract_all(EMAIL).explode() for c in columns]).drop_nulls()
+    if emails.len():
+        tokens = {e: email_token(hash_key, e) for e in emails.unique().to_list()}
+        dirty = dirty.with_columns(pl.col(columns).str.replace_many(tokens))
+    counts = Counter({"email": emails.len()})
+    counts.update(_mask_counts(dirty, columns))
+    return pl.concat([clean, dirty]).sort("_row").drop("_row"), counts
+
+
+def _mask_counts(frame: pl.DataFrame, columns: list[str]) -> dict[str, int]:
+    found = pl.concat(
+        [frame[c].str.extract_all(r"\[REDACTED:([a-z_]+)\]").explode() for c in columns]
+    ).drop_nulls()
+    names = found.str.slice(10).str.strip_suffix("]")
+    return dict(names.value_counts().iter_rows())
 
 
 def polars_sample(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
@@ -399,10 +462,20 @@ def polars_sample(frame: pl.DataFrame, seed: int) -> pl.DataFrame:
     if "revenue" in frame.columns:
         always = always | (pl.col("revenue") > 100).fill_null(False)
     rate = pl.when(always).then(1.0).when(level == 0).then(0.01).otherwise(0.10)
-    # Consistent by trace: every event of one trace shares its draw; others hash the row.
-    key = pl.coalesce(pl.col("trace_id"), pl.int_range(pl.len()).cast(pl.String))
-    draw = key.hash(seed).cast(pl.Float64) / 2.0**64
-    return frame.with_columns(sample_rate=1.0 / rate).filter(always | (draw < rate))
+    return frame.with_columns(sample_rate=1.0 / rate).filter(always | (polars_draw(seed) < rate))
+
+
+def polars_draw(seed: int) -> pl.Expr:
+    """`draw` as expressions: consistent by trace id, by row index without one."""
+    prefix = pl.col("trace_id").str.slice(0, 16)
+    parsed = prefix.str.to_integer(base=16, dtype=pl.UInt64, strict=False)
+    hexed = prefix.str.contains(r"^[0-9a-f]{1,16}$").fill_null(False)
+    key = pl.when(hexed).then(parsed).otherwise(pl.int_range(pl.len(), dtype=pl.UInt64))
+    x = key.xor(pl.lit(seed, pl.UInt64))
+    x = x.xor(x // 2**30) * pl.lit(0xBF58476D1CE4E5B9, pl.UInt64)
+    x = x.xor(x // 2**27) * pl.lit(0x94D049BB133111EB, pl.UInt64)
+    x = x.xor(x // 2**31)
+    return (x // 2**11).cast(pl.Float64) / 2.0**53
 
 
 def run_polars_baseline(

@@ -191,6 +191,12 @@ def _report_dict(report) -> dict:
     }
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from qlingest.bench import main as bench_main
+
+    return bench_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qlingest", description="Observability ingest with a Rust core."
@@ -263,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--otlp-port", type=int, metavar="P", help="OTLP/HTTP; 0 = any")
     serve.add_argument("--tcp-port", type=int, metavar="P", help="NDJSON over TCP; 0 = any")
     serve.set_defaults(func=cmd_serve)
+
+    from qlingest.bench import add_arguments as add_bench_arguments
+
+    bench = sub.add_parser("bench", help="measure throughput, stage by stage and against baselines")
+    add_bench_arguments(bench)
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -281,7 +281,11 @@ fn decode_throughput() {
             best = best.min(start.elapsed().as_secs_f64());
         }
         let mb = data.len() as f64 / 1e6;
-        println!("decode, {name}: {:.2} M events/s, {:.0} MB/s (best of 3)", 1.0 / best, mb / best);
+        println!(
+            "decode, {name}: {:.2} M events/s, {:.0} MB/s (best of 3)",
+            1.0 / best,
+            mb / best
+        );
     }
 }
 

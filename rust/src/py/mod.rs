@@ -5,6 +5,7 @@ mod audit;
 mod conform;
 mod engine;
 mod error;
+mod generate;
 mod redact;
 mod sample;
 
@@ -21,5 +22,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<redact::PyRedactor>()?;
     m.add_class::<audit::PyAuditChain>()?;
     m.add_function(wrap_pyfunction!(audit::verify_chain, m)?)?;
+    generate::register(m)?;
     Ok(())
 }

@@ -1,0 +1,199 @@
+"""Embedded use: hand events to a background pipeline from application code.
+
+``Emitter.emit`` encodes an event on the caller's thread (msgspec into one shared buffer, so
+the call costs about a microsecond) and returns; a background thread takes full buffers from
+a bounded queue and runs them through a ``Pipeline``. When the queue is full the buffer is
+dropped and counted rather than blocking the application. ``Handler`` is the same thing as a
+``logging.Handler``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from qlingest.config import Config
+from qlingest.pipeline import Pipeline
+
+__all__ = ["Emitter", "Handler"]
+
+#: A buffer is handed to the pipeline once it holds this many bytes.
+BATCH_BYTES = 1 << 20
+#: Full buffers waiting for the pipeline; beyond this, buffers are dropped and counted.
+QUEUE_BATCHES = 64
+#: The background thread takes a partial buffer after this many seconds without one.
+FLUSH_INTERVAL_S = 0.5
+
+
+class Emitter:
+    """Encodes events on the caller's thread and ingests them on a background thread.
+
+    ``pipeline`` is used as given (and closed by ``close``); otherwise one is built on
+    ``data_dir`` with ``config``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        config: Config | None = None,
+        *,
+        pipeline: Pipeline | None = None,
+        batch_bytes: int = BATCH_BYTES,
+        queue_batches: int = QUEUE_BATCHES,
+        flush_interval: float = FLUSH_INTERVAL_S,
+    ) -> None:
+        self.pipeline = pipeline or Pipeline(data_dir, config)
+        self.batch_bytes = batch_bytes
+        self.flush_interval = flush_interval
+        self.dropped_events = 0
+        self.error: BaseException | None = None
+        self._encode_into = msgspec.json.Encoder().encode_into
+        self._buffer = bytearray()
+        self._events = 0
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queue_batches)
+        self._thread = threading.Thread(target=self._run, name="qlingest-emitter", daemon=True)
+        self._closed = False
+        self._thread.start()
+
+    def emit(self, event: dict[str, Any] | bytes) -> None:
+        """Queues one event: a dict (encoded here) or the bytes of one JSON object."""
+        with self._lock:
+            buffer = self._buffer
+            if isinstance(event, bytes):
+                buffer += event
+            else:
+                self._encode_into(event, buffer, -1)
+            buffer += b"\n"
+            self._events += 1
+            if len(buffer) >= self.batch_bytes:
+                self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Queues the buffer (the lock is held); a full queue drops it, counted."""
+        data, events = bytes(self._buffer), self._events
+        self._buffer.clear()
+        self._events = 0
+        try:
+            self._queue.put_nowait((data, events))
+        except queue.Full:
+            self.dropped_events += events
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Hands over what is buffered and waits until the pipeline has taken every batch."""
+        with self._lock:
+            if self._events:
+                self._queue.put((bytes(self._buffer), self._events), timeout=timeout)
+                self._buffer.clear()
+                self._events = 0
+        self._queue.join()
+
+    def close(self) -> None:
+        """Ingests what is left, commits it and stops the background thread."""
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        self._queue.put(None)
+        self._thread.join()
+        self.pipeline.close()
+
+    def __enter__(self) -> Emitter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self.flush_interval)
+            except queue.Empty:
+                self._take_partial()
+                continue
+            try:
+                if item is None:
+                    return
+                self._ingest(item[0])
+            finally:
+                self._queue.task_done()
+
+    def _take_partial(self) -> None:
+        """After a quiet interval, ingests the partial buffer so events do not wait long."""
+        with self._lock:
+            if not self._events:
+                return
+            data = bytes(self._buffer)
+            self._buffer.clear()
+            self._events = 0
+        self._ingest(data)
+
+    def _ingest(self, data: bytes) -> None:
+        try:
+            self.pipeline.process(data, source="emit", format="ndjson")
+        except Exception as e:  # a failed batch must not stop the host application
+            self.error = e
+
+
+_FORMATTER = logging.Formatter()
+
+
+class Handler(logging.Handler):
+    """A ``logging.Handler`` that turns records into events for an ``Emitter``.
+
+    ``service`` fills the service column; the logger name, and the traceback of
+    ``exc_info``, travel as ``logger`` and ``stack``. Attributes given through
+    ``extra=`` that are JSON-encodable are kept as fields.
+    """
+
+    _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def __init__(
+        self,
+        data_dir: str | Path | None = None,
+        config: Config | None = None,
+        *,
+        service: str | None = None,
+        emitter: Emitter | None = None,
+        level: int = logging.NOTSET,
+    ) -> None:
+        super().__init__(level)
+        self.emitter = emitter or Emitter(data_dir, config)
+        self.service = service
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.emitter.emit(self.to_event(record))
+        except Exception:
+            self.handleError(record)
+
+    def to_event(self, record: logging.LogRecord) -> dict[str, Any]:
+        """The event of one log record."""
+        event: dict[str, Any] = {
+            "timestamp": int(record.created * 1e9),
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        if self.service is not None:
+            event["service"] = self.service
+        if record.exc_info:
+            event["stack"] = (self.formatter or _FORMATTER).formatException(record.exc_info)
+        for key, value in record.__dict__.items():
+            if key not in self._RESERVED and isinstance(value, str | int | float | bool):
+                event[key] = value
+        return event
+
+    def flush(self) -> None:
+        self.emitter.flush()
+
+    def close(self) -> None:
+        try:
+            self.emitter.close()
+        finally:
+            super().close()

@@ -1,0 +1,106 @@
+"""Embedded use: `Emitter.emit` and the `logging.Handler` feed a background pipeline."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import polars as pl
+import pytest
+from qlingest.config import load_config
+from qlingest.logging import Emitter, Handler
+from qlingest.pipeline import Pipeline
+
+
+def stored(data_dir) -> pl.DataFrame:
+    return pl.read_parquet(f"{data_dir}/hot/**/*.parquet", hive_partitioning=True)
+
+
+def config():
+    return load_config(**{"store.fsync": False})
+
+
+def test_emitted_dicts_and_bytes_are_stored(tmp_path):
+    with Emitter(tmp_path, config()) as emitter:
+        emitter.emit({"ts": 1736899200, "level": "WARNING", "msg": "disk full", "svc": 1})
+        emitter.emit(b'{"ts": 1736899201, "level": "info", "message": "ok"}')
+    frame = stored(tmp_path).sort("timestamp")
+    assert frame["message"].to_list() == ["disk full", "ok"]
+    assert frame["level"].cast(pl.String).to_list() == ["warn", "info"]
+
+
+def test_small_batches_are_handed_over_as_they_fill(tmp_path):
+    with Emitter(tmp_path, config(), batch_bytes=200, queue_batches=1000) as emitter:
+        for i in range(500):
+            emitter.emit({"timestamp": 1736899200 + i, "level": "info", "message": f"m{i}"})
+        emitter.flush()
+        assert emitter.pipeline.summary.events_read == 500
+    assert stored(tmp_path).height == 500
+    assert emitter.dropped_events == 0
+
+
+def test_a_quiet_emitter_ingests_its_partial_buffer(tmp_path):
+    with Emitter(tmp_path, config(), flush_interval=0.05) as emitter:
+        emitter.emit({"message": "lonely"})
+        done = threading.Event()
+        for _ in range(100):
+            if emitter.pipeline.summary.events_read == 1:
+                done.set()
+                break
+            done.wait(0.05)
+        assert done.is_set()
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
+    gate = threading.Event()
+
+    class SlowPipeline(Pipeline):
+        def process(self, data, **kwargs):
+            gate.wait(5)
+            return super().process(data, **kwargs)
+
+    pipeline = SlowPipeline(tmp_path, config())
+    emitter = Emitter(pipeline=pipeline, batch_bytes=1, queue_batches=2)
+    for i in range(10):
+        emitter.emit({"message": f"e{i}"})
+    assert 0 < emitter.dropped_events <= 10 - 2
+    gate.set()
+    emitter.close()
+    assert pipeline.summary.events_read == 10 - emitter.dropped_events
+
+
+def test_bad_input_is_dead_lettered_not_raised(tmp_path):
+    with Emitter(tmp_path, config()) as emitter:
+        emitter.emit(b"not json")
+        emitter.emit({"message": "fine"})
+    assert emitter.error is None
+    assert emitter.pipeline.summary.dead_lettered == 1
+    assert stored(tmp_path)["message"].to_list() == ["fine"]
+
+
+class TestHandler:
+    @pytest.fixture
+    def logger(self, tmp_path):
+        handler = Handler(tmp_path, config(), service="checkout")
+        log = logging.getLogger(f"qlingest-test-{tmp_path.name}")
+        log.propagate = False
+        log.setLevel(logging.DEBUG)
+        log.addHandler(handler)
+        yield log
+        log.removeHandler(handler)
+        handler.close()
+
+    def test_records_become_events(self, logger, tmp_path):
+        logger.warning("card declined for %s", "order-7", extra={"order": 7})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("payment failed")
+        logger.handlers[0].close()
+        frame = stored(tmp_path).sort("timestamp")
+        assert frame["message"].to_list() == ["card declined for order-7", "payment failed"]
+        assert frame["level"].cast(pl.String).to_list() == ["warn", "error"]
+        assert frame["service"].to_list() == ["checkout", "checkout"]
+        assert "ValueError: boom" in frame["stack"][1]
+        assert '"order":7' in frame["fields"][0].replace(" ", "")
+        assert logger.name in frame["fields"][0]
