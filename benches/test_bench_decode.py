@@ -8,12 +8,11 @@ import pytest
 from benchutil import throughput
 from qlingest import _core
 from qlingest.config import InputConfig
-from qlingest.pipeline import _json
 
 
 @pytest.fixture(scope="module")
 def decoder() -> _core.Engine:
-    return _core.Engine(_json(InputConfig()))
+    return _core.Engine(InputConfig().core_json())
 
 
 @pytest.mark.benchmark(group="decode")

@@ -196,11 +196,10 @@ class Stage:
 def _core_engine(pipeline: Any, *, redact: bool, sample: bool) -> Any:
     from qlingest import _core
     from qlingest.config import policy_json
-    from qlingest.pipeline import _json
 
     cfg = pipeline.config
     return _core.Engine(
-        _json(cfg.input),
+        cfg.input.core_json(),
         redaction_json=cfg.redaction.core_json() if redact else None,
         sampling_json=policy_json(cfg.sampling) if sample else None,
     )

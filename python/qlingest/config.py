@@ -44,6 +44,14 @@ class InputConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     parse: str | None = None
     #: Text format: strftime-style format of the ``timestamp`` group; ``None`` tries RFC 3339.
     timestamp_format: str | None = None
+    #: Threads that decode file chunks in parallel; 0 means one per core.
+    threads: int = 0
+
+    def core_json(self) -> str:
+        """The decoder's settings as the core reads them (``threads`` is Python's)."""
+        data = msgspec.structs.asdict(self)
+        data.pop("threads")
+        return msgspec.json.encode(data).decode()
 
 
 class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +133,9 @@ class Pipeline:
                 section = msgspec.structs.replace(section, format=fmt)
             sampling = policy_json(self.config.sampling)
             redaction = self.config.redaction.core_json()
-            engine = _core.Engine(_json(section), redaction_json=redaction, sampling_json=sampling)
+            engine = _core.Engine(
+                section.core_json(), redaction_json=redaction, sampling_json=sampling
+            )
             if engine.hash_fallback and not self._engines:
                 log.warning("No hash key: keyed-hash rules mask instead. Set QLINGEST_HASH_KEY.")
             self._engines[fmt] = engine
@@ -168,8 +172,13 @@ class Pipeline:
     ) -> Batch:
         """Decodes ``data`` and hands the result to the store; returns the batch."""
         batch = self.decode(data, source=source, first_line=first_line, format=format)
+        self.absorb(batch, len(data))
+        return batch
+
+    def absorb(self, batch: Batch, input_bytes: int) -> None:
+        """Counts a decoded batch, commits its dead letters and buffers its events."""
         s = self.summary
-        s.bytes_in += len(data)
+        s.bytes_in += input_bytes
         s.events_read += batch.lines - batch.blank_lines
         s.unparsed_lines += batch.unparsed
         s.redactions.update(batch.redactions)
@@ -180,7 +189,6 @@ class Pipeline:
                 date = time.strftime("%Y-%m-%d", time.gmtime())
                 self.store.write_dead_letters(batch.dead_letters, date)
         self.write(batch.events)
-        return batch
 
     #: Called after each commit with the partition key and the WAL records its file holds.
     on_commit: Callable[[tuple[str, str, str], frozenset[int]], None] | None = None
@@ -256,19 +264,37 @@ class Pipeline:
             self._commit(key)
 
     def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:
-        """Streams one file (``.gz``, ``.zst`` or ``-`` for stdin) through the pipeline."""
+        """Streams one file (``.gz``, ``.zst`` or ``-`` for stdin) through the pipeline.
+
+        Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
+        thread partitions and commits, so reading, decoding and writing overlap."""
         max_line = self.config.input.max_line_bytes
         source = str(path)
-        with open_input(path) as stream:
+        threads = self.config.input.threads or os.cpu_count() or 1
+        pending: deque[tuple[Future[Batch], int]] = deque()
+        with open_input(path) as stream, ThreadPoolExecutor(threads, "qlingest-decode") as pool:
             line = 1
             fmt = None if format == "auto" else format
             for chunk in read_chunks(stream, max_line):
                 if fmt is None:
                     fmt = _sniff(chunk.data)
-                batch = self.process(chunk.data, source=source, first_line=line, format=fmt)
-                line += batch.lines
-                if progress is not None:
-                    progress(len(chunk.data))
+                    self._engine(fmt)
+                job = pool.submit(
+                    self.decode, chunk.data, source=source, first_line=line, format=fmt
+                )
+                pending.append((job, len(chunk.data)))
+                line += chunk.data.count(b"\n") + (not chunk.data.endswith(b"\n"))
+                # One batch in flight per thread bounds memory; the oldest is written first.
+                while len(pending) > threads:
+                    self._absorb_next(pending, progress)
+            while pending:
+                self._absorb_next(pending, progress)
+
+    def _absorb_next(self, pending: deque[tuple[Future[Batch], int]], progress) -> None:
+        job, size = pending.popleft()
+        self.absorb(job.result(), size)
+        if progress is not None:
+            progress(size)
 
     def close(self) -> Summary:
         """Commits what is buffered, releases the writer id and returns the summary."""
