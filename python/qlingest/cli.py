@@ -143,11 +143,12 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from qlingest.config import load_config
+    from qlingest.config import load_config, sampling_policy
     from qlingest.serve import run
 
     overrides = {f"serve.{k}": getattr(args, k) for k in ("host", "http_port", "otlp_port")}
     overrides["serve.tcp_port"] = args.tcp_port
+    overrides["sampling"] = sampling_policy(args.sampling)
     return run(args.data_dir, load_config(args.config, **overrides))
 
 
@@ -268,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--http-port", type=int, metavar="P", help="NDJSON over HTTP; 0 = any")
     serve.add_argument("--otlp-port", type=int, metavar="P", help="OTLP/HTTP; 0 = any")
     serve.add_argument("--tcp-port", type=int, metavar="P", help="NDJSON over TCP; 0 = any")
+    serve.add_argument(
+        "--sampling",
+        metavar="POLICY",
+        help="cost-optimized, or a TOML policy file (default: keep all)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     from qlingest.bench import add_arguments as add_bench_arguments

@@ -12,6 +12,8 @@ mod text;
 pub mod time;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::borrow::Cow;
