@@ -60,9 +60,9 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: zstd level of the Parquet pages.
     compression_level: int = 3
     #: A partition's buffered rows are written once they hold this many bytes in memory.
-    target_file_bytes: int = 128 << 20
+    target_file_bytes: int = 32 << 20
     #: All partitions together are flushed (largest first) beyond this many bytes in memory.
-    max_buffer_bytes: int = 512 << 20
+    max_buffer_bytes: int = 128 << 20
     #: Rows per Parquet row group.
     row_group_size: int = 128 * 1024
     #: Writer id; ``None`` takes the lowest free ``w<N>`` under ``<data-dir>/writers``.

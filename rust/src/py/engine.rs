@@ -99,7 +99,7 @@ impl PyEngine {
 }
 
 fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
-    let events = PyArrowBatches::new(event_schema(), vec![out.events]);
+    let events = PyArrowBatches::new(event_schema(), out.partitions);
     let dead = PyArrowBatches::new(dead_letter_schema(), vec![out.dead_letters]);
     Ok(PyProcessResult {
         events: Py::new(py, events)?,
