@@ -39,6 +39,8 @@ pub struct Row<'a> {
     pub strings: [Option<Cow<'a, str>>; 12],
     pub revenue: Option<f64>,
     pub sample_rate: Option<f64>,
+    /// Members for `fields`: key and raw JSON value, redacted together when the row commits.
+    pub members: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
 /// Accumulates rows into the columns of one event batch.

@@ -134,9 +134,8 @@ impl Decoder {
             return;
         }
         let mut row = Row::default();
-        st.fields.clear();
         let result = self.check(line).and_then(|text| match self.config.format {
-            Format::Ndjson => self.decode_json(text, &mut row, st),
+            Format::Ndjson => self.decode_json(text, &mut row),
             Format::Text => self.decode_text(text, &mut row, st, observed_ns),
         });
         match result {
@@ -208,39 +207,31 @@ impl<'s> State<'s> {
         }
     }
 
-    /// Adds a member to the `fields` object under construction.
-    fn field(&mut self, key: &str, raw_value: &str) {
-        let mark = self.fields.len();
-        if mark == 0 {
-            self.fields.push('{');
-        }
-        if !self
-            .scrub
-            .field(key, raw_value, &mut self.fields, &mut self.counts)
-        {
-            self.fields.truncate(mark);
-        }
-    }
-
-    fn field_str(&mut self, key: &str, value: &str) {
-        let mut raw = String::with_capacity(value.len() + 2);
-        json::write_json_str(&mut raw, value);
-        self.field(key, &raw);
-    }
-
     fn commit(&mut self, row: &mut Row<'_>, observed_ns: i64) {
         for (i, slot) in row.strings.iter_mut().enumerate() {
             if let Some(value) = slot.take() {
                 *slot = Some(self.clean(i, value));
             }
         }
-        let fields = if self.fields.is_empty() {
-            None
-        } else {
-            self.fields.push('}');
-            Some(self.fields.as_str())
-        };
+        let has_fields = self.build_fields(&row.members);
+        let fields = has_fields.then_some(self.fields.as_str());
         self.events.push(row, fields, observed_ns);
+    }
+
+    /// Builds the `fields` object of a row's other members in `self.fields`, redacted in one
+    /// pass; false when no member is left.
+    fn build_fields(&mut self, members: &[(Cow<'_, str>, Cow<'_, str>)]) -> bool {
+        if members.is_empty() {
+            return false;
+        }
+        let pairs: Vec<(&str, &str)> = members.iter().map(|(k, v)| (&**k, &**v)).collect();
+        self.fields.clear();
+        self.fields.push('{');
+        let kept = self
+            .scrub
+            .fields(&pairs, &mut self.fields, &mut self.counts);
+        self.fields.push('}');
+        kept > 0
     }
 
     /// Normalizes and redacts one string column value.

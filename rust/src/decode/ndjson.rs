@@ -9,23 +9,18 @@ use super::json::{bracket_count, exact_depth, unescape};
 use super::keys::{target, Target};
 use super::level::{level_from_otel, level_from_str, level_from_syslog};
 use super::time::{parse_epoch, parse_timestamp_str};
-use super::{Decoder, Reject, State};
+use super::{Decoder, Reject};
 use crate::schema::Level;
 
 impl Decoder {
-    pub(super) fn decode_json<'a>(
-        &self,
-        text: &'a str,
-        row: &mut Row<'a>,
-        st: &mut State<'_>,
-    ) -> Result<(), Reject> {
+    pub(super) fn decode_json<'a>(&self, text: &'a str, row: &mut Row<'a>) -> Result<(), Reject> {
         self.check_shape(text)?;
         let mut end = 0;
         for item in sonic_rs::to_object_iter(text) {
             let (key, value) = item.map_err(|e| malformed(&e))?;
             let raw = value.as_raw_str();
             end = raw.as_ptr() as usize + raw.len() - text.as_ptr() as usize;
-            self.place(&key, &value, row, st)?;
+            self.place(key, &value, row)?;
         }
         check_tail(text, end)
     }
@@ -52,13 +47,12 @@ impl Decoder {
 
     fn place<'a>(
         &self,
-        key: &str,
+        key: Cow<'a, str>,
         value: &LazyValue<'a>,
         row: &mut Row<'a>,
-        st: &mut State<'_>,
     ) -> Result<(), Reject> {
         let raw: &'a str = lazy_raw(value);
-        let target = target(key);
+        let target = target(&key);
         let kept = match target {
             Target::Str(i) if row.strings[i].is_none() => string_value(value, raw).map(|s| {
                 row.strings[i] = Some(s);
@@ -82,7 +76,7 @@ impl Decoder {
         };
         // A null for a schema column is the column's null; anything else not placed is kept.
         if kept.is_none() && (target == Target::Fields || !value.is_null()) {
-            st.field(key, raw);
+            row.members.push((key, Cow::Borrowed(raw)));
         }
         Ok(())
     }

@@ -11,6 +11,13 @@ pub trait Scrub: Sync {
     /// Appends the `fields` member `"key":raw_value`, redacted, with a comma before it unless
     /// `out` is empty or ends with `{`; false when the member is dropped.
     fn field(&self, key: &str, raw_value: &str, out: &mut String, counts: &mut [u64]) -> bool;
+    /// Appends every member of one event's `fields`, redacted; returns how many were kept.
+    fn fields(&self, members: &[(&str, &str)], out: &mut String, counts: &mut [u64]) -> usize {
+        members
+            .iter()
+            .filter(|(k, v)| self.field(k, v, out, counts))
+            .count()
+    }
     /// A raw dead-letter line, which may be neither JSON nor UTF-8.
     fn bytes<'a>(&self, raw: &'a [u8], counts: &mut [u64]) -> Cow<'a, [u8]>;
     /// The keyed pseudonym of a `user_id` or `session_id` value, when configured.

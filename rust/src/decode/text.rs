@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use super::builder::{col, Reason, Row};
+use super::json::write_json_str;
 use super::keys::{target, Target};
 use super::level::level_from_str;
 use super::time::parse_timestamp_str;
@@ -27,7 +28,7 @@ impl Decoder {
         };
         for name in parse.capture_names().flatten() {
             if let Some(m) = caps.name(name) {
-                self.place_text(name, m.as_str(), row, st, observed_ns)?;
+                self.place_text(name, m.as_str(), row, observed_ns)?;
             }
         }
         if row.strings[col::MESSAGE].is_none() {
@@ -41,7 +42,6 @@ impl Decoder {
         name: &str,
         value: &'a str,
         row: &mut Row<'a>,
-        st: &mut State<'_>,
         observed_ns: i64,
     ) -> Result<(), Reject> {
         let placed = match target(name) {
@@ -61,7 +61,10 @@ impl Decoder {
             Target::SampleRate | Target::Fields => false,
         };
         if !placed {
-            st.field_str(name, value);
+            let mut raw = String::with_capacity(value.len() + 2);
+            write_json_str(&mut raw, value);
+            row.members
+                .push((Cow::Owned(name.to_owned()), Cow::Owned(raw)));
         }
         Ok(())
     }

@@ -141,6 +141,10 @@ impl crate::decode::Scrub for Redactor {
         self.write_field(key, raw_value, out, counts)
     }
 
+    fn fields(&self, members: &[(&str, &str)], out: &mut String, counts: &mut [u64]) -> usize {
+        self.write_fields(members, out, counts)
+    }
+
     fn bytes<'a>(&self, raw: &'a [u8], counts: &mut [u64]) -> Cow<'a, [u8]> {
         self.redact_bytes(raw, counts)
     }
