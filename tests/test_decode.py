@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import io
 import json
 
 import polars as pl
 import pytest
 from qlingest import _core
+from qlingest.config import load_config
 from qlingest.exceptions import ConfigError, QlingestError
 from qlingest.pipeline import Pipeline
+from qlingest.source import read_chunks
 
 LINES = b'{"ts":"2024-05-01T10:00:00.5+02:00","level":"Warn","msg":"disk full","host":"a"}\n{oops\n'
 
@@ -43,7 +46,6 @@ class TestSchema:
             "reason": "malformed_json",
             "detail": "invalid JSON at column 2",
             "raw": "{oops",
-            "raw_hex": None,
         }
 
 
@@ -88,3 +90,31 @@ class TestSampling:
         sampler = _core.Sampler('{"extends":"cost-optimized"}')
         with pytest.raises(TypeError, match="timestamp"):
             sampler.decide(pl.DataFrame({"level": ["info"]}), now_ns=0)
+
+
+class TestDeadLetterRedaction:
+    """Regressions: secrets in dead letters (found by trying to break the tool)."""
+
+    def test_secret_after_an_invalid_byte_is_redacted(self):
+        dead = Pipeline().decode(b'{"ts":1,"password":"Inv\xffalidPw1"}\n').dead_letters
+        (raw,) = dead["raw"].to_list()
+        assert "alidPw1" not in raw and "Inv" not in raw
+
+    def test_secret_across_the_64k_cut_is_redacted_before_the_cut(self):
+        secret = "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB"
+        pad = "D" * (65536 - 30)
+        line = f'{{"ts":1,"pad":"{pad} {secret} rest", broken}}\n'.encode()
+        (raw,) = Pipeline().decode(line).dead_letters["raw"].to_list()
+        assert "ghp_1234" not in raw and len(raw.encode()) <= 65536
+
+    def test_secret_straddling_the_line_limit_cut_leaves_no_fragment(self):
+        config = load_config(**{"input.max_line_bytes": 10_000})
+        line = b'{"pad":"' + b"x " * 4990 + b'4111 1111 1111 1111"}\n'
+        chunks = list(read_chunks(io.BytesIO(line), max_line_bytes=10_000))
+        (raw,) = Pipeline(config=config).decode(chunks[0].data).dead_letters["raw"].to_list()
+        assert "4111" not in raw
+
+    def test_ids_are_redacted_like_any_text(self):
+        line = b'{"msg":"a","trace_id":"4111 1111 1111 1111","span_id":"AKIAIOSFODNN7EXAMPLE"}\n'
+        row = Pipeline().decode(line).events.row(0, named=True)
+        assert "4111" not in row["trace_id"] and "AKIAIOSFODNN7EXAMPLE" not in row["span_id"]

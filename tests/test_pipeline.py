@@ -78,7 +78,7 @@ def test_dead_letters_are_written_as_zstd_ndjson(tmp_path):
     rows = [json.loads(x) for x in zstandard.decompress(path.read_bytes()).splitlines()]
     assert [(r["line"], r["reason"]) for r in rows] == [(2, "not_an_object"), (3, "invalid_utf8")]
     assert rows[0]["raw"] == "[1]" and rows[0]["source"] == "feed"
-    assert rows[1]["raw"] is None and rows[1]["raw_hex"] == "ff"
+    assert rows[1]["raw"] == "\ufffd"
 
 
 def test_file_sequence_continues_after_restart(tmp_path):

@@ -123,8 +123,7 @@ pub fn dead_letter_schema() -> SchemaRef {
         Field::new("line", DataType::UInt64, false),
         Field::new("reason", DataType::Utf8, false),
         Field::new("detail", DataType::Utf8, false),
-        Field::new("raw", DataType::Utf8, true),
-        Field::new("raw_hex", DataType::Utf8, true),
+        Field::new("raw", DataType::Utf8, false),
     ]))
 }
 
@@ -153,31 +152,20 @@ impl Reason {
 }
 
 /// Accumulates dead letters: raw line (already redacted), line number, reason and detail.
-/// A raw line that is not UTF-8 is kept as hex in `raw_hex`, so nothing is lost.
 #[derive(Default)]
 pub struct DeadLetters {
     line: Vec<u64>,
     reason: StringBuilder,
     detail: StringBuilder,
     raw: StringBuilder,
-    raw_hex: StringBuilder,
 }
 
 impl DeadLetters {
-    pub fn push(&mut self, line: u64, reason: Reason, detail: &str, raw: &[u8]) {
+    pub fn push(&mut self, line: u64, reason: Reason, detail: &str, raw: &str) {
         self.line.push(line);
         self.reason.append_value(reason.as_str());
         self.detail.append_value(detail);
-        match std::str::from_utf8(raw) {
-            Ok(text) => {
-                self.raw.append_value(text);
-                self.raw_hex.append_null();
-            }
-            Err(_) => {
-                self.raw.append_null();
-                self.raw_hex.append_value(hex::encode(raw));
-            }
-        }
+        self.raw.append_value(raw);
     }
 
     pub fn finish(mut self, source: &str) -> Result<RecordBatch> {
@@ -189,7 +177,6 @@ impl DeadLetters {
             Arc::new(self.reason.finish()),
             Arc::new(self.detail.finish()),
             Arc::new(self.raw.finish()),
-            Arc::new(self.raw_hex.finish()),
         ];
         Ok(RecordBatch::try_new(dead_letter_schema(), columns)?)
     }

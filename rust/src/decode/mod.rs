@@ -29,8 +29,12 @@ use crate::error::{Error, Result};
 use builder::{col, BatchBuilder, DeadLetters, Row};
 use strptime::TimeFormat;
 
-/// Raw bytes kept in a dead letter for a line over the size limit.
+/// Raw bytes kept in a dead letter, after redaction.
 const MAX_DEAD_RAW: usize = 64 * 1024;
+
+/// Bytes dropped before the cut of a line over the size limit (longer than any secret a rule
+/// matches, PEM blocks aside, which are matched from their first line).
+const CUT_MARGIN: usize = 4 * 1024;
 
 /// What one call to [`Decoder::decode`] produced.
 pub struct DecodeOutput {
@@ -237,7 +241,10 @@ impl<'s> State<'s> {
     /// Normalizes and redacts one string column value.
     fn clean<'a>(&mut self, column: usize, value: Cow<'a, str>) -> Cow<'a, str> {
         match column {
-            col::TRACE_ID | col::SPAN_ID | col::PARENT_SPAN_ID => normalize_id(value),
+            // Ids are normalized, then redacted like any text: a sender can put anything there.
+            col::TRACE_ID | col::SPAN_ID | col::PARENT_SPAN_ID => {
+                redact(self.scrub, normalize_id(value), &mut self.counts)
+            }
             col::USER_ID | col::SESSION_ID => {
                 let name = crate::schema::STRING_COLUMNS[column];
                 match self.scrub.pseudonym(name, &value) {
@@ -249,15 +256,42 @@ impl<'s> State<'s> {
         }
     }
 
+    /// A dead letter: the whole line is redacted before it is cut to `MAX_DEAD_RAW`, and a
+    /// line that is not UTF-8 is redacted as its lossy text (U+FFFD for each bad sequence), so
+    /// a secret can hide neither past the cut nor behind an invalid byte.
     fn reject(&mut self, line: &[u8], line_no: u64, reject: Reject) {
-        let kept = &line[..line.len().min(MAX_DEAD_RAW)];
-        let raw = self.scrub.bytes(kept, &mut self.counts);
+        let lossy = String::from_utf8_lossy(line);
+        let mut raw = self
+            .scrub
+            .bytes(lossy.as_bytes(), &mut self.counts)
+            .into_owned();
+        if reject.reason == Reason::LineTooLong {
+            // The line was cut by the reader: a secret straddling the cut is not whole here, so
+            // the tail near the cut is dropped rather than kept half-redacted.
+            let keep = raw.len().saturating_sub(CUT_MARGIN);
+            truncate_utf8(&mut raw, keep);
+        }
+        truncate_utf8(&mut raw, MAX_DEAD_RAW);
         let detail = self
             .scrub
             .text(&reject.detail, &mut self.counts)
             .into_owned();
-        self.dead.push(line_no, reject.reason, &detail, &raw);
+        self.dead.push(
+            line_no,
+            reject.reason,
+            &detail,
+            &String::from_utf8_lossy(&raw),
+        );
     }
+}
+
+/// Cuts UTF-8 text to at most `len` bytes, at a character boundary.
+fn truncate_utf8(text: &mut Vec<u8>, len: usize) {
+    let mut end = len.min(text.len());
+    while end > 0 && end < text.len() && text[end] & 0xC0 == 0x80 {
+        end -= 1;
+    }
+    text.truncate(end);
 }
 
 fn redact<'a>(scrub: &dyn Scrub, value: Cow<'a, str>, counts: &mut [u64]) -> Cow<'a, str> {
