@@ -99,3 +99,39 @@ def test_unsealed_store_reports_unsealed(tmp_path, count, monkeypatch):
     report = verify(tmp_path)
     assert report.ok and report.records == count
     assert all(not c.sealed for c in report.chains)
+
+
+def test_a_cut_of_files_and_checkpoint_lines_shows_against_the_anchor(tmp_path):
+    anchor = tmp_path / "anchor.json"
+    store = tmp_path / "store"
+    for start in (0, 100):
+        with Pipeline(store, load_config(**{"audit.key": KEY})) as p:
+            p.process(audit_lines(3, start=start).replace(b"1700000", b"1800000", 1))
+    assert cli("--data-dir", str(store), "--anchor", str(anchor)).returncode == 0
+    assert json.loads(anchor.read_text())["w0"][0] == 6
+    # Remove the newest file and its checkpoint line together: the store alone looks intact.
+    newest = max(store.rglob("part-w0-*.parquet"), key=lambda p: p.name)
+    newest.unlink()
+    log = store / "audit" / "checkpoints-w0.ndjson"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
+    assert verify(store, require_seals=True, key=KEY).ok
+    out = cli("--data-dir", str(store), "--anchor", str(anchor), "--json")
+    assert out.returncode == 1
+    kinds = [c["failure"]["kind"] for c in json.loads(out.stdout)["chains"] if c["failure"]]
+    assert kinds == ["truncated"]
+
+
+def test_an_unreadable_file_is_reported_not_a_crash(tmp_path):
+    ingest(tmp_path, audit_lines(3))
+    (path,) = (tmp_path / "hot" / "category=security.audit_logs").rglob("*.parquet")
+    path.write_bytes(path.read_bytes()[:100])
+    out = cli("--data-dir", str(tmp_path))
+    assert out.returncode == 1 and b"UNREADABLE" in out.stdout
+
+
+def test_files_gone_but_checkpoints_kept_is_truncation(tmp_path):
+    ingest(tmp_path, audit_lines(3))
+    for path in (tmp_path / "hot").rglob("*.parquet"):
+        path.unlink()
+    report = verify(tmp_path, key=KEY)
+    assert [c.failure.kind for c in report.chains if c.failure] == ["truncated"]

@@ -93,6 +93,70 @@ def test_query_ndjson_and_csv(store):
 
 
 def test_query_of_an_empty_store_says_so(tmp_path):
-    out = run("query", "--data-dir", str(tmp_path), "--count")
+    out = run("query", "--data-dir", str(tmp_path))
     assert out.returncode == 2
     assert "no Parquet files" in out.stderr.decode()
+
+
+def test_truncated_zstd_input_is_a_one_line_error(tmp_path):
+    import zstandard
+
+    data = b"".join(json.dumps({"msg": f"m{i}"}).encode() + b"\n" for i in range(5000))
+    src = tmp_path / "cut.ndjson.zst"
+    src.write_bytes(zstandard.compress(data)[:-200])
+    out = run("ingest", str(src), "--data-dir", str(tmp_path / "s"))
+    assert out.returncode == 1
+    assert out.stderr.decode().strip().splitlines()[-1].startswith("qlingest: error: EOFError")
+
+
+def test_corrupt_gzip_is_a_one_line_error(tmp_path):
+    src = tmp_path / "bad.log.gz"
+    src.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    out = run("ingest", str(src), "--data-dir", str(tmp_path / "s"))
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr.decode()
+
+
+def test_a_directory_is_not_a_file(tmp_path):
+    out = run("ingest", str(tmp_path), "--data-dir", str(tmp_path / "s"))
+    assert out.returncode == 2 and "not a file" in out.stderr.decode()
+
+
+def test_out_of_range_compression_level_fails_before_any_work(tmp_path):
+    cfg = tmp_path / "q.toml"
+    cfg.write_text("[store]\ncompression_level = 99\n")
+    src = tmp_path / "a.ndjson"
+    src.write_text("{}\n")
+    out = run("ingest", str(src), "--data-dir", str(tmp_path / "s"), "--config", str(cfg))
+    assert out.returncode == 2 and "compression_level" in out.stderr.decode()
+    assert not (tmp_path / "s").exists()
+
+
+def test_count_of_an_empty_store_is_zero(tmp_path):
+    out = run("query", "--data-dir", str(tmp_path), "--count")
+    assert (out.returncode, out.stdout.decode().strip()) == (0, "0")
+
+
+def test_query_accepts_ingest_level_spellings(store):
+    out = run("query", "--data-dir", store, "--count", "--level", "WARNING")
+    assert out.stdout.decode().strip() == "2"
+
+
+def test_table_output_escapes_terminal_control_sequences(tmp_path):
+    src = tmp_path / "a.ndjson"
+    src.write_text(json.dumps({"msg": "\x1b]0;PWNED\x07 \x1b[31mred"}) + "\n")
+    run("ingest", str(src), "--data-dir", str(tmp_path / "s"))
+    out = run("query", "--data-dir", str(tmp_path / "s"))
+    assert b"\x1b" not in out.stdout and b"PWNED" in out.stdout
+
+
+def test_a_header_line_does_not_turn_a_json_file_into_text(tmp_path):
+    src = tmp_path / "a.ndjson"
+    src.write_text(
+        'garbage header\n{"ts":1700000000,"level":"error","msg":"json1"}\n{"msg":"json2"}\n'
+    )
+    out = run("ingest", str(src), "--data-dir", str(tmp_path / "s"), "--json")
+    summary = json.loads(out.stdout)
+    assert summary["events_written"] == 2 and summary["dead_letters_by_reason"] == {
+        "malformed_json": 1
+    }

@@ -207,25 +207,68 @@ def verify(
     key: str | bytes | None = None,
     *,
     categories: tuple[str, ...] = (AUDIT_CATEGORY,),
+    anchor: dict[str, tuple[int, str]] | None = None,
 ) -> VerifyReport:
-    """Recomputes every link of every chain in the store and every checkpoint seal."""
+    """Recomputes every link of every chain in the store and every checkpoint seal; with an
+    ``anchor`` (heads from an earlier verification, kept outside the store) also checks that
+    each anchored head is still in its chain, which reveals a cut of files and log together."""
     key = audit_key(key)
     if require_seals and key is None:
         raise ValueError(f"require_seals needs a key: pass key= or set {KEY_ENV}")
+    report = VerifyReport(keyed=key is not None)
+    broken = unreadable_files(data_dir)
+    if broken:
+        file, reason = broken[0]
+        failure = Failure("unreadable", 0, file, None, "a readable Parquet file", reason)
+        report.chains.append(ChainReport(chain=None, failure=failure))
+        return report
     rows = _chain_rows(data_dir, categories)
     checkpoints = read_checkpoints(data_dir)
-    report = VerifyReport(keyed=key is not None)
     chains = set(rows["audit_chain"].drop_nulls().unique()) | {c["chain"] for c in checkpoints}
+    chains |= set(anchor or {})
     for chain in sorted(chains):
         mine = rows.filter(pl.col("audit_chain") == chain)
         ordered = mine.sort(["audit_seq", "source_file", "source_row"])
         cps = [json.dumps(c) for c in checkpoints if c["chain"] == chain]
         raw = _core.verify_chain(chain, ordered, cps, key=key, require_seals=require_seals)
         report.chains.append(_chain_report(json.loads(raw)))
+    for chain, (seq, head) in sorted((anchor or {}).items()):
+        failure = _anchor_failure(rows, chain, seq, head)
+        if failure is not None:
+            report.chains.append(ChainReport(chain, failure=failure))
     stray = _unchained_audit_row(rows, categories)
     if stray is not None:
         report.chains.append(ChainReport(chain=None, failure=stray))
     return report
+
+
+def _anchor_failure(rows: pl.DataFrame, chain: str, seq: int, head: str) -> Failure | None:
+    found = rows.filter((pl.col("audit_chain") == chain) & (pl.col("audit_seq") == seq))
+    if found.is_empty():
+        return Failure("truncated", seq, None, None, head, "no record (anchored head)")
+    row = found.row(0, named=True)
+    if row["audit_hash"] != head:
+        return Failure(
+            "modified", seq, row["source_file"], row["source_row"], head, row["audit_hash"]
+        )
+    return None
+
+
+def read_anchor(path: str | Path) -> dict[str, tuple[int, str]]:
+    """The anchor file's heads; an absent file is an empty anchor."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return {}
+    return {chain: (int(seq), str(head)) for chain, (seq, head) in data.items()}
+
+
+def write_anchor(path: str | Path, report: VerifyReport) -> None:
+    """Records each verified chain's head, written aside and renamed into place."""
+    heads = {c.chain: list(c.head) for c in report.chains if c.chain and c.records}
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(heads, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def _chain_report(raw: dict) -> ChainReport:
@@ -261,9 +304,27 @@ def _chain_rows(
             audit = pl.col("audit_chain").is_not_null() | pl.col("category").is_in(categories)
             frames.append(frame.filter(audit))
     if not frames:
-        names = ("audit_chain", "category", "source_file")
-        return pl.DataFrame(schema={**dict.fromkeys(names, pl.String), "audit_seq": pl.UInt64})
+        names = ("audit_chain", "category", "source_file", "audit_prev_hash", "audit_hash")
+        schema = {
+            **dict.fromkeys(names, pl.String),
+            "audit_seq": pl.UInt64,
+            "source_row": pl.UInt32,
+        }
+        return pl.DataFrame(schema=schema)
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def unreadable_files(data_dir: str | Path) -> list[tuple[str, str]]:
+    """Stored files that are not readable Parquet, with the reason: a store with one is not
+    intact, whatever its chains say."""
+    root, bad = Path(data_dir), []
+    for tier in TIERS:
+        for path in sorted((root / tier).rglob("*.parquet")):
+            try:
+                pl.read_parquet_schema(path)
+            except Exception as e:
+                bad.append((path.relative_to(root).as_posix(), str(e).splitlines()[0]))
+    return bad
 
 
 def _read_file(root: Path, path: Path) -> pl.DataFrame:

@@ -69,9 +69,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from qlingest.config import load_config, sampling_policy
     from qlingest.pipeline import Pipeline
 
-    missing = [p for p in args.paths if p != "-" and not Path(p).is_file()]
+    missing = [p for p in args.paths if p != "-" and not Path(p).exists()]
     if missing:
         return _fail(f"input file not found: {missing[0]}")
+    not_files = [p for p in args.paths if p != "-" and not Path(p).is_file()]
+    if not_files:
+        return _fail(f"not a file: {not_files[0]}")
+    if args.paths.count("-") > 1:
+        return _fail("stdin (-) can be read once")
     from qlingest.formats import resolve
 
     parse, time_format = resolve(args.parse, args.timestamp_format)
@@ -106,6 +111,8 @@ def cmd_query(args: argparse.Namespace) -> int:
 
     from qlingest.query import parse_time, scan, select
 
+    if args.estimate and not args.count:
+        return _fail("--estimate goes with --count")
     try:
         frame = scan(args.data_dir)
         since = parse_time(args.since) if args.since else None
@@ -120,7 +127,12 @@ def cmd_query(args: argparse.Namespace) -> int:
             trace_id=args.trace_id,
             grep=args.grep,
         )
-    except (FileNotFoundError, ValueError) as e:
+    except FileNotFoundError as e:
+        if args.count and Path(args.data_dir).is_dir():
+            print(0)
+            return 0
+        return _fail(str(e))
+    except ValueError as e:
         return _fail(str(e))
     if args.count:
         expr = pl.col("sample_rate").sum() if args.estimate else pl.len()
@@ -137,8 +149,12 @@ def cmd_query(args: argparse.Namespace) -> int:
         sys.stdout.write(result.with_columns(pl.col("level").cast(pl.String)).write_csv())
     else:
         cols = ["timestamp", "level", "service", "category", "message"]
+        # Control characters from log lines would drive the terminal: shown escaped instead.
+        shown = result.select(cols).with_columns(
+            pl.col(pl.String).str.replace_all(r"[\x00-\x08\x0b-\x1f\x7f\x9b]", "\ufffd")
+        )
         with pl.Config(tbl_rows=args.limit or 50, fmt_str_lengths=120, tbl_width_chars=200):
-            print(result.select(cols))
+            print(shown)
     return 0
 
 
@@ -153,14 +169,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    from qlingest.audit import KEY_ENV, audit_key, verify
+    from qlingest.audit import KEY_ENV, audit_key, read_anchor, verify, write_anchor
 
     if not Path(args.data_dir).is_dir():
         return _fail(f"no store at {args.data_dir}")
     key = audit_key(None)
     if args.require_seals and key is None:
         return _fail(f"--require-seals needs the seal key in {KEY_ENV}")
-    report = verify(args.data_dir, require_seals=args.require_seals, key=key)
+    anchor = read_anchor(args.anchor) if args.anchor else None
+    report = verify(args.data_dir, require_seals=args.require_seals, key=key, anchor=anchor)
+    if args.anchor and report.ok:
+        write_anchor(args.anchor, report)
     if args.json:
         print(json.dumps(_report_dict(report)))
         return 0 if report.ok else 1
@@ -196,6 +215,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from qlingest.bench import main as bench_main
 
     return bench_main(args)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -244,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--category")
     query.add_argument("--trace-id")
     query.add_argument("--grep", metavar="TEXT", help="literal text in the message")
-    query.add_argument("--limit", type=int, metavar="N")
+    query.add_argument("--limit", type=_positive, metavar="N")
     query.add_argument("--count", action="store_true", help="print the number of matching events")
     query.add_argument(
         "--estimate", action="store_true", help="with --count: reweight by sample_rate"
@@ -260,6 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--require-seals", action="store_true", help="fail unless every checkpoint is sealed"
     )
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument(
+        "--anchor",
+        metavar="FILE",
+        help="heads from the last verification, kept outside the store: a cut of both files "
+        "and checkpoint log shows against them; advanced when the store verifies",
+    )
     verify.set_defaults(func=cmd_audit_verify)
 
     serve = sub.add_parser("serve", help="run the ingest sidecar (HTTP, OTLP/HTTP, TCP)")
@@ -297,6 +329,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
+    except (OSError, EOFError, ValueError, zstd_error()) as e:
+        # Input that cannot be read (corrupt or truncated .gz/.zst, a full disk, a file that
+        # vanished): one line, and what was committed before it stays committed.
+        return _fail(f"{type(e).__name__}: {e}", 1)
+
+
+def zstd_error() -> type[Exception]:
+    import zstandard
+
+    return zstandard.ZstdError
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -24,14 +24,18 @@ __all__ = [
 ]
 
 
+Positive = Annotated[int, msgspec.Meta(gt=0)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
 class InputConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How input bytes become events (the Rust decoder's settings)."""
 
     format: Literal["ndjson", "text"] = "ndjson"
     #: Lines longer than this are dead-lettered as ``line_too_long``.
-    max_line_bytes: int = 1 << 20
+    max_line_bytes: Positive = 1 << 20
     #: JSON nested deeper than this is dead-lettered as ``too_deep``.
-    max_depth: int = 64
+    max_depth: Positive = 64
     #: Unit of bare epoch numbers; ``auto`` infers it from the magnitude.
     epoch_unit: Literal["auto", "s", "ms", "us", "ns"] = "auto"
     #: Dead-letter events whose timestamp cannot be read instead of using ``observed_at``.
@@ -45,7 +49,7 @@ class InputConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Text format: strftime-style format of the ``timestamp`` group; ``None`` tries RFC 3339.
     timestamp_format: str | None = None
     #: Threads that decode file chunks in parallel; 0 means one per core.
-    threads: int = 0
+    threads: NonNegative = 0
 
     def core_json(self) -> str:
         """The decoder's settings as the core reads them (``threads`` is Python's)."""
@@ -58,13 +62,13 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """How frames become Parquet files."""
 
     #: zstd level of the Parquet pages.
-    compression_level: int = 3
+    compression_level: Annotated[int, msgspec.Meta(ge=1, le=22)] = 3
     #: A partition's buffered rows are written once they hold this many bytes in memory.
-    target_file_bytes: int = 32 << 20
+    target_file_bytes: Positive = 32 << 20
     #: All partitions together are flushed (largest first) beyond this many bytes in memory.
-    max_buffer_bytes: int = 128 << 20
+    max_buffer_bytes: Positive = 128 << 20
     #: Rows per Parquet row group.
-    row_group_size: int = 128 * 1024
+    row_group_size: Positive = 128 * 1024
     #: Writer id; ``None`` takes the lowest free ``w<N>`` under ``<data-dir>/writers``.
     writer: str | None = None
     #: fsync files and directories on commit. Off only for throwaway measurements.

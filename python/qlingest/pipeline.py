@@ -113,9 +113,9 @@ class Pipeline:
         cfg = self.config.audit
         key = audit_key(cfg.key)
         if key is None:
-            log.warning(
-                "No audit key: audit records are chained but unsealed, so a cut-off tail cannot "
-                "be detected. Set QLINGEST_AUDIT_KEY or audit.key."
+            _warn_once(
+                "No audit key: audit records are chained but unsealed, so a rewritten chain or a "
+                "cut-off tail cannot be detected. Set QLINGEST_AUDIT_KEY or audit.key."
             )
         select = {"categories": cfg.categories, "rules": cfg.rules}
         return ChainWriter(self.store.root, self.store.writer, config_json=_json(select), key=key)
@@ -136,8 +136,8 @@ class Pipeline:
             engine = _core.Engine(
                 section.core_json(), redaction_json=redaction, sampling_json=sampling
             )
-            if engine.hash_fallback and not self._engines:
-                log.warning("No hash key: keyed-hash rules mask instead. Set QLINGEST_HASH_KEY.")
+            if engine.hash_fallback:
+                _warn_once("No hash key: keyed-hash rules mask instead. Set QLINGEST_HASH_KEY.")
             self._engines[fmt] = engine
         return self._engines[fmt]
 
@@ -308,10 +308,23 @@ class Pipeline:
         return s
 
 
-def _sniff(data: bytes) -> str:
-    """NDJSON when the first non-blank byte opens an object, text otherwise."""
-    stripped = data.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return "ndjson" if stripped[:1] == b"{" else "text"
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Logs a configuration warning once per process, however many pipelines are built."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
+
+
+def _sniff(data: bytes, lines: int = 64) -> str:
+    """NDJSON when most of the first non-blank lines open an object, text otherwise; a header
+    line or two do not turn a JSON file into text (they become dead letters instead)."""
+    head = [ln.strip() for ln in data[: 1 << 20].split(b"\n", lines)[:lines]]
+    head = [ln.removeprefix(b"\xef\xbb\xbf") for ln in head if ln]
+    objects = sum(ln.startswith(b"{") for ln in head)
+    return "ndjson" if head and objects * 2 > len(head) else "text"
 
 
 def _json(section: object) -> str:

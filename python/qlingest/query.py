@@ -12,6 +12,12 @@ from qlingest.store import LEVELS
 
 __all__ = ["parse_time", "scan", "select"]
 
+# The spellings ingest accepts, so a query can use the same words.
+LEVEL_SYNONYMS = {
+    "trace": "debug", "warning": "warn", "err": "error", "fatal": "critical", "crit": "critical",
+    "panic": "critical", "notice": "info", "information": "info", "emergency": "critical",
+    "alert": "critical",
+}  # fmt: skip
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -57,6 +63,7 @@ def select(
     if until is not None:
         preds += [pl.col("date") <= until.date(), pl.col("timestamp") < until]
     if level is not None:
+        level = LEVEL_SYNONYMS.get(level.lower(), level.lower())
         if level not in LEVELS:
             raise ValueError(f"unknown level {level!r}: one of {', '.join(LEVELS)}")
         preds.append(pl.col("level").cast(pl.Enum(LEVELS)) >= level)

@@ -35,8 +35,48 @@ def open_input(path: str | Path) -> BinaryIO:
         return gzip.open(name, "rb")  # type: ignore[return-value]
     raw = open(name, "rb")  # noqa: SIM115
     if name.endswith(".zst"):
-        return zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)  # type: ignore[return-value]
+        return ZstdReader(raw)  # type: ignore[return-value]
     return raw
+
+
+class ZstdReader:
+    """Decompresses concatenated zstd frames and fails on a truncated last frame, which a
+    plain stream reader would end quietly, losing the rest of the input unseen."""
+
+    def __init__(self, raw: BinaryIO, block: int = 1 << 20) -> None:
+        self._raw, self._block = raw, block
+        self._dobj = zstandard.ZstdDecompressor().decompressobj()
+        self._started = False
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            compressed = self._raw.read(self._block)
+            if not compressed:
+                if self._started and not self._dobj.eof:
+                    raise EOFError("zstd input ends inside a frame: the file is truncated")
+                return b""
+            out = self._decompress(compressed)
+            if out:
+                return out
+
+    def _decompress(self, compressed: bytes) -> bytes:
+        parts = []
+        while compressed:
+            if self._dobj.eof:
+                self._dobj = zstandard.ZstdDecompressor().decompressobj()
+            self._started = True
+            parts.append(self._dobj.decompress(compressed))
+            compressed = self._dobj.unused_data if self._dobj.eof else b""
+        return b"".join(parts)
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def __enter__(self) -> ZstdReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def read_chunks(
