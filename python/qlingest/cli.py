@@ -329,10 +329,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 130
-    except (OSError, EOFError, ValueError, zstd_error()) as e:
+    except (OSError, EOFError, ValueError, zstd_error(), polars_error()) as e:
         # Input that cannot be read (corrupt or truncated .gz/.zst, a full disk, a file that
         # vanished): one line, and what was committed before it stays committed.
         return _fail(f"{type(e).__name__}: {e}", 1)
+
+
+def polars_error() -> type[Exception]:
+    import polars as pl
+
+    return pl.exceptions.PolarsError
 
 
 def zstd_error() -> type[Exception]:

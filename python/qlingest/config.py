@@ -126,6 +126,8 @@ class CustomRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     name: str
     pattern: str
+    #: The capture group replaced; 0 is the whole match.
+    group: NonNegative = 0
     action: Literal["mask", "hash", "partial", "drop"] = "mask"
     #: Words that must appear near a match (or in its key) for it to count.
     keywords: list[str] = msgspec.field(default_factory=list)

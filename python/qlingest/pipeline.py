@@ -123,8 +123,21 @@ class Pipeline:
     def __enter__(self) -> Pipeline:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            # After a failure nothing more is committed: what is buffered was never
+            # acknowledged, and a second failure would only hide the first.
+            self.abort()
+
+    def abort(self) -> None:
+        """Drops what is buffered and releases the writer id."""
+        self._buffers.clear()
+        self._buffer_sizes.clear()
+        self._buffer_wal.clear()
+        if self.store is not None:
+            self.store.close()
 
     def _engine(self, fmt: str) -> _core.Engine:
         if fmt not in self._engines:

@@ -119,14 +119,19 @@ class Store:
         self._make_dir(directory)
         tmp = directory / f".{name}.tmp"
         final = directory / name
-        write(tmp)
-        if self.config.fsync:
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        os.rename(tmp, final)
+        try:
+            write(tmp)
+            if self.config.fsync:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            os.rename(tmp, final)
+        except BaseException:
+            # A failed write (a full disk, say) leaves nothing half-written behind.
+            tmp.unlink(missing_ok=True)
+            raise
         if self.config.fsync:
             fsync_dir(directory)
         size = final.stat().st_size
