@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import signal
 import ssl
 import sys
@@ -43,6 +44,10 @@ def log(level: str, msg: str, **fields: object) -> None:
     record["msg"] = msg
     record.update(fields)
     print(json.dumps(record), file=sys.stderr, flush=True)
+
+
+class BindError(Exception):
+    """A receiver could not listen on its address (in use, not permitted, not local)."""
 
 
 class BodyError(Exception):
@@ -153,17 +158,22 @@ class Server:
         def http():
             return HttpProtocol(self._route, limits, self._reject, self._connections)
 
-        for name, port in (("http", self.cfg.http_port), ("otlp", self.cfg.otlp_port)):
-            if port is not None:
-                srv = await loop.create_server(http, self.cfg.host, port, ssl=tls, backlog=1024)
-                self._servers.append(srv)
-                ports[name] = srv.sockets[0].getsockname()[1]
-        if self.cfg.tcp_port is not None:
-            srv = await loop.create_server(
-                lambda: TcpProtocol(self), self.cfg.host, self.cfg.tcp_port, ssl=tls
-            )
+        receivers = (
+            ("http", self.cfg.http_port, http),
+            ("otlp", self.cfg.otlp_port, http),
+            ("tcp", self.cfg.tcp_port, lambda: TcpProtocol(self)),
+        )
+        for name, port, factory in receivers:
+            if port is None:
+                continue
+            try:
+                srv = await loop.create_server(factory, self.cfg.host, port, ssl=tls, backlog=1024)
+            except OSError as e:
+                reason = os.strerror(e.errno) if e.errno else str(e)
+                where = f"{self.cfg.host}:{port}"
+                raise BindError(f"{name} receiver cannot listen on {where}: {reason}") from None
             self._servers.append(srv)
-            ports["tcp"] = srv.sockets[0].getsockname()[1]
+            ports[name] = srv.sockets[0].getsockname()[1]
         return ports
 
     def _tls(self) -> ssl.SSLContext | None:
@@ -579,7 +589,13 @@ def run(data_dir: str | Path, config: Config) -> int:
 
     async def main() -> int:
         server = Server(data_dir, config)
-        ports = await server.start()
+        try:
+            ports = await server.start()
+        except BindError as e:
+            # What was replayed is committed; the log is closed as on a normal stop.
+            await server.shutdown()
+            print(f"qlingest: error: {e}", file=sys.stderr, flush=True)
+            return 1
         print(json.dumps({"listening": ports, "host": config.serve.host}), flush=True)
         return 0 if await server.serve_forever() else 1
 
