@@ -221,3 +221,17 @@ def test_a_head_arriving_byte_by_byte_is_parsed(server):
         while chunk := s.recv(65536):
             out += chunk
     assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b'{"accepted":3}')
+
+
+@pytest.mark.parametrize("encoding", ["zstd", "gzip"])
+def test_a_cut_off_compressed_body_is_400_and_nothing_is_accepted(server, tmp_path, encoding):
+    whole = events(range(500))
+    packed = zstandard.compress(whole) if encoding == "zstd" else gzip.compress(whole)
+    headers = {"Content-Type": "application/x-ndjson", "Content-Encoding": encoding}
+    for cut in (len(packed) // 2, len(packed) - 1):
+        assert server.post("/v1/events", packed[:cut], headers)[0] == 400
+    assert server.post("/v1/events", packed, headers)[2] == b'{"accepted":500}'
+    text = server.get("/metrics")[1]
+    assert metric(text, "qlingest_requests_rejected_total", reason=f"bad_{encoding}") == 2
+    assert server.stop() == 0
+    assert stored(tmp_path / "store").height == 500

@@ -557,6 +557,10 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
             out = reader.read(limit + 1)
             while len(out) <= limit and (more := reader.read(limit + 1 - len(out))):
                 out += more
+            # The reader ends quietly at the end of a cut-off frame; a decompressobj knows
+            # whether the frame ended. Its output is what the bounded read saw, at most ``limit``.
+            if len(out) <= limit and not _zstd_frame_ends(body):
+                raise BodyError(400, "bad_zstd")
         else:
             d = zlib.decompressobj(16 + zlib.MAX_WBITS)
             out = d.decompress(body, limit + 1)
@@ -567,6 +571,12 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     if len(out) > limit:
         raise BodyError(413, "body_too_large")
     return out
+
+
+def _zstd_frame_ends(body: bytes) -> bool:
+    d = zstandard.ZstdDecompressor().decompressobj()
+    d.decompress(body)
+    return d.eof
 
 
 def _otlp_type(as_json: bool) -> str:
