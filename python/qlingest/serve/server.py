@@ -440,7 +440,8 @@ class Server:
             task.cancel()
         await self.flush()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._wal_pool, self.wal.close)
+        # Everything logged is decoded and committed now, so nothing is left to replay.
+        await loop.run_in_executor(self._wal_pool, self.wal.remove)
         summary = await loop.run_in_executor(self._pipe_pool, self.pipeline.close)
         for pool in (self._wal_pool, self._pipe_pool, self._aux_pool):
             pool.shutdown(wait=True)
