@@ -177,3 +177,52 @@ def test_protobuf_partial_success_response(server):
     parsed = logs_service_pb2.ExportLogsServiceResponse.FromString(reply)
     assert (status, parsed.partial_success.rejected_log_records) == (200, 1)
     assert server.stop() == 0
+
+
+def deep_json_log(depth: int) -> bytes:
+    """A log whose body is ``depth`` kvlistValues deep, built as text (json.dumps would recurse)."""
+    opening = '{"kvlistValue":{"values":[{"key":"k","value":' * depth
+    body = opening + '{"stringValue":"x"}' + "}]}}" * depth
+    return ('{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":' + body + "}]}]}]}").encode()
+
+
+def deep_protobuf_log(depth: int) -> bytes:
+    def field(number: int, payload: bytes) -> bytes:
+        return _tag(number) + _varint(len(payload)) + payload
+
+    value = field(1, b"x")
+    for _ in range(depth):
+        value = field(6, field(1, field(1, b"k") + field(2, value)))
+    return field(1, field(2, field(2, field(5, value))))
+
+
+def _tag(number: int) -> bytes:
+    return bytes([number << 3 | 2])
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, n = n & 0x7F, n >> 7
+        out.append(low | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def test_deeply_nested_otlp_is_400_and_counted(server):
+    shallow = server.post(
+        "/v1/logs", deep_json_log(3), {"Content-Type": "application/json"}, "otlp"
+    )
+    assert shallow[0] == 200
+    for depth in (70, 5000, 50_000):
+        status, _, reply = server.post(
+            "/v1/logs", deep_json_log(depth), {"Content-Type": "application/json"}, "otlp"
+        )
+        assert status == 400, depth
+        assert json.loads(reply)["code"] == 3
+    ctype = {"Content-Type": "application/x-protobuf"}
+    assert server.post("/v1/logs", deep_protobuf_log(5000), ctype, "otlp")[0] == 400
+    text = server.get("/metrics")[1]
+    assert metric(text, "qlingest_requests_rejected_total", reason="bad_otlp") == 4
+    assert metric(text, "qlingest_requests_rejected_total", reason="internal_error") == 0
+    assert server.stop() == 0

@@ -8,7 +8,7 @@ from qlingest.config import load_config
 from qlingest.serve import Server
 from qlingest.serve.wal import Wal
 from qlingest.store import decode_ranges, encode_ranges
-from serve_helpers import events
+from serve_helpers import ServeProcess, events, stored
 
 
 def test_ranges_round_trip():
@@ -108,3 +108,33 @@ def test_other_fsync_policies_still_commit_everything(tmp_path, policy):
         assert server.pipeline.summary.events_written == 50
 
     asyncio.run(scenario())
+
+
+def test_a_clean_stop_deletes_the_log_and_the_next_start_replays_nothing(tmp_path):
+    store = tmp_path / "store"
+    srv = ServeProcess(store)
+    assert srv.post("/v1/events", events(range(20)))[0] == 200
+    assert srv.stop() == 0
+    assert list((store / "wal").rglob("*.wal")) == []
+    assert stored(store).height == 20
+
+    again = ServeProcess(store)
+    assert again.post("/v1/events", events(range(20, 30)))[0] == 200
+    assert again.stop() == 0
+    assert list((store / "wal").rglob("*.wal")) == []
+    assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in range(30))
+
+
+def test_after_a_crash_and_a_clean_stop_every_event_is_stored_once(tmp_path):
+    store = tmp_path / "store"
+    srv = ServeProcess(store, "[serve]\nflush_interval_s = 60\n")
+    assert srv.post("/v1/events", events(range(10)))[0] == 200
+    srv.kill()
+    assert len(list((store / "wal").rglob("*.wal"))) == 1
+    again = ServeProcess(store)
+    assert again.post("/v1/events", events(range(10, 15)))[0] == 200
+    assert again.stop() == 0
+    assert list((store / "wal").rglob("*.wal")) == []
+    third = ServeProcess(store)
+    assert third.stop() == 0
+    assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in range(15))

@@ -75,17 +75,21 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     fsync: bool = True
 
 
+#: A TCP port number; 0 asks the system for a free one.
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+
+
 class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The ``qlingest serve`` sidecar: receivers, limits, batching and the write-ahead log."""
 
     #: Address every receiver binds to; loopback unless set otherwise on purpose.
     host: str = "127.0.0.1"
     #: HTTP ``POST /v1/events`` (NDJSON); ``None`` turns it off, 0 picks a free port.
-    http_port: int | None = 9880
+    http_port: Port | None = 9880
     #: OTLP/HTTP ``/v1/logs``, ``/v1/traces``, ``/v1/metrics``; ``None`` turns it off.
-    otlp_port: int | None = 4318
+    otlp_port: Port | None = 4318
     #: TCP newline-delimited JSON; ``None`` (the default) turns it off.
-    tcp_port: int | None = None
+    tcp_port: Port | None = None
     #: Bearer tokens accepted on HTTP; empty accepts every request.
     tokens: list[str] = msgspec.field(default_factory=list)
     #: PEM certificate and key; both set turns TLS on for HTTP and TCP.

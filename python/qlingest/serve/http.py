@@ -1,6 +1,9 @@
 """A small HTTP/1.1 server on asyncio Protocols: keep-alive, Content-Length and chunked bodies,
 ``Expect: 100-continue``, and hard limits on head size, header count and body size.
 
+Framing follows RFC 9112 strictly: lines end in CRLF (a bare LF is a 400), a request with a
+body states its length (411 otherwise), and conflicting lengths are a 400.
+
 Requests on one connection are handled one at a time, in order (reading pauses meanwhile), so
 a client that pipelines cannot make the server buffer without bound.
 """
@@ -71,6 +74,7 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = False
         self.closing = False
         self._continued = False
+        self._scanned = 0
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -160,7 +164,7 @@ class HttpProtocol(asyncio.Protocol):
 
     def _parse(self) -> tuple[Request, bool] | None:
         lim = self.limits
-        end = self.buf.find(b"\r\n\r\n", 0, lim.max_header_bytes + 4)
+        end = self._head_end()
         if end < 0:
             if len(self.buf) > lim.max_header_bytes:
                 raise HttpError(431, "header_too_large")
@@ -177,31 +181,56 @@ class HttpProtocol(asyncio.Protocol):
             name, sep, value = line.partition(":")
             if not sep or not name or name != name.strip():
                 raise HttpError(400, "bad_header")
-            headers[name.lower()] = value.strip()
+            name, value = name.lower(), value.strip()
+            if name == "content-length" and headers.get(name, value) != value:
+                raise HttpError(400, "bad_content_length")
+            headers[name] = value
         body_at = end + 4
-        parsed = self._body(headers, body_at)
+        parsed = self._body(method, headers, body_at)
         if parsed is None:
             return None
         body, consumed = parsed
         del self.buf[:consumed]
         self._continued = False
+        self._scanned = 0
         conn = headers.get("connection", "").lower()
         keep_alive = conn != "close" and (version == "HTTP/1.1" or conn == "keep-alive")
         path = target.split("?", 1)[0]
         return Request(method, path, headers, body), keep_alive
 
-    def _body(self, headers: dict[str, str], at: int) -> tuple[bytes, int] | None:
+    def _head_end(self) -> int:
+        """Where the head's closing CRLF CRLF starts, or -1 while it has not all arrived.
+
+        Each LF is looked at once however the head arrives, so a slow head costs linear time.
+        """
+        limit = self.limits.max_header_bytes + 4
+        pos = self._scanned
+        while (lf := self.buf.find(b"\n", pos, limit)) >= 0:
+            if lf == 0 or self.buf[lf - 1] != 0x0D:
+                raise HttpError(400, "bare_lf")
+            if lf >= 3 and self.buf[lf - 3 : lf + 1] == b"\r\n\r\n":
+                return lf - 3
+            pos = lf + 1
+        self._scanned = pos
+        return -1
+
+    def _body(self, method: str, headers: dict[str, str], at: int) -> tuple[bytes, int] | None:
         """The body and the bytes the request took, or ``None`` while more must arrive."""
+        if "transfer-encoding" in headers and "content-length" in headers:
+            # RFC 9112 6.1: both at once is a smuggling attempt or a broken client.
+            raise HttpError(400, "conflicting_length")
         if headers.get("transfer-encoding", "").lower() == "chunked":
             return self._chunked(at)
         if "transfer-encoding" in headers:
             raise HttpError(501, "unsupported_transfer_encoding")
-        try:
-            length = int(headers.get("content-length", "0"))
-        except ValueError:
-            raise HttpError(400, "bad_content_length") from None
-        if length < 0:
+        if "content-length" not in headers and method in ("POST", "PUT", "PATCH"):
+            # A body delimited by closing the connection cannot be acknowledged.
+            raise HttpError(411, "length_required")
+        text = headers.get("content-length", "0")
+        # Digits only: int() would also take "+5", " 5" and "5_0".
+        if not (text.isascii() and text.isdigit()):
             raise HttpError(400, "bad_content_length")
+        length = int(text)
         if length > self.limits.max_body_bytes:
             raise HttpError(413, "body_too_large")
         if len(self.buf) - at < length:

@@ -25,6 +25,10 @@ __all__ = ["OtlpError", "Signal", "convert", "error_status", "response"]
 SPAN_KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"]
 STATUS_CODES = ["unset", "ok", "error"]
 _encoder = msgspec.json.Encoder()
+#: Deepest OTLP/JSON nesting looked at. The protobuf runtime refuses messages nested over 100
+#: deep, and a message level is at most two JSON levels (an object in a list), so nothing
+#: deeper can be valid; the limit also keeps the id fix-up below far from Python's stack limit.
+MAX_JSON_DEPTH = 256
 
 
 class OtlpError(ValueError):
@@ -74,7 +78,11 @@ def parse(signal: Signal, body: bytes, *, json: bool) -> Any:
     message = signal.request()
     try:
         if json:
-            raw = msgspec.json.decode(body)
+            try:
+                raw = msgspec.json.decode(body)
+            except RecursionError:
+                # msgspec's own guard against nesting deeper than its stack allows.
+                raise OtlpError("OTLP/JSON nested too deep") from None
             if not isinstance(raw, dict):
                 raise OtlpError("OTLP/JSON body must be an object")
             json_format.ParseDict(_hex_ids_to_base64(raw), message, ignore_unknown_fields=True)
@@ -125,7 +133,9 @@ def _varint(n: int) -> bytes:
 def _hex_ids_to_base64(raw: dict) -> dict:
     """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields."""
 
-    def fix(obj: Any) -> None:
+    def fix(obj: Any, depth: int) -> None:
+        if depth > MAX_JSON_DEPTH:
+            raise OtlpError(f"OTLP/JSON nested deeper than {MAX_JSON_DEPTH}")
         if isinstance(obj, dict):
             for key in ("traceId", "spanId", "parentSpanId"):
                 value = obj.get(key)
@@ -135,12 +145,12 @@ def _hex_ids_to_base64(raw: dict) -> dict:
                     except ValueError:
                         raise OtlpError(f"{key} is not hex: {value[:40]!r}") from None
             for value in obj.values():
-                fix(value)
+                fix(value, depth + 1)
         elif isinstance(obj, list):
             for value in obj:
-                fix(value)
+                fix(value, depth + 1)
 
-    fix(raw)
+    fix(raw, 1)
     return raw
 
 

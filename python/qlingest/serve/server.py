@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import signal
 import ssl
 import sys
@@ -43,6 +44,10 @@ def log(level: str, msg: str, **fields: object) -> None:
     record["msg"] = msg
     record.update(fields)
     print(json.dumps(record), file=sys.stderr, flush=True)
+
+
+class BindError(Exception):
+    """A receiver could not listen on its address (in use, not permitted, not local)."""
 
 
 class BodyError(Exception):
@@ -153,17 +158,22 @@ class Server:
         def http():
             return HttpProtocol(self._route, limits, self._reject, self._connections)
 
-        for name, port in (("http", self.cfg.http_port), ("otlp", self.cfg.otlp_port)):
-            if port is not None:
-                srv = await loop.create_server(http, self.cfg.host, port, ssl=tls, backlog=1024)
-                self._servers.append(srv)
-                ports[name] = srv.sockets[0].getsockname()[1]
-        if self.cfg.tcp_port is not None:
-            srv = await loop.create_server(
-                lambda: TcpProtocol(self), self.cfg.host, self.cfg.tcp_port, ssl=tls
-            )
+        receivers = (
+            ("http", self.cfg.http_port, http),
+            ("otlp", self.cfg.otlp_port, http),
+            ("tcp", self.cfg.tcp_port, lambda: TcpProtocol(self)),
+        )
+        for name, port, factory in receivers:
+            if port is None:
+                continue
+            try:
+                srv = await loop.create_server(factory, self.cfg.host, port, ssl=tls, backlog=1024)
+            except OSError as e:
+                reason = os.strerror(e.errno) if e.errno else str(e)
+                where = f"{self.cfg.host}:{port}"
+                raise BindError(f"{name} receiver cannot listen on {where}: {reason}") from None
             self._servers.append(srv)
-            ports["tcp"] = srv.sockets[0].getsockname()[1]
+            ports[name] = srv.sockets[0].getsockname()[1]
         return ports
 
     def _tls(self) -> ssl.SSLContext | None:
@@ -430,7 +440,8 @@ class Server:
             task.cancel()
         await self.flush()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._wal_pool, self.wal.close)
+        # Everything logged is decoded and committed now, so nothing is left to replay.
+        await loop.run_in_executor(self._wal_pool, self.wal.remove)
         summary = await loop.run_in_executor(self._pipe_pool, self.pipeline.close)
         for pool in (self._wal_pool, self._pipe_pool, self._aux_pool):
             pool.shutdown(wait=True)
@@ -547,6 +558,10 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
             out = reader.read(limit + 1)
             while len(out) <= limit and (more := reader.read(limit + 1 - len(out))):
                 out += more
+            # The reader ends quietly at the end of a cut-off frame; a decompressobj knows
+            # whether the frame ended. Its output is what the bounded read saw, at most ``limit``.
+            if len(out) <= limit and not _zstd_frame_ends(body):
+                raise BodyError(400, "bad_zstd")
         else:
             d = zlib.decompressobj(16 + zlib.MAX_WBITS)
             out = d.decompress(body, limit + 1)
@@ -557,6 +572,12 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     if len(out) > limit:
         raise BodyError(413, "body_too_large")
     return out
+
+
+def _zstd_frame_ends(body: bytes) -> bool:
+    d = zstandard.ZstdDecompressor().decompressobj()
+    d.decompress(body)
+    return d.eof
 
 
 def _otlp_type(as_json: bool) -> str:
@@ -579,7 +600,13 @@ def run(data_dir: str | Path, config: Config) -> int:
 
     async def main() -> int:
         server = Server(data_dir, config)
-        ports = await server.start()
+        try:
+            ports = await server.start()
+        except BindError as e:
+            # What was replayed is committed; the log is closed as on a normal stop.
+            await server.shutdown()
+            print(f"qlingest: error: {e}", file=sys.stderr, flush=True)
+            return 1
         print(json.dumps({"listening": ports, "host": config.serve.host}), flush=True)
         return 0 if await server.serve_forever() else 1
 

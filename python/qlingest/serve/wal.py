@@ -162,6 +162,19 @@ class Wal:
     def close(self) -> None:
         self._close_fd()
 
+    def remove(self) -> None:
+        """Closes the log and deletes every segment: a clean stop committed all of it.
+
+        The next start then replays nothing; record numbers start over at 0, which is safe
+        because a restart only reads files numbered from the oldest segment's ``first_file``.
+        """
+        self._close_fd()
+        for seg in self._segments:
+            seg.path.unlink(missing_ok=True)
+        self._segments.clear()
+        if self.fsync_enabled:
+            _fsync_dir(self.dir)
+
     def _close_fd(self) -> None:
         if self._fd >= 0:
             if self.fsync_enabled:
