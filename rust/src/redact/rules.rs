@@ -177,7 +177,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
         action: Action::Mask,
         trigger: || lits(&["://"]),
         patterns: &[strong(
-            r#"(?i)[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@"'<>]{1,128}:([^\s/?#@"'<>]{1,256})@"#,
+            // The user name may be empty (`redis://:password@host`).
+            r#"(?i)[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@"'<>]{0,128}:([^\s/?#@"'<>]{1,256})@"#,
             1,
         )],
     },

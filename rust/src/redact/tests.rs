@@ -556,3 +556,11 @@ fn keyed_hashes_are_stable_under_a_second_pass() {
         r#"{"username":"ann:[REDACTED:user_password]"}"#
     );
 }
+
+#[test]
+fn url_with_empty_user_name_loses_its_password() {
+    assert_eq!(
+        red("redis://:RedisPw20@h:6379/0"),
+        "redis://:[REDACTED:url_password]@h:6379/0"
+    );
+}
