@@ -210,9 +210,10 @@ pub static BUILTIN: &[BuiltinRule] = &[
         optional: false,
         action: Action::Hash,
         trigger: || Trigger::Byte(b'@'),
-        patterns: &[strong(
+        patterns: &[checked(
             r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9-]{1,63}\.)+[a-z]{2,24}(?-u:\b)",
             0,
+            Validator::Email,
         )],
     },
     BuiltinRule {

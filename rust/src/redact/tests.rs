@@ -564,3 +564,38 @@ fn url_with_empty_user_name_loses_its_password() {
         "redis://:[REDACTED:url_password]@h:6379/0"
     );
 }
+
+#[test]
+fn url_authority_keeps_its_host_when_password_looks_like_an_email() {
+    for (url, want) in [
+        (
+            "postgres://admin:Hunter2Secret@db.example.com:5432/x",
+            "postgres://admin:[REDACTED:url_password]@db.example.com:5432/x",
+        ),
+        (
+            "ftp://ftpuser:FtpPw77@files.example.org/pub",
+            "ftp://ftpuser:[REDACTED:url_password]@files.example.org/pub",
+        ),
+        (
+            "mongodb+srv://svc:MgPw99@cluster0.example.net/db",
+            "mongodb+srv://svc:[REDACTED:url_password]@cluster0.example.net/db",
+        ),
+        (
+            "redis://:Pw4@cache.example.com:6379",
+            "redis://:[REDACTED:url_password]@cache.example.com:6379",
+        ),
+        (
+            "https://u:Pa!ss@api.example.com/v1",
+            "https://u:[REDACTED:url_password]@api.example.com/v1",
+        ),
+    ] {
+        assert_eq!(red(url), want);
+    }
+    // A user name that is itself an e-mail address is still one.
+    let out = red("https://bob%40example.com:pw@host/");
+    assert!(!out.contains("bob") && !out.contains("pw@"), "{out}");
+    assert_eq!(
+        red("mail jane@example.com now"),
+        "mail [REDACTED:email] now"
+    );
+}

@@ -21,6 +21,8 @@ pub enum Validator {
     TokenShape,
     /// An IPv6 address with at least three groups.
     Ipv6,
+    /// An e-mail address that is not the `password@host` part of a URL authority.
+    Email,
 }
 
 impl Validator {
@@ -46,6 +48,7 @@ impl Validator {
             Validator::BasicAuth => basic_auth(s),
             Validator::TokenShape => s.len() >= 16 && s.bytes().any(|b| b.is_ascii_digit()),
             Validator::Ipv6 => ipv6(s),
+            Validator::Email => !in_url_authority(text, m.start),
         };
         if ok {
             out.push(m);
@@ -237,4 +240,22 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
 fn ipv6(s: &str) -> bool {
     let groups = s.split(':').filter(|g| !g.is_empty()).count();
     s.parse::<std::net::Ipv6Addr>().is_ok() && (groups >= 3 || s == "::1")
+}
+
+/// Whether `start` lies in the password of `scheme://user:password@host`: from there on the
+/// match is a URL's credentials and host, not an e-mail address.
+fn in_url_authority(text: &str, start: usize) -> bool {
+    let before = &text.as_bytes()[..start];
+    let from = before
+        .iter()
+        .rposition(|b| matches!(b, b'/' | b'?' | b'#' | b'@') || is_space_or_quote(*b));
+    match from {
+        // `user:` (the user name may be empty) sits between `://` and the match.
+        Some(i) => before[..=i].ends_with(b"://") && memchr::memchr(b':', &before[i..]).is_some(),
+        None => false,
+    }
+}
+
+fn is_space_or_quote(b: u8) -> bool {
+    b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>')
 }
