@@ -599,3 +599,59 @@ fn url_authority_keeps_its_host_when_password_looks_like_an_email() {
         "mail [REDACTED:email] now"
     );
 }
+
+#[test]
+fn colon_and_quoted_assignments_in_free_text() {
+    assert_eq!(
+        red("password: ColonPw8"),
+        "password: [REDACTED:secret_param]"
+    );
+    assert_eq!(
+        red("db_password:ColonPw8 ok"),
+        "db_password:[REDACTED:secret_param] ok"
+    );
+    assert_eq!(
+        red(r#"Password="QuotedPw10""#),
+        r#"Password="[REDACTED:secret_param]""#
+    );
+    assert_eq!(
+        red("token = 'two words' end"),
+        "token = '[REDACTED:secret_param]' end"
+    );
+    assert_eq!(
+        red(r#"cfg {"secret": "a b;c"} x"#),
+        r#"cfg {"secret": "[REDACTED:secret_param]"} x"#
+    );
+}
+
+#[test]
+fn command_line_flags_lose_their_values() {
+    assert_eq!(
+        red("run --password SpacePw18 --token SpaceTok19 -v"),
+        "run --password [REDACTED:secret_param] --token [REDACTED:secret_param] -v"
+    );
+    assert_eq!(
+        red("cli --password=EqPw21"),
+        "cli --password=[REDACTED:secret_param]"
+    );
+    assert_eq!(
+        red("cli --db-password \"Sp ace\" --api-key K3y"),
+        "cli --db-password \"[REDACTED:secret_param]\" --api-key [REDACTED:secret_param]"
+    );
+}
+
+#[test]
+fn mentions_and_empty_values_stay() {
+    for clean in [
+        "password reset email sent",
+        "token bucket refilled",
+        "secret santa list",
+        "password: ",
+        "password:",
+        "Password=\"\" rejected",
+        "--password-file /etc/x",
+        "--token-ttl 3600 --password --verbose",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
