@@ -436,7 +436,8 @@ fn dead_letters_keep_invalid_bytes_and_lose_secrets() {
         b"\xff\xfe broken token=[REDACTED:secret_param] \xc3"
     );
     let json = br#"{"message":"x","password":"p","n":1"#;
-    let want = br#"{"message":"x","password":"[REDACTED:secret_param]","n":1"#;
+    // Truncated JSON: the key rule still applies, as in a well-formed document.
+    let want = br#"{"message":"x","password":"[REDACTED:secret_key]","n":1"#;
     assert_eq!(&*r.redact_bytes(json, &mut []), want);
     let clean = b"not json at all";
     assert!(matches!(r.redact_bytes(clean, &mut []), Cow::Borrowed(_)));
@@ -654,4 +655,31 @@ fn mentions_and_empty_values_stay() {
     ] {
         assert_eq!(red(clean), clean);
     }
+}
+
+#[test]
+fn malformed_dead_letters_still_lose_secret_keyed_values() {
+    let r = redactor();
+    let mut counts = vec![0; r.rule_names().len()];
+    let raw = br#"{"Authorization":"Bearer abc", "cookie":"MalCookie6",]"#;
+    let want = br#"{"Authorization":"[REDACTED:secret_key]", "cookie":"[REDACTED:secret_key]",]"#;
+    assert_eq!(&*r.redact_bytes(raw, &mut counts), want);
+    assert_eq!(count_of(&r, &counts, "secret_key"), 2);
+    let raw = br#"{"token": 123456789012, "x":}"#;
+    let want = br#"{"token": "[REDACTED:secret_key]", "x":}"#;
+    assert_eq!(&*r.redact_bytes(raw, &mut []), want);
+    let raw = br#"{"api_key": bare-word, "note": "kept", "pwd": "unterminated"#;
+    let out = String::from_utf8(r.redact_bytes(raw, &mut []).into_owned()).unwrap();
+    assert!(
+        !out.contains("bare-word") && !out.contains("unterminated"),
+        "{out}"
+    );
+    assert!(out.contains(r#""note": "kept""#), "{out}");
+    let stored = field(&r, "body", r#"{"token": 123456789012, "x":}"#);
+    assert_eq!(
+        stored,
+        r#"{"body":"{\"token\": \"[REDACTED:secret_key]\", \"x\":}"}"#
+    );
+    let clean = br#"{"user":"x", "n": 1,"#;
+    assert!(matches!(r.redact_bytes(clean, &mut []), Cow::Borrowed(_)));
 }
