@@ -31,6 +31,8 @@ impl Redactor {
         }
     }
 
+    // Limitation: only secret keys; a `"username": "name:password"` pair in broken JSON keeps
+    // its password unless a value rule finds it.
     /// `text` with the value of every `"<secret key>": value` pair replaced; None if none is.
     fn lenient_keys(&self, text: &str, counts: &mut [u64]) -> Option<String> {
         let action = self.key_action?;

@@ -300,6 +300,8 @@ macro_rules! param_value {
 
 // Limitation: a bare value ends at whitespace, a quote or `&;,<>`; a password containing one of
 // those keeps its tail (the head, which is all of most passwords, is replaced).
+// Limitation: a URL whose user name is itself a secret word (`scheme://token:pw@host`) has
+// `pw@host` taken by the `:` form, so its host is replaced too.
 /// `secret_param`: a secret-named parameter (`?token=`, `Password="…"`, `password: …`,
 /// `"secret": "…"`) and its value.
 const SECRET_PARAM: &str = concat!(
