@@ -61,8 +61,8 @@ impl Redactor {
             }
             _ => out.truncate(member_start),
         }
-        // Malformed JSON: keep it as one string, redacted as text.
-        let (text, dropped) = self.redact_in(raw_value, key, counts);
+        // Malformed JSON: keep it as one string, redacted as text (secret-keyed pairs included).
+        let (text, dropped) = self.redact_lenient(raw_value, key, counts);
         let key_text = self.redact_text(key, counts);
         if dropped {
             return false;
@@ -123,7 +123,8 @@ impl Redactor {
             && self.keys.raw_has_sensitive_key(raw)
     }
 
-    /// Redacts a dead letter: a JSON document is walked, anything else redacted as text.
+    /// Redacts a dead letter: a JSON document is walked; anything else is redacted as text, with
+    /// key rules applied to the `"key": value` pairs a lenient scan finds.
     pub fn redact_bytes<'a>(&self, raw: &'a [u8], counts: &mut [u64]) -> Cow<'a, [u8]> {
         let Ok(text) = std::str::from_utf8(raw) else {
             return self.redact_invalid_utf8(raw, counts);
@@ -141,7 +142,7 @@ impl Redactor {
                 return Cow::Owned(if kept { out.into_bytes() } else { Vec::new() });
             }
         }
-        match self.redact_text(text, counts) {
+        match self.redact_lenient(text, "", counts).0 {
             Cow::Borrowed(_) => Cow::Borrowed(raw),
             Cow::Owned(s) => Cow::Owned(s.into_bytes()),
         }
@@ -152,7 +153,7 @@ impl Redactor {
         let mut out = Vec::with_capacity(raw.len());
         let mut changed = false;
         for chunk in raw.utf8_chunks() {
-            let red = self.redact_text(chunk.valid(), counts);
+            let (red, _) = self.redact_lenient(chunk.valid(), "", counts);
             changed |= matches!(red, Cow::Owned(_));
             out.extend_from_slice(red.as_bytes());
             out.extend_from_slice(chunk.invalid());

@@ -11,6 +11,7 @@ mod escape;
 mod field;
 mod json;
 mod keys;
+mod lenient;
 mod prefilter;
 mod rules;
 mod text;

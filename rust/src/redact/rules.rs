@@ -177,7 +177,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
         action: Action::Mask,
         trigger: || lits(&["://"]),
         patterns: &[strong(
-            r#"(?i)[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@"'<>]{1,128}:([^\s/?#@"'<>]{1,256})@"#,
+            // The user name may be empty (`redis://:password@host`).
+            r#"(?i)[a-z][a-z0-9+.-]{1,20}://[^\s:/?#@"'<>]{0,128}:([^\s/?#@"'<>]{1,256})@"#,
             1,
         )],
     },
@@ -197,21 +198,20 @@ pub static BUILTIN: &[BuiltinRule] = &[
                 "credential",
             ])
         },
-        patterns: &[PatternSpec {
-            regex: SECRET_PARAM,
-            group: 1,
-            validator: Validator::None,
-            keywords: &[],
-        }],
+        patterns: &[
+            checked(SECRET_PARAM, 1, Validator::Unquote),
+            checked(SECRET_FLAG, 1, Validator::Unquote),
+        ],
     },
     BuiltinRule {
         name: "email",
         optional: false,
         action: Action::Hash,
         trigger: || Trigger::Byte(b'@'),
-        patterns: &[strong(
+        patterns: &[checked(
             r"(?i)(?-u:\b)[a-z0-9][a-z0-9._%+-]{0,63}@(?:[a-z0-9-]{1,63}\.)+[a-z]{2,24}(?-u:\b)",
             0,
+            Validator::Email,
         )],
     },
     BuiltinRule {
@@ -277,14 +277,48 @@ pub static BUILTIN: &[BuiltinRule] = &[
     },
 ];
 
-// Limitation: the value ends at whitespace, a quote or `&;,<>`; a password containing one of
+/// The secret parameter and flag names of `secret_param`, as a regex alternation.
+macro_rules! secret_names {
+    () => {
+        concat!(
+            "password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key|",
+            "private[_-]?key|client[_-]?secret|signature|credentials?"
+        )
+    };
+}
+
+/// A parameter value: quoted (all of it up to the closing quote) or bare.
+macro_rules! param_value {
+    ($bare_start:literal) => {
+        concat!(
+            r#"("(?:[^"\\\n]|\\.){1,256}"|'[^'\n]{1,256}'|"#,
+            $bare_start,
+            r#"[^\s"'&;,<>]*)"#
+        )
+    };
+}
+
+// Limitation: a bare value ends at whitespace, a quote or `&;,<>`; a password containing one of
 // those keeps its tail (the head, which is all of most passwords, is replaced).
-/// `secret_param`: a secret-named parameter (`?token=`, `Password=`, `"secret": "`) and its value.
+// Limitation: a URL whose user name is itself a secret word (`scheme://token:pw@host`) has
+// `pw@host` taken by the `:` form, so its host is replaced too.
+/// `secret_param`: a secret-named parameter (`?token=`, `Password="…"`, `password: …`,
+/// `"secret": "…"`) and its value.
 const SECRET_PARAM: &str = concat!(
     r#"(?i)(?:^|[^a-z0-9])(?:[a-z0-9]+[_.-])*(?:"#,
-    "password|passwd|pwd|passphrase|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|",
-    "client[_-]?secret|signature|credentials?",
-    r#")(?:\s*=\s*|"\s*:\s*")([^\s"'&;,<>]+)"#
+    secret_names!(),
+    // After `:` only spaces or tabs: a `password:` label at a line end never takes the next line.
+    r#")(?:\s*=\s*|:[ \t]*|"\s*:\s*)"#,
+    param_value!(r#"[^\s"'&;,<>]"#)
+);
+
+/// `secret_param`: a command-line flag naming a secret (`--password x`, `--api-key=x`).
+/// A value starting with `-` is the next flag, and `--password-file` names a file, not a secret.
+const SECRET_FLAG: &str = concat!(
+    r#"(?i)(?:^|[^a-z0-9-])--(?:[a-z0-9]+-)*(?:"#,
+    secret_names!(),
+    r#")(?:[ \t]+|=)"#,
+    param_value!(r#"[^-\s"'&;,<>]"#)
 );
 
 /// Names of the optional kinds.

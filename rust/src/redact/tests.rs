@@ -436,7 +436,8 @@ fn dead_letters_keep_invalid_bytes_and_lose_secrets() {
         b"\xff\xfe broken token=[REDACTED:secret_param] \xc3"
     );
     let json = br#"{"message":"x","password":"p","n":1"#;
-    let want = br#"{"message":"x","password":"[REDACTED:secret_param]","n":1"#;
+    // Truncated JSON: the key rule still applies, as in a well-formed document.
+    let want = br#"{"message":"x","password":"[REDACTED:secret_key]","n":1"#;
     assert_eq!(&*r.redact_bytes(json, &mut []), want);
     let clean = b"not json at all";
     assert!(matches!(r.redact_bytes(clean, &mut []), Cow::Borrowed(_)));
@@ -555,4 +556,130 @@ fn keyed_hashes_are_stable_under_a_second_pass() {
         field(&r, "username", r#"  "ann:pw1""#),
         r#"{"username":"ann:[REDACTED:user_password]"}"#
     );
+}
+
+#[test]
+fn url_with_empty_user_name_loses_its_password() {
+    assert_eq!(
+        red("redis://:RedisPw20@h:6379/0"),
+        "redis://:[REDACTED:url_password]@h:6379/0"
+    );
+}
+
+#[test]
+fn url_authority_keeps_its_host_when_password_looks_like_an_email() {
+    for (url, want) in [
+        (
+            "postgres://admin:Hunter2Secret@db.example.com:5432/x",
+            "postgres://admin:[REDACTED:url_password]@db.example.com:5432/x",
+        ),
+        (
+            "ftp://ftpuser:FtpPw77@files.example.org/pub",
+            "ftp://ftpuser:[REDACTED:url_password]@files.example.org/pub",
+        ),
+        (
+            "mongodb+srv://svc:MgPw99@cluster0.example.net/db",
+            "mongodb+srv://svc:[REDACTED:url_password]@cluster0.example.net/db",
+        ),
+        (
+            "redis://:Pw4@cache.example.com:6379",
+            "redis://:[REDACTED:url_password]@cache.example.com:6379",
+        ),
+        (
+            "https://u:Pa!ss@api.example.com/v1",
+            "https://u:[REDACTED:url_password]@api.example.com/v1",
+        ),
+    ] {
+        assert_eq!(red(url), want);
+    }
+    // A user name that is itself an e-mail address is still one.
+    let out = red("https://bob%40example.com:pw@host/");
+    assert!(!out.contains("bob") && !out.contains("pw@"), "{out}");
+    assert_eq!(
+        red("mail jane@example.com now"),
+        "mail [REDACTED:email] now"
+    );
+}
+
+#[test]
+fn colon_and_quoted_assignments_in_free_text() {
+    assert_eq!(
+        red("password: ColonPw8"),
+        "password: [REDACTED:secret_param]"
+    );
+    assert_eq!(
+        red("db_password:ColonPw8 ok"),
+        "db_password:[REDACTED:secret_param] ok"
+    );
+    assert_eq!(
+        red(r#"Password="QuotedPw10""#),
+        r#"Password="[REDACTED:secret_param]""#
+    );
+    assert_eq!(
+        red("token = 'two words' end"),
+        "token = '[REDACTED:secret_param]' end"
+    );
+    assert_eq!(
+        red(r#"cfg {"secret": "a b;c"} x"#),
+        r#"cfg {"secret": "[REDACTED:secret_param]"} x"#
+    );
+}
+
+#[test]
+fn command_line_flags_lose_their_values() {
+    assert_eq!(
+        red("run --password SpacePw18 --token SpaceTok19 -v"),
+        "run --password [REDACTED:secret_param] --token [REDACTED:secret_param] -v"
+    );
+    assert_eq!(
+        red("cli --password=EqPw21"),
+        "cli --password=[REDACTED:secret_param]"
+    );
+    assert_eq!(
+        red("cli --db-password \"Sp ace\" --api-key K3y"),
+        "cli --db-password \"[REDACTED:secret_param]\" --api-key [REDACTED:secret_param]"
+    );
+}
+
+#[test]
+fn mentions_and_empty_values_stay() {
+    for clean in [
+        "password reset email sent",
+        "token bucket refilled",
+        "secret santa list",
+        "password: ",
+        "password:",
+        "Password=\"\" rejected",
+        "--password-file /etc/x",
+        "--token-ttl 3600 --password --verbose",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn malformed_dead_letters_still_lose_secret_keyed_values() {
+    let r = redactor();
+    let mut counts = vec![0; r.rule_names().len()];
+    let raw = br#"{"Authorization":"Bearer abc", "cookie":"MalCookie6",]"#;
+    let want = br#"{"Authorization":"[REDACTED:secret_key]", "cookie":"[REDACTED:secret_key]",]"#;
+    assert_eq!(&*r.redact_bytes(raw, &mut counts), want);
+    assert_eq!(count_of(&r, &counts, "secret_key"), 2);
+    let raw = br#"{"token": 123456789012, "x":}"#;
+    let want = br#"{"token": "[REDACTED:secret_key]", "x":}"#;
+    assert_eq!(&*r.redact_bytes(raw, &mut []), want);
+    let raw = br#"{"api_key": bare-word, "note": "kept", "pwd": "unterminated"#;
+    let out = String::from_utf8(r.redact_bytes(raw, &mut []).into_owned()).unwrap();
+    assert!(
+        !out.contains("bare-word") && !out.contains("unterminated"),
+        "{out}"
+    );
+    assert!(out.contains(r#""note": "kept""#), "{out}");
+    let stored = field(&r, "body", r#"{"token": 123456789012, "x":}"#);
+    assert_eq!(
+        stored,
+        r#"{"body":"{\"token\": \"[REDACTED:secret_key]\", \"x\":}"}"#
+    );
+    let clean = br#"{"user":"x", "n": 1,"#;
+    assert!(matches!(r.redact_bytes(clean, &mut []), Cow::Borrowed(_)));
 }

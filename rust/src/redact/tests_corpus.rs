@@ -164,6 +164,26 @@ fn labelled_corpus_recall_and_clean_change_rate() {
     assert!(rate < 0.001, "changed clean lines: {changed:?}");
 }
 
+#[test]
+fn malformed_dead_letters_lose_secret_keyed_values() {
+    let r = Redactor::new(RedactConfig::default()).unwrap();
+    let cases: Vec<(String, String)> = fixture("dead_letters.tsv")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (text, secret) = l.split_once('\t').unwrap();
+            (text.to_string(), secret.to_string())
+        })
+        .collect();
+    assert!(cases.len() >= 3);
+    for (text, secret) in &cases {
+        let out = r.redact_bytes(text.as_bytes(), &mut []);
+        let out = String::from_utf8_lossy(&out);
+        assert!(!out.contains(secret.as_str()), "{secret} survived in {out}");
+        assert!(out.contains("[REDACTED:secret_key]"), "{out}");
+    }
+}
+
 /// The clean fixture plus every loghub line when `../shared/data` is present.
 fn clean_lines() -> Vec<String> {
     let mut lines: Vec<String> = fixture("clean.txt")

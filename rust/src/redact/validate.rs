@@ -21,6 +21,10 @@ pub enum Validator {
     TokenShape,
     /// An IPv6 address with at least three groups.
     Ipv6,
+    /// A parameter value: surrounding quotes are not part of it; an empty value is none.
+    Unquote,
+    /// An e-mail address that is not the `password@host` part of a URL authority.
+    Email,
 }
 
 impl Validator {
@@ -46,6 +50,8 @@ impl Validator {
             Validator::BasicAuth => basic_auth(s),
             Validator::TokenShape => s.len() >= 16 && s.bytes().any(|b| b.is_ascii_digit()),
             Validator::Ipv6 => ipv6(s),
+            Validator::Unquote => return unquote(m, s, out),
+            Validator::Email => !in_url_authority(text, m.start),
         };
         if ok {
             out.push(m);
@@ -237,4 +243,35 @@ pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
 fn ipv6(s: &str) -> bool {
     let groups = s.split(':').filter(|g| !g.is_empty()).count();
     s.parse::<std::net::Ipv6Addr>().is_ok() && (groups >= 3 || s == "::1")
+}
+
+/// Whether `start` lies in the password of `scheme://user:password@host`: from there on the
+/// match is a URL's credentials and host, not an e-mail address.
+fn in_url_authority(text: &str, start: usize) -> bool {
+    let before = &text.as_bytes()[..start];
+    let from = before
+        .iter()
+        .rposition(|b| matches!(b, b'/' | b'?' | b'#' | b'@') || is_space_or_quote(*b));
+    match from {
+        // `user:` (the user name may be empty) sits between `://` and the match.
+        Some(i) => before[..=i].ends_with(b"://") && memchr::memchr(b':', &before[i..]).is_some(),
+        None => false,
+    }
+}
+
+fn is_space_or_quote(b: u8) -> bool {
+    b.is_ascii_whitespace() || matches!(b, b'"' | b'\'' | b'<' | b'>')
+}
+
+/// Pushes `m` without the quotes around it (when `s`, its text, is quoted) unless that is empty.
+fn unquote(m: Range<usize>, s: &str, out: &mut Vec<Range<usize>>) {
+    let b = s.as_bytes();
+    let quoted = b.len() >= 2 && matches!(b[0], b'"' | b'\'') && b[b.len() - 1] == b[0];
+    let inner = match quoted {
+        true => m.start + 1..m.end - 1,
+        false => m,
+    };
+    if !inner.is_empty() {
+        out.push(inner);
+    }
 }
