@@ -118,3 +118,14 @@ class TestDeadLetterRedaction:
         line = b'{"msg":"a","trace_id":"4111 1111 1111 1111","span_id":"AKIAIOSFODNN7EXAMPLE"}\n'
         row = Pipeline().decode(line).events.row(0, named=True)
         assert "4111" not in row["trace_id"] and "AKIAIOSFODNN7EXAMPLE" not in row["span_id"]
+
+
+def test_public_sampler_takes_a_policy_name_and_names_rules():
+    from qlingest import Sampler
+
+    now = pl.lit(0).cast(pl.Datetime("ns", "UTC"))
+    frame = pl.DataFrame({"level": ["error", "info"], "category": ["app", "security.audit_logs"]})
+    frame = frame.with_columns(timestamp=now, observed_at=now)
+    decisions = Sampler("cost-optimized").decide(frame)
+    assert decisions["keep"].to_list() == [True, True]
+    assert decisions["rule"].to_list() == ["severe", "audit (security.*)"]
