@@ -135,3 +135,18 @@ def test_files_gone_but_checkpoints_kept_is_truncation(tmp_path):
         path.unlink()
     report = verify(tmp_path, key=KEY)
     assert [c.failure.kind for c in report.chains if c.failure] == ["truncated"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[]", "{", '{"w0": [true, "x"]}', '{"w0": [1, "ABC"]}', '{"w0": [0, "' + "0" * 64 + '"]}'],
+)
+def test_a_malformed_anchor_is_a_one_line_error(tmp_path, content):
+    ingest(tmp_path / "s", audit_lines(2))
+    anchor = tmp_path / "anchor.json"
+    anchor.write_text(content)
+    out = cli("--data-dir", str(tmp_path / "s"), "--anchor", str(anchor))
+    assert out.returncode == 2
+    assert (
+        out.stderr.decode().startswith("qlingest: error: anchor") and b"Traceback" not in out.stderr
+    )

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,10 +233,16 @@ def verify(
         cps = [json.dumps(c) for c in checkpoints if c["chain"] == chain]
         raw = _core.verify_chain(chain, ordered, cps, key=key, require_seals=require_seals)
         report.chains.append(_chain_report(json.loads(raw)))
+    by_chain = {c.chain: c for c in report.chains}
     for chain, (seq, head) in sorted((anchor or {}).items()):
         failure = _anchor_failure(rows, chain, seq, head)
-        if failure is not None:
+        if failure is None:
+            continue
+        found = by_chain.get(chain)
+        if found is None:
             report.chains.append(ChainReport(chain, failure=failure))
+        elif found.failure is None or failure.seq < found.failure.seq:
+            found.failure = failure
     stray = _unchained_audit_row(rows, categories)
     if stray is not None:
         report.chains.append(ChainReport(chain=None, failure=stray))
@@ -255,19 +262,36 @@ def _anchor_failure(rows: pl.DataFrame, chain: str, seq: int, head: str) -> Fail
 
 
 def read_anchor(path: str | Path) -> dict[str, tuple[int, str]]:
-    """The anchor file's heads; an absent file is an empty anchor."""
+    """The anchor file's heads (``{"<chain>": [seq, head], ...}``); an absent file is an empty
+    anchor. Anything else malformed is a ValueError naming the file."""
     try:
         data = json.loads(Path(path).read_text())
     except FileNotFoundError:
         return {}
-    return {chain: (int(seq), str(head)) for chain, (seq, head) in data.items()}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"anchor {path}: cannot read it: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"anchor {path}: expected an object of chain heads")
+    heads = {}
+    for chain, value in data.items():
+        ok = isinstance(value, list) and len(value) == 2
+        seq, head = value if ok else (None, None)
+        ok = ok and type(seq) is int and seq >= 1 and isinstance(head, str)
+        if not ok or not re.fullmatch(r"[0-9a-f]{64}", head):
+            raise ValueError(f"anchor {path}: chain {chain!r} needs [seq >= 1, 64 lower-case hex]")
+        heads[chain] = (seq, head)
+    return heads
 
 
 def write_anchor(path: str | Path, report: VerifyReport) -> None:
-    """Records each verified chain's head, written aside and renamed into place."""
+    """Records each verified chain's head, written aside and renamed into place; the file keeps
+    its permissions."""
+    path = Path(path)
     heads = {c.chain: list(c.head) for c in report.chains if c.chain and c.records}
-    tmp = Path(f"{path}.tmp")
+    tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(heads, sort_keys=True) + "\n")
+    if path.exists():
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
     os.replace(tmp, path)
 
 

@@ -176,7 +176,17 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     key = audit_key(None)
     if args.require_seals and key is None:
         return _fail(f"--require-seals needs the seal key in {KEY_ENV}")
-    anchor = read_anchor(args.anchor) if args.anchor else None
+    anchor = None
+    if args.anchor:
+        if not Path(args.anchor).parent.is_dir():
+            return _fail(f"anchor {args.anchor}: its directory does not exist")
+        try:
+            anchor = read_anchor(args.anchor)
+        except ValueError as e:
+            return _fail(str(e))
+        if not Path(args.anchor).exists():
+            print(f"qlingest: anchor {args.anchor} not found: no earlier heads to check; "
+                  "it will hold this run's heads", file=sys.stderr)  # fmt: skip
     report = verify(args.data_dir, require_seals=args.require_seals, key=key, anchor=anchor)
     if args.anchor and report.ok:
         write_anchor(args.anchor, report)
