@@ -181,15 +181,10 @@ fn check_reweighted(s: &Stats, within: Option<f64>) {
     }
 }
 
+/// The check at its own size: shares within 4 sd, reweighted counts within 4 sd of
+/// their own variance (1 % holds for every level only from ~100M events, below), every trace
+/// one decision, always-keep never dropping.
 #[test]
-fn shares_reweighting_and_traces_over_200k_events() {
-    let s = run(200_000, None);
-    check_shares(&s);
-    check_reweighted(&s, None);
-}
-
-#[test]
-#[ignore = "1M events: run with --release -- --ignored"]
 fn shares_reweighting_and_traces_over_1m_events() {
     let s = run(1_000_000, None);
     check_shares(&s);
