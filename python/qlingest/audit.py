@@ -223,42 +223,99 @@ def verify(
         failure = Failure("unreadable", 0, file, None, "a readable Parquet file", reason)
         report.chains.append(ChainReport(chain=None, failure=failure))
         return report
-    rows = _chain_rows(data_dir, categories)
-    checkpoints = read_checkpoints(data_dir)
-    chains = set(rows["audit_chain"].drop_nulls().unique()) | {c["chain"] for c in checkpoints}
-    chains |= set(anchor or {})
-    for chain in sorted(chains):
-        mine = rows.filter(pl.col("audit_chain") == chain)
-        ordered = mine.sort(["audit_seq", "source_file", "source_row"])
-        cps = [json.dumps(c) for c in checkpoints if c["chain"] == chain]
-        raw = _core.verify_chain(chain, ordered, cps, key=key, require_seals=require_seals)
-        report.chains.append(_chain_report(json.loads(raw)))
-    by_chain = {c.chain: c for c in report.chains}
-    for chain, (seq, head) in sorted((anchor or {}).items()):
-        failure = _anchor_failure(rows, chain, seq, head)
-        if failure is None:
-            continue
-        found = by_chain.get(chain)
-        if found is None:
-            report.chains.append(ChainReport(chain, failure=failure))
-        elif found.failure is None or failure.seq < found.failure.seq:
-            found.failure = failure
-    stray = _unchained_audit_row(rows, categories)
-    if stray is not None:
-        report.chains.append(ChainReport(chain=None, failure=stray))
+    walk = _StoreWalk(Path(data_dir), categories, key, require_seals, anchor or {})
+    walk.run()
+    report.chains.extend(walk.reports())
     return report
 
 
-def _anchor_failure(rows: pl.DataFrame, chain: str, seq: int, head: str) -> Failure | None:
-    found = rows.filter((pl.col("audit_chain") == chain) & (pl.col("audit_seq") == seq))
-    if found.is_empty():
-        return Failure("truncated", seq, None, None, head, "no record (anchored head)")
-    row = found.row(0, named=True)
-    if row["audit_hash"] != head:
-        return Failure(
-            "modified", seq, row["source_file"], row["source_row"], head, row["audit_hash"]
-        )
-    return None
+class _StoreWalk:
+    """One pass over the store, one file at a time: each file's audit rows go, per chain and in
+    seq order, to that chain's verifier in the core. Files are visited in each writer's commit
+    order, which is chain order, so memory is that of one file; rows out of place show up as
+    links out of order."""
+
+    def __init__(self, root: Path, categories, key, require_seals, anchor) -> None:
+        self.root, self.categories, self.key, self.require = root, categories, key, require_seals
+        self.anchor = anchor
+        self.anchored: dict[str, dict] = {}
+        self.checkpoints: dict[str, list[str]] = {}
+        for entry in read_checkpoints(root):
+            self.checkpoints.setdefault(entry["chain"], []).append(json.dumps(entry))
+        self.verifiers: dict[str, _core.ChainVerifier] = {}
+        self.stray: Failure | None = None
+
+    def _verifier(self, chain: str) -> _core.ChainVerifier:
+        if chain not in self.verifiers:
+            cps = self.checkpoints.get(chain, [])
+            self.verifiers[chain] = _core.ChainVerifier(
+                chain, cps, key=self.key, require_seals=self.require
+            )
+        return self.verifiers[chain]
+
+    def run(self) -> None:
+        for path in _files_in_commit_order(self.root):
+            frame = _read_file(self.root, path)
+            if "audit_chain" not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, pl.String).alias("audit_chain"))
+            chained = pl.col("audit_chain").is_not_null()
+            if self.stray is None:
+                self.stray = _unchained_audit_row(frame, self.categories)
+            rows = frame.filter(chained)
+            if rows.is_empty():
+                continue
+            for (chain,), part in rows.partition_by("audit_chain", as_dict=True).items():
+                part = part.sort("audit_seq", maintain_order=True)
+                self._verifier(chain).push(part)
+                self._note_anchor(chain, part)
+
+    def _note_anchor(self, chain: str, part: pl.DataFrame) -> None:
+        if chain in self.anchor:
+            seq = self.anchor[chain][0]
+            hit = part.filter(pl.col("audit_seq") == seq)
+            if not hit.is_empty():
+                self.anchored[chain] = hit.row(0, named=True)
+
+    def reports(self) -> list[ChainReport]:
+        chains = set(self.verifiers) | set(self.checkpoints) | set(self.anchor)
+        reports = []
+        for chain in sorted(chains):
+            report = _chain_report(json.loads(self._verifier(chain).finish()))
+            anchored = self._anchor_failure(chain)
+            if anchored is not None and (
+                report.failure is None or anchored.seq < report.failure.seq
+            ):
+                report.failure = anchored
+            reports.append(report)
+        if self.stray is not None:
+            reports.append(ChainReport(chain=None, failure=self.stray))
+        return reports
+
+    def _anchor_failure(self, chain: str) -> Failure | None:
+        if chain not in self.anchor:
+            return None
+        seq, head = self.anchor[chain]
+        row = self.anchored.get(chain)
+        if row is None:
+            return Failure("truncated", seq, None, None, head, "no record (anchored head)")
+        if row["audit_hash"] != head:
+            return Failure(
+                "modified", seq, row["source_file"], row["source_row"], head, row["audit_hash"]
+            )
+        return None
+
+
+def _files_in_commit_order(root: Path) -> list[Path]:
+    """Every stored Parquet file, by writer and then by the writer's file number."""
+
+    def order(path: Path) -> tuple:
+        m = _PART_NAME.match(path.name)
+        return (0, m["writer"], int(m["seq"]), "") if m else (1, "", 0, path.as_posix())
+
+    return sorted((p for tier in TIERS for p in (root / tier).rglob("*.parquet")), key=order)
+
+
+_PART_NAME = re.compile(r"^part-(?P<writer>[A-Za-z0-9_.-]+)-(?P<seq>\d+)\.parquet$")
 
 
 def read_anchor(path: str | Path) -> dict[str, tuple[int, str]]:
@@ -312,30 +369,6 @@ def _unchained_audit_row(rows: pl.DataFrame, categories: tuple[str, ...]) -> Fai
         return None
     row = stray.row(0, named=True)
     return Failure("inserted", 0, row["source_file"], row["source_row"], "a chained record", "null")
-
-
-def _chain_rows(
-    data_dir: str | Path, categories: tuple[str, ...] = (AUDIT_CATEGORY,)
-) -> pl.DataFrame:
-    """Every stored row that is chained or in an audit category, with its file and index."""
-    root = Path(data_dir)
-    frames = []
-    for tier in TIERS:
-        for path in sorted((root / tier).rglob("*.parquet")):
-            frame = _read_file(root, path)
-            if "audit_chain" not in frame.columns:
-                frame = frame.with_columns(pl.lit(None, pl.String).alias("audit_chain"))
-            audit = pl.col("audit_chain").is_not_null() | pl.col("category").is_in(categories)
-            frames.append(frame.filter(audit))
-    if not frames:
-        names = ("audit_chain", "category", "source_file", "audit_prev_hash", "audit_hash")
-        schema = {
-            **dict.fromkeys(names, pl.String),
-            "audit_seq": pl.UInt64,
-            "source_row": pl.UInt32,
-        }
-        return pl.DataFrame(schema=schema)
-    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def unreadable_files(data_dir: str | Path) -> list[tuple[str, str]]:

@@ -92,3 +92,64 @@ pub fn verify_chain(
     sonic_rs::to_string(&report)
         .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
 }
+
+/// One chain's verifier, fed file by file: rows of the chain in ascending `audit_seq`, with
+/// `source_file` and `source_row`. Memory stays that of one file, whatever the store's size.
+#[pyclass(name = "ChainVerifier", module = "qlingest._core", frozen)]
+pub struct PyChainVerifier {
+    verifier: Mutex<Option<Verifier>>,
+}
+
+#[pymethods]
+impl PyChainVerifier {
+    #[new]
+    #[pyo3(signature = (chain_id, checkpoints, *, key = None, require_seals = false))]
+    fn new(
+        chain_id: &str,
+        checkpoints: Vec<String>,
+        key: Option<PyBackedBytes>,
+        require_seals: bool,
+    ) -> PyResult<Self> {
+        let entries = checkpoints
+            .iter()
+            .map(|l| Checkpoint::from_json(l))
+            .collect::<crate::error::Result<Vec<_>>>()
+            .py_err()?;
+        let verifier = Verifier::new(chain_id, entries, key.as_deref(), require_seals).py_err()?;
+        Ok(PyChainVerifier {
+            verifier: Mutex::new(Some(verifier)),
+        })
+    }
+
+    /// Checks the next rows of the chain.
+    fn push(&self, py: Python<'_>, frame: &Bound<'_, PyAny>) -> PyResult<()> {
+        let (_, batches) = import_batches(frame)?;
+        let mut guard = self.verifier.lock().unwrap_or_else(|e| e.into_inner());
+        let verifier = guard.as_mut().ok_or_else(finished)?;
+        py.detach(|| {
+            batches
+                .iter()
+                .filter(|b| b.num_rows() > 0)
+                .try_for_each(|b| verifier.push(b))
+        })
+        .py_err()
+    }
+
+    /// The chain's report as JSON text; the verifier cannot be fed afterwards.
+    fn finish(&self) -> PyResult<String> {
+        let verifier = self
+            .verifier
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let report = verifier.ok_or_else(finished)?.finish();
+        sonic_rs::to_string(&report)
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+    }
+}
+
+fn finished() -> PyErr {
+    crate::py::error::to_py(crate::error::Error::Audit(
+        "this chain verifier has already finished".into(),
+    ))
+}

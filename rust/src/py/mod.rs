@@ -22,6 +22,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<redact::PyRedactor>()?;
     m.add_class::<audit::PyAuditChain>()?;
     m.add_function(wrap_pyfunction!(audit::verify_chain, m)?)?;
+    m.add_class::<audit::PyChainVerifier>()?;
     generate::register(m)?;
     Ok(())
 }
