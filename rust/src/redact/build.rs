@@ -6,9 +6,11 @@ use regex::{Regex, RegexBuilder};
 
 use super::action::Renderer;
 use super::config::{Action, CustomRule, RedactConfig};
-use super::keys::KeyMatcher;
+use super::keys::{key_trigger, KeyMatcher};
 use super::prefilter::{bit, Prefilter};
-use super::rules::{BuiltinRule, Trigger, BUILTIN, OPTIONAL, SECRET_KEY_RULE, USER_PASSWORD_RULE};
+use super::rules::{
+    BuiltinRule, Trigger, ASSIGN_RULE, BUILTIN, OPTIONAL, SECRET_KEY_RULE, USER_PASSWORD_RULE,
+};
 use super::validate::Validator;
 use super::{Pattern, Redactor, Rule, REGEX_SIZE_LIMIT};
 use crate::error::{Error, Result};
@@ -22,7 +24,7 @@ pub fn build(config: RedactConfig) -> Result<Redactor> {
     let mut triggers = Vec::new();
     for spec in BUILTIN.iter().filter(|s| enabled(s, &config)) {
         rules.push(builtin_rule(spec, &config)?);
-        triggers.push((spec.trigger)());
+        triggers.push(builtin_trigger(spec, &config));
     }
     let mut custom_patterns = Vec::new();
     for custom in &config.rules {
@@ -57,6 +59,7 @@ fn assemble(config: RedactConfig, rules: Vec<Rule>, prefilter: Prefilter) -> Res
         .filter(|(_, r)| r.patterns.iter().any(|p| !p.keywords.is_empty()))
         .fold(0, |m, (i, _)| m | bit(i));
     Ok(Redactor {
+        assign_rule: rules.iter().position(|r| r.name == ASSIGN_RULE),
         rules,
         names,
         prefilter,
@@ -68,6 +71,17 @@ fn assemble(config: RedactConfig, rules: Vec<Rule>, prefilter: Prefilter) -> Res
         pseudonymize: config.pseudonymize,
         hash_fallback,
     })
+}
+
+/// A rule's trigger; `secret_param` also wakes on the configured key names (it classifies names).
+fn builtin_trigger(spec: &BuiltinRule, config: &RedactConfig) -> Trigger {
+    match (spec.name == ASSIGN_RULE, (spec.trigger)()) {
+        (true, Trigger::Literals(mut words)) => {
+            words.extend(config.keys.iter().filter_map(|k| key_trigger(k)));
+            Trigger::Literals(words)
+        }
+        (_, trigger) => trigger,
+    }
 }
 
 fn enabled(spec: &BuiltinRule, config: &RedactConfig) -> bool {

@@ -7,6 +7,7 @@ const SECRET_KEYS: &[&str] = &[
     "apikey",
     "xapikey",
     "password",
+    "pass",
     "passwd",
     "pwd",
     "passphrase",
@@ -172,6 +173,16 @@ impl KeyMatcher {
         }
         false
     }
+}
+
+// Limitation: a configured key is seen in free text only when its last word is written as
+// configured (`keys = ["sessionid"]` misses `session_id=…`; `["session_id"]` finds both).
+/// The prefilter literal of a configured key: its last word, lower case (`session_id` -> `id`).
+pub fn key_trigger(key: &str) -> Option<String> {
+    let word = key
+        .rsplit(|c: char| is_separator(c as u8) && c.is_ascii())
+        .next()?;
+    (!word.is_empty()).then(|| word.to_ascii_lowercase())
 }
 
 /// Lower case with `_`, `-`, `.` and spaces removed: `X-Api-Key` -> `xapikey`.

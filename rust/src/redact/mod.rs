@@ -5,6 +5,7 @@
 //! it flags run their regexes, validators and evidence checks. See `docs/redaction.md`.
 
 mod action;
+mod assign;
 mod build;
 mod config;
 mod escape;
@@ -69,6 +70,8 @@ pub struct Redactor {
     /// Rules whose evidence may come from the enclosing key name.
     keyword_mask: RuleMask,
     keys: KeyMatcher,
+    /// Index of `secret_param`, which also takes values assigned to secret key names in text.
+    assign_rule: Option<usize>,
     /// Action of key rules; None when `secret_key` is disabled.
     key_action: Option<Action>,
     /// Action of `user_password`; None when disabled.

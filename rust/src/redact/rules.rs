@@ -196,11 +196,19 @@ pub static BUILTIN: &[BuiltinRule] = &[
                 "key",
                 "signature",
                 "credential",
+                // Key names the classifier knows (assignments in text) and `mysql -p…`.
+                "cookie",
+                "authorization",
+                "cvv",
+                "cvc",
+                "mysql",
+                "mariadb",
             ])
         },
         patterns: &[
             checked(SECRET_PARAM, 1, Validator::Unquote),
             checked(SECRET_FLAG, 1, Validator::Unquote),
+            checked(MYSQL_P, 1, Validator::Unquote),
         ],
     },
     BuiltinRule {
@@ -320,6 +328,16 @@ const SECRET_FLAG: &str = concat!(
     r#")(?:[ \t]+|=)"#,
     param_value!(r#"[^-\s"'&;,<>]"#)
 );
+
+/// `secret_param`: a password glued to `-p` on a MySQL or MariaDB client command line
+/// (`mysql -uroot -pS3cret db`); `-p` alone prompts, and upper-case `-P` is the port.
+const MYSQL_P: &str = concat!(
+    r#"(?:^|[^A-Za-z0-9_-])(?i:mysql|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|"#,
+    r#"mariadb|mariadb-dump)(?:[ \t]+[^\s]+)*?[ \t]+-p([^-\s"'&;,<>][^\s"'&;,<>]*)"#
+);
+
+/// The rule that also takes values assigned to secret key names in free text.
+pub const ASSIGN_RULE: &str = "secret_param";
 
 /// Names of the optional kinds.
 pub const OPTIONAL: &[&str] = &["ipv4", "ipv6", "phone"];

@@ -683,3 +683,95 @@ fn malformed_dead_letters_still_lose_secret_keyed_values() {
     let clean = br#"{"user":"x", "n": 1,"#;
     assert!(matches!(r.redact_bytes(clean, &mut []), Cow::Borrowed(_)));
 }
+
+#[test]
+fn assignments_to_secret_key_names_in_free_text() {
+    for (text, want) in [
+        ("mypassword=Abc123xyz", "mypassword=[REDACTED:secret_param]"),
+        (
+            "env PGPASSWORD=EnvPw2 psql",
+            "env PGPASSWORD=[REDACTED:secret_param] psql",
+        ),
+        (
+            "secret_key=SomeLongerSecret12",
+            "secret_key=[REDACTED:secret_param]",
+        ),
+        (
+            "user=bob pass=ShortPass5 ok",
+            "user=bob pass=[REDACTED:secret_param] ok",
+        ),
+        (
+            "passwd=Pw3 pwd:Pw4",
+            "passwd=[REDACTED:secret_param] pwd:[REDACTED:secret_param]",
+        ),
+        ("cookie=CookieVal15abcdef", "cookie=[REDACTED:secret_param]"),
+        (
+            "Cookie: session=CookieVal15abcdef",
+            "Cookie: [REDACTED:secret_param]",
+        ),
+        (
+            "Cookie: a=CookieVal15; b=2\nnext line",
+            "Cookie: [REDACTED:secret_param]\nnext line",
+        ),
+        (
+            "xxxxxxxxxxxxpassword=Abc123xyz",
+            "xxxxxxxxxxxxpassword=[REDACTED:secret_param]",
+        ),
+        (
+            "spring.datasource.password = Dotted7",
+            "spring.datasource.password = [REDACTED:secret_param]",
+        ),
+        (
+            "{'db_password': 'Py dict8'}",
+            "{'db_password': '[REDACTED:secret_param]'}",
+        ),
+        (
+            "Authorization: Token short9",
+            "Authorization: Token [REDACTED:secret_param]",
+        ),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+}
+
+#[test]
+fn assignments_under_plain_names_or_without_values_stay() {
+    for clean in [
+        "token_count=5",
+        "password_reset=true",
+        "nextToken=abc",
+        "pass == null",
+        "password : reset",
+        "Cookie:",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn configured_keys_apply_to_free_text_assignments() {
+    let config = RedactConfig {
+        keys: vec!["session_id".into()],
+        ..Default::default()
+    };
+    let r = Redactor::new(config).unwrap();
+    assert_eq!(
+        r.redact_text("login session_id=Sess11 ok", &mut []),
+        "login session_id=[REDACTED:secret_param] ok"
+    );
+}
+
+#[test]
+fn mysql_password_glued_to_dash_p() {
+    assert_eq!(
+        red("mysql -uroot -pMysqlPw6 appdb"),
+        "mysql -uroot -p[REDACTED:secret_param] appdb"
+    );
+    assert_eq!(
+        red("/usr/bin/mysqldump -h db -pDumpPw7 --all-databases"),
+        "/usr/bin/mysqldump -h db -p[REDACTED:secret_param] --all-databases"
+    );
+    for clean in ["mysql -p appdb", "mysql -P3306 -u root", "grep -pattern x"] {
+        assert_eq!(red(clean), clean);
+    }
+}

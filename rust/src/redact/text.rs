@@ -90,6 +90,9 @@ impl Redactor {
                 rule.find(text, ctx, i, spans);
             }
         }
+        if let Some(i) = self.assign_rule.filter(|&i| i >= 64 || mask & bit(i) != 0) {
+            self.assignment_spans(text, i, spans);
+        }
     }
 
     /// Replacements already present (markers, hashes) are never replaced again.
@@ -129,9 +132,10 @@ pub fn bump(counts: &mut [u64], i: usize) {
     }
 }
 
-/// Sorts spans and merges overlapping or touching ones; the earliest (longest) span names the rule.
+/// Sorts spans and merges overlapping or touching ones; the earliest (longest) span names the rule,
+/// and of equal spans the first rule (the more specific: `jwt` before `secret_param`).
 fn merge(mut spans: Vec<Span>) -> Vec<Span> {
-    spans.sort_unstable_by_key(|s| (s.start, Reverse(s.end)));
+    spans.sort_unstable_by_key(|s| (s.start, Reverse(s.end), s.rule));
     let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
     for s in spans {
         match merged.last_mut() {

@@ -1,0 +1,151 @@
+//! Named assignments in free text (`name=value`, `name: value`, `"name": "value"`) whose name the
+//! key classifier calls secret, so text and JSON agree on which names hold secrets.
+
+use std::ops::Range;
+
+use memchr::memchr2_iter;
+
+use super::keys::{normalize, KeyKind};
+use super::text::Span;
+use super::Redactor;
+
+/// Longest quoted value taken; a longer one is treated as unclosed.
+const MAX_QUOTED: usize = 256;
+
+/// Names whose `name: value` form is an HTTP header: the value runs to the line end.
+const HEADER_NAMES: &[&[u8]] = &[b"cookie", b"setcookie"];
+
+/// Names whose header value starts with a scheme word (`Bearer`, `Basic`) that is kept.
+const SCHEME_NAMES: &[&[u8]] = &[b"authorization", b"proxyauthorization"];
+
+impl Redactor {
+    /// Pushes, as rule `rule`, the value of every assignment to a secret name in `text`.
+    pub(super) fn assignment_spans(&self, text: &str, rule: usize, spans: &mut Vec<Span>) {
+        let b = text.as_bytes();
+        for sep in memchr2_iter(b'=', b':', b) {
+            let Some(name) = name_before(b, sep) else {
+                continue;
+            };
+            if self.keys.kind(&b[name.clone()]) != KeyKind::Secret {
+                continue;
+            }
+            if let Some(v) = value_after(b, sep, &b[name]) {
+                spans.push(Span {
+                    start: v.start,
+                    end: v.end,
+                    rule,
+                    decoded: None,
+                });
+            }
+        }
+    }
+}
+
+/// A name byte: letters, digits and the separators the classifier ignores.
+fn is_name(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
+}
+
+/// The name assigned by the `=` or `:` at `sep`: `name=`, `name =`, `name:`, `"name": `.
+fn name_before(b: &[u8], sep: usize) -> Option<Range<usize>> {
+    let mut end = sep;
+    while end > 0 && matches!(b[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    let quote = end
+        .checked_sub(1)
+        .map(|i| b[i])
+        .filter(|q| matches!(q, b'"' | b'\''));
+    // `name :` is prose more often than a label; only `=` and quoted keys allow the space.
+    if end < sep && b[sep] == b':' && quote.is_none() {
+        return None;
+    }
+    if quote.is_some() {
+        end -= 1;
+    }
+    let mut start = end;
+    while start > 0 && is_name(b[start - 1]) {
+        start -= 1;
+    }
+    let opened = quote.is_none() || (start > 0 && Some(b[start - 1]) == quote);
+    (start < end && opened).then_some(start..end)
+}
+
+/// The value after the separator at `sep`, without quotes; None when there is none.
+fn value_after(b: &[u8], sep: usize, name: &[u8]) -> Option<Range<usize>> {
+    let mut i = sep + 1;
+    while i < b.len() && matches!(b[i], b' ' | b'\t') {
+        i += 1;
+    }
+    let first = *b.get(i)?;
+    if first == b'=' || (first == b':' && b[sep] == b':') {
+        return None;
+    }
+    if matches!(first, b'"' | b'\'') {
+        if let Some(end) = quoted_end(b, i) {
+            return (end > i + 1).then_some(i + 1..end);
+        }
+    }
+    if b[sep] == b':' && !matches!(first, b'"' | b'\'') {
+        let norm = normalize(name);
+        if HEADER_NAMES.contains(&norm.as_slice()) {
+            return non_empty(i..line_end(b, i));
+        }
+        if SCHEME_NAMES.contains(&norm.as_slice()) {
+            return non_empty(after_scheme(b, i)..line_end(b, i));
+        }
+    }
+    let len = b[i..]
+        .iter()
+        .position(|c| {
+            c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b'&' | b';' | b',' | b'<' | b'>')
+        })
+        .unwrap_or(b.len() - i);
+    non_empty(i..i + len)
+}
+
+fn non_empty(r: Range<usize>) -> Option<Range<usize>> {
+    (r.start < r.end).then_some(r)
+}
+
+/// Index of the quote closing the one at `open`, on the same line and within `MAX_QUOTED`.
+fn quoted_end(b: &[u8], open: usize) -> Option<usize> {
+    let q = b[open];
+    let mut i = open + 1;
+    while i < b.len() && i <= open + MAX_QUOTED {
+        match b[i] {
+            c if c == q => return Some(i),
+            b'\n' => return None,
+            b'\\' if q == b'"' => i += 2,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// The end of the line holding `i`, trailing whitespace excluded.
+fn line_end(b: &[u8], i: usize) -> usize {
+    let mut end = i + memchr::memchr(b'\n', &b[i..]).unwrap_or(b.len() - i);
+    while end > i && b[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    end
+}
+
+/// Past a leading scheme word and its space (`Bearer x` -> `x`); `i` when there is none.
+fn after_scheme(b: &[u8], i: usize) -> usize {
+    let word = b[i..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
+    match b.get(i + word) {
+        Some(b' ')
+            if word > 0
+                && b.get(i + word + 1)
+                    .is_some_and(|c| !c.is_ascii_whitespace()) =>
+        {
+            i + word + 1
+        }
+        _ => i,
+    }
+}
