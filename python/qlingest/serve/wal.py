@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from qlingest.store import fsync_dir
+
 __all__ = ["Wal", "WalRecord"]
 
 MAGIC = b"QLWAL1\n\0"
@@ -118,7 +120,7 @@ class Wal:
         self._segments.append(_Segment(path, self.next_seq, first_file, size=_SEGMENT_HEAD.size))
         if self.fsync_enabled:
             os.fsync(self._fd)
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
 
     def append(self, records: list[tuple[int, str, bytes]]) -> list[WalRecord]:
         """Writes ``(observed_ns, source, payload)`` records in one write; numbers them."""
@@ -173,7 +175,7 @@ class Wal:
             seg.path.unlink(missing_ok=True)
         self._segments.clear()
         if self.fsync_enabled:
-            _fsync_dir(self.dir)
+            fsync_dir(self.dir)
 
     def _close_fd(self) -> None:
         if self._fd >= 0:
@@ -181,11 +183,3 @@ class Wal:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,6 +8,7 @@ use arrow_array::types::{Float64Type, TimestampNanosecondType, UInt64Type};
 use arrow_array::{Array, Float64Array, RecordBatch, TimestampNanosecondArray, UInt64Array};
 use arrow_schema::{DataType, TimeUnit};
 
+use crate::decode::time::civil_from_days;
 use crate::error::{Error, Result};
 use crate::schema::{self, event_schema};
 
@@ -265,19 +266,6 @@ fn push_digits(out: &mut Vec<u8>, v: u32, width: usize) {
     let end = out.len() + width;
     out.resize(end, b'0');
     fill_digits(&mut out[end - width..], v);
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// A string-valued column in any of the layouts Arrow and Polars use for text.

@@ -3,6 +3,7 @@
 
 use super::json::Obj;
 use super::rng::Rng;
+use crate::decode::time::civil_from_days;
 
 const NS_PER_S: i64 = 1_000_000_000;
 
@@ -63,17 +64,4 @@ pub fn rfc3339(out: &mut String, ns: i64, offset_min: i64, digits: usize, zulu: 
             offset_min.abs() % 60
         );
     }
-}
-
-/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }

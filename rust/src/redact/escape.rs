@@ -141,31 +141,5 @@ pub fn json_unescape(raw: &str) -> std::borrow::Cow<'_, str> {
 
 /// Appends `s` as a JSON string literal, quotes included.
 pub fn push_json_string(s: &str, out: &mut String) {
-    out.push('"');
-    // Most keys and values need no escape; this check vectorizes.
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
-        out.push_str(s);
-        out.push('"');
-        return;
-    }
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        match esc.is_empty() {
-            true => out.push_str(&format!("\\u{b:04x}")),
-            false => out.push_str(esc),
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
+    crate::decode::json::write_json_str(out, s);
 }
