@@ -160,3 +160,11 @@ def test_a_header_line_does_not_turn_a_json_file_into_text(tmp_path):
     assert summary["events_written"] == 2 and summary["dead_letters_by_reason"] == {
         "malformed_json": 1
     }
+
+
+def test_a_header_and_one_json_line_is_still_ndjson(tmp_path):
+    src = tmp_path / "a.ndjson"
+    src.write_text('timestamp,level,message\n{"ts":1700000000,"msg":"one"}\n')
+    out = run("ingest", str(src), "--data-dir", str(tmp_path / "s"), "--json")
+    summary = json.loads(out.stdout)
+    assert summary["events_written"] == 1 and summary["dead_lettered"] == 1

@@ -129,3 +129,12 @@ def test_public_sampler_takes_a_policy_name_and_names_rules():
     decisions = Sampler("cost-optimized").decide(frame)
     assert decisions["keep"].to_list() == [True, True]
     assert decisions["rule"].to_list() == ["severe", "audit (security.*)"]
+
+
+def test_a_nan_rate_is_named_not_read_as_missing(tmp_path):
+    from qlingest.config import sampling_policy
+
+    policy = tmp_path / "p.toml"
+    policy.write_text('[[rules]]\nname = "r"\nrate = nan\n')
+    with pytest.raises(ConfigError, match=r"sampling.rules\[0\].rate: nan is not a finite number"):
+        Pipeline(config=load_config(sampling=sampling_policy(policy))).decode(b"{}\n")

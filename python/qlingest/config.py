@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -230,7 +231,20 @@ def policy_json(policy: dict[str, Any] | None) -> str | None:
         return None
     if set(policy) == {"policy"}:
         policy = sampling_policy(policy["policy"])
+    _check_finite(policy, "sampling")
     return msgspec.json.encode(policy).decode()
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """JSON has no NaN or infinity (they would arrive as null): name the key instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: {value} is not a finite number")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_finite(item, f"{where}[{i}]")
 
 
 def load_config(path: str | Path | None = None, **overrides: object) -> Config:

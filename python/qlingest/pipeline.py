@@ -332,12 +332,12 @@ def _warn_once(message: str) -> None:
 
 
 def _sniff(data: bytes, lines: int = 64) -> str:
-    """NDJSON when most of the first non-blank lines open an object, text otherwise; a header
+    """NDJSON when at least half of the first non-blank lines open an object, text otherwise; a header
     line or two do not turn a JSON file into text (they become dead letters instead)."""
     head = [ln.strip() for ln in data[: 1 << 20].split(b"\n", lines)[:lines]]
     head = [ln.removeprefix(b"\xef\xbb\xbf") for ln in head if ln]
     objects = sum(ln.startswith(b"{") for ln in head)
-    return "ndjson" if head and objects * 2 > len(head) else "text"
+    return "ndjson" if head and objects * 2 >= len(head) else "text"
 
 
 def _json(section: object) -> str:
