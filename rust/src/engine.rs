@@ -16,18 +16,13 @@ use crate::schema::{CATEGORY, TIMESTAMP};
 
 /// What one batch produced, with the counters the summary needs.
 pub struct Output {
-    pub events: RecordBatch,
-    pub dead_letters: RecordBatch,
-    pub lines: u64,
-    pub blank_lines: u64,
-    pub unparsed: u64,
-    /// Redactions per redaction rule.
-    pub redactions: Vec<u64>,
+    /// Decoding's output, its `events` sampled.
+    pub decoded: DecodeOutput,
     /// Events sampled out per sampling rule (empty without a sampler).
     pub sampled_out: Vec<u64>,
     /// Events whose trace id could not serve as randomness.
     pub fallback_hashes: u64,
-    /// `events` split by store partition (see `split_by_partition`).
+    /// The sampled events split by store partition (see `split_by_partition`).
     pub partitions: Vec<RecordBatch>,
 }
 
@@ -74,36 +69,23 @@ impl Engine {
         first_line: u64,
         observed_ns: i64,
     ) -> Result<Output> {
-        let decoded =
+        let mut decoded =
             self.decoder
                 .decode(data, self.scrub.as_ref(), source, first_line, observed_ns)?;
-        let DecodeOutput {
-            events,
-            dead_letters,
-            lines,
-            blank_lines,
-            unparsed,
-            redactions,
-        } = decoded;
-        let mut out = Output {
-            events,
-            dead_letters,
-            lines,
-            blank_lines,
-            unparsed,
-            redactions,
-            sampled_out: Vec::new(),
-            fallback_hashes: 0,
-            partitions: Vec::new(),
-        };
+        let (mut sampled_out, mut fallback_hashes) = (Vec::new(), 0);
         if let Some(sampler) = &self.sampler {
-            let decisions = lock(sampler).decide(&out.events, observed_ns)?;
-            out.events = sample::apply(&out.events, &decisions)?;
-            out.sampled_out = decisions.dropped_by_rule;
-            out.fallback_hashes = decisions.fallback_hashes;
+            let decisions = lock(sampler).decide(&decoded.events, observed_ns)?;
+            decoded.events = sample::apply(&decoded.events, &decisions)?;
+            sampled_out = decisions.dropped_by_rule;
+            fallback_hashes = decisions.fallback_hashes;
         }
-        out.partitions = split_by_partition(&out.events)?;
-        Ok(out)
+        let partitions = split_by_partition(&decoded.events)?;
+        Ok(Output {
+            decoded,
+            sampled_out,
+            fallback_hashes,
+            partitions,
+        })
     }
 }
 
@@ -111,36 +93,39 @@ impl Engine {
 /// compact string buffers. A part buffered for a later file then holds only its own bytes,
 /// not the whole input chunk its rows came from, nor the builders' spare capacity.
 pub fn split_by_partition(batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
-    const NS_PER_HOUR: i64 = 3_600_000_000_000;
-    let category = batch
-        .column_by_name(CATEGORY)
-        .map(|c| c.as_string_view().clone());
-    let ts = batch
-        .column_by_name(TIMESTAMP)
-        .map(|c| c.as_primitive::<TimestampNanosecondType>().clone());
-    let (Some(category), Some(ts)) = (category, ts) else {
-        return Ok(vec![compact(batch.clone())?]);
-    };
-    let mut groups: HashMap<(Option<&str>, i64), Vec<u32>> = HashMap::new();
-    for row in 0..batch.num_rows() {
-        let key = (
-            category.is_valid(row).then(|| category.value(row)),
-            ts.value(row).div_euclid(NS_PER_HOUR),
-        );
-        groups.entry(key).or_default().push(row as u32);
-    }
+    let groups = partition_rows(batch);
     if groups.len() <= 1 {
         return Ok(vec![compact(batch.clone())?]);
     }
-    let mut parts: Vec<(usize, RecordBatch)> = Vec::with_capacity(groups.len());
-    for rows in groups.into_values() {
-        let first = rows[0] as usize;
-        let part = take_record_batch(batch, &UInt32Array::from(rows))?;
-        parts.push((first, compact(part)?));
+    groups
+        .into_iter()
+        .map(|rows| compact(take_record_batch(batch, &UInt32Array::from(rows))?))
+        .collect()
+}
+
+/// Row indices per (category, UTC hour), in order of first appearance; one group when the
+/// batch lacks those columns.
+fn partition_rows(batch: &RecordBatch) -> Vec<Vec<u32>> {
+    const NS_PER_HOUR: i64 = 3_600_000_000_000;
+    let category = batch.column_by_name(CATEGORY).map(|c| c.as_string_view());
+    let ts = batch
+        .column_by_name(TIMESTAMP)
+        .map(|c| c.as_primitive::<TimestampNanosecondType>());
+    let (Some(category), Some(ts)) = (category, ts) else {
+        return vec![(0..batch.num_rows() as u32).collect()];
+    };
+    let mut index: HashMap<(Option<&str>, i64), usize> = HashMap::new();
+    let mut groups: Vec<Vec<u32>> = Vec::new();
+    for row in 0..batch.num_rows() {
+        let name = category.is_valid(row).then(|| category.value(row));
+        let key = (name, ts.value(row).div_euclid(NS_PER_HOUR));
+        let slot = *index.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(row as u32);
     }
-    // Input order of first appearance, so the split is deterministic.
-    parts.sort_by_key(|(first, _)| *first);
-    Ok(parts.into_iter().map(|(_, b)| b).collect())
+    groups
 }
 
 fn compact(batch: RecordBatch) -> Result<RecordBatch> {
@@ -158,4 +143,35 @@ fn compact(batch: RecordBatch) -> Result<RecordBatch> {
 fn lock(sampler: &Mutex<Sampler>) -> std::sync::MutexGuard<'_, Sampler> {
     // A panic while deciding leaves adaptive state that is still usable.
     sampler.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+
+    use super::*;
+    use crate::decode::DecodeConfig;
+
+    #[test]
+    fn batches_split_by_category_and_hour_in_order_of_first_appearance() {
+        let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
+        let input = br#"{"ts":0,"category":"b","msg":"1"}
+{"ts":0,"category":"a","msg":"2"}
+{"ts":3600,"category":"b","msg":"3"}
+{"ts":1,"category":"b","msg":"4"}"#;
+        let out = engine.process(input, "t", 1, 0).unwrap();
+        let messages: Vec<Vec<&str>> = out
+            .partitions
+            .iter()
+            .map(|b| {
+                b.column_by_name("message")
+                    .unwrap()
+                    .as_string_view()
+                    .iter()
+                    .flatten()
+                    .collect()
+            })
+            .collect();
+        assert_eq!(messages, vec![vec!["1", "4"], vec!["2"], vec!["3"]]);
+    }
 }

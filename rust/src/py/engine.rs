@@ -99,15 +99,16 @@ impl PyEngine {
 }
 
 fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
+    let decoded = out.decoded;
     let events = PyArrowBatches::new(event_schema(), out.partitions);
-    let dead = PyArrowBatches::new(dead_letter_schema(), vec![out.dead_letters]);
+    let dead = PyArrowBatches::new(dead_letter_schema(), vec![decoded.dead_letters]);
     Ok(PyProcessResult {
         events: Py::new(py, events)?,
         dead_letters: Py::new(py, dead)?,
-        lines: out.lines,
-        blank_lines: out.blank_lines,
-        unparsed: out.unparsed,
-        redactions: out.redactions,
+        lines: decoded.lines,
+        blank_lines: decoded.blank_lines,
+        unparsed: decoded.unparsed,
+        redactions: decoded.redactions,
         sampled_out: out.sampled_out,
         fallback_hashes: out.fallback_hashes,
     })
