@@ -50,18 +50,20 @@ pub fn unescape(raw: &str) -> Option<Cow<'_, str>> {
         return Some(Cow::Borrowed(inner));
     }
     let mut out = String::with_capacity(inner.len());
-    let mut rest = inner;
-    while let Some(i) = rest.find('\\') {
-        out.push_str(&rest[..i]);
-        rest = unescape_one(&rest[i + 1..], &mut out)?;
+    let mut at = 0;
+    while let Some(i) = inner[at..].find('\\') {
+        out.push_str(&inner[at..at + i]);
+        let (c, used) = escape_at(inner, at + i)?;
+        out.push(c);
+        at += i + used;
     }
-    out.push_str(rest);
+    out.push_str(&inner[at..]);
     Some(Cow::Owned(out))
 }
 
-/// Decodes the escape at the start of `s` (just past the backslash); returns what follows.
-fn unescape_one<'a>(s: &'a str, out: &mut String) -> Option<&'a str> {
-    let c = match s.as_bytes().first()? {
+/// The character of the escape at `text[at]` (a backslash) and the bytes it spans.
+pub fn escape_at(text: &str, at: usize) -> Option<(char, usize)> {
+    let c = match text.as_bytes().get(at + 1)? {
         b'"' => '"',
         b'\\' => '\\',
         b'/' => '/',
@@ -70,28 +72,32 @@ fn unescape_one<'a>(s: &'a str, out: &mut String) -> Option<&'a str> {
         b'n' => '\n',
         b'r' => '\r',
         b't' => '\t',
-        b'u' => return unescape_unicode(&s[1..], out),
+        b'u' => return unicode_escape(text, at),
         _ => return None,
     };
-    out.push(c);
-    Some(&s[1..])
+    Some((c, 2))
 }
 
-fn unescape_unicode<'a>(s: &'a str, out: &mut String) -> Option<&'a str> {
-    let unit = u16::from_str_radix(s.get(..4)?, 16).ok()?;
-    let rest = &s[4..];
-    if (0xD800..0xDC00).contains(&unit) {
-        let low = rest.strip_prefix("\\u").and_then(|r| r.get(..4));
-        if let Some(low) = low.and_then(|l| u16::from_str_radix(l, 16).ok()) {
-            if (0xDC00..0xE000).contains(&low) {
-                let c = 0x10000 + (((unit as u32) - 0xD800) << 10) + (low as u32 - 0xDC00);
-                out.push(char::from_u32(c)?);
-                return Some(&rest[6..]);
-            }
-        }
+fn unicode_escape(text: &str, at: usize) -> Option<(char, usize)> {
+    let hi = hex4(text, at + 2)?;
+    if !(0xD800..0xDC00).contains(&hi) {
+        return Some((char::from_u32(hi).unwrap_or('\u{FFFD}'), 6));
     }
-    out.push(char::from_u32(unit as u32).unwrap_or('\u{FFFD}'));
-    Some(rest)
+    let low = text
+        .get(at + 6..at + 8)
+        .filter(|s| *s == "\\u")
+        .and_then(|_| hex4(text, at + 8));
+    match low {
+        Some(lo) if (0xDC00..0xE000).contains(&lo) => {
+            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
+            Some((char::from_u32(c).unwrap_or('\u{FFFD}'), 12))
+        }
+        _ => Some(('\u{FFFD}', 6)),
+    }
+}
+
+fn hex4(text: &str, at: usize) -> Option<u32> {
+    u32::from_str_radix(text.get(at..at + 4)?, 16).ok()
 }
 
 /// An upper bound of the nesting depth: the number of opening brackets, strings included.

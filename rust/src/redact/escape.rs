@@ -2,6 +2,7 @@
 
 use std::ops::Range;
 
+use crate::decode::json::escape_at;
 use memchr::memchr;
 
 /// Text decoded from an original, with each decoded byte's source offset.
@@ -90,45 +91,6 @@ fn hex_pair(b: &[u8], at: usize) -> Option<u8> {
     let hi = (*b.get(at)? as char).to_digit(16)?;
     let lo = (*b.get(at + 1)? as char).to_digit(16)?;
     Some((hi * 16 + lo) as u8)
-}
-
-/// The character of the escape at `text[at]` (a backslash) and the bytes it spans.
-fn escape_at(text: &str, at: usize) -> Option<(char, usize)> {
-    let c = match text.as_bytes().get(at + 1)? {
-        b'"' => '"',
-        b'\\' => '\\',
-        b'/' => '/',
-        b'b' => '\u{8}',
-        b'f' => '\u{c}',
-        b'n' => '\n',
-        b'r' => '\r',
-        b't' => '\t',
-        b'u' => return unicode_escape(text, at),
-        _ => return None,
-    };
-    Some((c, 2))
-}
-
-fn unicode_escape(text: &str, at: usize) -> Option<(char, usize)> {
-    let hi = hex4(text, at + 2)?;
-    if !(0xD800..0xDC00).contains(&hi) {
-        return Some((char::from_u32(hi).unwrap_or('\u{FFFD}'), 6));
-    }
-    let low = text
-        .get(at + 6..at + 8)
-        .filter(|s| *s == "\\u")
-        .and_then(|_| hex4(text, at + 8));
-    match low {
-        Some(lo) if (0xDC00..0xE000).contains(&lo) => {
-            let c = 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00);
-            Some((char::from_u32(c).unwrap_or('\u{FFFD}'), 12))
-        }
-        _ => Some(('\u{FFFD}', 6)),
-    }
-}
-
-fn hex4(text: &str, at: usize) -> Option<u32> {
-    u32::from_str_radix(text.get(at..at + 4)?, 16).ok()
 }
 
 /// Decodes the content of a JSON string (between the quotes).

@@ -8,6 +8,7 @@ use super::escape::push_json_string;
 use super::json::Walker;
 use super::keys::KeyKind;
 use super::Redactor;
+use crate::decode::json::write_member;
 
 impl Redactor {
     /// Appends `"key":value` to the `fields` object being built in `out`, redacted.
@@ -27,9 +28,7 @@ impl Redactor {
             out.push(',');
         }
         if self.field_is_clean(key, raw_value) {
-            push_json_string(key, out);
-            out.push(':');
-            out.push_str(raw_value);
+            write_member(out, key, raw_value);
             return true;
         }
         let kept = self.write_field_slow(key, raw_value, out, counts);
@@ -54,9 +53,7 @@ impl Redactor {
             Ok(_) if raw_value[pos..].trim().is_empty() => {
                 // Nothing redacted: keep the sender's exact text (spacing, escapes).
                 out.truncate(member_start);
-                push_json_string(key, out);
-                out.push(':');
-                out.push_str(raw_value);
+                write_member(out, key, raw_value);
                 return true;
             }
             _ => out.truncate(member_start),
@@ -89,9 +86,7 @@ impl Redactor {
                 if !(out.is_empty() || out.ends_with('{')) {
                     out.push(',');
                 }
-                push_json_string(key, out);
-                out.push(':');
-                out.push_str(raw);
+                write_member(out, key, raw);
             }
             return members.len();
         }
