@@ -213,44 +213,44 @@ fn write_es_number(out: &mut Vec<u8>, digits: &[u8], n: i32) {
 
 /// Writes nanoseconds since the Unix epoch as `"YYYY-MM-DDTHH:MM:SS.fffffffffZ"`.
 pub fn write_timestamp(out: &mut Vec<u8>, ns: i64) {
-    write_timestamp_with(out, ns, &DateCache::default());
+    write_timestamp_with(out, ns, &SecondCache::default());
 }
 
-/// The last day written and its `YYYY-MM-DD` text: events of a batch mostly share a day.
+/// The last whole second written and its `"YYYY-MM-DDTHH:MM:SS` text: the events of a batch
+/// mostly share their second, and always their day.
 #[derive(Default)]
-pub struct DateCache(Cell<Option<(i64, [u8; 10])>>);
+pub struct SecondCache(Cell<Option<(i64, [u8; 20])>>);
 
-impl DateCache {
-    fn date(&self, days: i64) -> [u8; 10] {
+impl SecondCache {
+    fn text(&self, secs: i64) -> [u8; 20] {
         if let Some((cached, text)) = self.0.get() {
-            if cached == days {
+            if cached == secs {
                 return text;
             }
         }
-        let (y, m, d) = civil_from_days(days);
-        let mut text = Vec::with_capacity(10);
-        push_digits(&mut text, y as u32, 4);
-        text.push(b'-');
-        push_digits(&mut text, m, 2);
-        text.push(b'-');
-        push_digits(&mut text, d, 2);
-        let text: [u8; 10] = text.try_into().expect("10 bytes");
-        self.0.set(Some((days, text)));
+        let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+        let tod = secs.rem_euclid(86_400) as u32;
+        let mut text = *b"\"YYYY-MM-DDThh:mm:ss";
+        fill_digits(&mut text[1..5], y as u32);
+        fill_digits(&mut text[6..8], m);
+        fill_digits(&mut text[9..11], d);
+        fill_digits(&mut text[12..14], tod / 3600);
+        fill_digits(&mut text[15..17], tod / 60 % 60);
+        fill_digits(&mut text[18..20], tod % 60);
+        self.0.set(Some((secs, text)));
         text
     }
 }
 
-/// [`write_timestamp`] reusing the date text of the previous call when the day is the same.
-pub fn write_timestamp_with(out: &mut Vec<u8>, ns: i64, dates: &DateCache) {
+/// [`write_timestamp`] reusing the text of the previous call's second when it is the same.
+pub fn write_timestamp_with(out: &mut Vec<u8>, ns: i64, seconds: &SecondCache) {
     let secs = ns.div_euclid(1_000_000_000);
     let frac = ns.rem_euclid(1_000_000_000) as u32;
-    let tod = secs.rem_euclid(86_400) as u32;
     let mut text = *b"\"YYYY-MM-DDThh:mm:ss.fffffffffZ\"";
-    text[1..11].copy_from_slice(&dates.date(secs.div_euclid(86_400)));
-    fill_digits(&mut text[12..14], tod / 3600);
-    fill_digits(&mut text[15..17], tod / 60 % 60);
-    fill_digits(&mut text[18..20], tod % 60);
-    fill_digits(&mut text[21..30], frac);
+    text[..20].copy_from_slice(&seconds.text(secs));
+    // Nine fraction digits as a four-digit and a five-digit half: fewer dependent divisions.
+    fill_digits(&mut text[21..25], frac / 100_000);
+    fill_digits(&mut text[25..30], frac % 100_000);
     out.extend_from_slice(&text);
 }
 
@@ -262,10 +262,26 @@ fn fill_digits(slot: &mut [u8], mut v: u32) {
     }
 }
 
-fn push_digits(out: &mut Vec<u8>, v: u32, width: usize) {
-    let end = out.len() + width;
-    out.resize(end, b'0');
-    fill_digits(&mut out[end - width..], v);
+/// The last float written by one column and its text: rates and amounts repeat across rows.
+#[derive(Default)]
+struct FloatCache(Cell<Option<(u64, [u8; 32], u8)>>);
+
+impl FloatCache {
+    fn write(&self, out: &mut Vec<u8>, f: f64) {
+        if let Some((bits, text, len)) = self.0.get() {
+            if bits == f.to_bits() {
+                return out.extend_from_slice(&text[..len as usize]);
+            }
+        }
+        let start = out.len();
+        write_f64(out, f);
+        let written = &out[start..];
+        if written.len() <= 32 {
+            let mut text = [0u8; 32];
+            text[..written.len()].copy_from_slice(written);
+            self.0.set(Some((f.to_bits(), text, written.len() as u8)));
+        }
+    }
 }
 
 /// A string-valued column in any of the layouts Arrow and Polars use for text.
@@ -338,7 +354,7 @@ pub struct Links<'s> {
 enum Value<'a> {
     Time(&'a TimestampNanosecondArray),
     Text(StrCol<'a>),
-    Float(&'a Float64Array),
+    Float(&'a Float64Array, FloatCache),
     Chain(Option<StrCol<'a>>),
     Seq(Option<&'a UInt64Array>),
     Prev(Option<StrCol<'a>>),
@@ -353,7 +369,7 @@ struct Member<'a> {
 /// Encodes rows of one batch with the event schema as canonical records.
 pub struct Canonicalizer<'a> {
     members: Vec<Member<'a>>,
-    dates: DateCache,
+    seconds: SecondCache,
 }
 
 impl<'a> Canonicalizer<'a> {
@@ -374,7 +390,7 @@ impl<'a> Canonicalizer<'a> {
         }
         Ok(Canonicalizer {
             members,
-            dates: DateCache::default(),
+            seconds: SecondCache::default(),
         })
     }
 
@@ -386,7 +402,7 @@ impl<'a> Canonicalizer<'a> {
                 out.push(b',');
             }
             out.extend_from_slice(&member.key);
-            write_value(&member.value, row, links, &self.dates, out);
+            write_value(&member.value, row, links, &self.seconds, out);
         }
         out.push(b'}');
     }
@@ -415,9 +431,9 @@ fn bind<'a>(batch: &'a RecordBatch, name: &str, read_links: bool) -> Result<Valu
     };
     let value = match name {
         schema::TIMESTAMP | schema::OBSERVED_AT => time_column(column).map(Value::Time),
-        schema::REVENUE | schema::SAMPLE_RATE => {
-            column.as_primitive_opt::<Float64Type>().map(Value::Float)
-        }
+        schema::REVENUE | schema::SAMPLE_RATE => column
+            .as_primitive_opt::<Float64Type>()
+            .map(|c| Value::Float(c, FloatCache::default())),
         schema::AUDIT_SEQ => column
             .as_primitive_opt::<UInt64Type>()
             .map(|c| Value::Seq(Some(c))),
@@ -455,14 +471,15 @@ fn write_value(
     value: &Value<'_>,
     row: usize,
     links: Option<Links<'_>>,
-    dates: &DateCache,
+    seconds: &SecondCache,
     out: &mut Vec<u8>,
 ) {
     match value {
         Value::Time(a) if a.is_null(row) => out.extend_from_slice(b"null"),
-        Value::Time(a) => write_timestamp_with(out, a.value(row), dates),
+        Value::Time(a) => write_timestamp_with(out, a.value(row), seconds),
         Value::Text(c) => write_opt(out, c.get(row), write_str),
-        Value::Float(a) => write_opt(out, (!a.is_null(row)).then(|| a.value(row)), write_f64),
+        Value::Float(a, _) if a.is_null(row) => out.extend_from_slice(b"null"),
+        Value::Float(a, cache) => cache.write(out, a.value(row)),
         Value::Chain(c) => match links {
             Some(l) => write_str(out, l.chain),
             None => write_opt(out, c.as_ref().and_then(|c| c.get(row)), write_str),

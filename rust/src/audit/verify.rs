@@ -140,6 +140,8 @@ pub struct Verifier {
     pending: Option<Pending>,
     failure: Option<Failure>,
     buf: Vec<u8>,
+    /// Link hashes of the current batch's rows over their stored `audit_prev_hash`.
+    stored: Vec<Option<[u8; 64]>>,
 }
 
 /// One row's chain fields and location.
@@ -195,6 +197,7 @@ impl Verifier {
             pending: None,
             failure: None,
             buf: Vec::with_capacity(1024),
+            stored: Vec::new(),
         })
     }
 
@@ -208,6 +211,7 @@ impl Verifier {
             .column_by_name(SOURCE_FILE)
             .and_then(|c| StrCol::new(c.as_ref()));
         let rows = batch.column_by_name(SOURCE_ROW);
+        self.stored = stored_link_hashes(batch, &prev)?;
         for i in 0..batch.num_rows() {
             let view = RowView {
                 seq: (!seq.is_null(i)).then(|| seq.value(i)),
@@ -278,7 +282,10 @@ impl Verifier {
             ));
             return Ok(());
         }
-        let computed = self.record_hash(canon, i, prev);
+        let computed = match self.stored.get(i) {
+            Some(Some(stored)) => *stored,
+            _ => self.record_hash(canon, i, prev),
+        };
         let intact = computed == hash.as_bytes();
         if prev.as_bytes() != self.prev {
             self.hold_link_failure(seq, prev, hash, intact, r);
@@ -424,12 +431,7 @@ impl Verifier {
 
     /// The hex link hash of `row` after `prev`, computed in the reused buffer.
     fn record_hash(&mut self, canon: &Canonicalizer<'_>, row: usize, prev: &str) -> [u8; 64] {
-        self.buf.clear();
-        self.buf.extend_from_slice(prev.as_bytes());
-        canon.write_row(row, None, &mut self.buf);
-        let mut out = [0u8; 64];
-        hex::encode_to_slice(Sha256::digest(&self.buf), &mut out).expect("64 hex digits");
-        out
+        link_hex(canon, row, prev, &mut self.buf)
     }
 
     fn check_checkpoints(&self) -> Option<Failure> {
@@ -499,6 +501,53 @@ impl Verifier {
             found: format!("last checkpoint at seq {sealed}"),
         })
     }
+}
+
+/// Rows a batch needs before its hashes are computed on several threads.
+const PARALLEL_ROWS: usize = 4096;
+
+/// The link hash of every row over its own stored `audit_prev_hash` (`None` where that is
+/// null). Rows are independent given their stored links, so the work spreads over the cores;
+/// the sequential walk then only compares.
+fn stored_link_hashes(batch: &RecordBatch, prev: &StrCol<'_>) -> Result<Vec<Option<[u8; 64]>>> {
+    let rows = batch.num_rows();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = threads.min(rows.div_ceil(PARALLEL_ROWS)).max(1);
+    let mut hashes = vec![None; rows];
+    let per_thread = rows.div_ceil(threads).max(1);
+    let hash_range = |start: usize, part: &mut [Option<[u8; 64]>]| -> Result<()> {
+        let canon = Canonicalizer::new(batch, true)?;
+        let mut buf = Vec::with_capacity(1024);
+        for (offset, slot) in part.iter_mut().enumerate() {
+            let row = start + offset;
+            *slot = prev.get(row).map(|p| link_hex(&canon, row, p, &mut buf));
+        }
+        Ok(())
+    };
+    if threads == 1 {
+        hash_range(0, &mut hashes)?;
+        return Ok(hashes);
+    }
+    std::thread::scope(|scope| {
+        let parts = hashes.chunks_mut(per_thread).enumerate();
+        let handles: Vec<_> = parts
+            .map(|(k, part)| scope.spawn(move || hash_range(k * per_thread, part)))
+            .collect();
+        handles
+            .into_iter()
+            .try_for_each(|h| h.join().expect("hashing thread panicked"))
+    })?;
+    Ok(hashes)
+}
+
+/// The hex link hash of `row` after `prev`, written through `buf`.
+fn link_hex(canon: &Canonicalizer<'_>, row: usize, prev: &str, buf: &mut Vec<u8>) -> [u8; 64] {
+    buf.clear();
+    buf.extend_from_slice(prev.as_bytes());
+    canon.write_row(row, None, buf);
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(&buf[..]), &mut out).expect("64 hex digits");
+    out
 }
 
 fn hex_str(hash: &[u8; 64]) -> &str {

@@ -110,6 +110,29 @@ fn rows_stored_out_of_seq_order_still_verify() {
 }
 
 #[test]
+fn batches_hashed_on_several_threads_report_the_same_failures() {
+    // Large enough that the verifier splits the hashing across threads.
+    let (batch, cp) = chained(3 * 4096 + 5);
+    assert_eq!(verify(&batch, vec![cp.clone()], None).failure, None);
+    let edited = with_text(&batch, schema::MESSAGE, 9000, "nothing happened");
+    assert_eq!(
+        kind_and_seq(&verify(&edited, vec![cp.clone()], None)),
+        Some((FailureKind::Modified, 9001))
+    );
+    let rewritten = rehashed(&edited, 9000);
+    assert_eq!(
+        kind_and_seq(&verify(&rewritten, vec![cp.clone()], None)),
+        Some((FailureKind::Modified, 9001))
+    );
+    let mut rows: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    rows.remove(12_000);
+    assert_eq!(
+        kind_and_seq(&verify(&take(&batch, &rows), vec![cp], None)),
+        Some((FailureKind::Deleted, 12_001))
+    );
+}
+
+#[test]
 fn each_tamper_kind_is_reported_where_it_happened() {
     let (batch, cp) = chained(8);
     let cps = || vec![cp.clone()];
