@@ -26,6 +26,7 @@ class ProcessResult:
     redactions: list[int]
     sampled_out: list[int]
     fallback_hashes: int
+    partitions: list[tuple[str | None, int, int]]
 
 @final
 class Engine:

@@ -20,12 +20,14 @@ from qlingest import _core
 from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
 from qlingest.source import open_input, read_chunks
-from qlingest.store import LEVEL_ENUM, Store
+from qlingest.store import LEVEL_ENUM, Store, sorted_by_time
 
 __all__ = ["Batch", "Pipeline", "Summary"]
 
 log = logging.getLogger("qlingest")
 
+#: A store partition: category, UTC date and hour, as they appear in the directory names.
+PartitionKey = tuple[str, str, str]
 Format = Literal["auto", "ndjson", "text"]
 
 
@@ -40,6 +42,8 @@ class Batch:
     unparsed: int
     redactions: dict[str, int]
     sampled_out: dict[str, int] = field(default_factory=dict)
+    #: The store partition and row count of each run of ``events``, in order, when known.
+    parts: list[tuple[PartitionKey, int]] | None = None
 
 
 @dataclass
@@ -178,6 +182,7 @@ class Pipeline:
             unparsed=result.unparsed,
             redactions=_named(engine.redaction_rules, result.redactions),
             sampled_out=_named(engine.sampling_rules, result.sampled_out),
+            parts=[(_partition_key(c, h), n) for c, h, n in result.partitions],
         )
 
     def process(
@@ -201,7 +206,7 @@ class Pipeline:
             if self.store is not None:
                 date = time.strftime("%Y-%m-%d", time.gmtime())
                 self.store.write_dead_letters(batch.dead_letters, date)
-        self.write(batch.events)
+        self.write(batch.events, batch.parts)
 
     #: Called after each commit with the partition key and the WAL records its file holds.
     on_commit: Callable[[tuple[str, str, str], frozenset[int]], None] | None = None
@@ -230,19 +235,18 @@ class Pipeline:
         finally:
             self._wal_tag, self._wal_skip, self._observed_ns = frozenset(), frozenset(), None
 
-    def write(self, events: pl.DataFrame) -> None:
-        """Buffers events by partition; full partitions are committed."""
+    def write(
+        self, events: pl.DataFrame, parts: list[tuple[PartitionKey, int]] | None = None
+    ) -> None:
+        """Buffers events by partition; full partitions are committed. ``parts`` names the
+        partition of each run of rows, as the core splits them; without it the frame is split
+        here."""
         if events.height == 0 or self.store is None:
             return
-        # Truncating to the hour is a third of the cost of formatting every row's date and hour.
-        keyed = events.with_columns(pl.col("timestamp").dt.truncate("1h").alias("_hour"))
-        for (category, hour), part in keyed.partition_by(
-            ["category", "_hour"], as_dict=True
-        ).items():
-            key = (str(category), hour.strftime("%Y-%m-%d"), hour.strftime("%H"))
+        for key, part in _runs(events, parts) if parts is not None else _split(events):
             if key in self._wal_skip:
                 continue
-            self._buffers.setdefault(key, []).append(part.drop("_hour"))
+            self._buffers.setdefault(key, []).append(part)
             if self._wal_tag:
                 self._buffer_wal.setdefault(key, set()).update(self._wal_tag)
             self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + part.estimated_size()
@@ -258,7 +262,7 @@ class Pipeline:
         wal = frozenset(self._buffer_wal.pop(key, ()))
         assert self.store is not None and self._audit is not None
         # The chain runs over rows in file order, one file at a time, so files commit in chain order.
-        frame, audited = self._audit.chain(frame.sort("timestamp", maintain_order=True))
+        frame, audited = self._audit.chain(sorted_by_time(frame))
         path = self.store.write_partition(*key, frame, wal_records=wal)
         if audited:
             self._audit.committed(path)
@@ -338,6 +342,32 @@ def _sniff(data: bytes, lines: int = 64) -> str:
     head = [ln.removeprefix(b"\xef\xbb\xbf") for ln in head if ln]
     objects = sum(ln.startswith(b"{") for ln in head)
     return "ndjson" if head and objects * 2 >= len(head) else "text"
+
+
+def _partition_key(category: str | None, hour: int) -> PartitionKey:
+    """The store partition of a category and a UTC hour counted from the epoch."""
+    at = time.gmtime(hour * 3600)
+    return (str(category), time.strftime("%Y-%m-%d", at), time.strftime("%H", at))
+
+
+def _runs(
+    events: pl.DataFrame, parts: list[tuple[PartitionKey, int]]
+) -> Iterator[tuple[PartitionKey, pl.DataFrame]]:
+    """The runs of ``events`` that ``parts`` describes, as zero-copy slices."""
+    if sum(rows for _, rows in parts) != events.height:
+        raise ValueError(f"partition runs do not cover the {events.height} rows of the frame")
+    offset = 0
+    for key, rows in parts:
+        yield key, events.slice(offset, rows)
+        offset += rows
+
+
+def _split(events: pl.DataFrame) -> Iterator[tuple[PartitionKey, pl.DataFrame]]:
+    """``events`` split by category and UTC hour, for frames that come without their runs."""
+    # Truncating to the hour is a third of the cost of formatting every row's date and hour.
+    keyed = events.with_columns(pl.col("timestamp").dt.truncate("1h").alias("_hour"))
+    for (category, hour), part in keyed.partition_by(["category", "_hour"], as_dict=True).items():
+        yield (str(category), hour.strftime("%Y-%m-%d"), hour.strftime("%H")), part.drop("_hour")
 
 
 def _json(section: object) -> str:

@@ -50,6 +50,14 @@ class CommitStats:
     paths: list[Path] = field(default_factory=list)
 
 
+def sorted_by_time(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with rows in timestamp order (ties in their order), sorted only when needed:
+    checking a run of parts that already follow each other costs one pass over one column."""
+    if frame.get_column("timestamp").is_sorted():
+        return frame
+    return frame.sort("timestamp", maintain_order=True)
+
+
 class Store:
     """One writer's view of a data directory. Files appear under their final name complete."""
 
@@ -163,7 +171,7 @@ class Store:
         ``wal_records`` (the sidecar's log records the rows came from) go into the file's
         metadata, so a restart knows which records this partition already holds.
         """
-        frame = frame.sort("timestamp", maintain_order=True)
+        frame = sorted_by_time(frame)
         cfg = self.config
         metadata = None
         if wal_records:

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
-use arrow_array::{Array, ArrayRef, RecordBatch, UInt32Array};
+use arrow_array::{
+    Array, ArrayRef, RecordBatch, StringViewArray, TimestampNanosecondArray, UInt32Array,
+};
 use arrow_schema::DataType;
 use arrow_select::take::take_record_batch;
 
@@ -24,6 +26,15 @@ pub struct Output {
     pub fallback_hashes: u64,
     /// The sampled events split by store partition (see `split_by_partition`).
     pub partitions: Vec<RecordBatch>,
+    /// The store partition of each batch of `partitions`.
+    pub partition_keys: Vec<PartitionKey>,
+}
+
+/// A store partition: category (null when the events have none) and UTC hour since the epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PartitionKey {
+    pub category: Option<String>,
+    pub hour: i64,
 }
 
 /// The stages of the core, built once and shared by the threads that feed it.
@@ -79,51 +90,73 @@ impl Engine {
             sampled_out = decisions.dropped_by_rule;
             fallback_hashes = decisions.fallback_hashes;
         }
-        let partitions = split_by_partition(&decoded.events)?;
+        let (partition_keys, partitions) = split_by_partition(&decoded.events)?.into_iter().unzip();
         Ok(Output {
             decoded,
             sampled_out,
             fallback_hashes,
             partitions,
+            partition_keys,
         })
     }
 }
 
-/// The batch split by store partition (category, UTC date and hour), each part with its own
-/// compact string buffers. A part buffered for a later file then holds only its own bytes,
-/// not the whole input chunk its rows came from, nor the builders' spare capacity.
-pub fn split_by_partition(batch: &RecordBatch) -> Result<Vec<RecordBatch>> {
-    let groups = partition_rows(batch);
-    if groups.len() <= 1 {
-        return Ok(vec![compact(batch.clone())?]);
-    }
-    groups
-        .into_iter()
-        .map(|rows| compact(take_record_batch(batch, &UInt32Array::from(rows))?))
-        .collect()
-}
-
-/// Row indices per (category, UTC hour), in order of first appearance; one group when the
-/// batch lacks those columns.
-fn partition_rows(batch: &RecordBatch) -> Vec<Vec<u32>> {
-    const NS_PER_HOUR: i64 = 3_600_000_000_000;
+/// The batch split by store partition (category, UTC date and hour), in order of first
+/// appearance, rows sorted by timestamp within each part (ties keep their input order), each
+/// part with its own compact string buffers. A part buffered for a later file then holds only
+/// its own bytes, not the whole input chunk its rows came from, nor the builders' spare
+/// capacity; and a file made of parts that follow each other in time needs no sort.
+pub fn split_by_partition(batch: &RecordBatch) -> Result<Vec<(PartitionKey, RecordBatch)>> {
     let category = batch.column_by_name(CATEGORY).map(|c| c.as_string_view());
     let ts = batch
         .column_by_name(TIMESTAMP)
         .map(|c| c.as_primitive::<TimestampNanosecondType>());
     let (Some(category), Some(ts)) = (category, ts) else {
-        return vec![(0..batch.num_rows() as u32).collect()];
+        let key = PartitionKey {
+            category: None,
+            hour: 0,
+        };
+        return Ok(vec![(key, compact(batch.clone())?)]);
     };
+    let mut groups = partition_rows(category, ts);
+    let in_order = |rows: &[u32]| {
+        rows.windows(2)
+            .all(|w| ts.value(w[0] as usize) <= ts.value(w[1] as usize))
+    };
+    let whole = groups.len() == 1 && in_order(&groups[0].1);
+    if whole {
+        let (key, _) = groups.pop().expect("one group");
+        return Ok(vec![(key, compact(batch.clone())?)]);
+    }
+    groups
+        .into_iter()
+        .map(|(key, mut rows)| {
+            if !in_order(&rows) {
+                rows.sort_by_key(|&row| ts.value(row as usize));
+            }
+            let part = take_record_batch(batch, &UInt32Array::from(rows))?;
+            Ok((key, compact(part)?))
+        })
+        .collect()
+}
+
+/// Row indices per (category, UTC hour), in order of first appearance.
+fn partition_rows(
+    category: &StringViewArray,
+    ts: &TimestampNanosecondArray,
+) -> Vec<(PartitionKey, Vec<u32>)> {
+    const NS_PER_HOUR: i64 = 3_600_000_000_000;
     let mut index: HashMap<(Option<&str>, i64), usize> = HashMap::new();
-    let mut groups: Vec<Vec<u32>> = Vec::new();
-    for row in 0..batch.num_rows() {
+    let mut groups: Vec<(PartitionKey, Vec<u32>)> = Vec::new();
+    for row in 0..ts.len() {
         let name = category.is_valid(row).then(|| category.value(row));
-        let key = (name, ts.value(row).div_euclid(NS_PER_HOUR));
-        let slot = *index.entry(key).or_insert_with(|| {
-            groups.push(Vec::new());
+        let hour = ts.value(row).div_euclid(NS_PER_HOUR);
+        let slot = *index.entry((name, hour)).or_insert_with(|| {
+            let category = name.map(str::to_string);
+            groups.push((PartitionKey { category, hour }, Vec::new()));
             groups.len() - 1
         });
-        groups[slot].push(row as u32);
+        groups[slot].1.push(row as u32);
     }
     groups
 }
@@ -173,5 +206,30 @@ mod tests {
             })
             .collect();
         assert_eq!(messages, vec![vec!["1", "4"], vec!["2"], vec!["3"]]);
+        let keys: Vec<(Option<&str>, i64)> = out
+            .partition_keys
+            .iter()
+            .map(|k| (k.category.as_deref(), k.hour))
+            .collect();
+        assert_eq!(keys, vec![(Some("b"), 0), (Some("a"), 0), (Some("b"), 1)]);
+    }
+
+    #[test]
+    fn rows_of_each_part_are_sorted_by_timestamp_ties_in_input_order() {
+        let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
+        let input = br#"{"ts":5,"category":"a","msg":"1"}
+{"ts":2,"category":"a","msg":"2"}
+{"ts":5,"category":"a","msg":"3"}
+{"ts":1,"category":"a","msg":"4"}"#;
+        let out = engine.process(input, "t", 1, 0).unwrap();
+        assert_eq!(out.partitions.len(), 1);
+        let messages: Vec<&str> = out.partitions[0]
+            .column_by_name("message")
+            .unwrap()
+            .as_string_view()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(messages, vec!["4", "2", "1", "3"]);
     }
 }

@@ -29,6 +29,8 @@ pub struct PyProcessResult {
     redactions: Vec<u64>,
     sampled_out: Vec<u64>,
     fallback_hashes: u64,
+    /// Per batch of `events`, in order: its category, UTC hour since the epoch and rows.
+    partitions: Vec<(Option<String>, i64, usize)>,
 }
 
 #[pymethods]
@@ -100,6 +102,10 @@ impl PyEngine {
 
 fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
     let decoded = out.decoded;
+    let keys = out.partition_keys.into_iter().zip(&out.partitions);
+    let partitions = keys
+        .map(|(key, batch)| (key.category, key.hour, batch.num_rows()))
+        .collect();
     let events = PyArrowBatches::new(event_schema(), out.partitions);
     let dead = PyArrowBatches::new(dead_letter_schema(), vec![decoded.dead_letters]);
     Ok(PyProcessResult {
@@ -111,5 +117,6 @@ fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
         redactions: decoded.redactions,
         sampled_out: out.sampled_out,
         fallback_hashes: out.fallback_hashes,
+        partitions,
     })
 }
