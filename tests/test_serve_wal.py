@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 from qlingest.config import load_config
 from qlingest.serve import Server
 from qlingest.serve.wal import Wal
 from qlingest.store import decode_ranges, encode_ranges
-from serve_helpers import ServeProcess, events, stored
+from serve_helpers import ServeProcess, dead_letters, events, mixed, stored
 
 
 def test_ranges_round_trip():
@@ -68,13 +69,13 @@ def test_a_paused_writer_makes_the_server_refuse_with_retry_after(tmp_path):
         server = Server(tmp_path, config)
         ports = await server.start()
         gate = threading.Event()
-        process = server.pipeline.process
+        decode = server.pipeline.decode
 
         def paused(*args, **kwargs):
             gate.wait(30)
-            return process(*args, **kwargs)
+            return decode(*args, **kwargs)
 
-        server.pipeline.process = paused
+        server.pipeline.decode = paused
         body = events(range(200))
         statuses = [await post(ports["http"], body) for _ in range(40)]
         codes = [s for s, _ in statuses]
@@ -138,3 +139,23 @@ def test_after_a_crash_and_a_clean_stop_every_event_is_stored_once(tmp_path):
     third = ServeProcess(store)
     assert third.stop() == 0
     assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in range(15))
+
+
+def test_dead_letters_committed_before_a_crash_are_not_written_again(tmp_path):
+    store = tmp_path / "store"
+    srv = ServeProcess(store, "[serve]\nflush_interval_s = 0.1\n")
+    body, good, bad = mixed(list(range(30)))
+    assert srv.post("/v1/events", body)[0] == 200
+    deadline = time.monotonic() + 10
+    while len(dead_letters(store)) < len(bad) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # Committed, but the record is still in the log's open segment, so a restart replays it.
+    srv.kill()
+    assert len(list((store / "wal").rglob("*.wal"))) == 1
+    again = ServeProcess(store)
+    assert again.stop() == 0
+    rows = dead_letters(store)
+    assert sorted(r["raw"] for r in rows) == sorted(f'{{"msg":"b{i}","category":' for i in bad)
+    assert {r["reason"] for r in rows} == {"malformed_json"}
+    assert {r["wal_record"] for r in rows} == {0}
+    assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in good)

@@ -4,7 +4,8 @@ Flow of a request: body read and checked on the event loop; admitted if the queu
 (else 429 with ``Retry-After``); appended to the log by the group committer (one write and one
 fsync for every request waiting); acknowledged; then decoded and buffered by the pipeline
 thread (the Rust decoder runs with the GIL released) and committed by size or age. Each
-committed file names the log records it holds, so a restart replays exactly what is missing.
+committed file names the log records it holds (Parquet in its metadata, dead letters in each
+row), so a restart replays exactly what is missing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import ssl
 import sys
 import time
 import zlib
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,7 +32,14 @@ from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
 from qlingest.serve.wal import Wal, WalRecord
-from qlingest.store import PARTITION_KEY, WAL_KEY, decode_ranges, file_seq
+from qlingest.store import (
+    PARTITION_KEY,
+    WAL_KEY,
+    WAL_RECORD_FIELD,
+    Store,
+    decode_ranges,
+    file_seq,
+)
 
 __all__ = ["Server", "log"]
 
@@ -66,6 +75,7 @@ class Server:
         self.pipeline = Pipeline(data_dir, config)
         assert self.pipeline.store is not None
         self.store = self.pipeline.store
+        self.dead_letters = _DeadLetters(self.store, config.store.target_file_bytes)
         fsync = self.cfg.wal_fsync != "never"
         self.wal = Wal(
             self.store.root / "wal" / self.store.writer,
@@ -104,21 +114,18 @@ class Server:
         return ports
 
     def _recover(self) -> int:
-        """Replays every log record into the pipeline, minus partitions already committed."""
-        committed = self._committed_records(self.wal.first_file_on_disk())
-        # Limitation: dead letters are written as a record is decoded and carry no log record
-        # number, so a record replayed after a crash may dead-letter its bad lines twice.
+        """Replays every log record into the pipeline, minus what is already committed."""
+        first_file = self.wal.first_file_on_disk()
+        committed = self._committed_records(first_file)
+        dead_done = set() if first_file is None else self.store.dead_letter_wal_records(first_file)
         # Limitation: exactly-once rests on decoding being a function of the bytes and the
         # receive time; stateful stages (adaptive sampling, the audit chain's sequence) may
         # decide differently on replay than they did before the crash.
         replayed = 0
         for rec in self.wal.recover():
-            skip = committed.get(rec.seq, set())
-            with self.pipeline.wal_records([rec.seq], observed_ns=rec.observed_ns, skip=skip):
-                self.pipeline.process(rec.payload, source=rec.source, format="ndjson")
+            self._process_record(rec, committed.get(rec.seq, ()), rec.seq in dead_done)
             replayed += 1
-        self.pipeline.flush()
-        self._seen.update(self.pipeline, self.metrics)
+        self._flush_pipeline()
         self.wal.open_segment(self.store._seq)
         self.wal.release_recovered()
         self._processed_below = self.wal.next_seq
@@ -270,17 +277,34 @@ class Server:
                 self._processed_below = batch[-1].seq + 1
                 self.queue_bytes -= sum(len(r.payload) for r in batch)
                 self.metrics.queue_bytes.set(self.queue_bytes)
-                self.metrics.buffer_bytes.set(self.pipeline.buffered_bytes)
+                self.metrics.buffer_bytes.set(self._buffered_bytes())
             if not self._pending:
                 self._drained.set()
 
     def _process(self, batch: list[WalRecord]) -> None:
         for rec in batch:
             started = time.perf_counter()
-            with self.pipeline.wal_records([rec.seq], observed_ns=rec.observed_ns):
-                self.pipeline.process(rec.payload, source=rec.source, format="ndjson")
+            self._process_record(rec)
             self.metrics.batch.observe(time.perf_counter() - started)
         self._seen.update(self.pipeline, self.metrics)
+
+    def _process_record(
+        self, rec: WalRecord, skip: Iterable[Key] = (), dead_done: bool = False
+    ) -> None:
+        """Decodes one record; its events are buffered, its dead letters held apart.
+
+        On replay ``skip`` names the partitions already holding the record's events and
+        ``dead_done`` says its dead letters are already committed.
+        """
+        with self.pipeline.wal_records([rec.seq], observed_ns=rec.observed_ns, skip=skip):
+            batch = self.pipeline.decode(rec.payload, source=rec.source, format="ndjson")
+            dead = batch.dead_letters
+            if dead.height and not dead_done:
+                self.pipeline.summary.dead_letters.update(dead["reason"].to_list())
+                self.dead_letters.add(dead, rec.seq)
+            # The pipeline would commit dead letters untagged, one file per record.
+            batch.dead_letters = dead.clear()
+            self.pipeline.absorb(batch, len(rec.payload))
 
     async def _flusher(self) -> None:
         while True:
@@ -296,10 +320,14 @@ class Server:
         self.metrics.commit.observe(time.perf_counter() - started)
         await loop.run_in_executor(self._wal_pool, self.wal.release, below)
         self.metrics.wal_bytes.set(self.wal.bytes)
-        self.metrics.buffer_bytes.set(self.pipeline.buffered_bytes)
+        self.metrics.buffer_bytes.set(self._buffered_bytes())
+
+    def _buffered_bytes(self) -> int:
+        return self.pipeline.buffered_bytes + self.dead_letters.bytes
 
     def _flush_pipeline(self) -> None:
         self.pipeline.flush()
+        self.dead_letters.commit()
         self._seen.update(self.pipeline, self.metrics)
 
     # ----- HTTP routes
@@ -524,6 +552,32 @@ class TcpProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
             if self.server.stopping and self.chunks.empty():
                 self.close_when_idle()
+
+
+class _DeadLetters:
+    """Dead letters of log records, buffered and committed like events.
+
+    Each row carries its record's number, and all of one record's rows go into one atomically
+    committed file, so a replay knows which records' dead letters are already stored.
+    """
+
+    def __init__(self, store: Store, limit_bytes: int) -> None:
+        self.store, self.limit = store, limit_bytes
+        self.frames: list[pl.DataFrame] = []
+        self.bytes = 0
+
+    def add(self, frame: pl.DataFrame, seq: int) -> None:
+        self.frames.append(frame.with_columns(pl.lit(seq, pl.Int64).alias(WAL_RECORD_FIELD)))
+        self.bytes += frame.estimated_size()
+        if self.bytes >= self.limit:
+            self.commit()
+
+    def commit(self) -> None:
+        if not self.frames:
+            return
+        frame = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
+        self.store.write_dead_letters(frame, time.strftime("%Y-%m-%d", time.gmtime()))
+        self.frames, self.bytes = [], 0
 
 
 class _SummarySeen:
