@@ -7,6 +7,7 @@ import time
 import pytest
 from qlingest.config import load_config
 from qlingest.serve import Server
+from qlingest.serve.server import PIECE_BYTES
 from qlingest.serve.wal import Wal
 from qlingest.store import decode_ranges, encode_ranges
 from serve_helpers import ServeProcess, dead_letters, events, mixed, stored
@@ -158,4 +159,17 @@ def test_dead_letters_committed_before_a_crash_are_not_written_again(tmp_path):
     assert sorted(r["raw"] for r in rows) == sorted(f'{{"msg":"b{i}","category":' for i in bad)
     assert {r["reason"] for r in rows} == {"malformed_json"}
     assert {r["wal_record"] for r in rows} == {0}
+    assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in good)
+
+
+def test_a_large_record_decodes_in_pieces_with_lines_counted_from_its_start(tmp_path):
+    store = tmp_path / "store"
+    srv = ServeProcess(store, "[input]\nthreads = 2\n")
+    body, good, bad = mixed(list(range(8000)), bad_every=997)
+    assert len(body) > 2 * PIECE_BYTES
+    assert srv.post("/v1/events", body)[2] == b'{"accepted":8000}'
+    assert srv.stop() == 0
+    rows = dead_letters(store)
+    assert sorted(r["line"] for r in rows) == [i + 1 for i in bad]
+    assert {r["source"] for r in rows} == {"http"}
     assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in good)

@@ -2,8 +2,9 @@
 
 Flow of a request: body read and checked on the event loop; admitted if the queue has room
 (else 429 with ``Retry-After``); appended to the log by the group committer (one write and one
-fsync for every request waiting); acknowledged; then decoded and buffered by the pipeline
-thread (the Rust decoder runs with the GIL released) and committed by size or age. Each
+fsync for every request waiting); acknowledged; then decoded in pieces on the decode threads
+(the Rust core releases the GIL, so pieces decode on every core at once), buffered in log
+order by the pipeline thread, and committed by size or age. Each
 committed file names the log records it holds (Parquet in its metadata, dead letters in each
 row), so a restart replays exactly what is missing.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import os
 import signal
@@ -20,14 +22,14 @@ import sys
 import time
 import zlib
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
 import zstandard
 
 from qlingest.config import Config
-from qlingest.pipeline import Pipeline
+from qlingest.pipeline import Batch, Pipeline
 from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
@@ -45,6 +47,8 @@ __all__ = ["Server", "log"]
 
 NDJSON_TYPES = {"", "application/x-ndjson", "application/jsonl", "application/json", "text/plain"}
 Key = tuple[str, str, str]
+#: A log record is decoded in pieces of about this size, one per decode thread at most.
+PIECE_BYTES = 256 << 10
 
 
 def log(level: str, msg: str, **fields: object) -> None:
@@ -84,6 +88,8 @@ class Server:
         )
         self._wal_pool = ThreadPoolExecutor(1, thread_name_prefix="qlingest-wal")
         self._pipe_pool = ThreadPoolExecutor(1, thread_name_prefix="qlingest-pipeline")
+        self._decoders = config.input.threads or os.cpu_count() or 1
+        self._decode_pool = ThreadPoolExecutor(self._decoders, thread_name_prefix="qlingest-decode")
         self._aux_pool = ThreadPoolExecutor(2, thread_name_prefix="qlingest-convert")
         self._pending: list[tuple[str, bytes, asyncio.Future]] = []
         self._queue: list[WalRecord] = []
@@ -115,16 +121,15 @@ class Server:
 
     def _recover(self) -> int:
         """Replays every log record into the pipeline, minus what is already committed."""
+        # The engine is built on first use; build it here, before decode threads share it.
+        self.pipeline.decode(b"", format="ndjson")
         first_file = self.wal.first_file_on_disk()
         committed = self._committed_records(first_file)
         dead_done = set() if first_file is None else self.store.dead_letter_wal_records(first_file)
         # Limitation: exactly-once rests on decoding being a function of the bytes and the
         # receive time; stateful stages (adaptive sampling, the audit chain's sequence) may
         # decide differently on replay than they did before the crash.
-        replayed = 0
-        for rec in self.wal.recover():
-            self._process_record(rec, committed.get(rec.seq, ()), rec.seq in dead_done)
-            replayed += 1
+        replayed = self._process(self.wal.recover(), committed, dead_done)
         self._flush_pipeline()
         self.wal.open_segment(self.store._seq)
         self.wal.release_recovered()
@@ -281,30 +286,74 @@ class Server:
             if not self._pending:
                 self._drained.set()
 
-    def _process(self, batch: list[WalRecord]) -> None:
-        for rec in batch:
-            started = time.perf_counter()
-            self._process_record(rec)
-            self.metrics.batch.observe(time.perf_counter() - started)
-        self._seen.update(self.pipeline, self.metrics)
+    def _process(
+        self,
+        records: Iterable[WalRecord],
+        committed: dict[int, set[Key]] | None = None,
+        dead_done: set[int] | frozenset[int] = frozenset(),
+    ) -> int:
+        """Decodes records on the decode threads and absorbs them in log order; how many.
 
-    def _process_record(
-        self, rec: WalRecord, skip: Iterable[Key] = (), dead_done: bool = False
-    ) -> None:
-        """Decodes one record; its events are buffered, its dead letters held apart.
-
-        On replay ``skip`` names the partitions already holding the record's events and
-        ``dead_done`` says its dead letters are already committed.
+        The next record decodes while this thread absorbs the last. On replay ``committed``
+        names the partitions already holding each record's events and ``dead_done`` the
+        records whose dead letters are already committed.
         """
-        with self.pipeline.wal_records([rec.seq], observed_ns=rec.observed_ns, skip=skip):
-            batch = self.pipeline.decode(rec.payload, source=rec.source, format="ndjson")
-            dead = batch.dead_letters
-            if dead.height and not dead_done:
-                self.pipeline.summary.dead_letters.update(dead["reason"].to_list())
-                self.dead_letters.add(dead, rec.seq)
-            # The pipeline would commit dead letters untagged, one file per record.
-            batch.dead_letters = dead.clear()
+        ahead: tuple[WalRecord, list[Future[Batch]], float] | None = None
+        count = 0
+        for rec in records:
+            started = time.perf_counter()
+            pieces = self._decode(rec)
+            if ahead is not None:
+                self._absorb(*ahead, committed or {}, dead_done)
+            ahead, count = (rec, pieces, started), count + 1
+        if ahead is not None:
+            self._absorb(*ahead, committed or {}, dead_done)
+        self._seen.update(self.pipeline, self.metrics)
+        return count
+
+    def _decode(self, rec: WalRecord) -> list[Future[Batch]]:
+        """Cuts a record at line ends into pieces and hands them to the decode threads."""
+        data = rec.payload
+        n = max(1, min(self._decoders, len(data) // PIECE_BYTES))
+        cuts = [0]
+        for i in range(1, n):
+            cut = data.find(b"\n", max(cuts[-1], len(data) * i // n)) + 1
+            if cut <= 0:
+                break
+            cuts.append(cut)
+        cuts.append(len(data))
+        return [
+            self._decode_pool.submit(
+                self.pipeline.decode,
+                data[lo:hi] if n > 1 else data,
+                source=rec.source,
+                format="ndjson",
+                observed_ns=rec.observed_ns,
+            )
+            for lo, hi in itertools.pairwise(cuts)
+            if hi > lo
+        ]
+
+    def _absorb(
+        self,
+        rec: WalRecord,
+        pieces: list[Future[Batch]],
+        started: float,
+        committed: dict[int, set[Key]],
+        dead_done: set[int] | frozenset[int],
+    ) -> None:
+        """Buffers one record's events; its dead letters are held apart, tagged with it."""
+        batch = _merge([p.result() for p in pieces])
+        dead = batch.dead_letters
+        if dead.height and rec.seq not in dead_done:
+            self.pipeline.summary.dead_letters.update(dead["reason"].to_list())
+            self.dead_letters.add(dead, rec.seq)
+        # The pipeline would commit dead letters untagged, one file per record.
+        batch.dead_letters = dead.clear()
+        skip = committed.get(rec.seq, ())
+        with self.pipeline.wal_records([rec.seq], skip=skip):
             self.pipeline.absorb(batch, len(rec.payload))
+        self.metrics.batch.observe(time.perf_counter() - started)
 
     async def _flusher(self) -> None:
         while True:
@@ -471,7 +520,7 @@ class Server:
         # Everything logged is decoded and committed now, so nothing is left to replay.
         await loop.run_in_executor(self._wal_pool, self.wal.remove)
         summary = await loop.run_in_executor(self._pipe_pool, self.pipeline.close)
-        for pool in (self._wal_pool, self._pipe_pool, self._aux_pool):
+        for pool in (self._wal_pool, self._pipe_pool, self._decode_pool, self._aux_pool):
             pool.shutdown(wait=True)
         log("info", "Stopped.", events_written=summary.events_written, files=summary.files)
 
@@ -602,6 +651,34 @@ class _SummarySeen:
                 if n > seen.get(label, 0):
                     counter.labels(label).inc(n - seen.get(label, 0))
                     seen[label] = n
+
+
+def _merge(batches: list[Batch]) -> Batch:
+    """One record's pieces as one batch; dead-letter line numbers count from the record's start."""
+    if len(batches) == 1:
+        return batches[0]
+    dead, offset = [], 0
+    for b in batches:
+        if b.dead_letters.height:
+            dead.append(b.dead_letters.with_columns(pl.col("line") + offset))
+        offset += b.lines
+    return Batch(
+        events=pl.concat([b.events for b in batches], rechunk=False),
+        dead_letters=pl.concat(dead) if dead else batches[0].dead_letters,
+        lines=offset,
+        blank_lines=sum(b.blank_lines for b in batches),
+        unparsed=sum(b.unparsed for b in batches),
+        redactions=_sum(b.redactions for b in batches),
+        sampled_out=_sum(b.sampled_out for b in batches),
+    )
+
+
+def _sum(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in counts:
+        for k, n in c.items():
+            out[k] = out.get(k, 0) + n
+    return out
 
 
 def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
