@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -102,6 +103,27 @@ def start_server(store: Path, fsync: str) -> tuple[subprocess.Popen, dict]:
     return proc, json.loads(proc.stdout.readline())["listening"]
 
 
+def server_means(port: int) -> dict[str, float]:
+    """Mean milliseconds of the server's log writes (write + fsync per group), per-record
+    decode and absorb, and partition commits, from its ``/metrics``."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.endswith(("_seconds_sum", "_seconds_count")):
+            sums[name.removeprefix("qlingest_")] = float(value)
+    out = {}
+    for name in ("wal_commit", "batch", "commit"):
+        count = sums.get(f"{name}_seconds_count", 0)
+        if count:
+            out[f"{name}_mean_ms"] = round(sums[f"{name}_seconds_sum"] / count * 1000, 2)
+            out[f"{name}_count"] = int(count)
+    return out
+
+
 def process_cpu_s(pid: int) -> float:
     """User plus system CPU seconds of a process, every thread, from ``/proc``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -163,6 +185,7 @@ async def run(args: argparse.Namespace, ports: dict, server_pid: int) -> dict:
         "loadgen_cores": client_cpu,
         "machine_busy_cores": busy,
         "cores": os.cpu_count(),
+        **server_means(ports["http"]),
     }
 
 

@@ -221,9 +221,7 @@ class Server:
                 batch, self._pending = self._pending, []
                 started = time.perf_counter()
                 try:
-                    logged = await loop.run_in_executor(
-                        self._wal_pool, self._log_group, self._group(batch)
-                    )
+                    logged = await loop.run_in_executor(self._wal_pool, self._log_group, batch)
                 except OSError as e:
                     log("error", "Log write failed.", error=str(e))
                     for _, payload, fut in batch:
@@ -241,19 +239,23 @@ class Server:
 
     def _group(
         self, batch: list[tuple[str, bytes, asyncio.Future]]
-    ) -> list[tuple[int, str, bytes]]:
+    ) -> list[tuple[int, str, list[bytes]]]:
         """One record per source, split at ``wal_record_bytes``; all share the receive time."""
         now = time.time_ns()
-        by_source: dict[str, list[list[bytes]]] = {}
+        by_source: dict[str, list[tuple[int, list[bytes]]]] = {}
         for source, payload, _ in batch:
-            groups = by_source.setdefault(source, [[]])
-            if groups[-1] and sum(map(len, groups[-1])) + len(payload) > self.cfg.wal_record_bytes:
-                groups.append([])
-            groups[-1].append(payload)
-        return [(now, s, b"".join(g)) for s, gs in by_source.items() for g in gs]
+            groups = by_source.setdefault(source, [(0, [])])
+            size, parts = groups[-1]
+            if parts and size + len(payload) > self.cfg.wal_record_bytes:
+                size, parts = 0, []
+                groups.append((size, parts))
+            parts.append(payload)
+            groups[-1] = (size + len(payload), parts)
+        return [(now, s, parts) for s, gs in by_source.items() for _, parts in gs]
 
-    def _log_group(self, records: list[tuple[int, str, bytes]]) -> list[WalRecord]:
-        logged = self.wal.append(records)
+    def _log_group(self, batch: list[tuple[str, bytes, asyncio.Future]]) -> list[WalRecord]:
+        """On the log thread: groups the requests into records, writes and fsyncs them."""
+        logged = self.wal.append(self._group(batch))
         if self.cfg.wal_fsync == "always":
             self.wal.sync()
         if self.wal.should_rotate():
@@ -280,7 +282,7 @@ class Server:
                 batch, self._queue = self._queue, []
                 await loop.run_in_executor(self._pipe_pool, self._process, batch)
                 self._processed_below = batch[-1].seq + 1
-                self.queue_bytes -= sum(len(r.payload) for r in batch)
+                self.queue_bytes -= sum(r.size for r in batch)
                 self.metrics.queue_bytes.set(self.queue_bytes)
                 self.metrics.buffer_bytes.set(self._buffered_bytes())
             if not self._pending:
@@ -312,26 +314,16 @@ class Server:
         return count
 
     def _decode(self, rec: WalRecord) -> list[Future[Batch]]:
-        """Cuts a record at line ends into pieces and hands them to the decode threads."""
-        data = rec.payload
-        n = max(1, min(self._decoders, len(data) // PIECE_BYTES))
-        cuts = [0]
-        for i in range(1, n):
-            cut = data.find(b"\n", max(cuts[-1], len(data) * i // n)) + 1
-            if cut <= 0:
-                break
-            cuts.append(cut)
-        cuts.append(len(data))
+        """Hands a record's pieces to the decode threads."""
         return [
             self._decode_pool.submit(
                 self.pipeline.decode,
-                data[lo:hi] if n > 1 else data,
+                piece,
                 source=rec.source,
                 format="ndjson",
                 observed_ns=rec.observed_ns,
             )
-            for lo, hi in itertools.pairwise(cuts)
-            if hi > lo
+            for piece in _pieces(rec.parts, self._decoders)
         ]
 
     def _absorb(
@@ -352,7 +344,7 @@ class Server:
         batch.dead_letters = dead.clear()
         skip = committed.get(rec.seq, ())
         with self.pipeline.wal_records([rec.seq], skip=skip):
-            self.pipeline.absorb(batch, len(rec.payload))
+            self.pipeline.absorb(batch, rec.size)
         self.metrics.batch.observe(time.perf_counter() - started)
 
     async def _flusher(self) -> None:
@@ -651,6 +643,42 @@ class _SummarySeen:
                 if n > seen.get(label, 0):
                     counter.labels(label).inc(n - seen.get(label, 0))
                     seen[label] = n
+
+
+def _pieces(parts: tuple[bytes, ...], threads: int) -> list[bytes]:
+    """A record's parts as pieces of about ``PIECE_BYTES`` or more for the decode threads.
+
+    Small parts are joined; when that leaves fewer pieces than threads, each large piece is cut
+    at line ends, one cut per thread. Every part ends in a newline, so pieces hold whole lines.
+    """
+    pieces: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for part in parts:
+        group.append(part)
+        size += len(part)
+        if size >= PIECE_BYTES:
+            pieces.append(group[0] if len(group) == 1 else b"".join(group))
+            group, size = [], 0
+    if group:
+        pieces.append(group[0] if len(group) == 1 else b"".join(group))
+    if len(pieces) >= threads:
+        return pieces
+    return [cut for piece in pieces for cut in _cut(piece, min(threads, len(piece) // PIECE_BYTES))]
+
+
+def _cut(data: bytes, n: int) -> list[bytes]:
+    """``data`` in up to ``n`` pieces of about equal size, each ending at a line end."""
+    if n <= 1:
+        return [data]
+    cuts = [0]
+    for i in range(1, n):
+        cut = data.find(b"\n", max(cuts[-1], len(data) * i // n)) + 1
+        if cut <= 0:
+            break
+        cuts.append(cut)
+    cuts.append(len(data))
+    return [data[lo:hi] for lo, hi in itertools.pairwise(cuts) if hi > lo]
 
 
 def _merge(batches: list[Batch]) -> Batch:
