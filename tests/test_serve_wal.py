@@ -7,7 +7,7 @@ import time
 import pytest
 from qlingest.config import load_config
 from qlingest.serve import Server
-from qlingest.serve.server import PIECE_BYTES, _pieces
+from qlingest.serve.server import PIECE_BYTES, _pieces, count_lines
 from qlingest.serve.wal import Wal
 from qlingest.store import decode_ranges, encode_ranges
 from serve_helpers import ServeProcess, dead_letters, events, mixed, stored
@@ -202,3 +202,11 @@ def test_pieces_join_small_parts_and_cut_a_lone_large_one():
     # Enough large parts to go round: each decodes as it came, uncopied.
     parts = (big, big[: PIECE_BYTES + len(line)])
     assert all(a is b for a, b in zip(_pieces(parts, 2), parts, strict=True))
+
+
+@pytest.mark.parametrize("line", [b"x\n", b"y" * 300 + b"\n"])
+def test_lines_are_counted_alike_for_short_and_long_lines(line):
+    for n in (0, 1, 7, 5000):
+        data = line * n
+        assert count_lines(data) == n
+        assert count_lines(data + b"tail") == n
