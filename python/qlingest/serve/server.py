@@ -4,9 +4,9 @@ Flow of a request: body read and checked on the event loop; admitted if the queu
 (else 429 with ``Retry-After``); appended to the log by the group committer (one write and one
 fsync for every request waiting); acknowledged; then decoded in pieces on the decode threads
 (the Rust core releases the GIL, so pieces decode on every core at once), buffered in log
-order by the pipeline thread, and committed by size or age. Each
-committed file names the log records it holds (Parquet in its metadata, dead letters in each
-row), so a restart replays exactly what is missing.
+order by the pipeline thread, and committed by size or age. Each committed file names the log
+records it holds (Parquet in its metadata, dead letters in each row), so a restart replays
+exactly what is missing.
 """
 
 from __future__ import annotations
