@@ -5,13 +5,16 @@
 
 Starts its own server on 127.0.0.1 (free ports, a temporary store, the WAL on with fsync
 ``always`` unless ``--fsync`` says otherwise), keeps ``--connections`` keep-alive connections
-each posting a prebuilt body back to back, and reports accepted events/s and p50/p99 latency.
+each posting a prebuilt body back to back, and reports accepted events/s and p50/p99 latency,
+and over the same window the CPU the server and this load generator used (in cores) and how
+busy the whole machine was, since they share its cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import signal
@@ -100,7 +103,40 @@ def start_server(store: Path, fsync: str) -> tuple[subprocess.Popen, dict]:
     return proc, json.loads(proc.stdout.readline())["listening"]
 
 
-async def run(args: argparse.Namespace, ports: dict) -> dict:
+def server_means(port: int) -> dict[str, float]:
+    """Mean milliseconds of the server's log writes (write + fsync per group), per-record
+    decode and absorb, and partition commits, from its ``/metrics``."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    sums: dict[str, float] = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name.endswith(("_seconds_sum", "_seconds_count")):
+            sums[name.removeprefix("qlingest_")] = float(value)
+    out = {}
+    for name in ("wal_commit", "batch", "commit"):
+        count = sums.get(f"{name}_seconds_count", 0)
+        if count:
+            out[f"{name}_mean_ms"] = round(sums[f"{name}_seconds_sum"] / count * 1000, 2)
+            out[f"{name}_count"] = int(count)
+    return out
+
+
+def process_cpu_s(pid: int) -> float:
+    """User plus system CPU seconds of a process, every thread, from ``/proc``."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent not idle, from ``/proc/stat``."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+async def run(args: argparse.Namespace, ports: dict, server_pid: int) -> dict:
     if args.otlp:
         body, path, ctype, port = (
             otlp_body(args.batch),
@@ -116,12 +152,21 @@ async def run(args: argparse.Namespace, ports: dict) -> dict:
             ports["http"],
         )
     lat: list[float] = []
+    cpu = (process_cpu_s(server_pid), process_cpu_s(os.getpid()), machine_busy_s())
     started = time.perf_counter()
     until = started + args.duration
     oks = await asyncio.gather(
         *(client(port, path, ctype, body, until, lat) for _ in range(args.connections))
     )
     elapsed = time.perf_counter() - started
+    server_cpu, client_cpu, busy = (
+        round((now - then) / elapsed, 2)
+        for now, then in zip(
+            (process_cpu_s(server_pid), process_cpu_s(os.getpid()), machine_busy_s()),
+            cpu,
+            strict=True,
+        )
+    )
     lat.sort()
     n = sum(oks) * args.batch
     return {
@@ -136,6 +181,11 @@ async def run(args: argparse.Namespace, ports: dict) -> dict:
         "batch": args.batch,
         "connections": args.connections,
         "fsync": args.fsync,
+        "server_cores": server_cpu,
+        "loadgen_cores": client_cpu,
+        "machine_busy_cores": busy,
+        "cores": os.cpu_count(),
+        **server_means(ports["http"]),
     }
 
 
@@ -153,9 +203,9 @@ def main() -> None:
             try:
                 import uvloop
 
-                result = uvloop.run(run(args, ports))
+                result = uvloop.run(run(args, ports, proc.pid))
             except ImportError:
-                result = asyncio.run(run(args, ports))
+                result = asyncio.run(run(args, ports, proc.pid))
         finally:
             proc.send_signal(signal.SIGTERM)
             result_code = proc.wait(120)
@@ -166,7 +216,9 @@ def main() -> None:
     print(json.dumps(result))
     print(
         f"{result['receiver']}: {result['events_per_s']:,} events/s "
-        f"({result['mb_per_s']} MB/s), ack p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms",
+        f"({result['mb_per_s']} MB/s), ack p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms; "
+        f"cores used: server {result['server_cores']}, load generator {result['loadgen_cores']}, "
+        f"whole machine {result['machine_busy_cores']} of {result['cores']}",
         file=sys.stderr,
     )
     os._exit(0)

@@ -1,5 +1,6 @@
 """The long crash test: load ``qlingest serve``, ``kill -9`` it at random moments, restart,
-and check that every acknowledged event is in the store exactly once.
+and check that every acknowledged event is in the store exactly once and every acknowledged
+malformed line (one in ``--bad-every``) is in the dead letters exactly once.
 
     .venv/bin/python scripts/crash_test.py --rounds 20 --senders 4 --batch 500
 
@@ -14,6 +15,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -24,6 +26,7 @@ from collections import Counter
 from pathlib import Path
 
 import polars as pl
+import zstandard
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = """
@@ -44,21 +47,21 @@ def start(store: Path) -> tuple[subprocess.Popen, int]:
     return proc, json.loads(proc.stdout.readline())["listening"]["http"]
 
 
-def body(ids: list[int]) -> bytes:
-    rows = (
-        {"ts": 1_700_000_000 + i % 10_800, "msg": f"e{i}", "category": f"crash.c{i % 3}"}
-        for i in ids
-    )
-    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+def line(i: int, bad_every: int) -> bytes:
+    if bad_every and i % bad_every == 0:
+        return b'{"msg":"b%d","category":\n' % i
+    row = {"ts": 1_700_000_000 + i % 10_800, "msg": f"e{i}", "category": f"crash.c{i % 3}"}
+    return json.dumps(row).encode() + b"\n"
 
 
-def sender(port, ids, lock, acked, batch, deadline) -> None:
+def sender(port, ids, lock, acked, args, deadline) -> None:
     while time.monotonic() < deadline:
         with lock:
-            chunk = [next(ids) for _ in range(batch)]
+            chunk = [next(ids) for _ in range(args.batch)]
+        body = b"".join(line(i, args.bad_every) for i in chunk)
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            c.request("POST", "/v1/events", body(chunk), {"Content-Type": "application/x-ndjson"})
+            c.request("POST", "/v1/events", body, {"Content-Type": "application/x-ndjson"})
             if c.getresponse().status == 200:
                 with lock:
                     acked.update(chunk)
@@ -67,11 +70,21 @@ def sender(port, ids, lock, acked, batch, deadline) -> None:
             return
 
 
+def dead_letter_ids(store: Path) -> Counter[int]:
+    """How many times each malformed line's id is in the dead letters."""
+    ids: Counter[int] = Counter()
+    for path in (store / "dead-letter").rglob("*.ndjson.zst"):
+        for row in zstandard.decompress(path.read_bytes()).splitlines():
+            ids[int(re.match(r'\{"msg":"b(\d+)"', json.loads(row)["raw"])[1])] += 1
+    return ids
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--senders", type=int, default=4)
     ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--bad-every", type=int, default=20, help="one malformed line in N (0: none)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     rng = random.Random(args.seed)
@@ -83,7 +96,7 @@ def main() -> int:
             proc, port = start(store)
             deadline = time.monotonic() + 30
             threads = [
-                threading.Thread(target=sender, args=(port, ids, lock, acked, args.batch, deadline))
+                threading.Thread(target=sender, args=(port, ids, lock, acked, args, deadline))
                 for _ in range(args.senders)
             ]
             for t in threads:
@@ -99,23 +112,32 @@ def main() -> int:
         frame = pl.scan_parquet(store / "hot" / "**" / "*.parquet").select("message").collect()
         counts = Counter(frame["message"].to_list())
         files = len(list((store / "hot").rglob("*.parquet")))
+        dead = dead_letter_ids(store)
     sent = next(ids)
-    lost = sum(1 for i in acked if counts[f"e{i}"] == 0)
+    bad = {i for i in acked if args.bad_every and i % args.bad_every == 0}
+    lost = sum(1 for i in acked - bad if counts[f"e{i}"] == 0)
     duplicated = sum(1 for n in counts.values() if n > 1)
+    dead_lost = sum(1 for i in bad if dead[i] == 0)
+    dead_duplicated = sum(1 for n in dead.values() if n > 1)
     report = {
         "rounds": args.rounds,
         "events_sent": sent,
-        "events_acknowledged": len(acked),
+        "events_acknowledged": len(acked) - len(bad),
         "events_stored": frame.height,
         "unacknowledged_stored": sum(1 for m in counts if int(m[1:]) not in acked),
         "lost": lost,
         "duplicated": duplicated,
+        "bad_lines_acknowledged": len(bad),
+        "dead_letters_stored": sum(dead.values()),
+        "dead_letters_lost": dead_lost,
+        "dead_letters_duplicated": dead_duplicated,
         "files": files,
         "final_exit": clean_exit,
         "seconds": round(time.monotonic() - started, 1),
     }
     print(json.dumps(report))
-    return 0 if lost == duplicated == clean_exit == 0 else 1
+    failures = lost + duplicated + dead_lost + dead_duplicated + clean_exit
+    return 0 if failures == 0 else 1
 
 
 if __name__ == "__main__":

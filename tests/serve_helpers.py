@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import zstandard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,3 +92,21 @@ def events(ids: range, category: str = "app.serve") -> bytes:
         for i in ids
     )
     return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+def dead_letters(data_dir: Path) -> list[dict]:
+    """Every committed dead letter of the store, as dicts."""
+    rows = []
+    for path in (data_dir / "dead-letter").rglob("*.ndjson.zst"):
+        rows += [json.loads(x) for x in zstandard.decompress(path.read_bytes()).splitlines()]
+    return rows
+
+
+def mixed(ids: list[int], bad_every: int = 10) -> tuple[bytes, list[int], list[int]]:
+    """NDJSON where every ``bad_every``-th line is malformed (raw text ``b<id>``)."""
+    good = [i for i in ids if i % bad_every]
+    bad = [i for i in ids if not i % bad_every]
+    lines = [
+        events(range(i, i + 1)) if i % bad_every else b'{"msg":"b%d","category":\n' % i for i in ids
+    ]
+    return b"".join(lines), good, bad

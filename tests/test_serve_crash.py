@@ -3,11 +3,12 @@ from __future__ import annotations
 import http.client
 import itertools
 import random
+import re
 import threading
 import time
 from collections import Counter
 
-from serve_helpers import ServeProcess, events, stored
+from serve_helpers import ServeProcess, dead_letters, mixed, stored
 
 CONFIG = """
 [store]
@@ -17,26 +18,28 @@ flush_interval_s = 0.2
 """
 
 
-def send_until(srv: ServeProcess, ids, lock, acked: set[int], deadline: float) -> None:
-    """Posts batches of fresh ids until the deadline or the server dies; records acks."""
+def send_until(srv: ServeProcess, ids, lock, acked: dict, deadline: float) -> None:
+    """Posts batches of fresh ids, one line in ten malformed, until the deadline or the server
+    dies; records which good and bad lines were acknowledged."""
     port = srv.ports["http"]
     while time.monotonic() < deadline:
         with lock:
-            batch = [next(ids) for _ in range(100)]
+            body, good, bad = mixed([next(ids) for _ in range(100)])
         try:
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("POST", "/v1/events", events(batch), {"Content-Type": "application/x-ndjson"})
+            c.request("POST", "/v1/events", body, {"Content-Type": "application/x-ndjson"})
             if c.getresponse().status == 200:
                 with lock:
-                    acked.update(batch)
+                    acked["good"].update(good)
+                    acked["bad"].update(bad)
             c.close()
         except OSError:
             return
 
 
-def test_kill_9_under_load_keeps_every_acknowledged_event_exactly_once(tmp_path):
+def test_kill_9_under_load_keeps_every_acknowledged_line_exactly_once(tmp_path):
     store, rng = tmp_path / "store", random.Random(6)
-    ids, lock, acked = itertools.count(), threading.Lock(), set()
+    ids, lock, acked = itertools.count(), threading.Lock(), {"good": set(), "bad": set()}
     for _ in range(4):
         srv = ServeProcess(store, CONFIG)
         deadline = time.monotonic() + 5
@@ -54,7 +57,11 @@ def test_kill_9_under_load_keeps_every_acknowledged_event_exactly_once(tmp_path)
     assert srv.stop() == 0
 
     counts = Counter(stored(store)["message"].to_list())
-    assert len(acked) > 500
-    missing = [i for i in acked if counts[f"e{i}"] != 1]
-    assert missing == []
+    assert len(acked["good"]) > 500
+    assert [i for i in acked["good"] if counts[f"e{i}"] != 1] == []
     assert max(counts.values()) == 1
+
+    dead = Counter(int(re.match(r'\{"msg":"b(\d+)"', r["raw"])[1]) for r in dead_letters(store))
+    assert len(acked["bad"]) > 50
+    assert [i for i in acked["bad"] if dead[i] != 1] == []
+    assert max(dead.values()) == 1

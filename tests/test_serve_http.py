@@ -235,3 +235,31 @@ def test_a_cut_off_compressed_body_is_400_and_nothing_is_accepted(server, tmp_pa
     assert metric(text, "qlingest_requests_rejected_total", reason=f"bad_{encoding}") == 2
     assert server.stop() == 0
     assert stored(tmp_path / "store").height == 500
+
+
+def test_a_body_in_many_reads_then_pipelined_requests_on_one_connection(server, tmp_path):
+    first, second, third = events(range(200)), events(range(200, 230)), events(range(230, 240))
+    head = "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n"
+    chunked = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    chunked += b"Connection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(third), third)
+    with socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=10) as s:
+        s.sendall(head.format(len(first)).encode() + first[:100])
+        for at in range(100, len(first) - 50, 4000):
+            s.sendall(first[at : min(at + 4000, len(first) - 50)])
+            time.sleep(0.002)
+        # The body's last bytes arrive with the next two requests behind them.
+        s.sendall(first[-50:] + head.format(len(second)).encode() + second + chunked)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    answers = out.split(b"HTTP/1.1 ")[1:]
+    assert [a.split(b"\r\n")[0] for a in answers] == [b"200 OK"] * 3
+    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [
+        b'{"accepted":200}',
+        b'{"accepted":30}',
+        b'{"accepted":10}',
+    ]
+    assert server.stop() == 0
+    assert sorted(stored(tmp_path / "store")["message"].to_list()) == sorted(
+        f"e{i}" for i in range(240)
+    )

@@ -22,6 +22,8 @@ __all__ = ["Store", "decode_ranges", "encode_ranges", "partition_value"]
 WAL_KEY = "qlingest.wal_records"
 #: Parquet key-value metadata: the file's partition key as a JSON array.
 PARTITION_KEY = "qlingest.partition"
+#: Dead-letter field: the sidecar's WAL record a dead letter came from.
+WAL_RECORD_FIELD = "wal_record"
 
 LEVELS = ["debug", "info", "warn", "error", "critical"]
 LEVEL_ENUM = pl.Enum(LEVELS)
@@ -207,6 +209,22 @@ class Store:
 
         directory = self.root / "dead-letter" / f"date={date}"
         return self._commit_file(directory, self.next_name("ndjson.zst"), write)
+
+    def dead_letter_wal_records(self, first_file: int) -> set[int]:
+        """WAL records whose dead letters this writer committed in files from ``first_file`` on.
+
+        The sidecar commits all of one record's dead letters in one file, each row tagged with
+        ``wal_record``, so a record listed here has every dead letter committed.
+        """
+        out: set[int] = set()
+        for path in (self.root / "dead-letter").rglob(f"part-{self.writer}-*.ndjson.zst"):
+            seq = file_seq(path)
+            if seq is None or seq < first_file:
+                continue
+            frame = pl.read_ndjson(io.BytesIO(zstandard.decompress(path.read_bytes())))
+            if WAL_RECORD_FIELD in frame.columns:
+                out.update(frame[WAL_RECORD_FIELD].drop_nulls().unique().to_list())
+        return out
 
 
 def encode_ranges(numbers: frozenset[int] | set[int]) -> str:

@@ -5,7 +5,8 @@ Framing follows RFC 9112 strictly: lines end in CRLF (a bare LF is a 400), a req
 body states its length (411 otherwise), and conflicting lengths are a 400.
 
 Requests on one connection are handled one at a time, in order (reading pauses meanwhile), so
-a client that pipelines cannot make the server buffer without bound.
+a client that pipelines cannot make the server buffer without bound. A ``Content-Length`` body
+arriving over many reads is kept as the list of reads and joined once, when complete.
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ class HttpProtocol(asyncio.Protocol):
         self.closing = False
         self._continued = False
         self._scanned = 0
+        # A request whose head is parsed and whose body is still arriving, its length, and
+        # the body's reads so far.
+        self._awaiting: tuple[Request, bool] | None = None
+        self._want = 0
+        self._chunks: list[bytes | bytearray] = []
+        self._have = 0
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -102,9 +109,24 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._awaiting is not None:
+            self._chunks.append(data)
+            self._have += len(data)
+            if self._have >= self._want:
+                self._body_complete()
+            return
         self.buf += data
         if not self.busy:
             self._next()
+
+    def _body_complete(self) -> None:
+        """Joins the body's reads (one copy) and handles the request; the rest is the next."""
+        request, keep_alive = self._awaiting  # type: ignore[misc]
+        blob = b"".join(self._chunks)
+        request.body = blob[: self._want] if len(blob) > self._want else blob
+        self.buf = bytearray(blob[self._want :])
+        self._awaiting, self._chunks, self._have = None, [], 0
+        self._dispatch(request, keep_alive)
 
     def _arm_idle(self) -> None:
         if self._idle:
@@ -126,7 +148,9 @@ class HttpProtocol(asyncio.Protocol):
             return
         if parsed is None:
             return
-        request, keep_alive = parsed
+        self._dispatch(*parsed)
+
+    def _dispatch(self, request: Request, keep_alive: bool) -> None:
         self.busy = True
         self.transport.pause_reading()  # type: ignore[union-attr]
         asyncio.get_running_loop().create_task(self._handle(request, keep_alive))
@@ -187,16 +211,23 @@ class HttpProtocol(asyncio.Protocol):
             headers[name] = value
         body_at = end + 4
         parsed = self._body(method, headers, body_at)
+        conn = headers.get("connection", "").lower()
+        keep_alive = conn != "close" and (version == "HTTP/1.1" or conn == "keep-alive")
+        request = Request(method, target.split("?", 1)[0], headers)
         if parsed is None:
+            if self._want:
+                # The head is done; the body's reads are gathered apart from now on.
+                self._awaiting = request, keep_alive
+                self._chunks, self._have = [self.buf[body_at:]], len(self.buf) - body_at
+                self.buf = bytearray()
+                self._continued = False
+                self._scanned = 0
             return None
-        body, consumed = parsed
+        request.body, consumed = parsed
         del self.buf[:consumed]
         self._continued = False
         self._scanned = 0
-        conn = headers.get("connection", "").lower()
-        keep_alive = conn != "close" and (version == "HTTP/1.1" or conn == "keep-alive")
-        path = target.split("?", 1)[0]
-        return Request(method, path, headers, body), keep_alive
+        return request, keep_alive
 
     def _head_end(self) -> int:
         """Where the head's closing CRLF CRLF starts, or -1 while it has not all arrived.
@@ -215,7 +246,9 @@ class HttpProtocol(asyncio.Protocol):
         return -1
 
     def _body(self, method: str, headers: dict[str, str], at: int) -> tuple[bytes, int] | None:
-        """The body and the bytes the request took, or ``None`` while more must arrive."""
+        """The body and the bytes the request took, or ``None`` while more must arrive (then
+        ``_want`` is the length of a ``Content-Length`` body, else 0)."""
+        self._want = 0
         if "transfer-encoding" in headers and "content-length" in headers:
             # RFC 9112 6.1: both at once is a smuggling attempt or a broken client.
             raise HttpError(400, "conflicting_length")
@@ -235,6 +268,7 @@ class HttpProtocol(asyncio.Protocol):
             raise HttpError(413, "body_too_large")
         if len(self.buf) - at < length:
             self._continue(headers)
+            self._want = length
             return None
         return bytes(self.buf[at : at + length]), at + length
 

@@ -2,15 +2,18 @@
 
 Flow of a request: body read and checked on the event loop; admitted if the queue has room
 (else 429 with ``Retry-After``); appended to the log by the group committer (one write and one
-fsync for every request waiting); acknowledged; then decoded and buffered by the pipeline
-thread (the Rust decoder runs with the GIL released) and committed by size or age. Each
-committed file names the log records it holds, so a restart replays exactly what is missing.
+fsync for every request waiting); acknowledged; then decoded in pieces on the decode threads
+(the Rust core releases the GIL, so pieces decode on every core at once), buffered in log
+order by the pipeline thread, and committed by size or age. Each committed file names the log
+records it holds (Parquet in its metadata, dead letters in each row), so a restart replays
+exactly what is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import os
 import signal
@@ -18,24 +21,34 @@ import ssl
 import sys
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import polars as pl
 import zstandard
 
 from qlingest.config import Config
-from qlingest.pipeline import Pipeline
+from qlingest.pipeline import Batch, Pipeline
 from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
 from qlingest.serve.wal import Wal, WalRecord
-from qlingest.store import PARTITION_KEY, WAL_KEY, decode_ranges, file_seq
+from qlingest.store import (
+    PARTITION_KEY,
+    WAL_KEY,
+    WAL_RECORD_FIELD,
+    Store,
+    decode_ranges,
+    file_seq,
+)
 
 __all__ = ["Server", "log"]
 
 NDJSON_TYPES = {"", "application/x-ndjson", "application/jsonl", "application/json", "text/plain"}
 Key = tuple[str, str, str]
+#: A log record is decoded in pieces of about this size, one per decode thread at most.
+PIECE_BYTES = 256 << 10
 
 
 def log(level: str, msg: str, **fields: object) -> None:
@@ -66,6 +79,7 @@ class Server:
         self.pipeline = Pipeline(data_dir, config)
         assert self.pipeline.store is not None
         self.store = self.pipeline.store
+        self.dead_letters = _DeadLetters(self.store, config.store.target_file_bytes)
         fsync = self.cfg.wal_fsync != "never"
         self.wal = Wal(
             self.store.root / "wal" / self.store.writer,
@@ -74,6 +88,8 @@ class Server:
         )
         self._wal_pool = ThreadPoolExecutor(1, thread_name_prefix="qlingest-wal")
         self._pipe_pool = ThreadPoolExecutor(1, thread_name_prefix="qlingest-pipeline")
+        self._decoders = config.input.threads or os.cpu_count() or 1
+        self._decode_pool = ThreadPoolExecutor(self._decoders, thread_name_prefix="qlingest-decode")
         self._aux_pool = ThreadPoolExecutor(2, thread_name_prefix="qlingest-convert")
         self._pending: list[tuple[str, bytes, asyncio.Future]] = []
         self._queue: list[WalRecord] = []
@@ -104,21 +120,17 @@ class Server:
         return ports
 
     def _recover(self) -> int:
-        """Replays every log record into the pipeline, minus partitions already committed."""
-        committed = self._committed_records(self.wal.first_file_on_disk())
-        # Limitation: dead letters are written as a record is decoded and carry no log record
-        # number, so a record replayed after a crash may dead-letter its bad lines twice.
+        """Replays every log record into the pipeline, minus what is already committed."""
+        # The engine is built on first use; build it here, before decode threads share it.
+        self.pipeline.decode(b"", format="ndjson")
+        first_file = self.wal.first_file_on_disk()
+        committed = self._committed_records(first_file)
+        dead_done = set() if first_file is None else self.store.dead_letter_wal_records(first_file)
         # Limitation: exactly-once rests on decoding being a function of the bytes and the
         # receive time; stateful stages (adaptive sampling, the audit chain's sequence) may
         # decide differently on replay than they did before the crash.
-        replayed = 0
-        for rec in self.wal.recover():
-            skip = committed.get(rec.seq, set())
-            with self.pipeline.wal_records([rec.seq], observed_ns=rec.observed_ns, skip=skip):
-                self.pipeline.process(rec.payload, source=rec.source, format="ndjson")
-            replayed += 1
-        self.pipeline.flush()
-        self._seen.update(self.pipeline, self.metrics)
+        replayed = self._process(self.wal.recover(), committed, dead_done)
+        self._flush_pipeline()
         self.wal.open_segment(self.store._seq)
         self.wal.release_recovered()
         self._processed_below = self.wal.next_seq
@@ -209,9 +221,7 @@ class Server:
                 batch, self._pending = self._pending, []
                 started = time.perf_counter()
                 try:
-                    logged = await loop.run_in_executor(
-                        self._wal_pool, self._log_group, self._group(batch)
-                    )
+                    logged = await loop.run_in_executor(self._wal_pool, self._log_group, batch)
                 except OSError as e:
                     log("error", "Log write failed.", error=str(e))
                     for _, payload, fut in batch:
@@ -229,19 +239,23 @@ class Server:
 
     def _group(
         self, batch: list[tuple[str, bytes, asyncio.Future]]
-    ) -> list[tuple[int, str, bytes]]:
+    ) -> list[tuple[int, str, list[bytes]]]:
         """One record per source, split at ``wal_record_bytes``; all share the receive time."""
         now = time.time_ns()
-        by_source: dict[str, list[list[bytes]]] = {}
+        by_source: dict[str, list[tuple[int, list[bytes]]]] = {}
         for source, payload, _ in batch:
-            groups = by_source.setdefault(source, [[]])
-            if groups[-1] and sum(map(len, groups[-1])) + len(payload) > self.cfg.wal_record_bytes:
-                groups.append([])
-            groups[-1].append(payload)
-        return [(now, s, b"".join(g)) for s, gs in by_source.items() for g in gs]
+            groups = by_source.setdefault(source, [(0, [])])
+            size, parts = groups[-1]
+            if parts and size + len(payload) > self.cfg.wal_record_bytes:
+                size, parts = 0, []
+                groups.append((size, parts))
+            parts.append(payload)
+            groups[-1] = (size + len(payload), parts)
+        return [(now, s, parts) for s, gs in by_source.items() for _, parts in gs]
 
-    def _log_group(self, records: list[tuple[int, str, bytes]]) -> list[WalRecord]:
-        logged = self.wal.append(records)
+    def _log_group(self, batch: list[tuple[str, bytes, asyncio.Future]]) -> list[WalRecord]:
+        """On the log thread: groups the requests into records, writes and fsyncs them."""
+        logged = self.wal.append(self._group(batch))
         if self.cfg.wal_fsync == "always":
             self.wal.sync()
         if self.wal.should_rotate():
@@ -268,19 +282,70 @@ class Server:
                 batch, self._queue = self._queue, []
                 await loop.run_in_executor(self._pipe_pool, self._process, batch)
                 self._processed_below = batch[-1].seq + 1
-                self.queue_bytes -= sum(len(r.payload) for r in batch)
+                self.queue_bytes -= sum(r.size for r in batch)
                 self.metrics.queue_bytes.set(self.queue_bytes)
-                self.metrics.buffer_bytes.set(self.pipeline.buffered_bytes)
+                self.metrics.buffer_bytes.set(self._buffered_bytes())
             if not self._pending:
                 self._drained.set()
 
-    def _process(self, batch: list[WalRecord]) -> None:
-        for rec in batch:
+    def _process(
+        self,
+        records: Iterable[WalRecord],
+        committed: dict[int, set[Key]] | None = None,
+        dead_done: set[int] | frozenset[int] = frozenset(),
+    ) -> int:
+        """Decodes records on the decode threads and absorbs them in log order; how many.
+
+        The next record decodes while this thread absorbs the last. On replay ``committed``
+        names the partitions already holding each record's events and ``dead_done`` the
+        records whose dead letters are already committed.
+        """
+        ahead: tuple[WalRecord, list[Future[Batch]], float] | None = None
+        count = 0
+        for rec in records:
             started = time.perf_counter()
-            with self.pipeline.wal_records([rec.seq], observed_ns=rec.observed_ns):
-                self.pipeline.process(rec.payload, source=rec.source, format="ndjson")
-            self.metrics.batch.observe(time.perf_counter() - started)
+            pieces = self._decode(rec)
+            if ahead is not None:
+                self._absorb(*ahead, committed or {}, dead_done)
+            ahead, count = (rec, pieces, started), count + 1
+        if ahead is not None:
+            self._absorb(*ahead, committed or {}, dead_done)
         self._seen.update(self.pipeline, self.metrics)
+        return count
+
+    def _decode(self, rec: WalRecord) -> list[Future[Batch]]:
+        """Hands a record's pieces to the decode threads."""
+        return [
+            self._decode_pool.submit(
+                self.pipeline.decode,
+                piece,
+                source=rec.source,
+                format="ndjson",
+                observed_ns=rec.observed_ns,
+            )
+            for piece in _pieces(rec.parts, self._decoders)
+        ]
+
+    def _absorb(
+        self,
+        rec: WalRecord,
+        pieces: list[Future[Batch]],
+        started: float,
+        committed: dict[int, set[Key]],
+        dead_done: set[int] | frozenset[int],
+    ) -> None:
+        """Buffers one record's events; its dead letters are held apart, tagged with it."""
+        batch = _merge([p.result() for p in pieces])
+        dead = batch.dead_letters
+        if dead.height and rec.seq not in dead_done:
+            self.pipeline.summary.dead_letters.update(dead["reason"].to_list())
+            self.dead_letters.add(dead, rec.seq)
+        # The pipeline would commit dead letters untagged, one file per record.
+        batch.dead_letters = dead.clear()
+        skip = committed.get(rec.seq, ())
+        with self.pipeline.wal_records([rec.seq], skip=skip):
+            self.pipeline.absorb(batch, rec.size)
+        self.metrics.batch.observe(time.perf_counter() - started)
 
     async def _flusher(self) -> None:
         while True:
@@ -296,10 +361,14 @@ class Server:
         self.metrics.commit.observe(time.perf_counter() - started)
         await loop.run_in_executor(self._wal_pool, self.wal.release, below)
         self.metrics.wal_bytes.set(self.wal.bytes)
-        self.metrics.buffer_bytes.set(self.pipeline.buffered_bytes)
+        self.metrics.buffer_bytes.set(self._buffered_bytes())
+
+    def _buffered_bytes(self) -> int:
+        return self.pipeline.buffered_bytes + self.dead_letters.bytes
 
     def _flush_pipeline(self) -> None:
         self.pipeline.flush()
+        self.dead_letters.commit()
         self._seen.update(self.pipeline, self.metrics)
 
     # ----- HTTP routes
@@ -370,7 +439,7 @@ class Server:
         if ctype not in NDJSON_TYPES:
             self._reject("unsupported_content_type")
             return Response(415, b"send NDJSON (application/x-ndjson)\n")
-        lines = body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
+        lines = count_lines(body) + (1 if body and not body.endswith(b"\n") else 0)
         if not body:
             return Response(200, b'{"accepted":0}', "application/json")
         if not self.admits(len(body)):
@@ -443,7 +512,7 @@ class Server:
         # Everything logged is decoded and committed now, so nothing is left to replay.
         await loop.run_in_executor(self._wal_pool, self.wal.remove)
         summary = await loop.run_in_executor(self._pipe_pool, self.pipeline.close)
-        for pool in (self._wal_pool, self._pipe_pool, self._aux_pool):
+        for pool in (self._wal_pool, self._pipe_pool, self._decode_pool, self._aux_pool):
             pool.shutdown(wait=True)
         log("info", "Stopped.", events_written=summary.events_written, files=summary.files)
 
@@ -514,7 +583,7 @@ class TcpProtocol(asyncio.Protocol):
             except OSError:
                 self.transport.close()  # type: ignore[union-attr]
                 return
-            lines = chunk.count(b"\n")
+            lines = count_lines(chunk)
             self.server.metrics.received.labels("tcp").inc(lines)
             if self.transport and not self.transport.is_closing():
                 self.transport.write(b"ok %d\n" % lines)
@@ -524,6 +593,32 @@ class TcpProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
             if self.server.stopping and self.chunks.empty():
                 self.close_when_idle()
+
+
+class _DeadLetters:
+    """Dead letters of log records, buffered and committed like events.
+
+    Each row carries its record's number, and all of one record's rows go into one atomically
+    committed file, so a replay knows which records' dead letters are already stored.
+    """
+
+    def __init__(self, store: Store, limit_bytes: int) -> None:
+        self.store, self.limit = store, limit_bytes
+        self.frames: list[pl.DataFrame] = []
+        self.bytes = 0
+
+    def add(self, frame: pl.DataFrame, seq: int) -> None:
+        self.frames.append(frame.with_columns(pl.lit(seq, pl.Int64).alias(WAL_RECORD_FIELD)))
+        self.bytes += frame.estimated_size()
+        if self.bytes >= self.limit:
+            self.commit()
+
+    def commit(self) -> None:
+        if not self.frames:
+            return
+        frame = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
+        self.store.write_dead_letters(frame, time.strftime("%Y-%m-%d", time.gmtime()))
+        self.frames, self.bytes = [], 0
 
 
 class _SummarySeen:
@@ -548,6 +643,82 @@ class _SummarySeen:
                 if n > seen.get(label, 0):
                     counter.labels(label).inc(n - seen.get(label, 0))
                     seen[label] = n
+
+
+def _pieces(parts: tuple[bytes, ...], threads: int) -> list[bytes]:
+    """A record's parts as pieces of about ``PIECE_BYTES`` or more for the decode threads.
+
+    Small parts are joined; when that leaves fewer pieces than threads, each large piece is cut
+    at line ends, one cut per thread. Every part ends in a newline, so pieces hold whole lines.
+    """
+    pieces: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    for part in parts:
+        group.append(part)
+        size += len(part)
+        if size >= PIECE_BYTES:
+            pieces.append(group[0] if len(group) == 1 else b"".join(group))
+            group, size = [], 0
+    if group:
+        pieces.append(group[0] if len(group) == 1 else b"".join(group))
+    if len(pieces) >= threads:
+        return pieces
+    return [cut for piece in pieces for cut in _cut(piece, min(threads, len(piece) // PIECE_BYTES))]
+
+
+def _cut(data: bytes, n: int) -> list[bytes]:
+    """``data`` in up to ``n`` pieces of about equal size, each ending at a line end."""
+    if n <= 1:
+        return [data]
+    cuts = [0]
+    for i in range(1, n):
+        cut = data.find(b"\n", max(cuts[-1], len(data) * i // n)) + 1
+        if cut <= 0:
+            break
+        cuts.append(cut)
+    cuts.append(len(data))
+    return [data[lo:hi] for lo, hi in itertools.pairwise(cuts) if hi > lo]
+
+
+def count_lines(data: bytes) -> int:
+    """The newlines in ``data``, counted the fastest way for its line length.
+
+    ``bytes.count`` tests byte by byte; deleting the newlines jumps between them with
+    ``memchr`` and copies the rest, several times faster once lines pass ~32 bytes (a 540 KB
+    body of 270-byte lines: 80 µs instead of 380 µs). The first 4 KiB tell which case it is.
+    """
+    if data.count(b"\n", 0, 4096) > 128:
+        return data.count(b"\n")
+    return len(data) - len(data.replace(b"\n", b""))
+
+
+def _merge(batches: list[Batch]) -> Batch:
+    """One record's pieces as one batch; dead-letter line numbers count from the record's start."""
+    if len(batches) == 1:
+        return batches[0]
+    dead, offset = [], 0
+    for b in batches:
+        if b.dead_letters.height:
+            dead.append(b.dead_letters.with_columns(pl.col("line") + offset))
+        offset += b.lines
+    return Batch(
+        events=pl.concat([b.events for b in batches], rechunk=False),
+        dead_letters=pl.concat(dead) if dead else batches[0].dead_letters,
+        lines=offset,
+        blank_lines=sum(b.blank_lines for b in batches),
+        unparsed=sum(b.unparsed for b in batches),
+        redactions=_sum(b.redactions for b in batches),
+        sampled_out=_sum(b.sampled_out for b in batches),
+    )
+
+
+def _sum(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for c in counts:
+        for k, n in c.items():
+            out[k] = out.get(k, 0) + n
+    return out
 
 
 def _inflate(body: bytes, encoding: str, limit: int) -> bytes:

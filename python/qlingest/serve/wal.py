@@ -4,6 +4,8 @@ A segment is ``<first record number>.wal``: a header (magic and the store's next
 when the segment opened), then records. A record is ``crc32 | length | seq | observed_ns |
 source length``, the source name and the payload; the checksum covers everything after it.
 A torn record at the end of the last segment (a crash mid-write) is cut off on recovery.
+A record's payload is written from its parts (the bodies of the requests it groups) with one
+``writev`` per group commit, so it is never copied into one buffer on the way in.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,16 +24,28 @@ __all__ = ["Wal", "WalRecord"]
 MAGIC = b"QLWAL1\n\0"
 _SEGMENT_HEAD = struct.Struct("<8sQ")
 _RECORD_HEAD = struct.Struct("<IIQqH")
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
 
 
 @dataclass(frozen=True, slots=True)
 class WalRecord:
-    """One logged group of requests from one source: NDJSON lines and their receive time."""
+    """One logged group of requests from one source: NDJSON lines and their receive time.
+
+    ``parts`` are the requests' bodies in order (one part once read back from disk).
+    """
 
     seq: int
     observed_ns: int
     source: str
-    payload: bytes
+    parts: tuple[bytes, ...]
+
+    @property
+    def payload(self) -> bytes:
+        return self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+
+    @property
+    def size(self) -> int:
+        return sum(map(len, self.parts))
 
 
 @dataclass(slots=True)
@@ -107,7 +121,7 @@ class Wal:
                 break
             source = data[body_at : body_at + src_len].decode()
             seg.last_seq = seq
-            yield WalRecord(seq, observed_ns, source, data[body_at + src_len : end])
+            yield WalRecord(seq, observed_ns, source, (data[body_at + src_len : end],))
             pos = end
         return pos
 
@@ -122,22 +136,22 @@ class Wal:
             os.fsync(self._fd)
             fsync_dir(self.dir)
 
-    def append(self, records: list[tuple[int, str, bytes]]) -> list[WalRecord]:
-        """Writes ``(observed_ns, source, payload)`` records in one write; numbers them."""
-        out, parts = [], []
-        for observed_ns, source, payload in records:
+    def append(self, records: list[tuple[int, str, Sequence[bytes]]]) -> list[WalRecord]:
+        """Writes ``(observed_ns, source, parts)`` records in one ``writev``; numbers them."""
+        out, buffers = [], []
+        for observed_ns, source, parts in records:
             src = source.encode()
-            rest = _RECORD_HEAD.pack(0, len(payload), self.next_seq, observed_ns, len(src))[4:]
-            crc = zlib.crc32(payload, zlib.crc32(src, zlib.crc32(rest)))
-            parts += [struct.pack("<I", crc), rest, src, payload]
-            out.append(WalRecord(self.next_seq, observed_ns, source, payload))
+            size = sum(map(len, parts))
+            rest = _RECORD_HEAD.pack(0, size, self.next_seq, observed_ns, len(src))[4:]
+            crc = zlib.crc32(src, zlib.crc32(rest))
+            for part in parts:
+                crc = zlib.crc32(part, crc)
+            buffers += [struct.pack("<I", crc), rest, src, *parts]
+            out.append(WalRecord(self.next_seq, observed_ns, source, tuple(parts)))
             self.next_seq += 1
-        blob = b"".join(parts)
-        view = memoryview(blob)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        written = _write_all(self._fd, buffers)
         seg = self._segments[-1]
-        seg.size += len(blob)
+        seg.size += written
         seg.last_seq = out[-1].seq if out else seg.last_seq
         return out
 
@@ -183,3 +197,19 @@ class Wal:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+
+
+def _write_all(fd: int, buffers: list[bytes]) -> int:
+    """Writes ``buffers`` in order with as few ``writev`` calls as ``IOV_MAX`` allows."""
+    written = 0
+    for at in range(0, len(buffers), _IOV_MAX):
+        chunk = buffers[at : at + _IOV_MAX]
+        want = sum(map(len, chunk))
+        done = os.writev(fd, chunk)
+        if done < want:
+            # A short write (a signal, a full disk) is finished byte-wise, or raises.
+            view = memoryview(b"".join(chunk))[done:]
+            while view:
+                view = view[os.write(fd, view) :]
+        written += want
+    return written
