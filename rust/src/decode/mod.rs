@@ -336,7 +336,14 @@ fn truncate_utf8(text: &mut Vec<u8>, len: usize) {
 fn redact<'a>(scrub: &dyn Scrub, value: Cow<'a, str>, counts: &mut [u64]) -> Cow<'a, str> {
     match value {
         Cow::Borrowed(s) => scrub.text(s, counts),
-        Cow::Owned(s) => Cow::Owned(scrub.text(&s, counts).into_owned()),
+        Cow::Owned(s) => {
+            let redacted = match scrub.text(&s, counts) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(r) => Some(r),
+            };
+            // Unchanged text keeps its buffer rather than a copy of it.
+            Cow::Owned(redacted.unwrap_or(s))
+        }
     }
 }
 

@@ -202,3 +202,69 @@ proptest! {
         }
     }
 }
+
+/// The members as sonic's object iterator reads them (copying every key), with a tail check:
+/// the reference `ndjson::for_each_member` must equal.
+fn members_by_iterator(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut end = 0;
+    for item in sonic_rs::to_object_iter(text) {
+        let (key, value) = item.map_err(|e| format!("invalid JSON at column {}", e.column()))?;
+        let raw = value.as_raw_str();
+        end = raw.as_ptr() as usize + raw.len() - text.as_ptr() as usize;
+        out.push((key.into_owned(), raw.to_owned()));
+    }
+    let rest = if end == 0 {
+        text.trim().strip_prefix('{').unwrap_or("").trim_start()
+    } else {
+        text[end..].trim_start()
+    };
+    match rest.strip_prefix('}') {
+        Some(after) if after.trim().is_empty() => Ok(out),
+        _ => Err("unexpected text after the object".to_owned()),
+    }
+}
+
+fn members_by_serde(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    ndjson::for_each_member(text, |key, _, raw| {
+        out.push((key.into_owned(), raw.into_owned()));
+        Ok(())
+    })
+    .map_err(|reject| reject.detail)?;
+    Ok(out)
+}
+
+/// An object text, often damaged: cut, with a byte inserted, or with text after it.
+fn object_text() -> impl Strategy<Value = String> {
+    let object = prop::collection::btree_map("[a-z\"\\\\é]{0,4}", json_value(), 0..5)
+        .prop_map(|m| sonic_rs::to_string(&m).unwrap());
+    (
+        object,
+        0..5u8,
+        any::<prop::sample::Index>(),
+        "[ ,:}{\\]\"a0\\\\n-]{1,3}",
+    )
+        .prop_map(|(text, damage, at, junk)| {
+            let mut cut = at.index(text.len() + 1);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            match damage {
+                1 => text[..cut].to_owned(),
+                2 => format!("{}{junk}{}", &text[..cut], &text[cut..]),
+                3 => format!("{text}{junk}"),
+                _ => format!(" {text} "),
+            }
+        })
+}
+
+proptest! {
+    /// Members read through serde equal those of sonic's object iterator, key, raw value and
+    /// error detail alike.
+    #[test]
+    fn members_read_as_by_the_object_iterator(text in object_text()) {
+        prop_assume!(text.trim_start().starts_with('{'));
+        prop_assert_eq!(members_by_serde(&text), members_by_iterator(&text));
+    }
+}
