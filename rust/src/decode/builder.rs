@@ -3,13 +3,14 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, StringBuilder, StringViewBuilder};
+use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::types::UInt8Type;
 use arrow_array::{
     new_null_array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringViewArray,
     TimestampNanosecondArray, UInt64Array, UInt8Array,
 };
-use arrow_buffer::{BooleanBufferBuilder, NullBuffer};
+use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, NullBufferBuilder, ScalarBuffer};
+use arrow_data::MAX_INLINE_VIEW_LEN;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use crate::error::Result;
@@ -31,7 +32,8 @@ pub mod col {
     pub const USER_TIER: usize = 11;
 }
 
-/// One event being read; strings borrow from the input line where they can.
+/// One event being read; strings borrow from the input line where they can. One row is reused
+/// for every line of a call, so its `members` keep their allocation.
 #[derive(Default)]
 pub struct Row<'a> {
     pub timestamp: Option<i64>,
@@ -43,13 +45,120 @@ pub struct Row<'a> {
     pub members: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
+impl Row<'_> {
+    /// Empties the row for the next line.
+    pub fn clear(&mut self) {
+        self.timestamp = None;
+        self.level = None;
+        self.strings = Default::default();
+        self.revenue = None;
+        self.sample_rate = None;
+        self.members.clear();
+    }
+}
+
+/// A view column's data block is closed past this many bytes, well inside 32-bit view offsets.
+const BLOCK_BYTES: usize = 1 << 30;
+
+/// A `Utf8View` column built in place: views, validity and data blocks, without the generic
+/// builder's per-value checks. Values are `str`, so the data is UTF-8 by construction.
+pub struct ViewColumn {
+    views: Vec<u128>,
+    nulls: NullBufferBuilder,
+    blocks: Vec<Buffer>,
+    data: String,
+}
+
+impl ViewColumn {
+    pub fn with_capacity(rows: usize) -> ViewColumn {
+        ViewColumn {
+            views: Vec::with_capacity(rows),
+            nulls: NullBufferBuilder::new(rows),
+            blocks: Vec::new(),
+            data: String::new(),
+        }
+    }
+
+    pub fn push(&mut self, value: Option<&str>) {
+        match value {
+            Some(s) if s.len() <= INLINE => {
+                self.views.push(inline_view(s.as_bytes()));
+                self.nulls.append_non_null();
+            }
+            Some(s) => self.push_with(|out| {
+                out.push_str(s);
+                true
+            }),
+            None => self.push_null(),
+        }
+    }
+
+    /// Appends the value `write` appends to the data block; null when it returns false.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut String) -> bool) {
+        if self.data.len() >= BLOCK_BYTES {
+            let full = std::mem::take(&mut self.data);
+            self.blocks.push(Buffer::from(full.into_bytes()));
+        }
+        let start = self.data.len();
+        if !write(&mut self.data) {
+            self.data.truncate(start);
+            return self.push_null();
+        }
+        let value = &self.data.as_bytes()[start..];
+        let view = if value.len() <= INLINE {
+            let view = inline_view(value);
+            // Short values live in the view itself.
+            self.data.truncate(start);
+            view
+        } else {
+            let prefix = u32::from_le_bytes(value[..4].try_into().unwrap());
+            let block = self.blocks.len() as u32;
+            (value.len() as u128)
+                | (prefix as u128) << 32
+                | (block as u128) << 64
+                | (start as u128) << 96
+        };
+        self.views.push(view);
+        self.nulls.append_non_null();
+    }
+
+    fn push_null(&mut self) {
+        self.views.push(0);
+        self.nulls.append_null();
+    }
+
+    pub fn finish(&mut self) -> StringViewArray {
+        let mut blocks = std::mem::take(&mut self.blocks);
+        if !self.data.is_empty() {
+            blocks.push(Buffer::from(std::mem::take(&mut self.data).into_bytes()));
+        }
+        let views = ScalarBuffer::from(std::mem::take(&mut self.views));
+        // SAFETY: every view holds a `str` inline or names the block and offset where the `str`
+        // was written, with its length and first four bytes; the validity has one bit per view.
+        unsafe { StringViewArray::new_unchecked(views, blocks.into(), self.nulls.finish()) }
+    }
+}
+
+/// The longest value a view holds inline.
+const INLINE: usize = MAX_INLINE_VIEW_LEN as usize;
+
+/// The view of a value of at most `INLINE` bytes: its length, then its bytes.
+fn inline_view(value: &[u8]) -> u128 {
+    let mut view = [0u8; 16];
+    view[..4].copy_from_slice(&(value.len() as u32).to_le_bytes());
+    view[4..4 + value.len()].copy_from_slice(value);
+    u128::from_le_bytes(view)
+}
+
 /// Accumulates rows into the columns of one event batch.
 pub struct BatchBuilder {
     timestamp: Vec<i64>,
     level: Vec<u8>,
     level_valid: BooleanBufferBuilder,
-    strings: Vec<StringViewBuilder>,
-    fields: StringViewBuilder,
+    /// The string columns in `STRING_COLUMNS` order.
+    pub strings: Vec<ViewColumn>,
+    /// The JSON object of the other keys, written straight into its column.
+    pub fields: ViewColumn,
     revenue: Float64Builder,
     sample_rate: Vec<f64>,
 }
@@ -61,9 +170,9 @@ impl BatchBuilder {
             level: Vec::with_capacity(rows),
             level_valid: BooleanBufferBuilder::new(rows),
             strings: (0..STRING_COLUMNS.len())
-                .map(|_| StringViewBuilder::with_capacity(rows))
+                .map(|_| ViewColumn::with_capacity(rows))
                 .collect(),
-            fields: StringViewBuilder::with_capacity(rows),
+            fields: ViewColumn::with_capacity(rows),
             revenue: Float64Builder::with_capacity(rows),
             sample_rate: Vec::with_capacity(rows),
         }
@@ -73,15 +182,11 @@ impl BatchBuilder {
         self.timestamp.len()
     }
 
-    /// Appends a finished row; `fields` is the JSON object of the other keys, if any.
-    pub fn push(&mut self, row: &Row<'_>, fields: Option<&str>, observed_ns: i64) {
+    /// Appends the rest of a row whose `strings` and `fields` were pushed to their columns.
+    pub fn push(&mut self, row: &Row<'_>, observed_ns: i64) {
         self.timestamp.push(row.timestamp.unwrap_or(observed_ns));
         self.level.push(row.level.map_or(0, |l| l as u8));
         self.level_valid.append(row.level.is_some());
-        for (builder, value) in self.strings.iter_mut().zip(&row.strings) {
-            builder.append_option(value.as_deref());
-        }
-        self.fields.append_option(fields);
         self.revenue.append_option(row.revenue);
         self.sample_rate.push(row.sample_rate.unwrap_or(1.0));
     }
@@ -97,7 +202,7 @@ impl BatchBuilder {
         columns.extend(
             self.strings
                 .iter_mut()
-                .map(|b| Arc::new(b.finish()) as ArrayRef),
+                .map(|c| Arc::new(c.finish()) as ArrayRef),
         );
         columns.push(Arc::new(self.fields.finish()));
         columns.push(Arc::new(self.revenue.finish()));

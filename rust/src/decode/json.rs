@@ -46,12 +46,12 @@ pub fn write_member(out: &mut String, key: &str, raw_value: &str) {
 /// escape, which UTF-8 cannot hold, becomes U+FFFD.
 pub fn unescape(raw: &str) -> Option<Cow<'_, str>> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
+    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
         return Some(Cow::Borrowed(inner));
     }
     let mut out = String::with_capacity(inner.len());
     let mut at = 0;
-    while let Some(i) = inner[at..].find('\\') {
+    while let Some(i) = memchr::memchr(b'\\', &inner.as_bytes()[at..]) {
         out.push_str(&inner[at..at + i]);
         let (c, used) = escape_at(inner, at + i)?;
         out.push(c);
@@ -106,6 +106,7 @@ pub fn bracket_count(line: &[u8]) -> usize {
 }
 
 /// The exact nesting depth, skipping brackets inside strings.
+#[cold]
 pub fn exact_depth(line: &[u8]) -> usize {
     let (mut depth, mut max, mut in_str, mut esc) = (0usize, 0usize, false, false);
     for &b in line {

@@ -111,14 +111,22 @@ impl Decoder {
         observed_ns: i64,
     ) -> Result<DecodeOutput> {
         let mut state = State::new(scrub, data.len() / 256 + 1);
+        // One UTF-8 check for the whole input: cut at newlines and around a BOM, valid text
+        // stays valid, so lines need no check of their own unless the input fails it.
+        let text = std::str::from_utf8(data).ok();
+        let mut row = Row::default();
         let mut line_no = first_line;
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
             if end == data.len() && start == end {
                 break;
             }
-            let line = &data[start..end.min(data.len())];
-            self.decode_one(trim_line(line), line_no, observed_ns, &mut state);
+            let (from, to) = trim_line(&data[start..end]);
+            let line = Line {
+                bytes: &data[start + from..start + to],
+                text: text.map(|t| &t[start + from..start + to]),
+            };
+            self.decode_one(line, line_no, observed_ns, &mut row, &mut state);
             line_no += 1;
             start = end + 1;
         }
@@ -132,22 +140,29 @@ impl Decoder {
         })
     }
 
-    fn decode_one(&self, line: &[u8], line_no: u64, observed_ns: i64, st: &mut State<'_>) {
-        if line.iter().all(u8::is_ascii_whitespace) {
+    fn decode_one<'a>(
+        &'a self,
+        line: Line<'a>,
+        line_no: u64,
+        observed_ns: i64,
+        row: &mut Row<'a>,
+        st: &mut State<'_>,
+    ) {
+        if line.bytes.iter().all(u8::is_ascii_whitespace) {
             st.blank += 1;
             return;
         }
-        let mut row = Row::default();
+        row.clear();
         let result = self.check(line).and_then(|text| match self.config.format {
-            Format::Ndjson => self.decode_json(text, &mut row),
-            Format::Text => self.decode_text(text, &mut row, st, observed_ns),
+            Format::Ndjson => self.decode_json(text, row),
+            Format::Text => self.decode_text(text, row, st, observed_ns),
         });
         match result {
             Ok(()) => {
-                self.fill_defaults(&mut row);
-                st.commit(&mut row, observed_ns)
+                self.fill_defaults(row);
+                st.commit(row, observed_ns)
             }
-            Err(reject) => st.reject(line, line_no, reject),
+            Err(reject) => st.reject(line.bytes, line_no, reject),
         }
     }
 
@@ -162,12 +177,16 @@ impl Decoder {
         }
     }
 
-    fn check<'a>(&self, line: &'a [u8]) -> std::result::Result<&'a str, Reject> {
-        if line.len() > self.config.max_line_bytes {
-            let detail = format!("{} bytes, limit {}", line.len(), self.config.max_line_bytes);
+    fn check<'a>(&self, line: Line<'a>) -> std::result::Result<&'a str, Reject> {
+        let len = line.bytes.len();
+        if len > self.config.max_line_bytes {
+            let detail = format!("{len} bytes, limit {}", self.config.max_line_bytes);
             return Err(Reject::new(Reason::LineTooLong, detail));
         }
-        std::str::from_utf8(line).map_err(|e| {
+        if let Some(text) = line.text {
+            return Ok(text);
+        }
+        std::str::from_utf8(line.bytes).map_err(|e| {
             let detail = format!("invalid UTF-8 at byte {}", e.valid_up_to());
             Reject::new(Reason::InvalidUtf8, detail)
         })
@@ -181,10 +200,22 @@ fn compile_parse(pattern: &str) -> Result<Regex> {
         .map_err(|e| Error::Config(format!("parse regex: {e}")))
 }
 
-/// Strips a carriage return before the newline and a UTF-8 byte order mark.
-fn trim_line(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    line.strip_prefix(b"\xef\xbb\xbf").unwrap_or(line)
+/// One input line; `text` when the whole input was checked to be UTF-8.
+#[derive(Clone, Copy)]
+struct Line<'a> {
+    bytes: &'a [u8],
+    text: Option<&'a str>,
+}
+
+/// The range of a line without a carriage return before the newline and a UTF-8 byte order mark.
+fn trim_line(line: &[u8]) -> (usize, usize) {
+    let to = line.len() - usize::from(line.ends_with(b"\r"));
+    let from = if line[..to].starts_with(b"\xef\xbb\xbf") {
+        3
+    } else {
+        0
+    };
+    (from, to)
 }
 
 /// Per-call state shared by the line decoders.
@@ -192,7 +223,8 @@ pub(crate) struct State<'s> {
     scrub: &'s dyn Scrub,
     events: BatchBuilder,
     dead: DeadLetters,
-    fields: String,
+    /// Scratch for a row's `fields` members, kept empty between rows (see `recycle`).
+    pairs: Vec<(&'static str, &'static str)>,
     counts: Vec<u64>,
     blank: u64,
     unparsed: u64,
@@ -204,7 +236,7 @@ impl<'s> State<'s> {
             scrub,
             events: BatchBuilder::with_capacity(rows),
             dead: DeadLetters::default(),
-            fields: String::with_capacity(512),
+            pairs: Vec::new(),
             counts: vec![0; scrub.rule_count()],
             blank: 0,
             unparsed: 0,
@@ -213,29 +245,29 @@ impl<'s> State<'s> {
 
     fn commit(&mut self, row: &mut Row<'_>, observed_ns: i64) {
         for (i, slot) in row.strings.iter_mut().enumerate() {
-            if let Some(value) = slot.take() {
-                *slot = Some(self.clean(i, value));
-            }
+            let value = slot.take().map(|v| self.clean(i, v));
+            self.events.strings[i].push(value.as_deref());
         }
-        let has_fields = self.build_fields(&row.members);
-        let fields = has_fields.then_some(self.fields.as_str());
-        self.events.push(row, fields, observed_ns);
+        self.push_fields(&row.members);
+        self.events.push(row, observed_ns);
     }
 
-    /// Builds the `fields` object of a row's other members in `self.fields`, redacted in one
-    /// pass; false when no member is left.
-    fn build_fields(&mut self, members: &[(Cow<'_, str>, Cow<'_, str>)]) -> bool {
+    /// Writes the `fields` object of a row's other members straight into its column, redacted
+    /// in one pass; null when no member is left.
+    fn push_fields(&mut self, members: &[(Cow<'_, str>, Cow<'_, str>)]) {
         if members.is_empty() {
-            return false;
+            return self.events.fields.push(None);
         }
-        let pairs: Vec<(&str, &str)> = members.iter().map(|(k, v)| (&**k, &**v)).collect();
-        self.fields.clear();
-        self.fields.push('{');
-        let kept = self
-            .scrub
-            .fields(&pairs, &mut self.fields, &mut self.counts);
-        self.fields.push('}');
-        kept > 0
+        let mut pairs = recycle(std::mem::take(&mut self.pairs));
+        pairs.extend(members.iter().map(|(k, v)| (&**k, &**v)));
+        let (scrub, counts) = (self.scrub, &mut self.counts);
+        self.events.fields.push_with(|out| {
+            out.push('{');
+            let kept = scrub.fields(&pairs, out, counts);
+            out.push('}');
+            kept > 0
+        });
+        self.pairs = recycle(pairs);
     }
 
     /// Normalizes and redacts one string column value.
@@ -285,6 +317,13 @@ impl<'s> State<'s> {
     }
 }
 
+/// An emptied vector of borrowed pairs under another lifetime. Collecting an empty `IntoIter`
+/// into a vector of the same layout reuses its allocation, so rows allocate no scratch.
+fn recycle<'b>(mut pairs: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
+    pairs.clear();
+    pairs.into_iter().map(|_| unreachable!()).collect()
+}
+
 /// Cuts UTF-8 text to at most `len` bytes, at a character boundary.
 fn truncate_utf8(text: &mut Vec<u8>, len: usize) {
     let mut end = len.min(text.len());
@@ -297,15 +336,25 @@ fn truncate_utf8(text: &mut Vec<u8>, len: usize) {
 fn redact<'a>(scrub: &dyn Scrub, value: Cow<'a, str>, counts: &mut [u64]) -> Cow<'a, str> {
     match value {
         Cow::Borrowed(s) => scrub.text(s, counts),
-        Cow::Owned(s) => Cow::Owned(scrub.text(&s, counts).into_owned()),
+        Cow::Owned(s) => {
+            let redacted = match scrub.text(&s, counts) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(r) => Some(r),
+            };
+            // Unchanged text keeps its buffer rather than a copy of it.
+            Cow::Owned(redacted.unwrap_or(s))
+        }
     }
 }
 
 /// Ids are stored as lower-case hex; anything that is not hex (or a dashed UUID) is kept as sent.
 fn normalize_id(value: Cow<'_, str>) -> Cow<'_, str> {
     let bytes = value.as_bytes();
-    let hexlike = bytes.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-');
-    if hexlike && bytes.iter().any(u8::is_ascii_uppercase) {
+    // Most ids are already lower case: one branch-free pass settles them.
+    let upper = bytes
+        .iter()
+        .fold(false, |any, b| any | b.is_ascii_uppercase());
+    if upper && bytes.iter().all(|b| b.is_ascii_hexdigit() || *b == b'-') {
         Cow::Owned(value.to_ascii_lowercase())
     } else {
         value

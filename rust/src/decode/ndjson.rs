@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use serde::de;
 use sonic_rs::{JsonType, JsonValueTrait, LazyValue};
 
 use super::builder::{Reason, Row};
@@ -15,14 +16,7 @@ use crate::schema::Level;
 impl Decoder {
     pub(super) fn decode_json<'a>(&self, text: &'a str, row: &mut Row<'a>) -> Result<(), Reject> {
         self.check_shape(text)?;
-        let mut end = 0;
-        for item in sonic_rs::to_object_iter(text) {
-            let (key, value) = item.map_err(|e| malformed(&e))?;
-            let raw = value.as_raw_str();
-            end = raw.as_ptr() as usize + raw.len() - text.as_ptr() as usize;
-            self.place(key, &value, row)?;
-        }
-        check_tail(text, end)
+        for_each_member(text, |key, value, raw| self.place(key, value, raw, row))
     }
 
     /// Cheap checks before parsing: an object, not too deep.
@@ -48,26 +42,26 @@ impl Decoder {
     fn place<'a>(
         &self,
         key: Cow<'a, str>,
-        value: &LazyValue<'a>,
+        value: &LazyValue<'_>,
+        raw: Cow<'a, str>,
         row: &mut Row<'a>,
     ) -> Result<(), Reject> {
-        let raw: &'a str = lazy_raw(value);
         let target = target(&key);
         let kept = match target {
-            Target::Str(i) if row.strings[i].is_none() => string_value(value, raw).map(|s| {
+            Target::Str(i) if row.strings[i].is_none() => string_value(value, &raw).map(|s| {
                 row.strings[i] = Some(s);
             }),
-            Target::Timestamp if row.timestamp.is_none() => self.timestamp(value, raw, row)?,
+            Target::Timestamp if row.timestamp.is_none() => self.timestamp(value, &raw, row)?,
             Target::Level | Target::SeverityNumber if row.level.is_none() => {
                 let otel = target == Target::SeverityNumber;
-                level_value(value, raw, otel).map(|l| row.level = Some(l))
+                level_value(value, &raw, otel).map(|l| row.level = Some(l))
             }
             Target::Revenue if row.revenue.is_none() => {
-                number_value(value, raw).map(|v| row.revenue = Some(v))
+                number_value(value, &raw).map(|v| row.revenue = Some(v))
             }
             Target::SampleRate if row.sample_rate.is_none() => {
                 // The sender's own rate multiplies ours; its field stays in `fields` as sent.
-                if let Some(rate) = number_value(value, raw).filter(|r| *r > 0.0) {
+                if let Some(rate) = number_value(value, &raw).filter(|r| *r > 0.0) {
                     row.sample_rate = Some(rate);
                 }
                 None
@@ -76,16 +70,16 @@ impl Decoder {
         };
         // A null for a schema column is the column's null; anything else not placed is kept.
         if kept.is_none() && (target == Target::Fields || !value.is_null()) {
-            row.members.push((key, Cow::Borrowed(raw)));
+            row.members.push((key, raw));
         }
         Ok(())
     }
 
-    fn timestamp<'a>(
+    fn timestamp(
         &self,
-        value: &LazyValue<'a>,
-        raw: &'a str,
-        row: &mut Row<'a>,
+        value: &LazyValue<'_>,
+        raw: &str,
+        row: &mut Row<'_>,
     ) -> Result<Option<()>, Reject> {
         let unit = self.config.epoch_unit;
         let parsed = match value.get_type() {
@@ -108,18 +102,103 @@ impl Decoder {
     }
 }
 
-/// The raw text of a value with the lifetime of the input line.
-fn lazy_raw<'a>(value: &LazyValue<'a>) -> &'a str {
-    let raw = value.as_raw_str();
-    // SAFETY: a LazyValue from `to_object_iter` over a `&'a str` is a sub-slice of that input,
-    // so the bytes live for 'a.
-    unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(raw.as_ptr(), raw.len())) }
+/// Calls `place` with each member of the object `text`: its key, its value and the value's raw
+/// text, borrowed from `text` unless it is a string with escapes. The members are read through
+/// serde, whose keys are borrowed when they hold no escape (sonic's object iterator copies
+/// every key); trailing text after the object is rejected.
+pub(super) fn for_each_member<'a>(
+    text: &'a str,
+    place: impl FnMut(Cow<'a, str>, &LazyValue<'_>, Cow<'a, str>) -> Result<(), Reject>,
+) -> Result<(), Reject> {
+    let mut visitor = Members {
+        text,
+        place,
+        rejected: None,
+    };
+    let mut de = sonic_rs::Deserializer::from_str(text);
+    let parsed = de::Deserializer::deserialize_map(&mut de, &mut visitor);
+    if let Some(reject) = visitor.rejected {
+        return Err(reject);
+    }
+    parsed.map_err(|e| malformed(&e))?;
+    de.end()
+        .map_err(|_| Reject::new(Reason::MalformedJson, "unexpected text after the object"))
 }
 
-fn string_value<'a>(value: &LazyValue<'a>, raw: &'a str) -> Option<Cow<'a, str>> {
+/// The serde visitor of one top-level object; a member `place` rejects stops the parse.
+struct Members<'a, F> {
+    text: &'a str,
+    place: F,
+    rejected: Option<Reject>,
+}
+
+impl<'a, F> de::Visitor<'a> for &mut Members<'a, F>
+where
+    F: FnMut(Cow<'a, str>, &LazyValue<'_>, Cow<'a, str>) -> Result<(), Reject>,
+{
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: de::MapAccess<'a>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(Key)? {
+            let value: LazyValue<'a> = map.next_value()?;
+            let raw = within(self.text, value.as_raw_str());
+            if let Err(reject) = (self.place)(key, &value, raw) {
+                self.rejected = Some(reject);
+                return Err(de::Error::custom("rejected"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A key, borrowed from the input when it holds no escape.
+struct Key;
+
+impl<'a> de::DeserializeSeed<'a> for Key {
+    type Value = Cow<'a, str>;
+
+    fn deserialize<D: de::Deserializer<'a>>(self, d: D) -> Result<Cow<'a, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'a> de::Visitor<'a> for Key {
+    type Value = Cow<'a, str>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'a str) -> Result<Cow<'a, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'a, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+/// `part` as a slice of `text` when it lies inside it, else a copy (a string value with escapes
+/// reaches the visitor copied).
+fn within<'a>(text: &'a str, part: &str) -> Cow<'a, str> {
+    let offset = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    match text.get(offset..offset.wrapping_add(part.len())) {
+        Some(slice) if slice.as_ptr() == part.as_ptr() => Cow::Borrowed(slice),
+        _ => Cow::Owned(part.to_owned()),
+    }
+}
+
+fn string_value<'a>(value: &LazyValue<'_>, raw: &Cow<'a, str>) -> Option<Cow<'a, str>> {
     match value.get_type() {
-        JsonType::String => unescape(raw),
-        JsonType::Number | JsonType::Boolean => Some(Cow::Borrowed(raw)),
+        JsonType::String => match raw {
+            Cow::Borrowed(raw) => unescape(raw),
+            Cow::Owned(raw) => unescape(raw).map(|s| Cow::Owned(s.into_owned())),
+        },
+        JsonType::Number | JsonType::Boolean => Some(raw.clone()),
         _ => None,
     }
 }
@@ -151,23 +230,6 @@ fn level_value(value: &LazyValue<'_>, raw: &str, otel: bool) -> Option<Level> {
             }
         }
         _ => None,
-    }
-}
-
-/// The iterator stops at the closing brace without looking past it: anything after is an error.
-fn check_tail(text: &str, end: usize) -> Result<(), Reject> {
-    let rest = if end == 0 {
-        // No members: the text must be `{` `}` with only whitespace around.
-        text.trim().strip_prefix('{').unwrap_or("").trim_start()
-    } else {
-        text[end..].trim_start()
-    };
-    match rest.strip_prefix('}') {
-        Some(after) if after.trim().is_empty() => Ok(()),
-        _ => Err(Reject::new(
-            Reason::MalformedJson,
-            "unexpected text after the object",
-        )),
     }
 }
 

@@ -2,6 +2,7 @@
 //! unknown keys reach `fields` with their values intact.
 
 use arrow_array::cast::AsArray;
+use arrow_array::RecordBatch;
 use proptest::prelude::*;
 
 use super::*;
@@ -57,5 +58,213 @@ proptest! {
         prop_assert_eq!(col("message"), message);
         let fields: sonic_rs::Value = sonic_rs::from_str(&col("fields")).unwrap();
         prop_assert_eq!(fields, sonic_rs::to_value(&members).unwrap());
+    }
+}
+
+/// Every value of a batch as text, row by row, whatever the layout of its arrays.
+fn render(batch: &RecordBatch) -> Vec<Vec<String>> {
+    use arrow_array::types::{Float64Type, UInt64Type, UInt8Type};
+    use arrow_array::Array;
+    use arrow_schema::DataType;
+    let columns: Vec<Vec<String>> =
+        batch
+            .columns()
+            .iter()
+            .map(|a| match a.data_type() {
+                DataType::Utf8View => a
+                    .as_string_view()
+                    .iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect(),
+                DataType::Utf8 => a
+                    .as_string::<i32>()
+                    .iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect(),
+                DataType::Float64 => a
+                    .as_primitive::<Float64Type>()
+                    .iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect(),
+                DataType::UInt64 => a
+                    .as_primitive::<UInt64Type>()
+                    .iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect(),
+                DataType::Timestamp(..) => {
+                    let ints = arrow_array::cast::downcast_array::<
+                        arrow_array::TimestampNanosecondArray,
+                    >(a.as_ref());
+                    ints.iter().map(|v| format!("{v:?}")).collect()
+                }
+                DataType::Dictionary(..) => {
+                    let dict = a.as_dictionary::<UInt8Type>();
+                    let values = dict.values().as_string_view();
+                    dict.keys()
+                        .iter()
+                        .map(|k| format!("{:?}", k.map(|k| values.value(k as usize))))
+                        .collect()
+                }
+                other => panic!("no rendering for {other}"),
+            })
+            .collect();
+    (0..batch.num_rows())
+        .map(|row| columns.iter().map(|c| c[row].clone()).collect())
+        .collect()
+}
+
+const KEYS: [&str; 14] = [
+    "message",
+    "msg",
+    "level",
+    "severity_number",
+    "ts",
+    "timestamp",
+    "trace_id",
+    "span_id",
+    "service",
+    "user_id",
+    "revenue",
+    "sample_rate",
+    "x_a",
+    "x_b",
+];
+
+/// One input line: an object over known and unknown keys (maybe with CRLF or a BOM), text,
+/// blank, or arbitrary bytes.
+fn line() -> impl Strategy<Value = Vec<u8>> {
+    let object =
+        prop::collection::btree_map(prop::sample::select(KEYS.to_vec()), json_value(), 0..6);
+    prop_oneof![
+        4 => (object, 0..4u8).prop_map(|(m, ending)| {
+            let mut line = sonic_rs::to_string(&m).unwrap().into_bytes();
+            match ending {
+                1 => line.push(b'\r'),
+                2 => line.splice(0..0, *b"\xef\xbb\xbf").for_each(drop),
+                _ => {}
+            }
+            line
+        }),
+        1 => "\\PC{0,20}".prop_map(String::into_bytes),
+        1 => prop::collection::vec(any::<u8>(), 0..30),
+    ]
+    .prop_map(|mut l| {
+        l.retain(|b| *b != b'\n');
+        l
+    })
+}
+
+proptest! {
+    /// The chunk's single UTF-8 check and the row reused across lines change nothing: a chunk
+    /// decodes as its lines one by one, and as itself checked line by line (forced by an
+    /// invalid last line).
+    #[test]
+    fn a_chunk_decodes_as_its_lines_one_by_one(lines in prop::collection::vec(line(), 1..12)) {
+        let data: Vec<u8> = lines.iter().flat_map(|l| l.iter().chain(b"\n")).copied().collect();
+        let whole = decoder().decode(&data, &NoScrub, "p", 1, 0).unwrap();
+        let (mut events, mut dead) = (Vec::new(), Vec::new());
+        for (i, l) in lines.iter().enumerate() {
+            let one = decoder().decode(l, &NoScrub, "p", i as u64 + 1, 0).unwrap();
+            events.extend(render(&one.events));
+            dead.extend(render(&one.dead_letters));
+        }
+        prop_assert_eq!(&render(&whole.events), &events);
+        prop_assert_eq!(&render(&whole.dead_letters), &dead);
+        let slow_data = [&data[..], b"\xff\n"].concat();
+        let slow = decoder().decode(&slow_data, &NoScrub, "p", 1, 0).unwrap();
+        prop_assert_eq!(render(&slow.events), events);
+        prop_assert_eq!(slow.dead_letters.num_rows(), dead.len() + 1);
+        prop_assert_eq!(render(&slow.dead_letters.slice(0, dead.len())), dead);
+    }
+
+    /// Values built into views directly read back equal, inline or not, nulls included.
+    #[test]
+    fn view_columns_hold_what_was_pushed(values in prop::collection::vec(prop::option::of("\\PC{0,20}"), 0..40)) {
+        let mut column = builder::ViewColumn::with_capacity(2);
+        for (i, v) in values.iter().enumerate() {
+            if i % 3 == 0 {
+                column.push_with(|out| match v {
+                    Some(s) => { out.push_str(s); true }
+                    None => { out.push_str("dropped"); false }
+                });
+            } else {
+                column.push(v.as_deref());
+            }
+        }
+        let array = column.finish();
+        let read: Vec<Option<String>> = array.iter().map(|v| v.map(str::to_owned)).collect();
+        prop_assert_eq!(&read, &values);
+        // Length and prefix in each view, as Arrow's own builder writes them.
+        for (view, value) in array.views().iter().zip(&values) {
+            let bytes = value.as_deref().unwrap_or("").as_bytes();
+            let expected = arrow_array::builder::make_view(bytes, 0, 0);
+            prop_assert_eq!(*view as u64, expected as u64);
+        }
+    }
+}
+
+/// The members as sonic's object iterator reads them (copying every key), with a tail check:
+/// the reference `ndjson::for_each_member` must equal.
+fn members_by_iterator(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    let mut end = 0;
+    for item in sonic_rs::to_object_iter(text) {
+        let (key, value) = item.map_err(|e| format!("invalid JSON at column {}", e.column()))?;
+        let raw = value.as_raw_str();
+        end = raw.as_ptr() as usize + raw.len() - text.as_ptr() as usize;
+        out.push((key.into_owned(), raw.to_owned()));
+    }
+    let rest = if end == 0 {
+        text.trim().strip_prefix('{').unwrap_or("").trim_start()
+    } else {
+        text[end..].trim_start()
+    };
+    match rest.strip_prefix('}') {
+        Some(after) if after.trim().is_empty() => Ok(out),
+        _ => Err("unexpected text after the object".to_owned()),
+    }
+}
+
+fn members_by_serde(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    ndjson::for_each_member(text, |key, _, raw| {
+        out.push((key.into_owned(), raw.into_owned()));
+        Ok(())
+    })
+    .map_err(|reject| reject.detail)?;
+    Ok(out)
+}
+
+/// An object text, often damaged: cut, with a byte inserted, or with text after it.
+fn object_text() -> impl Strategy<Value = String> {
+    let object = prop::collection::btree_map("[a-z\"\\\\é]{0,4}", json_value(), 0..5)
+        .prop_map(|m| sonic_rs::to_string(&m).unwrap());
+    (
+        object,
+        0..5u8,
+        any::<prop::sample::Index>(),
+        "[ ,:}{\\]\"a0\\\\n-]{1,3}",
+    )
+        .prop_map(|(text, damage, at, junk)| {
+            let mut cut = at.index(text.len() + 1);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            match damage {
+                1 => text[..cut].to_owned(),
+                2 => format!("{}{junk}{}", &text[..cut], &text[cut..]),
+                3 => format!("{text}{junk}"),
+                _ => format!(" {text} "),
+            }
+        })
+}
+
+proptest! {
+    /// Members read through serde equal those of sonic's object iterator, key, raw value and
+    /// error detail alike.
+    #[test]
+    fn members_read_as_by_the_object_iterator(text in object_text()) {
+        prop_assume!(text.trim_start().starts_with('{'));
+        prop_assert_eq!(members_by_serde(&text), members_by_iterator(&text));
     }
 }
