@@ -239,6 +239,17 @@ proptest! {
     fn strings_escape_like_a_plain_escaper(s in "(?s).{0,40}|[\\x00-\\x7f\"\\\\]{0,40}") {
         prop_assert_eq!(jcs(write_str, s.as_str()), naive_escape(&s));
     }
+
+    #[test]
+    fn one_escaped_byte_is_found_at_any_place_of_a_long_string(
+        head in "[a-z é😀\u{7f}\u{80}-\u{ff}]{0,70}",
+        special in prop::sample::select(vec!['"', '\\', '\u{0}', '\n', '\u{1f}']),
+        tail in "[a-z é\u{7f}]{0,40}",
+    ) {
+        // Long clean runs are skipped a block at a time; the byte after them must still count.
+        let s = format!("{head}{special}{tail}");
+        prop_assert_eq!(jcs(write_str, s.as_str()), naive_escape(&s));
+    }
 }
 
 /// Regression: a value exactly between two 17-digit forms, where Rust's `{:e}` and ECMAScript
