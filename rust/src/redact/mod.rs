@@ -25,6 +25,8 @@ mod tests_bench;
 #[cfg(test)]
 mod tests_corpus;
 #[cfg(test)]
+mod tests_prefilter;
+#[cfg(test)]
 mod tests_props;
 
 use std::borrow::Cow;

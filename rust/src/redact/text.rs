@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::config::Action;
 use super::escape::{percent_view, unescape_view};
-use super::prefilter::bit;
+use super::prefilter::{bit, RuleMask, Scan};
 use super::{Pattern, Redactor, Rule};
 
 /// Bytes before a match searched for evidence keywords.
@@ -32,8 +32,12 @@ impl Redactor {
         ctx: &str,
         counts: &mut [u64],
     ) -> (Cow<'a, str>, bool) {
+        let scan = self.prefilter.scan_text(text);
         let mut spans = Vec::new();
-        self.find_spans(text, ctx, &mut spans);
+        // A string with no prefilter hit and no escape cannot hold a match: one pass, no copy.
+        if scan.mask != 0 || scan.encoded || self.ctx_may_wake(ctx) {
+            self.find_spans(text, scan, ctx, &mut spans);
+        }
         if spans.is_empty() {
             return (Cow::Borrowed(text), false);
         }
@@ -54,8 +58,18 @@ impl Redactor {
         self.prefilter.scan_parts(parts) == 0
     }
 
-    fn find_spans(&self, text: &str, ctx: &str, spans: &mut Vec<Span>) {
-        self.spans_plain(text, ctx, spans);
+    /// Whether the key name `ctx` may wake a rule that takes its evidence from the key name.
+    fn ctx_may_wake(&self, ctx: &str) -> bool {
+        !ctx.is_empty()
+            && self.keyword_mask != 0
+            && self.prefilter.scan(ctx) & self.keyword_mask != 0
+    }
+
+    fn find_spans(&self, text: &str, scan: Scan, ctx: &str, spans: &mut Vec<Span>) {
+        self.spans_plain(text, scan.mask, ctx, spans);
+        if !scan.encoded {
+            return;
+        }
         // Limitation: one level of decoding; a secret both JSON-escaped and percent-encoded
         // inside the same string (`%5Cu0034…`) is not decoded twice.
         for view in [unescape_view(text), percent_view(text)]
@@ -63,7 +77,8 @@ impl Redactor {
             .flatten()
         {
             let mut inner = Vec::new();
-            self.spans_plain(&view.text, ctx, &mut inner);
+            let mask = self.prefilter.scan(&view.text);
+            self.spans_plain(&view.text, mask, ctx, &mut inner);
             for s in inner {
                 let orig = view.original(s.start..s.end);
                 let decoded = Some(view.text[s.start..s.end].to_string());
@@ -77,8 +92,8 @@ impl Redactor {
         }
     }
 
-    fn spans_plain(&self, text: &str, ctx: &str, spans: &mut Vec<Span>) {
-        let mut mask = self.prefilter.scan(text);
+    /// Spans of the rules in `mask` (the text's prefilter scan) or woken by the key name `ctx`.
+    fn spans_plain(&self, text: &str, mut mask: RuleMask, ctx: &str, spans: &mut Vec<Span>) {
         if !ctx.is_empty() && self.keyword_mask != 0 {
             mask |= self.prefilter.scan(ctx) & self.keyword_mask;
         }

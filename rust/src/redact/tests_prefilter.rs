@@ -1,0 +1,140 @@
+//! The one-pass prefilter agrees with a plain reference: lower-case copy, substring search.
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+
+use super::prefilter::{bit, longest_digit_run, Prefilter, RuleMask};
+use super::rules::Trigger;
+use super::*;
+
+/// What the prefilter must answer, computed the slow, obvious way.
+fn reference(triggers: &[Trigger], text: &str) -> RuleMask {
+    let lower = text.to_ascii_lowercase();
+    let mut mask = 0;
+    for (i, t) in triggers.iter().enumerate() {
+        let hit = match t {
+            Trigger::Literals(words) => words
+                .iter()
+                .any(|w| !w.is_empty() && lower.contains(&w.to_ascii_lowercase())),
+            Trigger::Digits(n) => longest_digit_run(text.as_bytes(), 1) >= *n,
+            Trigger::Byte(b) => text.as_bytes().contains(b),
+            Trigger::Always => false,
+        };
+        if hit {
+            mask |= bit(i);
+        }
+    }
+    mask
+}
+
+/// Triggers with one-byte and shared-prefix literals, and more literals than table bits.
+fn triggers() -> Vec<Trigger> {
+    let many: Vec<String> = (0..70).map(|i| format!("w{i}x")).collect();
+    vec![
+        Trigger::Literals(vec!["pass".into(), "passwd".into(), "Key".into()]),
+        Trigger::Literals(vec!["q".into(), "-----begin".into(), "://".into()]),
+        Trigger::Digits(12),
+        Trigger::Digits(9),
+        Trigger::Byte(b'@'),
+        Trigger::Literals(many),
+        Trigger::Literals(vec!["ey".into(), "key".into()]),
+    ]
+}
+
+/// The testing triggers and their prefilter, built once.
+fn testing() -> &'static (Prefilter, Vec<Trigger>) {
+    static PF: OnceLock<(Prefilter, Vec<Trigger>)> = OnceLock::new();
+    PF.get_or_init(|| {
+        let t = triggers();
+        (Prefilter::new(&t, &[]).unwrap(), t)
+    })
+}
+
+/// The built-in triggers and their prefilter, built once.
+fn builtin() -> &'static (Prefilter, Vec<Trigger>) {
+    static PF: OnceLock<(Prefilter, Vec<Trigger>)> = OnceLock::new();
+    PF.get_or_init(|| {
+        let t = super::build::triggers(&RedactConfig::default());
+        (Prefilter::new(&t, &[]).unwrap(), t)
+    })
+}
+
+/// Text built from pieces that come close to the literals, in any case.
+fn text() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "pas",
+        "pass",
+        "PASSWD",
+        "ke",
+        "kEy",
+        "q",
+        "Q",
+        "-----BEGIN",
+        "----",
+        ":/",
+        "://",
+        "w1",
+        "w69x",
+        "W42X",
+        "w7",
+        "x",
+        " ",
+        "-",
+        "4111",
+        "1111 ",
+        "123-45-",
+        "6789",
+        "a",
+        "@",
+        "é",
+        "\\",
+        "%",
+        "_",
+        "ey",
+        "EY",
+    ]);
+    prop::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn one_pass_scan_matches_the_reference(t in text()) {
+        let (pf, triggers) = testing();
+        prop_assert_eq!(pf.scan(&t), reference(triggers, &t), "{:?}", t);
+        let encoded = t.contains('\\') || t.contains('%');
+        prop_assert_eq!(pf.scan_text(&t).encoded, encoded);
+    }
+
+    #[test]
+    fn parts_scan_is_the_union_of_each_part(a in text(), b in text()) {
+        let (pf, _) = testing();
+        prop_assert_eq!(pf.scan_parts([a.as_str(), b.as_str()]), pf.scan(&a) | pf.scan(&b));
+    }
+
+    #[test]
+    fn builtin_scan_matches_the_reference(t in text()) {
+        let (pf, triggers) = builtin();
+        prop_assert_eq!(pf.scan(&t), reference(triggers, &t), "{:?}", t);
+    }
+}
+
+#[test]
+fn builtin_literals_are_found_in_any_case() {
+    let r = Redactor::new(RedactConfig::default()).unwrap();
+    let rule = |name: &str| bit(r.rule_names().iter().position(|n| n == name).unwrap());
+    assert_eq!(
+        r.prefilter.scan("Authorization: BEARER x"),
+        rule("auth_header") | rule("secret_param")
+    );
+    assert_eq!(
+        r.prefilter.scan("pay 4111 1111 1111 1111"),
+        rule("credit_card") | rule("ssn")
+    );
+    assert_eq!(r.prefilter.scan("eyJ"), rule("jwt"));
+    assert_eq!(r.prefilter.scan("a@b"), rule("email"));
+    assert_eq!(r.prefilter.scan("GET /api/v2/products returned 200"), 0);
+    assert_eq!(r.prefilter.scan(""), 0);
+}
