@@ -157,6 +157,7 @@ fn builtin_rule(spec: &BuiltinRule, config: &RedactConfig) -> Result<Rule> {
             group: p.group,
             validator: p.validator,
             keywords: p.keywords.iter().map(|k| k.to_string()).collect(),
+            needs: p.needs,
         });
     }
     let action = action_for(spec.name, spec.action, config)?;
@@ -198,6 +199,7 @@ fn custom_rule(custom: &CustomRule, config: &RedactConfig) -> Result<Rule> {
         group: custom.group,
         validator,
         keywords,
+        needs: &[],
     };
     let action = action_for(name, default, config)?;
     Ok(Rule {

@@ -169,7 +169,7 @@ fn merge(mut spans: Vec<Span>) -> Vec<Span> {
 impl Rule {
     fn find(&self, text: &str, ctx: &str, index: usize, spans: &mut Vec<Span>) {
         let mut accepted = Vec::new();
-        for p in &self.patterns {
+        for p in self.patterns.iter().filter(|p| p.may_match(text, ctx)) {
             p.candidates(text, &mut accepted);
             for r in accepted.drain(..) {
                 if p.keywords.is_empty() || keyword_near(text, &r, &p.keywords, ctx) {
@@ -186,6 +186,19 @@ impl Rule {
 }
 
 impl Pattern {
+    /// Whether the regex can match at all: a needed literal and a keyword (anywhere) are present.
+    fn may_match(&self, text: &str, ctx: &str) -> bool {
+        let hay = text.as_bytes();
+        let needed = self.needs.is_empty() || self.needs.iter().any(|n| contains(hay, n));
+        let keyword = || {
+            self.keywords.iter().any(|k| {
+                contains_ignore_case(hay, k.as_bytes())
+                    || contains_ignore_case(ctx.as_bytes(), k.as_bytes())
+            })
+        };
+        needed && (self.keywords.is_empty() || keyword())
+    }
+
     /// Validated candidate ranges of this pattern in `text`.
     fn candidates(&self, text: &str, out: &mut Vec<Range<usize>>) {
         if self.group == 0 {
@@ -204,21 +217,29 @@ impl Pattern {
 
 /// Whether one of `keywords` (lower case) occurs near `r` in `text` or in the key name `ctx`.
 fn keyword_near(text: &str, r: &Range<usize>, keywords: &[String], ctx: &str) -> bool {
-    let mut start = r.start.saturating_sub(KEYWORD_BEFORE);
-    while !text.is_char_boundary(start) {
-        start -= 1;
-    }
-    let mut end = (r.end + KEYWORD_AFTER).min(text.len());
-    while !text.is_char_boundary(end) {
-        end += 1;
-    }
+    let b = text.as_bytes();
+    let start = r.start.saturating_sub(KEYWORD_BEFORE);
+    let end = (r.end + KEYWORD_AFTER).min(b.len());
     // The match itself is excluded: a random token containing "aws" is not evidence.
-    let before = text[start..r.start].to_ascii_lowercase();
-    let after = text[r.end..end].to_ascii_lowercase();
-    let ctx = ctx.to_ascii_lowercase();
+    let (before, after) = (&b[start..r.start], &b[r.end..end]);
     keywords.iter().any(|k| {
-        [&before, &after, &ctx]
+        [before, after, ctx.as_bytes()]
             .iter()
-            .any(|w| w.contains(k.as_str()))
+            .any(|w| contains_ignore_case(w, k.as_bytes()))
     })
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    match needle.as_bytes() {
+        [b] => memchr::memchr(*b, hay).is_some(),
+        n => memchr::memmem::find(hay, n).is_some(),
+    }
+}
+
+/// Whether `needle` (lower case) occurs in `hay`, ASCII case ignored.
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
