@@ -52,6 +52,15 @@ pub struct Scan {
     pub encoded: bool,
 }
 
+#[cfg(test)]
+impl Scan {
+    /// Every rule, every decoded view: what the prefilter may only ever narrow.
+    pub const ALL: Scan = Scan {
+        mask: RuleMask::MAX,
+        encoded: true,
+    };
+}
+
 /// Bit of rule `i` (0 for indices past the mask width).
 pub fn bit(i: usize) -> RuleMask {
     if i < 64 {

@@ -138,3 +138,88 @@ fn builtin_literals_are_found_in_any_case() {
     assert_eq!(r.prefilter.scan("GET /api/v2/products returned 200"), 0);
     assert_eq!(r.prefilter.scan(""), 0);
 }
+
+/// Text near every built-in rule: secrets, their lookalikes, separators, escapes, in any case.
+fn near_secrets() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "password",
+        "PassWd",
+        "=",
+        ":",
+        " ",
+        "\"",
+        "--",
+        "-p",
+        "mysql",
+        "-uroot",
+        "api_key",
+        "token",
+        "S3cret9",
+        "4111 1111 1111 1111",
+        "4111111111111111",
+        "123-45-6789",
+        "123456789",
+        "ssn",
+        "Social Security",
+        "alice@example.com",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.sig",
+        "Bearer ",
+        "abcDEF123456ghiJKL789mno",
+        "AKIAABCDEFGHIJKLMNOP",
+        "aws",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+        "https://u:pw@host/",
+        "\\u0034111",
+        "%40",
+        "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
+        "10.0.0.1",
+        "+1 415 555 0100",
+        "x",
+        "\n",
+    ]);
+    prop::collection::vec(piece, 0..10).prop_map(|p| p.concat())
+}
+
+/// Every rule on, optional kinds included, so each gate is exercised.
+fn all_rules() -> &'static Redactor {
+    static R: OnceLock<Redactor> = OnceLock::new();
+    R.get_or_init(|| {
+        let config = RedactConfig {
+            optional: super::OPTIONAL.iter().map(|s| s.to_string()).collect(),
+            ..RedactConfig::default()
+        };
+        Redactor::new(config).unwrap()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    #[test]
+    fn prefiltered_redaction_equals_running_every_rule(
+        t in near_secrets(),
+        ctx in prop::sample::select(vec!["", "note", "ssn", "aws_key", "password"]),
+    ) {
+        let r = all_rules();
+        let (fast, fast_drop) = r.redact_in(&t, ctx, &mut []);
+        let (full, full_drop) = r.redact_scanned(&t, super::prefilter::Scan::ALL, ctx, &mut []);
+        prop_assert_eq!(fast, full, "{:?} under {:?}", t, ctx);
+        prop_assert_eq!(fast_drop, full_drop);
+    }
+
+    #[test]
+    fn a_gated_pattern_finds_nothing_where_its_gate_is_shut(
+        t in near_secrets(),
+        ctx in prop::sample::select(vec!["", "ssn", "aws_key"]),
+    ) {
+        for p in all_rules().rules.iter().flat_map(|r| &r.patterns) {
+            if !p.may_match(&t, ctx) {
+                let mut found = Vec::new();
+                p.candidates(&t, &mut found);
+                found.retain(|r| p.keywords.is_empty() || super::text::keyword_near(&t, r, &p.keywords, ctx));
+                prop_assert!(found.is_empty(), "{:?} found {:?} in {:?}", p.regex, found, t);
+            }
+        }
+    }
+}

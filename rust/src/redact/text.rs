@@ -33,11 +33,23 @@ impl Redactor {
         counts: &mut [u64],
     ) -> (Cow<'a, str>, bool) {
         let scan = self.prefilter.scan_text(text);
-        let mut spans = Vec::new();
         // A string with no prefilter hit and no escape cannot hold a match: one pass, no copy.
-        if scan.mask != 0 || scan.encoded || self.ctx_may_wake(ctx) {
-            self.find_spans(text, scan, ctx, &mut spans);
+        match scan.mask != 0 || scan.encoded || self.ctx_may_wake(ctx) {
+            true => self.redact_scanned(text, scan, ctx, counts),
+            false => (Cow::Borrowed(text), false),
         }
+    }
+
+    /// Redacts `text` given its prefilter scan (`Scan::ALL` runs every rule on every view).
+    pub(super) fn redact_scanned<'a>(
+        &self,
+        text: &'a str,
+        scan: Scan,
+        ctx: &str,
+        counts: &mut [u64],
+    ) -> (Cow<'a, str>, bool) {
+        let mut spans = Vec::new();
+        self.find_spans(text, scan, ctx, &mut spans);
         if spans.is_empty() {
             return (Cow::Borrowed(text), false);
         }
@@ -77,7 +89,11 @@ impl Redactor {
             .flatten()
         {
             let mut inner = Vec::new();
-            let mask = self.prefilter.scan(&view.text);
+            // A caller asking for every rule (`Scan::ALL`) gets every rule on the views too.
+            let mask = match scan.mask {
+                RuleMask::MAX => RuleMask::MAX,
+                _ => self.prefilter.scan(&view.text),
+            };
             self.spans_plain(&view.text, mask, ctx, &mut inner);
             for s in inner {
                 let orig = view.original(s.start..s.end);
@@ -187,7 +203,7 @@ impl Rule {
 
 impl Pattern {
     /// Whether the regex can match at all: a needed literal and a keyword (anywhere) are present.
-    fn may_match(&self, text: &str, ctx: &str) -> bool {
+    pub(super) fn may_match(&self, text: &str, ctx: &str) -> bool {
         let hay = text.as_bytes();
         let needed = self.needs.is_empty() || self.needs.iter().any(|n| contains(hay, n));
         let keyword = || {
@@ -200,7 +216,7 @@ impl Pattern {
     }
 
     /// Validated candidate ranges of this pattern in `text`.
-    fn candidates(&self, text: &str, out: &mut Vec<Range<usize>>) {
+    pub(super) fn candidates(&self, text: &str, out: &mut Vec<Range<usize>>) {
         if self.group == 0 {
             for m in self.regex.find_iter(text) {
                 self.validator.accept(text, m.range(), out);
@@ -216,7 +232,7 @@ impl Pattern {
 }
 
 /// Whether one of `keywords` (lower case) occurs near `r` in `text` or in the key name `ctx`.
-fn keyword_near(text: &str, r: &Range<usize>, keywords: &[String], ctx: &str) -> bool {
+pub(super) fn keyword_near(text: &str, r: &Range<usize>, keywords: &[String], ctx: &str) -> bool {
     let b = text.as_bytes();
     let start = r.start.saturating_sub(KEYWORD_BEFORE);
     let end = (r.end + KEYWORD_AFTER).min(b.len());
