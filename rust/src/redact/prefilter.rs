@@ -208,7 +208,8 @@ impl Prefilter {
     /// Digit-run and trigger-byte rules, from the class bits seen.
     fn class_mask(&self, b: &[u8], class: u64) -> RuleMask {
         let mut mask = 0;
-        if class & DIGIT != 0 && !self.digits.is_empty() {
+        // A string shorter than the fewest digits any rule needs holds no run worth measuring.
+        if class & DIGIT != 0 && !self.digits.is_empty() && b.len() >= self.min_digits {
             let run = longest_digit_run(b, self.min_digits);
             mask |= self
                 .digits

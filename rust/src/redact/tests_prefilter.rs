@@ -94,7 +94,8 @@ fn text() -> impl Strategy<Value = String> {
         "ey",
         "EY",
     ]);
-    prop::collection::vec(piece, 0..24).prop_map(|p| p.concat())
+    // Up to a few hundred bytes, so long strings take the block pass and its byte-wise tail.
+    prop::collection::vec(piece, 0..80).prop_map(|p| p.concat())
 }
 
 proptest! {
@@ -178,7 +179,7 @@ fn near_secrets() -> impl Strategy<Value = String> {
         "x",
         "\n",
     ]);
-    prop::collection::vec(piece, 0..10).prop_map(|p| p.concat())
+    prop::collection::vec(piece, 0..16).prop_map(|p| p.concat())
 }
 
 /// Every rule on, optional kinds included, so each gate is exercised.
