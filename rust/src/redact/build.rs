@@ -21,19 +21,24 @@ const PSEUDONYM_COLUMNS: &[&str] = &["user_id", "session_id"];
 pub fn build(config: RedactConfig) -> Result<Redactor> {
     check_names(&config)?;
     let mut rules = Vec::new();
-    let mut triggers = Vec::new();
     for spec in BUILTIN.iter().filter(|s| enabled(s, &config)) {
         rules.push(builtin_rule(spec, &config)?);
-        triggers.push(builtin_trigger(spec, &config));
     }
-    let mut custom_patterns = Vec::new();
     for custom in &config.rules {
         rules.push(custom_rule(custom, &config)?);
-        triggers.push(Trigger::Always);
-        custom_patterns.push(custom.pattern.as_str());
     }
-    let prefilter = Prefilter::new(&triggers, &custom_patterns)?;
+    let custom_patterns: Vec<&str> = config.rules.iter().map(|c| c.pattern.as_str()).collect();
+    let prefilter = Prefilter::new(&triggers(&config), &custom_patterns)?;
     assemble(config, rules, prefilter)
+}
+
+/// The prefilter trigger of each rule, in rule order.
+pub fn triggers(config: &RedactConfig) -> Vec<Trigger> {
+    let builtin = BUILTIN.iter().filter(|s| enabled(s, config));
+    let builtin = builtin.map(|spec| builtin_trigger(spec, config));
+    builtin
+        .chain(config.rules.iter().map(|_| Trigger::Always))
+        .collect()
 }
 
 fn assemble(config: RedactConfig, rules: Vec<Rule>, prefilter: Prefilter) -> Result<Redactor> {
@@ -152,6 +157,7 @@ fn builtin_rule(spec: &BuiltinRule, config: &RedactConfig) -> Result<Rule> {
             group: p.group,
             validator: p.validator,
             keywords: p.keywords.iter().map(|k| k.to_string()).collect(),
+            needs: p.needs,
         });
     }
     let action = action_for(spec.name, spec.action, config)?;
@@ -193,6 +199,7 @@ fn custom_rule(custom: &CustomRule, config: &RedactConfig) -> Result<Rule> {
         group: custom.group,
         validator,
         keywords,
+        needs: &[],
     };
     let action = action_for(name, default, config)?;
     Ok(Rule {

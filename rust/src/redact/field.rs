@@ -70,32 +70,22 @@ impl Redactor {
         true
     }
 
-    /// No key rule, no escape, no percent-encoding and no prefilter hit: copy it through.
     /// Appends every member of one `fields` object (see `write_field`); returns how many were kept.
     ///
-    /// One prefilter pass covers all members, so a clean event costs one scan, not one per member.
+    /// Each member is scanned once: a hit in one member sends only that member down the slow path.
     pub fn write_fields(
         &self,
         members: &[(&str, &str)],
         out: &mut String,
         counts: &mut [u64],
     ) -> usize {
-        let shapes_ok = members.iter().all(|(k, v)| self.field_shape_ok(k, v));
-        if shapes_ok && self.looks_clean(members.iter().flat_map(|(k, v)| [*k, *v])) {
-            for (key, raw) in members {
-                if !(out.is_empty() || out.ends_with('{')) {
-                    out.push(',');
-                }
-                write_member(out, key, raw);
-            }
-            return members.len();
-        }
         members
             .iter()
             .filter(|(k, v)| self.write_field(k, v, out, counts))
             .count()
     }
 
+    /// No key rule, no escape, no percent-encoding and no prefilter hit: copy it through.
     fn field_is_clean(&self, key: &str, raw: &str) -> bool {
         self.field_shape_ok(key, raw) && self.looks_clean([key, raw])
     }

@@ -25,6 +25,8 @@ mod tests_bench;
 #[cfg(test)]
 mod tests_corpus;
 #[cfg(test)]
+mod tests_prefilter;
+#[cfg(test)]
 mod tests_props;
 
 use std::borrow::Cow;
@@ -50,6 +52,8 @@ struct Pattern {
     validator: Validator,
     /// Lower-case words; when not empty, one must be near the match or in the key name.
     keywords: Vec<String>,
+    /// When not empty, the regex cannot match text holding none of these.
+    needs: &'static [&'static str],
 }
 
 /// A value rule: finds spans inside strings.

@@ -1,9 +1,9 @@
 //! The cheap first pass: which rules can possibly match a string, so clean strings skip them all.
+//!
+//! One pass over the original bytes, with no copy: each position's next three bytes are looked up in
+//! three tables whose bits say which literals (ASCII case-insensitive) may start there; the first
+//! table also carries class bits (digit, backslash, percent, trigger bytes) OR-ed over the string.
 
-use std::cell::RefCell;
-
-use aho_corasick::packed::{self, Searcher};
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind, Span};
 use memchr::memchr;
 use regex::RegexSet;
 
@@ -13,10 +13,27 @@ use crate::error::{Error, Result};
 /// A bit mask over rule indices; rules at index 64 and above are run whenever anything may match.
 pub type RuleMask = u64;
 
+/// Table bits shared by literals; literal `j` owns bit `j % LITERAL_BITS`.
+const LITERAL_BITS: usize = 56;
+const LITERAL_MASK: u64 = (1 << LITERAL_BITS) - 1;
+/// Class bits, above the literal bits of the first table.
+const DIGIT: u64 = 1 << 63;
+const BACKSLASH: u64 = 1 << 62;
+const PERCENT: u64 = 1 << 61;
+/// Trigger byte `k` owns bit `TRIGGER_BASE << (k % TRIGGER_BITS)`.
+const TRIGGER_BASE: u64 = 1 << LITERAL_BITS;
+const TRIGGER_BITS: usize = 5;
+
 /// Finds the rules worth running on a string from literals, digit runs and rare bytes.
 #[derive(Debug, Clone)]
 pub struct Prefilter {
-    pub(super) literals: Option<Literals>,
+    /// `tables[k][c]`: bits of the literals whose byte `k` is `c` (either case), or that are
+    /// shorter than `k + 1`; `tables[0]` also holds the class bits of `c`.
+    tables: Box<[[u64; 256]; 3]>,
+    /// Literal indices of each literal bit.
+    groups: Vec<Vec<usize>>,
+    /// Lower-case literals, and the rules each one wakes.
+    words: Vec<Vec<u8>>,
     literal_masks: Vec<RuleMask>,
     digits: Vec<(usize, RuleMask)>,
     bytes: Vec<(u8, RuleMask)>,
@@ -24,6 +41,24 @@ pub struct Prefilter {
     /// Fewest digits any digit trigger needs.
     min_digits: usize,
     overflow: bool,
+}
+
+/// What one pass over a string found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scan {
+    /// The rules that may match.
+    pub mask: RuleMask,
+    /// The string holds a backslash or a percent sign, so an escaped secret may hide in it.
+    pub encoded: bool,
+}
+
+#[cfg(test)]
+impl Scan {
+    /// Every rule, every decoded view: what the prefilter may only ever narrow.
+    pub const ALL: Scan = Scan {
+        mask: RuleMask::MAX,
+        encoded: true,
+    };
 }
 
 /// Bit of rule `i` (0 for indices past the mask width).
@@ -39,7 +74,9 @@ impl Prefilter {
     /// Builds from each rule's trigger; `custom` holds the patterns of `Trigger::Always` rules.
     pub fn new(triggers: &[Trigger], custom: &[&str]) -> Result<Prefilter> {
         let mut pf = Prefilter {
-            literals: None,
+            tables: Box::new([[0; 256]; 3]),
+            groups: vec![Vec::new(); LITERAL_BITS],
+            words: Vec::new(),
             literal_masks: Vec::new(),
             digits: Vec::new(),
             bytes: Vec::new(),
@@ -47,24 +84,24 @@ impl Prefilter {
             min_digits: 0,
             overflow: triggers.len() > 64,
         };
-        let mut words: Vec<String> = Vec::new();
         for (i, t) in triggers.iter().enumerate() {
-            pf.add(i, t, &mut words);
+            pf.add(i, t);
         }
-        pf.literals = build_literals(&words)?;
+        pf.fill_tables();
         pf.min_digits = pf.digits.iter().map(|d| d.0).min().unwrap_or(0);
         pf.custom = build_custom(triggers, custom)?;
         Ok(pf)
     }
 
-    fn add(&mut self, i: usize, trigger: &Trigger, words: &mut Vec<String>) {
+    fn add(&mut self, i: usize, trigger: &Trigger) {
         match trigger {
             Trigger::Literals(lits) => {
-                for w in lits.iter().map(|w| w.to_ascii_lowercase()) {
-                    match words.iter().position(|x| *x == w) {
+                for w in lits.iter().map(|w| w.to_ascii_lowercase().into_bytes()) {
+                    match self.words.iter().position(|x| *x == w) {
                         Some(p) => self.literal_masks[p] |= bit(i),
+                        None if w.is_empty() => {}
                         None => {
-                            words.push(w);
+                            self.words.push(w);
                             self.literal_masks.push(bit(i));
                         }
                     }
@@ -76,48 +113,125 @@ impl Prefilter {
         }
     }
 
-    /// The rules that may match `text`.
-    pub fn scan(&self, text: &str) -> RuleMask {
-        self.scan_parts([text])
+    fn fill_tables(&mut self) {
+        for (j, w) in self.words.iter().enumerate() {
+            let b = 1 << (j % LITERAL_BITS);
+            self.groups[j % LITERAL_BITS].push(j);
+            for (k, table) in self.tables.iter_mut().enumerate() {
+                match w.get(k) {
+                    Some(&c) => set_either_case(table, c, b),
+                    None => table.iter_mut().for_each(|t| *t |= b),
+                }
+            }
+        }
+        let first = &mut self.tables[0];
+        first[b'0' as usize..=b'9' as usize]
+            .iter_mut()
+            .for_each(|f| *f |= DIGIT);
+        first[b'\\' as usize] |= BACKSLASH;
+        first[b'%' as usize] |= PERCENT;
+        for (k, &(b, _)) in self.bytes.iter().enumerate() {
+            first[b as usize] |= trigger_bit(k);
+        }
     }
 
-    /// The rules that may match any of `parts`, scanned in one pass (a newline between parts).
+    /// The rules that may match `text`.
+    pub fn scan(&self, text: &str) -> RuleMask {
+        self.scan_text(text).mask
+    }
+
+    /// The rules that may match `text`, and whether it holds escapes.
+    pub fn scan_text(&self, text: &str) -> Scan {
+        let (mask, class) = self.scan_bytes(text.as_bytes());
+        let mask = mask | self.custom_mask([text]);
+        Scan {
+            mask: self.widen(mask, !text.is_empty()),
+            encoded: class & (BACKSLASH | PERCENT) != 0,
+        }
+    }
+
+    /// The rules that may match any of `parts` (no literal or digit run spans two parts).
     pub fn scan_parts<'a, I>(&self, parts: I) -> RuleMask
     where
         I: IntoIterator<Item = &'a str> + Clone,
     {
-        let mut mask = LOWER.with_borrow_mut(|buf| {
-            lower_joined(parts.clone(), buf);
-            self.scan_lower(buf)
-        });
-        if let Some((set, m)) = &self.custom {
-            if parts.clone().into_iter().any(|p| set.is_match(p)) {
-                mask |= m;
-            }
+        let mut mask = 0;
+        let mut non_empty = false;
+        for p in parts.clone() {
+            mask |= self.scan_bytes(p.as_bytes()).0;
+            non_empty |= !p.is_empty();
         }
-        self.widen(mask, parts.into_iter().any(|p| !p.is_empty()))
+        self.widen(mask | self.custom_mask(parts), non_empty)
     }
 
-    /// Literals, digit runs and bytes over the lower-cased text.
-    fn scan_lower(&self, bytes: &[u8]) -> RuleMask {
-        let mut mask = 0;
-        if let Some(lits) = &self.literals {
-            lits.each_match(bytes, |p| mask |= self.literal_masks[p]);
+    /// Literals, digit runs and trigger bytes of `b`, and the OR of its class bits.
+    fn scan_bytes(&self, b: &[u8]) -> (RuleMask, u64) {
+        let [t0, t1, t2] = &*self.tables;
+        let (mut mask, mut class) = (0, 0);
+        for (i, w) in b.windows(3).enumerate() {
+            let f = t0[w[0] as usize];
+            class |= f;
+            let m = f & t1[w[1] as usize] & t2[w[2] as usize] & LITERAL_MASK;
+            if m != 0 {
+                mask |= self.literals_at(b, i, m);
+            }
         }
-        if !self.digits.is_empty() {
-            let run = longest_digit_run(bytes, self.min_digits);
+        // The last two positions: a missing byte rules nothing out, the check does.
+        for i in b.len().saturating_sub(2)..b.len() {
+            let f = t0[b[i] as usize];
+            class |= f;
+            let m = f & b.get(i + 1).map_or(u64::MAX, |&c| t1[c as usize]) & LITERAL_MASK;
+            if m != 0 {
+                mask |= self.literals_at(b, i, m);
+            }
+        }
+        (mask | self.class_mask(b, class), class)
+    }
+
+    /// The rules of the literals among `bits` that occur at `at`.
+    #[inline(never)]
+    fn literals_at(&self, b: &[u8], at: usize, bits: u64) -> RuleMask {
+        let mut mask = 0;
+        let mut bits = bits;
+        while bits != 0 {
+            for &j in &self.groups[bits.trailing_zeros() as usize] {
+                let w = &self.words[j];
+                if b.len() - at >= w.len() && b[at..at + w.len()].eq_ignore_ascii_case(w) {
+                    mask |= self.literal_masks[j];
+                }
+            }
+            bits &= bits - 1;
+        }
+        mask
+    }
+
+    /// Digit-run and trigger-byte rules, from the class bits seen.
+    fn class_mask(&self, b: &[u8], class: u64) -> RuleMask {
+        let mut mask = 0;
+        // A string shorter than the fewest digits any rule needs holds no run worth measuring.
+        if class & DIGIT != 0 && !self.digits.is_empty() && b.len() >= self.min_digits {
+            let run = longest_digit_run(b, self.min_digits);
             mask |= self
                 .digits
                 .iter()
                 .filter(|d| run >= d.0)
                 .fold(0, |m, d| m | d.1);
         }
-        for &(b, m) in &self.bytes {
-            if mask & m != m && memchr(b, bytes).is_some() {
+        for (k, &(byte, m)) in self.bytes.iter().enumerate() {
+            // A trigger bit is shared past `TRIGGER_BITS` bytes; then the byte itself is checked.
+            let shared = self.bytes.len() > TRIGGER_BITS;
+            if class & trigger_bit(k) != 0 && (!shared || memchr(byte, b).is_some()) {
                 mask |= m;
             }
         }
         mask
+    }
+
+    fn custom_mask<'a>(&self, parts: impl IntoIterator<Item = &'a str>) -> RuleMask {
+        match &self.custom {
+            Some((set, m)) if parts.into_iter().any(|p| set.is_match(p)) => *m,
+            _ => 0,
+        }
     }
 
     /// Rules past the mask width have no bit of their own: they run on any string.
@@ -129,50 +243,13 @@ impl Prefilter {
     }
 }
 
-/// The literal matcher: SIMD Teddy when it applies (up to 64 patterns), else an automaton.
-#[derive(Debug, Clone)]
-pub(super) enum Literals {
-    Packed(Searcher),
-    Automaton(AhoCorasick),
+fn trigger_bit(k: usize) -> u64 {
+    TRIGGER_BASE << (k % TRIGGER_BITS)
 }
 
-impl Literals {
-    /// Calls `f` with the pattern index of every occurrence, overlapping ones included.
-    fn each_match(&self, hay: &[u8], mut f: impl FnMut(usize)) {
-        match self {
-            Literals::Packed(s) => {
-                let mut at = 0;
-                // Restarting one byte after each match start also finds overlapping literals.
-                while let Some(m) = s.find_in(hay, Span::from(at..hay.len())) {
-                    f(m.pattern().as_usize());
-                    at = m.start() + 1;
-                }
-            }
-            Literals::Automaton(ac) => {
-                for m in ac.find_overlapping_iter(hay) {
-                    f(m.pattern().as_usize());
-                }
-            }
-        }
-    }
-}
-
-fn build_literals(words: &[String]) -> Result<Option<Literals>> {
-    if words.is_empty() {
-        return Ok(None);
-    }
-    let mut packed = packed::Config::new()
-        .match_kind(packed::MatchKind::LeftmostFirst)
-        .builder();
-    if let Some(searcher) = packed.extend(words).build() {
-        return Ok(Some(Literals::Packed(searcher)));
-    }
-    let ac = AhoCorasick::builder()
-        .match_kind(MatchKind::Standard)
-        .kind(Some(AhoCorasickKind::DFA))
-        .build(words)
-        .map_err(|e| Error::Config(format!("redaction prefilter: {e}")))?;
-    Ok(Some(Literals::Automaton(ac)))
+fn set_either_case(table: &mut [u64; 256], byte: u8, bits: u64) {
+    table[byte.to_ascii_lowercase() as usize] |= bits;
+    table[byte.to_ascii_uppercase() as usize] |= bits;
 }
 
 fn build_custom(triggers: &[Trigger], patterns: &[&str]) -> Result<Option<(RegexSet, RuleMask)>> {
@@ -190,24 +267,6 @@ fn build_custom(triggers: &[Trigger], patterns: &[&str]) -> Result<Option<(Regex
         .build()
         .map_err(|e| Error::Config(format!("redaction rules: {e}")))?;
     Ok(Some((set, mask)))
-}
-
-thread_local! {
-    /// Per-thread scratch for the lower-cased copy, reused across calls.
-    static LOWER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Lower-cases `parts` into `buf`, separated by newlines (no literal or digit run spans one).
-fn lower_joined<'a>(parts: impl IntoIterator<Item = &'a str>, buf: &mut Vec<u8>) {
-    buf.clear();
-    for (i, p) in parts.into_iter().enumerate() {
-        if i > 0 {
-            buf.push(b'\n');
-        }
-        let start = buf.len();
-        buf.extend_from_slice(p.as_bytes());
-        buf[start..].make_ascii_lowercase();
-    }
 }
 
 /// The most digits in one run, where single spaces or dashes may sit between digits; runs with
@@ -304,9 +363,9 @@ fn run_from(bytes: &[u8], start: usize) -> Run {
     run
 }
 
-/// Whether `bytes[i]` exists and is a letter or underscore (the text is lower-cased).
+/// Whether `bytes[i]` exists and is a letter or underscore.
 fn is_word(bytes: &[u8], i: usize) -> bool {
     bytes
         .get(i)
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_uppercase() || *b == b'_')
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
 }

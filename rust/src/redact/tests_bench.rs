@@ -224,16 +224,41 @@ fn throughput_prefilter_parts() {
         bytes as f64 / secs / 1e6,
         texts.len() as f64 / secs / 1e6
     );
-    let start = thread_cpu_seconds();
-    let mut n = 0;
-    for t in &texts {
-        if let Some(super::prefilter::Literals::Packed(s)) = &r.prefilter.literals {
-            n += s.find_iter(t.to_ascii_lowercase().as_bytes()).count();
-        }
-    }
-    let secs = thread_cpu_seconds() - start;
+}
+
+/// What redaction adds inside the decoder, in CPU time of this thread (the machine is shared).
+/// Run: `cargo test --release --lib redact::tests_bench::decode_cost -- --ignored --nocapture`.
+#[test]
+#[ignore = "throughput measurement; run in release with --ignored --nocapture"]
+fn decode_cost() {
+    use crate::decode::{DecodeConfig, Decoder, NoScrub, Scrub};
+    let mut data = Vec::new();
+    crate::generate::generate(200_000, 7, &mut data);
+    let cut = data[..data.len() / 2]
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .unwrap()
+        + 1;
+    let decoder = Decoder::new(DecodeConfig::default()).unwrap();
+    let redactor = Redactor::new(RedactConfig::default()).unwrap();
+    let scrubs: [&dyn Scrub; 2] = [&NoScrub, &redactor];
+    let best = scrubs.map(|scrub| {
+        (0..5)
+            .map(|_| {
+                let start = thread_cpu_seconds();
+                for chunk in [&data[..cut], &data[cut..]] {
+                    decoder.decode(chunk, scrub, "bench", 1, 0).unwrap();
+                }
+                thread_cpu_seconds() - start
+            })
+            .fold(f64::MAX, f64::min)
+    });
+    let per_event = |secs: f64| secs / 200_000.0 * 1e6;
     println!(
-        "teddy+lowercase alloc: {:.0} MB/s, {n} literal hits",
-        bytes as f64 / secs / 1e6
+        "decode per core (thread CPU time): {:.2} M events/s without redaction, {:.2} M/s with; \
+         redaction adds {:.2} µs per event",
+        1.0 / per_event(best[0]),
+        1.0 / per_event(best[1]),
+        per_event(best[1] - best[0])
     );
 }

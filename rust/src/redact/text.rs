@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::config::Action;
 use super::escape::{percent_view, unescape_view};
-use super::prefilter::bit;
+use super::prefilter::{bit, RuleMask, Scan};
 use super::{Pattern, Redactor, Rule};
 
 /// Bytes before a match searched for evidence keywords.
@@ -32,8 +32,24 @@ impl Redactor {
         ctx: &str,
         counts: &mut [u64],
     ) -> (Cow<'a, str>, bool) {
+        let scan = self.prefilter.scan_text(text);
+        // A string with no prefilter hit and no escape cannot hold a match: one pass, no copy.
+        match scan.mask != 0 || scan.encoded || self.ctx_may_wake(ctx) {
+            true => self.redact_scanned(text, scan, ctx, counts),
+            false => (Cow::Borrowed(text), false),
+        }
+    }
+
+    /// Redacts `text` given its prefilter scan (`Scan::ALL` runs every rule on every view).
+    pub(super) fn redact_scanned<'a>(
+        &self,
+        text: &'a str,
+        scan: Scan,
+        ctx: &str,
+        counts: &mut [u64],
+    ) -> (Cow<'a, str>, bool) {
         let mut spans = Vec::new();
-        self.find_spans(text, ctx, &mut spans);
+        self.find_spans(text, scan, ctx, &mut spans);
         if spans.is_empty() {
             return (Cow::Borrowed(text), false);
         }
@@ -54,8 +70,18 @@ impl Redactor {
         self.prefilter.scan_parts(parts) == 0
     }
 
-    fn find_spans(&self, text: &str, ctx: &str, spans: &mut Vec<Span>) {
-        self.spans_plain(text, ctx, spans);
+    /// Whether the key name `ctx` may wake a rule that takes its evidence from the key name.
+    fn ctx_may_wake(&self, ctx: &str) -> bool {
+        !ctx.is_empty()
+            && self.keyword_mask != 0
+            && self.prefilter.scan(ctx) & self.keyword_mask != 0
+    }
+
+    fn find_spans(&self, text: &str, scan: Scan, ctx: &str, spans: &mut Vec<Span>) {
+        self.spans_plain(text, scan.mask, ctx, spans);
+        if !scan.encoded {
+            return;
+        }
         // Limitation: one level of decoding; a secret both JSON-escaped and percent-encoded
         // inside the same string (`%5Cu0034…`) is not decoded twice.
         for view in [unescape_view(text), percent_view(text)]
@@ -63,7 +89,12 @@ impl Redactor {
             .flatten()
         {
             let mut inner = Vec::new();
-            self.spans_plain(&view.text, ctx, &mut inner);
+            // A caller asking for every rule (`Scan::ALL`) gets every rule on the views too.
+            let mask = match scan.mask {
+                RuleMask::MAX => RuleMask::MAX,
+                _ => self.prefilter.scan(&view.text),
+            };
+            self.spans_plain(&view.text, mask, ctx, &mut inner);
             for s in inner {
                 let orig = view.original(s.start..s.end);
                 let decoded = Some(view.text[s.start..s.end].to_string());
@@ -77,8 +108,8 @@ impl Redactor {
         }
     }
 
-    fn spans_plain(&self, text: &str, ctx: &str, spans: &mut Vec<Span>) {
-        let mut mask = self.prefilter.scan(text);
+    /// Spans of the rules in `mask` (the text's prefilter scan) or woken by the key name `ctx`.
+    fn spans_plain(&self, text: &str, mut mask: RuleMask, ctx: &str, spans: &mut Vec<Span>) {
         if !ctx.is_empty() && self.keyword_mask != 0 {
             mask |= self.prefilter.scan(ctx) & self.keyword_mask;
         }
@@ -154,7 +185,7 @@ fn merge(mut spans: Vec<Span>) -> Vec<Span> {
 impl Rule {
     fn find(&self, text: &str, ctx: &str, index: usize, spans: &mut Vec<Span>) {
         let mut accepted = Vec::new();
-        for p in &self.patterns {
+        for p in self.patterns.iter().filter(|p| p.may_match(text, ctx)) {
             p.candidates(text, &mut accepted);
             for r in accepted.drain(..) {
                 if p.keywords.is_empty() || keyword_near(text, &r, &p.keywords, ctx) {
@@ -171,8 +202,21 @@ impl Rule {
 }
 
 impl Pattern {
+    /// Whether the regex can match at all: a needed literal and a keyword (anywhere) are present.
+    pub(super) fn may_match(&self, text: &str, ctx: &str) -> bool {
+        let hay = text.as_bytes();
+        let needed = self.needs.is_empty() || self.needs.iter().any(|n| contains(hay, n));
+        let keyword = || {
+            self.keywords.iter().any(|k| {
+                contains_ignore_case(hay, k.as_bytes())
+                    || contains_ignore_case(ctx.as_bytes(), k.as_bytes())
+            })
+        };
+        needed && (self.keywords.is_empty() || keyword())
+    }
+
     /// Validated candidate ranges of this pattern in `text`.
-    fn candidates(&self, text: &str, out: &mut Vec<Range<usize>>) {
+    pub(super) fn candidates(&self, text: &str, out: &mut Vec<Range<usize>>) {
         if self.group == 0 {
             for m in self.regex.find_iter(text) {
                 self.validator.accept(text, m.range(), out);
@@ -188,22 +232,30 @@ impl Pattern {
 }
 
 /// Whether one of `keywords` (lower case) occurs near `r` in `text` or in the key name `ctx`.
-fn keyword_near(text: &str, r: &Range<usize>, keywords: &[String], ctx: &str) -> bool {
-    let mut start = r.start.saturating_sub(KEYWORD_BEFORE);
-    while !text.is_char_boundary(start) {
-        start -= 1;
-    }
-    let mut end = (r.end + KEYWORD_AFTER).min(text.len());
-    while !text.is_char_boundary(end) {
-        end += 1;
-    }
+pub(super) fn keyword_near(text: &str, r: &Range<usize>, keywords: &[String], ctx: &str) -> bool {
+    let b = text.as_bytes();
+    let start = r.start.saturating_sub(KEYWORD_BEFORE);
+    let end = (r.end + KEYWORD_AFTER).min(b.len());
     // The match itself is excluded: a random token containing "aws" is not evidence.
-    let before = text[start..r.start].to_ascii_lowercase();
-    let after = text[r.end..end].to_ascii_lowercase();
-    let ctx = ctx.to_ascii_lowercase();
+    let (before, after) = (&b[start..r.start], &b[r.end..end]);
     keywords.iter().any(|k| {
-        [&before, &after, &ctx]
+        [before, after, ctx.as_bytes()]
             .iter()
-            .any(|w| w.contains(k.as_str()))
+            .any(|w| contains_ignore_case(w, k.as_bytes()))
     })
+}
+
+fn contains(hay: &[u8], needle: &str) -> bool {
+    match needle.as_bytes() {
+        [b] => memchr::memchr(*b, hay).is_some(),
+        n => memchr::memmem::find(hay, n).is_some(),
+    }
+}
+
+/// Whether `needle` (lower case) occurs in `hay`, ASCII case ignored.
+fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty()
+        || hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
 }
