@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 
 import polars as pl
@@ -104,3 +106,32 @@ class TestHandler:
         assert "ValueError: boom" in frame["stack"][1]
         assert '"order":7' in frame["fields"][0].replace(" ", "")
         assert logger.name in frame["fields"][0]
+
+    def test_extra_cannot_override_the_records_time_level_or_message(self, logger, tmp_path):
+        extra = {"level": "debug", "ts": 0, "body": "forged", "service": "other", "user_id": "u1"}
+        logger.warning("real", extra=extra)
+        logger.handlers[0].close()
+        row = stored(tmp_path).row(0, named=True)
+        assert (row["message"], row["level"], row["service"]) == ("real", "warn", "checkout")
+        assert row["timestamp"].year > 2000
+        # Columns the handler does not fill may be set on purpose; the rest are kept as fields.
+        assert row["user_id"] == "u1"
+        assert '"extra":{' in row["fields"].replace(" ", "") and "forged" in row["fields"]
+
+
+def test_a_handler_on_the_root_logger_lets_the_program_exit(tmp_path):
+    # The pipeline warns (no hash key) on the emitter's thread while logging.shutdown holds
+    # the handler's lock and waits for it to flush: the warning must not come back through
+    # the handler, or the program never exits.
+    script = f"""
+import logging, os
+os.environ.pop("QLINGEST_HASH_KEY", None)
+os.environ.pop("QLINGEST_AUDIT_KEY", None)
+from qlingest.logging import Handler
+logging.getLogger().addHandler(Handler({str(tmp_path)!r}, service="checkout"))
+logging.getLogger().setLevel(logging.INFO)
+logging.getLogger("app").warning("hello")
+"""
+    done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert stored(tmp_path)["message"].to_list() == ["hello"]

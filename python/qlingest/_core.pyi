@@ -108,3 +108,5 @@ def generate(count: int, seed: int = 42) -> bytes:
 
 def generate_with_stats(count: int, seed: int = 42) -> tuple[bytes, GenStats]:
     """`count` events for `seed` and their ground truth, planted secrets included."""
+
+def key_columns() -> list[tuple[str, str]]: ...

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from qlingest import _core
 from qlingest.config import Config
 from qlingest.pipeline import Pipeline
 
@@ -152,6 +153,13 @@ class Handler(logging.Handler):
     """
 
     _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+    #: Input keys that would override what the handler takes from the record itself: its time,
+    #: level, message, logger, stack and (when the handler names one) service.
+    _OWN = frozenset(
+        [k for k, kind in _core.key_columns() if kind in ("timestamp", "level", "message")]
+        + ["logger", "stack", "extra"]
+    )
+    _SERVICE = frozenset(k for k, kind in _core.key_columns() if kind == "service")
 
     def __init__(
         self,
@@ -165,6 +173,15 @@ class Handler(logging.Handler):
         super().__init__(level)
         self.emitter = emitter or Emitter(data_dir, config)
         self.service = service
+        self.addFilter(self._not_our_own)
+
+    def _not_our_own(self, record: logging.LogRecord) -> bool:
+        """Leaves out records that qlingest logs while it ingests, and any record logged on the
+        emitter's background thread: feeding them back would wait on this handler's lock,
+        which ``logging.shutdown`` holds while the handler flushes, and never return."""
+        if record.name == "qlingest" or record.name.startswith("qlingest."):
+            return False
+        return threading.current_thread() is not self.emitter._thread
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -184,9 +201,18 @@ class Handler(logging.Handler):
             event["service"] = self.service
         if record.exc_info:
             event["stack"] = (self.formatter or _FORMATTER).formatException(record.exc_info)
+        extra: dict[str, Any] = {}
         for key, value in record.__dict__.items():
             if key not in self._RESERVED and isinstance(value, str | int | float | bool):
-                event[key] = value
+                extra[key] = value
+        # An attribute that would override the record's own time, level or message (``level``,
+        # ``ts``, ``msg``, ...) travels under ``extra`` instead; other columns such as
+        # ``category`` or ``trace_id`` may be set this way on purpose.
+        own = self._OWN | self._SERVICE if self.service is not None else self._OWN
+        moved = {k: extra.pop(k) for k in list(extra) if k in own}
+        event.update(extra)
+        if moved:
+            event["extra"] = moved
         return event
 
     def flush(self) -> None:

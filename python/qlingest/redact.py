@@ -23,13 +23,46 @@ class Redactor:
         for name, n in zip(self._core.rule_names, counts, strict=True):
             self.counts[name] += n
 
-    def redact(self, data: list[str] | pl.DataFrame) -> list[str] | pl.DataFrame:
-        """Redacted copies of strings, or a frame whose string columns are redacted (JSON text
-        is walked, so key rules apply inside it)."""
+    def redact(self, data: str | list[str] | pl.DataFrame) -> str | list[str] | pl.DataFrame:
+        """A redacted copy of a string, of a list of strings, or of a frame.
+
+        In a frame every text is redacted (JSON text is walked, so key rules apply inside it):
+        string columns, categorical and enum columns (returned as strings, since a marker is
+        not one of their categories), and strings inside list and struct columns at any depth.
+        Binary columns are returned unchanged: their bytes are not known to be text.
+        """
+        if isinstance(data, str):
+            return self.redact([data])[0]
         if isinstance(data, pl.DataFrame):
-            batches, counts = self._core.redact_frame(data)
-            self._count(counts)
-            return pl.DataFrame(batches)
+            return self._redact_frame(data)
+        if isinstance(data, bytes | bytearray) or not all(isinstance(t, str) for t in data):
+            raise TypeError("Redactor.redact takes a str, a list of str or a polars DataFrame")
         texts, counts = self._core.redact_texts(list(data))
         self._count(counts)
         return texts
+
+    def _redact_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).with_columns(
+            self._redact_nested(frame[c]) for c in frame.columns if _nested(frame[c])
+        )
+        batches, counts = self._core.redact_frame(frame)
+        self._count(counts)
+        return pl.DataFrame(batches)
+
+    def _redact_nested(self, series: pl.Series) -> pl.Series:
+        """A list or struct column with the strings inside it redacted, same shape."""
+        if isinstance(series.dtype, pl.Struct):
+            fields = series.struct.unnest()
+            return self._redact_frame(fields).to_struct(series.name)
+        # Limitation: list columns go through Python objects, so they are slow on large frames.
+        values = series.to_list()
+        flat = [t for row in values if row is not None for t in row]
+        inner = pl.Series(flat, dtype=series.dtype.inner)
+        done = iter(self._redact_frame(inner.to_frame("v"))["v"].to_list())
+        rebuilt = [None if row is None else [next(done) for _ in row] for row in values]
+        return pl.Series(series.name, rebuilt)
+
+
+def _nested(series: pl.Series) -> bool:
+    """Whether ``series`` is a list or struct column that may hold text."""
+    return isinstance(series.dtype, pl.List | pl.Array | pl.Struct)

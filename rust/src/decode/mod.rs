@@ -1,9 +1,9 @@
 //! Decoding: newline-delimited JSON or text lines into event batches and dead letters.
 
-mod builder;
+pub(crate) mod builder;
 mod config;
 pub mod json;
-mod keys;
+pub(crate) mod keys;
 pub mod level;
 mod ndjson;
 pub mod scrub;
