@@ -521,7 +521,9 @@ def _read_file(root: Path, path: Path) -> tuple[pl.DataFrame, Failure | None]:
     if category is not None:
         if "category" in frame.columns:
             misplaced = _category_mismatch(frame, category)
-        frame = frame.with_columns(pl.lit(category, pl.String).alias("category"))
+        # A column that agrees with the path is kept as stored: hashing reads it faster.
+        if misplaced is not None or "category" not in frame.columns:
+            frame = frame.with_columns(pl.lit(category, pl.String).alias("category"))
     if "level" in frame.columns:
         frame = frame.with_columns(pl.col("level").cast(pl.String))
     return frame, misplaced
