@@ -281,3 +281,14 @@ def test_human_output_names_checkpoints_and_the_anchor(store, tmp_path):
     cut = cli(store, "--anchor", str(anchor))
     assert cut.returncode == 1
     assert f"TRUNCATED at seq 6 (anchor {anchor})" in cut.stdout
+
+
+def test_ingest_with_a_wrong_key_is_a_one_line_usage_error(store, tmp_path):
+    events = tmp_path / "events.ndjson"
+    events.write_bytes(audit_events(1, start=30))
+    env = {**os.environ, "QLINGEST_AUDIT_KEY": "another-key"}
+    cmd = [sys.executable, "-m", "qlingest", "ingest", str(events), "--data-dir", str(store)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "does not verify under the configured audit key" in out.stderr
+    assert verify(store, require_seals=True, key=KEY).records == 6
