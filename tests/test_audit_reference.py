@@ -283,9 +283,13 @@ class TestVerifyStore:
         audit, root, _ = store
         rows = ref.chain(many_rows(3), "w1")
         rel = "hot/category=security.audit_logs/date=2024-01-02/hour=03/part-w1-1.parquet"
-        plain = dict(golden_rows()[0], category="application.request_logs")
-        frame_of([*rows, plain]).sort("timestamp").write_parquet(root / rel)
+        frame_of(rows).sort("timestamp").write_parquet(root / rel)
         audit.append_checkpoint(root, "w1", 3, rows[-1]["audit_hash"], rel, key=b"k")
+        # A plain row lives in its own category's partition: the path is its category.
+        plain = dict(golden_rows()[0], category="application.request_logs")
+        other = root / rel.replace("security.audit_logs", "application.request_logs")
+        other.parent.mkdir(parents=True)
+        frame_of([plain]).write_parquet(other.with_name("part-w1-2.parquet"))
         report = audit.verify(root, require_seals=True, key=b"k")
         assert report.ok and [(c.chain, c.records) for c in report.chains] == [("w0", 8), ("w1", 3)]
 

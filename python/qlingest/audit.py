@@ -7,6 +7,7 @@ each link and each checkpoint.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
@@ -15,10 +16,12 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 import polars as pl
 
 from qlingest import _core
+from qlingest.exceptions import ConfigError
 
 GENESIS = "0" * 64
 AUDIT_CATEGORY = "security.audit_logs"
@@ -29,7 +32,12 @@ _MAX_SAFE_INTEGER = 2**53 - 1
 
 @dataclass(frozen=True)
 class Failure:
-    """The first failure of a chain: where it breaks, what was expected and what was found."""
+    """The first failure of a chain: where it breaks, what was expected and what was found.
+
+    ``origin`` says what ``file`` and ``row`` point at: ``record`` (a stored row), ``file`` (a
+    stored file as a whole), ``checkpoint`` (the checkpoint entry of ``file``), ``checkpoint
+    log`` (the log itself: ``file`` is the log and ``row`` its 0-based line, or both None when
+    the log is behind the records) or ``anchor`` (the head kept outside the store)."""
 
     kind: str
     seq: int
@@ -37,6 +45,7 @@ class Failure:
     row: int | None
     expected: str
     found: str
+    origin: str = "record"
 
 
 @dataclass
@@ -49,6 +58,8 @@ class ChainReport:
     checkpoints: int = 0
     sealed: bool = False
     failure: Failure | None = None
+    # Records past the last checkpoint of a writer that still runs: not yet sealed.
+    pending: int = 0
 
 
 @dataclass
@@ -105,18 +116,57 @@ def append_checkpoint(
 def read_checkpoints(data_dir: str | Path) -> list[dict]:
     """Every checkpoint entry of the store, per chain in log order. A torn last line (a crash
     mid-append) is skipped; any other unreadable line is an error."""
-    entries = []
-    for path in sorted((Path(data_dir) / "audit").glob("checkpoints-*.ndjson")):
-        lines = path.read_text(encoding="utf-8").split("\n")
+    entries, unreadable = _read_checkpoint_log(data_dir)
+    if unreadable:
+        _, bad = unreadable[0]
+        raise ValueError(f"{Path(data_dir) / bad.file}:{bad.row + 1}: unreadable checkpoint")
+    return entries
+
+
+def _read_checkpoint_log(data_dir: str | Path) -> tuple[list[dict], list[tuple[str, Failure]]]:
+    """The readable checkpoint entries, and (chain, ``unreadable`` failure) for each log line
+    that is not one (a torn last line, from a crash mid-append, is no failure and is skipped)."""
+    root = Path(data_dir)
+    entries, unreadable = [], []
+    for path in sorted((root / "audit").glob("checkpoints-*.ndjson")):
+        lines = path.read_bytes().split(b"\n")
+        last_seq = 0
         for n, line in enumerate(lines):
             if not line:
                 continue
-            try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError:
-                if n < len(lines) - 1:
-                    raise ValueError(f"{path}:{n + 1}: unreadable checkpoint") from None
-    return entries
+            entry = _checkpoint_entry(line)
+            if entry is not None:
+                entries.append(entry)
+                last_seq = entry["seq"]
+            elif n < len(lines) - 1:
+                chain = path.name.removeprefix("checkpoints-").removesuffix(".ndjson")
+                found = f"line {n + 1}: {line[:80].decode('utf-8', 'replace')!r}"
+                log = path.relative_to(root).as_posix()
+                where = {"file": log, "row": n, "origin": "checkpoint log"}
+                failure = Failure("unreadable", last_seq + 1, **where, expected=_ENTRY, found=found)
+                unreadable.append((chain, failure))
+    return entries, unreadable
+
+
+_ENTRY = "a checkpoint entry"
+_CHECKPOINT_TYPES = {"chain": str, "seq": int, "head": str, "time_ns": int, "file": str}
+
+
+def _checkpoint_entry(line: bytes) -> dict | None:
+    """The checkpoint entry on a log line, or None when the line is not a well-formed one."""
+    try:
+        entry = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(entry, dict):
+        return None
+    for name, kind in _CHECKPOINT_TYPES.items():
+        value = entry.get(name)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return None
+    if not (0 <= entry["seq"] < 2**64 and -(2**63) <= entry["time_ns"] < 2**63):
+        return None
+    return entry if entry.get("seal") is None or isinstance(entry["seal"], str) else None
 
 
 def seal(key: bytes, chain: str, seq: int, head: str, time_ns: int, file: str) -> str:
@@ -168,6 +218,31 @@ def _last_record(data_dir: str | Path, chain: str) -> dict | None:
     return row
 
 
+def check_key(data_dir: str | Path, key: bytes | None) -> None:
+    """Refuses (ConfigError) a key that does not verify the newest sealed checkpoint of each
+    chain, or no key for a sealed store: writing on would seal with a key under which the
+    store's older seals fail, so no single key could ever verify the store again."""
+    newest: dict[str, dict] = {}
+    for entry in _read_checkpoint_log(data_dir)[0]:
+        newest[entry["chain"]] = entry
+    for chain, entry in sorted(newest.items()):
+        if entry.get("seal") is None:
+            continue
+        where = f"the newest checkpoint of chain {chain!r} (seq {entry['seq']})"
+        if key is None:
+            raise ConfigError(
+                f"audit: {where} is sealed but no audit key is set: set {KEY_ENV} or audit.key "
+                "to the key that sealed this store"
+            )
+        args = (entry["chain"], entry["seq"], entry["head"], entry["time_ns"], entry["file"])
+        if not hmac.compare_digest(seal(key, *args).encode(), entry["seal"].encode()):
+            raise ConfigError(
+                f"audit: {where} does not verify under the configured audit key: a wrong key, "
+                "or a rotated one; use the key that sealed this store (a new key needs a new "
+                "data directory)"
+            )
+
+
 class ChainWriter:
     """Chains each file's audit rows just before it is committed, and checkpoints the head
     after. The chain continues from the committed files, which are the truth."""
@@ -176,6 +251,7 @@ class ChainWriter:
         self.root = Path(data_dir)
         self.chain_id = chain
         self.key = key
+        check_key(self.root, key)
         checkpoint_recovered_head(self.root, chain, key=key)
         self._chain = _core.AuditChain(
             chain, recover_head(self.root, chain), config_json=config_json
@@ -220,7 +296,7 @@ def verify(
     broken = unreadable_files(data_dir)
     if broken:
         file, reason = broken[0]
-        failure = Failure("unreadable", 0, file, None, "a readable Parquet file", reason)
+        failure = Failure("unreadable", 0, file, None, "a readable Parquet file", reason, "file")
         report.chains.append(ChainReport(chain=None, failure=failure))
         return report
     walk = _StoreWalk(Path(data_dir), categories, key, require_seals, anchor or {})
@@ -233,34 +309,44 @@ class _StoreWalk:
     """One pass over the store, one file at a time: each file's audit rows go, per chain and in
     seq order, to that chain's verifier in the core. Files are visited in each writer's commit
     order, which is chain order, so memory is that of one file; rows out of place show up as
-    links out of order."""
+    links out of order, and rows of a copied file as inserted."""
 
     def __init__(self, root: Path, categories, key, require_seals, anchor) -> None:
         self.root, self.categories, self.key, self.require = root, categories, key, require_seals
         self.anchor = anchor
         self.anchored: dict[str, dict] = {}
         self.checkpoints: dict[str, list[str]] = {}
-        for entry in read_checkpoints(root):
+        entries, unreadable = _read_checkpoint_log(root)
+        for entry in entries:
             self.checkpoints.setdefault(entry["chain"], []).append(json.dumps(entry))
+        self.log_failures: dict[str, Failure] = {}
+        for chain, failure in unreadable:
+            self.log_failures.setdefault(chain, failure)
         self.verifiers: dict[str, _core.ChainVerifier] = {}
-        self.stray: Failure | None = None
+        # Store-level failures outside any chain, the first of each kind of check.
+        self.stray: dict[str, Failure] = {}
 
     def _verifier(self, chain: str) -> _core.ChainVerifier:
         if chain not in self.verifiers:
             cps = self.checkpoints.get(chain, [])
+            live = writer_is_live(self.root, chain)
             self.verifiers[chain] = _core.ChainVerifier(
-                chain, cps, key=self.key, require_seals=self.require
+                chain, cps, key=self.key, require_seals=self.require, live=live
             )
         return self.verifiers[chain]
 
     def run(self) -> None:
         for path in _files_in_commit_order(self.root):
-            frame = _read_file(self.root, path)
+            frame, misplaced = _read_file(self.root, path)
+            if misplaced is not None:
+                self.stray.setdefault("category", misplaced)
             if "audit_chain" not in frame.columns:
                 frame = frame.with_columns(pl.lit(None, pl.String).alias("audit_chain"))
             chained = pl.col("audit_chain").is_not_null()
-            if self.stray is None:
-                self.stray = _unchained_audit_row(frame, self.categories)
+            if "unchained" not in self.stray:
+                unchained = _unchained_audit_row(frame, self.categories)
+                if unchained is not None:
+                    self.stray["unchained"] = unchained
             rows = frame.filter(chained)
             if rows.is_empty():
                 continue
@@ -278,17 +364,17 @@ class _StoreWalk:
 
     def reports(self) -> list[ChainReport]:
         chains = set(self.verifiers) | set(self.checkpoints) | set(self.anchor)
+        chains |= set(self.log_failures)
         reports = []
         for chain in sorted(chains):
             report = _chain_report(json.loads(self._verifier(chain).finish()))
-            anchored = self._anchor_failure(chain)
-            if anchored is not None and (
-                report.failure is None or anchored.seq < report.failure.seq
-            ):
-                report.failure = anchored
+            for failure in (self._anchor_failure(chain), self.log_failures.get(chain)):
+                if failure is not None and (
+                    report.failure is None or failure.seq < report.failure.seq
+                ):
+                    report.failure = failure
             reports.append(report)
-        if self.stray is not None:
-            reports.append(ChainReport(chain=None, failure=self.stray))
+        reports.extend(ChainReport(chain=None, failure=f) for f in self.stray.values())
         return reports
 
     def _anchor_failure(self, chain: str) -> Failure | None:
@@ -297,11 +383,10 @@ class _StoreWalk:
         seq, head = self.anchor[chain]
         row = self.anchored.get(chain)
         if row is None:
-            return Failure("truncated", seq, None, None, head, "no record (anchored head)")
+            return Failure("truncated", seq, None, None, head, "no record", "anchor")
         if row["audit_hash"] != head:
-            return Failure(
-                "modified", seq, row["source_file"], row["source_row"], head, row["audit_hash"]
-            )
+            file, found = row["source_file"], row["audit_hash"]
+            return Failure("modified", seq, file, row["source_row"], head, found, "anchor")
         return None
 
 
@@ -312,7 +397,33 @@ def _files_in_commit_order(root: Path) -> list[Path]:
         m = _PART_NAME.match(path.name)
         return (0, m["writer"], int(m["seq"]), "") if m else (1, "", 0, path.as_posix())
 
-    return sorted((p for tier in TIERS for p in (root / tier).rglob("*.parquet")), key=order)
+    return sorted(_parquet_files(root), key=order)
+
+
+def _parquet_files(root: Path) -> list[Path]:
+    """Every Parquet file under the data directory, whatever the directory: queries read them
+    all (``<data-dir>/**/*.parquet``), so verification does too."""
+    return sorted(root.rglob("*.parquet"))
+
+
+def writer_is_live(data_dir: str | Path, chain: str) -> bool:
+    """Whether a process holds the writer lock ``writers/<chain>.lock`` (a running ingest)."""
+    try:
+        fd = os.open(Path(data_dir) / "writers" / f"{chain}.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        # Limitation: the shared lock is held for a moment; a writer claiming this id in that
+        # moment finds it busy (it then takes another id, or fails when the id is configured).
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 _PART_NAME = re.compile(r"^part-(?P<writer>[A-Za-z0-9_.-]+)-(?P<seq>\d+)\.parquet$")
@@ -355,11 +466,25 @@ def write_anchor(path: str | Path, report: VerifyReport) -> None:
 def _chain_report(raw: dict) -> ChainReport:
     failure = raw["failure"]
     if failure is not None:
-        failure = Failure(**{k: failure[k] for k in Failure.__dataclass_fields__})
+        fields = {k: failure[k] for k in Failure.__dataclass_fields__ if k != "origin"}
+        failure = Failure(**fields, origin=_origin(failure))
     head = (raw["head"][0], raw["head"][1])
     return ChainReport(
-        raw["chain"], raw["records"], head, raw["checkpoints"], raw["sealed"], failure
+        raw["chain"],
+        raw["records"],
+        head,
+        raw["checkpoints"],
+        raw["sealed"],
+        failure,
+        raw["pending"],
     )
+
+
+def _origin(failure: dict) -> str:
+    """What a core failure's place points at: a row, a file's checkpoint or the log."""
+    if failure["row"] is not None:
+        return "record"
+    return "checkpoint" if failure["file"] is not None else "checkpoint log"
 
 
 def _unchained_audit_row(rows: pl.DataFrame, categories: tuple[str, ...]) -> Failure | None:
@@ -368,33 +493,58 @@ def _unchained_audit_row(rows: pl.DataFrame, categories: tuple[str, ...]) -> Fai
     if stray.is_empty():
         return None
     row = stray.row(0, named=True)
-    return Failure("inserted", 0, row["source_file"], row["source_row"], "a chained record", "null")
+    file, at = row["source_file"], row["source_row"]
+    return Failure("inserted", 0, file, at, "a chained record", "a record with no chain fields")
 
 
 def unreadable_files(data_dir: str | Path) -> list[tuple[str, str]]:
     """Stored files that are not readable Parquet, with the reason: a store with one is not
     intact, whatever its chains say."""
     root, bad = Path(data_dir), []
-    for tier in TIERS:
-        for path in sorted((root / tier).rglob("*.parquet")):
-            try:
-                pl.read_parquet_schema(path)
-            except Exception as e:
-                bad.append((path.relative_to(root).as_posix(), str(e).splitlines()[0]))
+    for path in _parquet_files(root):
+        try:
+            pl.read_parquet_schema(path)
+        except Exception as e:
+            bad.append((path.relative_to(root).as_posix(), str(e).splitlines()[0]))
     return bad
 
 
-def _read_file(root: Path, path: Path) -> pl.DataFrame:
+def _read_file(root: Path, path: Path) -> tuple[pl.DataFrame, Failure | None]:
+    """The file's rows with their place, and their category as queries see it: the path's
+    ``category=`` partition wins over the column. A column that disagrees with the path is a
+    ``modified`` failure at its first such row (the file was moved, or forged)."""
     frame = pl.read_parquet(path, hive_partitioning=False).with_row_index("source_row")
     relative = path.relative_to(root).as_posix()
-    if "category" not in frame.columns:
-        # The partition key may live only in the path: category=<c>/...
-        part = next((p for p in path.parts if p.startswith("category=")), "category=")
-        frame = frame.with_columns(pl.lit(part.split("=", 1)[1]).alias("category"))
     frame = frame.with_columns(pl.lit(relative).alias("source_file"))
+    category = _path_category(path.relative_to(root))
+    misplaced = None
+    if category is not None:
+        if "category" in frame.columns:
+            misplaced = _category_mismatch(frame, category)
+        # A column that agrees with the path is kept as stored: hashing reads it faster.
+        if misplaced is not None or "category" not in frame.columns:
+            frame = frame.with_columns(pl.lit(category, pl.String).alias("category"))
     if "level" in frame.columns:
         frame = frame.with_columns(pl.col("level").cast(pl.String))
-    return frame
+    return frame, misplaced
+
+
+def _path_category(relative: Path) -> str | None:
+    """The hive partition value ``category=<c>`` of a stored file's path, %-decoded as the
+    store encodes it (the innermost one when several), or None."""
+    parts = [p for p in relative.parent.parts if p.startswith("category=")]
+    return unquote(parts[-1].split("=", 1)[1]) if parts else None
+
+
+def _category_mismatch(frame: pl.DataFrame, category: str) -> Failure | None:
+    differs = frame.filter(pl.col("category").cast(pl.String).ne_missing(category))
+    if differs.is_empty():
+        return None
+    row = differs.row(0, named=True)
+    seq = row.get("audit_seq") or 0
+    expected = f"category {category!r} (from the path)"
+    found = f"category {row['category']!r}"
+    return Failure("modified", seq, row["source_file"], row["source_row"], expected, found)
 
 
 # JCS (RFC 8785) strings and integers, for the seal message of a checkpoint.

@@ -197,18 +197,36 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         name = chain.chain or "(no chain)"
         if chain.failure is None:
             seal = "sealed" if chain.sealed else "UNSEALED (truncation not detectable)"
+            pending = (
+                f", {chain.pending:,} records pending (their writer is running, not yet sealed)"
+                if chain.pending
+                else ""
+            )
             print(
-                f"chain {name}: OK, {chain.records:,} records, head {chain.head[0]} {chain.head[1]}, {seal}"
+                f"chain {name}: OK, {chain.records:,} records, head {chain.head[0]} {chain.head[1]}, {seal}{pending}"
             )
             continue
         f = chain.failure
-        where = f"{f.file} row {f.row}" if f.file is not None else "checkpoint log"
         print(
-            f"chain {name}: {f.kind.upper()} at seq {f.seq} ({where}): expected {f.expected}, found {f.found}"
+            f"chain {name}: {f.kind.upper()} at seq {f.seq} ({_failure_place(f, args.anchor)}): expected {f.expected}, found {f.found}"
         )
     verdict = "OK" if report.ok else "TAMPERED"
     print(f"{verdict}: {report.records:,} records in {len(report.chains)} chains")
     return 0 if report.ok else 1
+
+
+def _failure_place(f, anchor: str | None) -> str:
+    """Where a verify failure is, in words: a row, a file, a checkpoint, the log or the anchor."""
+    if f.origin == "anchor":
+        at = f"anchor {anchor}" if anchor else "anchor"
+        return f"{at}; {f.file} row {f.row}" if f.file is not None else at
+    if f.origin == "checkpoint":
+        return f"checkpoint of {f.file}"
+    if f.origin == "checkpoint log":
+        return f"{f.file} line {f.row + 1}" if f.file is not None else "checkpoint log"
+    if f.row is None:
+        return f.file or "store"
+    return f"{f.file} row {f.row}"
 
 
 def _report_dict(report) -> dict:

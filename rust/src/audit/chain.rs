@@ -37,6 +37,10 @@ impl AuditChain {
         // An invalid start is reported by the first append, as `new` cannot fail.
         if chain_id.is_empty() {
             chain.error = Some("audit: the chain id is empty".into());
+        } else if seq == u64::MAX {
+            chain.error = Some(format!(
+                "audit: head seq {seq} leaves no seq for a next record"
+            ));
         } else if !is_hash(&hash) {
             chain.error = Some(format!(
                 "audit: head hash {hash:?} is not 64 lower-case hex digits"
@@ -45,6 +49,12 @@ impl AuditChain {
             chain.head.copy_from_slice(hash.as_bytes());
         }
         chain
+    }
+
+    /// Whether the chain can take records: an invalid start (empty id, malformed head hash, head
+    /// seq at `u64::MAX`) is an error here, for callers that want it at construction.
+    pub fn check(&self) -> Result<()> {
+        self.check_usable()
     }
 
     /// The chain id.
@@ -65,6 +75,14 @@ impl AuditChain {
             let (n, m) = (is_audit.len(), batch.num_rows());
             return Err(Error::Audit(format!(
                 "audit: mask has {n} rows, batch has {m}"
+            )));
+        }
+        // A seq past u64::MAX would wrap to 0; refuse the batch before chaining any of it.
+        let records = is_audit.true_count() as u64;
+        if self.seq.checked_add(records).is_none() {
+            let seq = self.seq;
+            return Err(Error::Audit(format!(
+                "audit: {records} records after seq {seq} overflow the 64-bit sequence number"
             )));
         }
         let canon = Canonicalizer::new(batch, false)?;

@@ -22,8 +22,10 @@ impl PyAuditChain {
     #[pyo3(signature = (chain_id, head = None, *, config_json = "{}"))]
     fn new(chain_id: &str, head: Option<(u64, String)>, config_json: &str) -> PyResult<Self> {
         let select = AuditConfig::from_json(config_json).py_err()?;
+        let chain = AuditChain::new(chain_id, head);
+        chain.check().py_err()?;
         Ok(PyAuditChain {
-            chain: Mutex::new(AuditChain::new(chain_id, head)),
+            chain: Mutex::new(chain),
             select,
         })
     }
@@ -102,20 +104,25 @@ pub struct PyChainVerifier {
 
 #[pymethods]
 impl PyChainVerifier {
+    /// `live`: the chain's writer still holds its lock, so records past its last checkpoint are
+    /// pending rather than unsealed.
     #[new]
-    #[pyo3(signature = (chain_id, checkpoints, *, key = None, require_seals = false))]
+    #[pyo3(signature = (chain_id, checkpoints, *, key = None, require_seals = false, live = false))]
     fn new(
         chain_id: &str,
         checkpoints: Vec<String>,
         key: Option<PyBackedBytes>,
         require_seals: bool,
+        live: bool,
     ) -> PyResult<Self> {
         let entries = checkpoints
             .iter()
             .map(|l| Checkpoint::from_json(l))
             .collect::<crate::error::Result<Vec<_>>>()
             .py_err()?;
-        let verifier = Verifier::new(chain_id, entries, key.as_deref(), require_seals).py_err()?;
+        let mut verifier =
+            Verifier::new(chain_id, entries, key.as_deref(), require_seals).py_err()?;
+        verifier.set_live(live);
         Ok(PyChainVerifier {
             verifier: Mutex::new(Some(verifier)),
         })

@@ -109,3 +109,23 @@ fn checkpoint_lines_parse_and_their_seals_verify() {
         Err(Error::Audit(_))
     ));
 }
+
+#[test]
+fn a_head_at_the_last_seq_is_an_error_not_a_wrap() {
+    let head = |seq| Some((seq, GOLDEN_HASHES[0].to_string()));
+    let at_max = AuditChain::new("w0", head(u64::MAX));
+    assert!(at_max.check().unwrap_err().to_string().contains("no seq"));
+    let mut near = AuditChain::new("w0", head(u64::MAX - 1));
+    let two = near.append(&batch_of(&events(2)), &all(2)).unwrap_err();
+    assert!(two.to_string().contains("overflow"), "{two}");
+    assert_eq!(near.head().0, u64::MAX - 1);
+    near.append(&batch_of(&events(1)), &all(1)).unwrap();
+    assert_eq!(near.head().0, u64::MAX);
+    assert!(near.append(&batch_of(&events(1)), &all(1)).is_err());
+}
+
+#[test]
+fn an_empty_chain_id_fails_the_check() {
+    assert!(AuditChain::new("", None).check().is_err());
+    assert!(AuditChain::new("w0", None).check().is_ok());
+}

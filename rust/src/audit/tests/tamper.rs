@@ -207,6 +207,56 @@ fn a_row_appended_to_a_checkpointed_file_is_inserted() {
     );
 }
 
+#[test]
+fn a_copied_file_of_earlier_rows_is_inserted_not_an_error() {
+    let (batch, _) = chained(6);
+    let mut verifier = Verifier::new("w0", vec![], None, false).unwrap();
+    verifier.push(&batch).unwrap();
+    // The copy of a file holding seqs 2..=3, visited after the genuine rows.
+    verifier.push(&take(&batch, &[1, 2])).unwrap();
+    let report = verifier.finish();
+    assert_eq!(kind_and_seq(&report), Some((FailureKind::Inserted, 2)));
+    let failure = report.failure.unwrap();
+    assert_eq!(
+        (failure.expected.as_str(), failure.found.as_str()),
+        ("seq 7 or above", "2")
+    );
+}
+
+#[test]
+fn records_past_the_last_checkpoint_of_a_live_writer_are_pending() {
+    let key = b"k3y".as_slice();
+    let (batch, cp) = chained(5);
+    let early = Checkpoint {
+        seq: 3,
+        head: text(&batch, schema::AUDIT_HASH, 2).unwrap(),
+        ..cp
+    };
+    let early = sealed(early, key);
+    let stopped = verify(&batch, vec![early.clone()], Some(key));
+    assert_eq!(kind_and_seq(&stopped), Some((FailureKind::SealMissing, 4)));
+    assert_eq!(stopped.pending, 0);
+
+    let mut verifier = Verifier::new("w0", vec![early], Some(key), true).unwrap();
+    verifier.set_live(true);
+    verifier.push(&batch).unwrap();
+    let live = verifier.finish();
+    assert_eq!((live.failure, live.pending, live.records), (None, 2, 5));
+}
+
+#[test]
+fn a_live_writer_does_not_hide_an_edited_record() {
+    let (batch, _) = chained(5);
+    let mut verifier = Verifier::new("w0", vec![], Some(b"k3y"), true).unwrap();
+    verifier.set_live(true);
+    verifier
+        .push(&with_text(&batch, schema::MESSAGE, 4, "forged"))
+        .unwrap();
+    let report = verifier.finish();
+    assert_eq!(kind_and_seq(&report), Some((FailureKind::Modified, 5)));
+    assert_eq!(report.pending, 4);
+}
+
 #[derive(Clone, Debug)]
 enum Tamper {
     Edit(usize),

@@ -1,0 +1,294 @@
+"""Tampering with a real store: copies, moved and forged files, a torn checkpoint log, a live
+writer, the key on start and the verify report's wording."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from qlingest import _core
+from qlingest.audit import verify
+from qlingest.config import load_config
+from qlingest.exceptions import AuditError, ConfigError
+from qlingest.pipeline import Pipeline
+
+KEY = "test-audit-key"
+AUDIT_DIR = "category=security.audit_logs"
+HOUR = 3600
+
+
+def audit_events(n: int, start: int = 0) -> bytes:
+    """`n` audit events an hour apart (one file each), with an application event beside each."""
+    rows = []
+    for i in range(start, start + n):
+        ts = 1_700_000_000 + i * HOUR
+        rows.append({"ts": ts, "category": "security.audit_logs", "msg": f"login {i}"})
+        rows.append({"ts": ts, "category": "application.logs", "msg": f"app {i}"})
+    return b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+
+
+def ingest(store: Path, data: bytes, key: str | None = KEY) -> None:
+    config = load_config(**{"audit.key": key}) if key else load_config()
+    with Pipeline(store, config) as p:
+        p.process(data)
+
+
+def cli(store: Path, *args: str, key: str | None = KEY) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "QLINGEST_AUDIT_KEY"}
+    if key:
+        env["QLINGEST_AUDIT_KEY"] = key
+    cmd = [sys.executable, "-m", "qlingest", "audit", "verify", "--data-dir", str(store), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+
+def failures(out: subprocess.CompletedProcess) -> list[dict]:
+    report = json.loads(out.stdout)
+    return [dict(c["failure"], chain=c["chain"]) for c in report["chains"] if c["failure"]]
+
+
+def file_with(store: Path, seq: int) -> Path:
+    """The stored file holding record `seq` of chain w0."""
+    for path in sorted(store.rglob("*.parquet")):
+        if seq in pl.read_parquet(path, hive_partitioning=False)["audit_seq"].to_list():
+            return path
+    raise KeyError(seq)
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    root = tmp_path / "store"
+    ingest(root, audit_events(6))
+    assert verify(root, require_seals=True, key=KEY).ok
+    return root
+
+
+@pytest.mark.parametrize("place", ["beside", "warm"])
+def test_a_copied_file_is_inserted_at_its_first_row(store, place):
+    original = file_with(store, 3)
+    if place == "beside":
+        copy = original.with_name(original.stem + "-copy.parquet")
+    else:
+        copy = store / "warm" / original.relative_to(store / "hot")
+        copy.parent.mkdir(parents=True)
+    shutil.copy(original, copy)
+    out = cli(store, "--json")
+    assert out.returncode == 1, out.stderr
+    (failure,) = failures(out)
+    assert (failure["chain"], failure["kind"], failure["seq"]) == ("w0", "inserted", 3)
+    assert (failure["file"], failure["row"]) == (copy.relative_to(store).as_posix(), 0)
+
+
+def test_a_copy_of_a_file_of_several_records_is_inserted_not_a_crash(tmp_path):
+    store = tmp_path / "store"
+    ingest(store, audit_events(2))
+    one_hour = b"".join(
+        json.dumps({"ts": 1_800_000_000 + i, "category": "security.audit_logs"}).encode() + b"\n"
+        for i in range(4)
+    )
+    ingest(store, one_hour)
+    ingest(store, audit_events(2, start=10))
+    original = file_with(store, 3)
+    copy = original.with_name(original.stem + "-copy.parquet")
+    shutil.copy(original, copy)
+    out = cli(store, "--json")
+    assert out.returncode == 1, out.stderr
+    (failure,) = failures(out)
+    assert (failure["kind"], failure["seq"], failure["row"]) == ("inserted", 3, 0)
+    assert (failure["expected"], failure["found"]) == ("seq 9 or above", "3")
+
+
+def unchained_copy(store: Path, category: str) -> pl.DataFrame:
+    frame = pl.read_parquet(file_with(store, 2), hive_partitioning=False)
+    nulls = {c: pl.lit(None, frame.schema[c]) for c in frame.columns if c.startswith("audit_")}
+    return frame.with_columns(
+        pl.lit(category).alias("category"), pl.lit("injected").alias("message"), **nulls
+    )
+
+
+def test_an_unchained_file_in_the_audit_directory_is_caught_whatever_its_column(store):
+    forged = file_with(store, 2).with_name("part-evil-0.parquet")
+    unchained_copy(store, "application.logs").write_parquet(forged)
+    out = cli(store, "--json")
+    assert out.returncode == 1
+    found = {(f["kind"], f["file"], f["row"], f["chain"]) for f in failures(out)}
+    where = forged.relative_to(store).as_posix()
+    assert found == {("modified", where, 0, None), ("inserted", where, 0, None)}
+    # Queries take the category from the path, so the forged row reads as an audit record.
+    hits = (
+        pl.scan_parquet(str(store / "**" / "*.parquet"), hive_partitioning=True)
+        .filter(pl.col("message") == "injected")
+        .collect()
+    )
+    assert hits["category"].to_list() == ["security.audit_logs"]
+
+
+def test_a_chained_file_moved_to_another_category_is_modified(store):
+    original = file_with(store, 4)
+    moved = Path(str(original).replace(AUDIT_DIR, "category=application.logs"))
+    moved.parent.mkdir(parents=True, exist_ok=True)
+    original.rename(moved)
+    out = cli(store, "--json")
+    assert out.returncode == 1
+    where = moved.relative_to(store).as_posix()
+    by_chain = {f["chain"]: f for f in failures(out)}
+    assert (by_chain["w0"]["kind"], by_chain["w0"]["seq"], by_chain["w0"]["file"]) == (
+        "modified",
+        4,
+        where,
+    )
+    assert by_chain[None]["kind"] == "modified" and by_chain[None]["file"] == where
+    assert by_chain[None]["expected"] == "category 'application.logs' (from the path)"
+
+
+def test_a_file_outside_the_tiers_is_read_as_queries_read_it(store):
+    forged = store / "elsewhere" / AUDIT_DIR / "x.parquet"
+    forged.parent.mkdir(parents=True)
+    unchained_copy(store, "security.audit_logs").write_parquet(forged)
+    out = cli(store, "--json")
+    assert out.returncode == 1
+    assert [(f["kind"], f["file"]) for f in failures(out)] == [
+        ("inserted", forged.relative_to(store).as_posix())
+    ]
+
+
+def test_a_torn_checkpoint_line_in_the_middle_is_a_reported_failure(store):
+    log = store / "audit" / "checkpoints-w0.ndjson"
+    lines = log.read_text().splitlines(keepends=True)
+    lines[2] = lines[2][:40] + "\n"
+    log.write_text("".join(lines))
+    out = cli(store, "--json")
+    assert out.returncode == 1, out.stderr
+    (failure,) = failures(out)
+    assert (failure["chain"], failure["kind"], failure["file"], failure["row"]) == (
+        "w0",
+        "unreadable",
+        "audit/checkpoints-w0.ndjson",
+        2,
+    )
+    assert failure["seq"] == 3 and failure["origin"] == "checkpoint log"
+    human = cli(store)
+    assert human.returncode == 1
+    assert "UNREADABLE at seq 3 (audit/checkpoints-w0.ndjson line 3)" in human.stdout
+
+
+@pytest.mark.parametrize("line", ['{"chain":"w0"}', "[1]", '{"chain":"w0","seq":-1}'])
+def test_a_well_formed_json_line_that_is_no_checkpoint_is_unreadable(store, line):
+    log = store / "audit" / "checkpoints-w0.ndjson"
+    lines = log.read_text().splitlines(keepends=True)
+    log.write_text("".join([*lines[:1], line + "\n", *lines[1:]]))
+    report = verify(store, key=KEY)
+    assert [c.failure.kind for c in report.chains if c.failure] == ["unreadable"]
+
+
+def drop_last_checkpoint(store: Path) -> None:
+    """The state between a file's commit and its checkpoint line."""
+    log = store / "audit" / "checkpoints-w0.ndjson"
+    log.write_text("".join(log.read_text().splitlines(keepends=True)[:-1]))
+
+
+def hold_writer_lock(store: Path, chain: str = "w0") -> int:
+    fd = os.open(store / "writers" / f"{chain}.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_records_a_live_writer_has_not_sealed_yet_are_pending(store):
+    drop_last_checkpoint(store)
+    stopped = verify(store, require_seals=True, key=KEY)
+    assert [(c.failure.kind, c.failure.seq) for c in stopped.chains] == [("seal_missing", 6)]
+    fd = hold_writer_lock(store)
+    try:
+        live = verify(store, require_seals=True, key=KEY)
+        out = cli(store, "--require-seals")
+    finally:
+        os.close(fd)
+    (chain,) = live.chains
+    assert live.ok and (chain.records, chain.pending) == (6, 1)
+    assert out.returncode == 0
+    assert "1 records pending (their writer is running, not yet sealed)" in out.stdout
+
+
+def test_a_live_writer_does_not_hide_tampering(store):
+    drop_last_checkpoint(store)
+    path = file_with(store, 6)
+    frame = pl.read_parquet(path, hive_partitioning=False)
+    frame.with_columns(pl.lit("forged").alias("message")).write_parquet(path)
+    fd = hold_writer_lock(store)
+    try:
+        report = verify(store, require_seals=True, key=KEY)
+    finally:
+        os.close(fd)
+    assert [(c.failure.kind, c.failure.seq) for c in report.chains] == [("modified", 6)]
+
+
+@pytest.mark.parametrize("key", ["another-key", None])
+def test_a_sealed_store_refuses_a_wrong_or_missing_key_on_start(store, key, monkeypatch):
+    monkeypatch.delenv("QLINGEST_AUDIT_KEY", raising=False)
+    log = store / "audit" / "checkpoints-w0.ndjson"
+    before = log.read_text()
+    with pytest.raises(ConfigError, match="newest checkpoint of chain 'w0' \\(seq 6\\)"):
+        ingest(store, audit_events(1, start=20), key=key)
+    assert log.read_text() == before
+    ingest(store, audit_events(1, start=20), key=KEY)
+    assert verify(store, require_seals=True, key=KEY).records == 7
+
+
+def test_an_unsealed_store_accepts_any_start(tmp_path, monkeypatch):
+    monkeypatch.delenv("QLINGEST_AUDIT_KEY", raising=False)
+    ingest(tmp_path, audit_events(2), key=None)
+    ingest(tmp_path, audit_events(1, start=5), key=None)
+    assert verify(tmp_path).records == 3
+
+
+def test_the_chain_refuses_a_bad_start_at_construction():
+    with pytest.raises(AuditError, match="chain id is empty"):
+        _core.AuditChain("")
+    with pytest.raises(AuditError, match="no seq for a next record"):
+        _core.AuditChain("w0", (2**64 - 1, "a" * 64))
+    chain = _core.AuditChain("w0", (2**64 - 2, "a" * 64))
+    assert chain.head == (2**64 - 2, "a" * 64)
+
+
+def test_a_full_sequence_refuses_records_instead_of_wrapping():
+    frame = pl.DataFrame(
+        {"timestamp": [0, 0], "category": ["security.audit_logs"] * 2},
+        schema={"timestamp": pl.Datetime("ns", "UTC"), "category": pl.String},
+    )
+    chain = _core.AuditChain("w0", (2**64 - 2, "a" * 64))
+    with pytest.raises(AuditError, match="overflow"):
+        chain.append(frame)
+    assert chain.head == (2**64 - 2, "a" * 64)
+
+
+def test_human_output_names_checkpoints_and_the_anchor(store, tmp_path):
+    anchor = tmp_path / "anchor.json"
+    assert cli(store, "--anchor", str(anchor)).returncode == 0
+    newest = file_with(store, 6)
+    newest.unlink()
+    truncated = cli(store)
+    assert truncated.returncode == 1 and "row None" not in truncated.stdout
+    assert f"TRUNCATED at seq 6 (checkpoint of {newest.relative_to(store).as_posix()})" in (
+        truncated.stdout
+    )
+    drop_last_checkpoint(store)
+    cut = cli(store, "--anchor", str(anchor))
+    assert cut.returncode == 1
+    assert f"TRUNCATED at seq 6 (anchor {anchor})" in cut.stdout
+
+
+def test_ingest_with_a_wrong_key_is_a_one_line_usage_error(store, tmp_path):
+    events = tmp_path / "events.ndjson"
+    events.write_bytes(audit_events(1, start=30))
+    env = {**os.environ, "QLINGEST_AUDIT_KEY": "another-key"}
+    cmd = [sys.executable, "-m", "qlingest", "ingest", str(events), "--data-dir", str(store)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "does not verify under the configured audit key" in out.stderr
+    assert verify(store, require_seals=True, key=KEY).records == 6
