@@ -13,6 +13,7 @@ use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, NullBufferBuilder, 
 use arrow_data::MAX_INLINE_VIEW_LEN;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use super::scan::Member;
 use crate::error::Result;
 use crate::schema::{self, Level, LEVELS, STRING_COLUMNS};
 
@@ -43,6 +44,8 @@ pub struct Row<'a> {
     pub sample_rate: Option<f64>,
     /// Members for `fields`: key and raw JSON value, redacted together when the row commits.
     pub members: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    /// Scratch for the members the scanner finds, kept for its allocation.
+    pub scanned: Vec<Member>,
 }
 
 impl Row<'_> {

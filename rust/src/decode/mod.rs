@@ -6,6 +6,7 @@ pub mod json;
 pub(crate) mod keys;
 pub mod level;
 mod ndjson;
+mod scan;
 pub mod scrub;
 pub mod strptime;
 mod text;

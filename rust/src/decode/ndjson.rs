@@ -9,14 +9,35 @@ use super::builder::{Reason, Row};
 use super::json::{bracket_count, exact_depth, unescape};
 use super::keys::{target, Target};
 use super::level::{level_from_otel, level_from_str, level_from_syslog};
+use super::scan;
 use super::time::{parse_epoch, parse_timestamp_str};
 use super::{Decoder, Reject};
 use crate::schema::Level;
 
 impl Decoder {
     pub(super) fn decode_json<'a>(&self, text: &'a str, row: &mut Row<'a>) -> Result<(), Reject> {
+        let mut found = std::mem::take(&mut row.scanned);
+        let result = match scan::object(text, self.config.max_depth, &mut found) {
+            Some(()) => found.iter().try_for_each(|m| {
+                let (key, raw) = (&text[m.key.0..m.key.1], &text[m.value.0..m.value.1]);
+                self.place(Cow::Borrowed(key), m.kind, Cow::Borrowed(raw), row)
+            }),
+            None => self.decode_json_parsed(text, row),
+        };
+        row.scanned = found;
+        result
+    }
+
+    /// The full parser's reading of a line, for any line the scanner leaves to it.
+    pub(super) fn decode_json_parsed<'a>(
+        &self,
+        text: &'a str,
+        row: &mut Row<'a>,
+    ) -> Result<(), Reject> {
         self.check_shape(text)?;
-        for_each_member(text, |key, value, raw| self.place(key, value, raw, row))
+        for_each_member(text, |key, value, raw| {
+            self.place(key, value.get_type(), raw, row)
+        })
     }
 
     /// Cheap checks before parsing: an object, not too deep.
@@ -42,26 +63,26 @@ impl Decoder {
     fn place<'a>(
         &self,
         key: Cow<'a, str>,
-        value: &LazyValue<'_>,
+        kind: JsonType,
         raw: Cow<'a, str>,
         row: &mut Row<'a>,
     ) -> Result<(), Reject> {
         let target = target(&key);
         let kept = match target {
-            Target::Str(i) if row.strings[i].is_none() => string_value(value, &raw).map(|s| {
+            Target::Str(i) if row.strings[i].is_none() => string_value(kind, &raw).map(|s| {
                 row.strings[i] = Some(s);
             }),
-            Target::Timestamp if row.timestamp.is_none() => self.timestamp(value, &raw, row)?,
+            Target::Timestamp if row.timestamp.is_none() => self.timestamp(kind, &raw, row)?,
             Target::Level | Target::SeverityNumber if row.level.is_none() => {
                 let otel = target == Target::SeverityNumber;
-                level_value(value, &raw, otel).map(|l| row.level = Some(l))
+                level_value(kind, &raw, otel).map(|l| row.level = Some(l))
             }
             Target::Revenue if row.revenue.is_none() => {
-                number_value(value, &raw).map(|v| row.revenue = Some(v))
+                number_value(kind, &raw).map(|v| row.revenue = Some(v))
             }
             Target::SampleRate if row.sample_rate.is_none() => {
                 // The sender's own rate multiplies ours; its field stays in `fields` as sent.
-                if let Some(rate) = number_value(value, &raw).filter(|r| *r > 0.0) {
+                if let Some(rate) = number_value(kind, &raw).filter(|r| *r > 0.0) {
                     row.sample_rate = Some(rate);
                 }
                 None
@@ -69,7 +90,7 @@ impl Decoder {
             _ => None,
         };
         // A null for a schema column is the column's null; anything else not placed is kept.
-        if kept.is_none() && (target == Target::Fields || !value.is_null()) {
+        if kept.is_none() && (target == Target::Fields || kind != JsonType::Null) {
             row.members.push((key, raw));
         }
         Ok(())
@@ -77,12 +98,12 @@ impl Decoder {
 
     fn timestamp(
         &self,
-        value: &LazyValue<'_>,
+        kind: JsonType,
         raw: &str,
         row: &mut Row<'_>,
     ) -> Result<Option<()>, Reject> {
         let unit = self.config.epoch_unit;
-        let parsed = match value.get_type() {
+        let parsed = match kind {
             JsonType::String => unescape(raw).and_then(|s| parse_timestamp_str(&s, unit)),
             JsonType::Number => parse_epoch(raw, unit),
             _ => None,
@@ -192,8 +213,8 @@ fn within<'a>(text: &'a str, part: &str) -> Cow<'a, str> {
     }
 }
 
-fn string_value<'a>(value: &LazyValue<'_>, raw: &Cow<'a, str>) -> Option<Cow<'a, str>> {
-    match value.get_type() {
+fn string_value<'a>(kind: JsonType, raw: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    match kind {
         JsonType::String => match raw {
             Cow::Borrowed(raw) => unescape(raw),
             Cow::Owned(raw) => unescape(raw).map(|s| Cow::Owned(s.into_owned())),
@@ -203,8 +224,8 @@ fn string_value<'a>(value: &LazyValue<'_>, raw: &Cow<'a, str>) -> Option<Cow<'a,
     }
 }
 
-fn number_value(value: &LazyValue<'_>, raw: &str) -> Option<f64> {
-    let v: f64 = match value.get_type() {
+fn number_value(kind: JsonType, raw: &str) -> Option<f64> {
+    let v: f64 = match kind {
         JsonType::Number => raw.parse().ok()?,
         JsonType::String => unescape(raw)?.trim().parse().ok()?,
         _ => return None,
@@ -213,8 +234,8 @@ fn number_value(value: &LazyValue<'_>, raw: &str) -> Option<f64> {
 }
 
 /// Numeric levels: syslog 0–7, pino/bunyan 10–60 in tens, OpenTelemetry numbers otherwise.
-fn level_value(value: &LazyValue<'_>, raw: &str, otel: bool) -> Option<Level> {
-    match value.get_type() {
+fn level_value(kind: JsonType, raw: &str, otel: bool) -> Option<Level> {
+    match kind {
         JsonType::String => unescape(raw).and_then(|s| level_from_str(&s)),
         JsonType::Number => {
             let n: i64 = raw.parse().ok()?;

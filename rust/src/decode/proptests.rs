@@ -4,6 +4,7 @@
 use arrow_array::cast::AsArray;
 use arrow_array::RecordBatch;
 use proptest::prelude::*;
+use sonic_rs::{JsonType, JsonValueTrait};
 
 use super::*;
 
@@ -266,5 +267,161 @@ proptest! {
     fn members_read_as_by_the_object_iterator(text in object_text()) {
         prop_assume!(text.trim_start().starts_with('{'));
         prop_assert_eq!(members_by_serde(&text), members_by_iterator(&text));
+    }
+}
+
+/// Members with the type of each value, as the scanner finds them.
+fn members_by_scanner(text: &str, max_depth: usize) -> Option<Vec<(String, String, JsonType)>> {
+    let mut found = Vec::new();
+    scan::object(text, max_depth, &mut found)?;
+    let slice = |(from, to): (usize, usize)| text[from..to].to_owned();
+    Some(
+        found
+            .iter()
+            .map(|m| (slice(m.key), slice(m.value), m.kind))
+            .collect(),
+    )
+}
+
+/// Members with the type of each value, as the full parser reads them.
+fn members_with_types(text: &str) -> std::result::Result<Vec<(String, String, JsonType)>, String> {
+    let mut out = Vec::new();
+    ndjson::for_each_member(text, |key, value, raw| {
+        out.push((key.into_owned(), raw.into_owned(), value.get_type()));
+        Ok(())
+    })
+    .map_err(|reject| reject.detail)?;
+    Ok(out)
+}
+
+/// A strict JSON number, or number-like text that may not be one.
+fn number_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => "-?(0|[1-9][0-9]{0,40})(\\.[0-9]{1,6})?([eE][-+]?[0-9]{1,4})?",
+        2 => "[-+]?[0-9]{0,2}\\.?[0-9]?([eE][-+]?[0-9]?)?",
+        1 => "[-+0-9.eE]{1,6}",
+    ]
+}
+
+/// A string literal with escapes, valid or not.
+fn escaped_text() -> impl Strategy<Value = String> {
+    "\"([a-z]|\\\\[\"\\\\/bfnrtuxX0-9a-fA-F]|\\\\u[0-9a-fA-FgG]{4}|\\\\u[dD][89abAB][0-9a-f]{2}){0,5}\\\""
+}
+
+/// Literals and small containers, valid or not.
+const LITERALS: [&str; 9] = [
+    "true",
+    "fals",
+    "nulll",
+    "null",
+    "[1,]",
+    "{\"a\":1,}",
+    "[[],{},[{}]]",
+    "{\"a\" :[ 1 , \"\\u0000\" ]}",
+    "[\"\\ud800\",-0.0e-0]",
+];
+
+/// Object text for the scanner: valid or damaged (cut, or a byte inserted or replaced), compact or spread with whitespace (JSON's and
+/// not), with nesting, odd numbers, escapes and literals.
+fn scanned_text() -> impl Strategy<Value = String> {
+    let compact = prop::collection::btree_map("[a-z]{1,4}", json_value(), 0..5)
+        .prop_map(|m| sonic_rs::to_string(&m).unwrap());
+    let pretty = prop::collection::btree_map("[a-z]{1,4}", json_value(), 0..5).prop_map(|m| {
+        sonic_rs::to_string_pretty(&m)
+            .unwrap()
+            .replace("  ", " \t\r")
+    });
+    let odd = prop::collection::vec(
+        prop_oneof![
+            4 => number_text(),
+            2 => escaped_text(),
+            1 => prop::sample::select(LITERALS.to_vec()).prop_map(str::to_owned),
+        ],
+        0..4,
+    )
+    .prop_map(|values| {
+        let members: Vec<String> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| format!("\"k{i}\":{v}"))
+            .collect();
+        format!("{{{}}}", members.join(","))
+    });
+    let text = prop_oneof![1 => object_text(), 1 => compact, 1 => pretty, 3 => odd];
+    (
+        text,
+        0..7u8,
+        any::<prop::sample::Index>(),
+        "[ \t\u{c}\u{a0},:\\]\"x0\\\\}{\u{1}\u{1f}]{1,2}",
+    )
+        .prop_map(|(text, damage, at, junk)| {
+            let mut cut = at.index(text.len() + 1);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let next = text[cut..]
+                .chars()
+                .next()
+                .map_or(cut, |c| cut + c.len_utf8());
+            match damage {
+                0 => format!("{}{junk}{}", &text[..cut], &text[cut..]),
+                1 => text[..cut].to_owned(),
+                2 => format!("{}{junk}{}", &text[..cut], &text[next..]),
+                _ => text,
+            }
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// What the scanner reads, the full parser reads the same: keys, raw values and types. It
+    /// leaves a valid object to the parser only for an escape or nesting past the limit.
+    #[test]
+    fn the_scanner_reads_as_the_parser(text in scanned_text(), max_depth in 1..5usize) {
+        let parsed = members_with_types(&text);
+        let depth = json::exact_depth(text.as_bytes());
+        match members_by_scanner(&text, max_depth) {
+            Some(scanned) => {
+                prop_assert_eq!(Ok(scanned), parsed);
+                prop_assert!(depth <= max_depth);
+            }
+            None => {
+                // An escaped key, or a `\u` escape the parser lets through unchecked.
+                let escaped = |k: &String| k.chars().any(|c| c < ' ' || c == '"' || c == '\\');
+                let left = match &parsed {
+                    Ok(members) => members.iter().any(|(k, ..)| escaped(k)) || text.contains("\\u"),
+                    Err(_) => true,
+                };
+                prop_assert!(left || depth > max_depth, "the scanner gave up on a plain object");
+            }
+        }
+    }
+
+    /// A line decodes to the same row or the same rejection whether the scanner or the full
+    /// parser reads it, at any depth limit and with strict timestamps or not.
+    #[test]
+    fn scanned_lines_decode_as_parsed_lines(
+        text in prop_oneof![scanned_text(), line().prop_map(|l| String::from_utf8_lossy(&l).into_owned())],
+        max_depth in 1..5usize,
+        strict_timestamps in any::<bool>(),
+    ) {
+        let config = DecodeConfig { max_depth, strict_timestamps, ..DecodeConfig::default() };
+        let decoder = Decoder::new(config).unwrap();
+        let (mut scanned, mut parsed) = (Row::default(), Row::default());
+        let a = decoder.decode_json(&text, &mut scanned);
+        let b = decoder.decode_json_parsed(&text, &mut parsed);
+        prop_assert_eq!(row_text(a, &scanned), row_text(b, &parsed));
+    }
+}
+
+/// A decoded row, or its rejection, as text.
+fn row_text(result: std::result::Result<(), Reject>, row: &Row<'_>) -> String {
+    match result {
+        Ok(()) => format!(
+            "{:?} {:?} {:?} {:?} {:?} {:?}",
+            row.timestamp, row.level, row.strings, row.revenue, row.sample_rate, row.members
+        ),
+        Err(reject) => format!("{} {}", reject.reason.as_str(), reject.detail),
     }
 }
