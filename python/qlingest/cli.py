@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from qlingest.exceptions import QlingestError
+from qlingest.exceptions import InputError, QlingestError
 
 __all__ = ["main"]
 
@@ -53,6 +53,8 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
         rows += [
             (f"  {r}", f"{n:,}") for r, n in sorted(summary["sampled_out_by_rule"].items()) if n
         ]
+    if summary["inputs_failed"]:
+        rows.append(("inputs failed", ", ".join(summary["inputs_failed"])))
     rows += [
         ("bytes in", f"{summary['bytes_in']:,}"),
         ("bytes on disk", f"{summary['bytes_on_disk']:,} in {summary['files']} files"),
@@ -95,7 +97,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     bar = _progress(args.paths)
     with Pipeline(args.data_dir, config) as pipeline:
         for path in args.paths:
-            pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
+            try:
+                pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
+            except InputError as e:
+                # One bad input does not cost the others: named now, counted in the summary.
+                print(f"qlingest: error: {e}", file=sys.stderr)
         summary = pipeline.close()
     if bar:
         bar.close()
@@ -103,6 +109,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict()))
     else:
         _print_summary(summary.as_dict())
+    if summary.inputs_failed:
+        n = len(summary.inputs_failed)
+        return _fail(f"{n} of {len(args.paths)} inputs could not be read to their end", 1)
     return 0
 
 

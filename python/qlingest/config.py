@@ -265,8 +265,23 @@ def load_config(path: str | Path | None = None, **overrides: object) -> Config:
             raw[section] = value
             continue
         raw.setdefault(section, {})[key] = value
+    where = f"{path}: " if path else ""
     try:
-        return msgspec.convert(raw, Config)
+        config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as e:
-        where = f"{path}: " if path else ""
         raise ConfigError(f"{where}invalid configuration: {e}") from None
+    _check_rules(config.redaction, where)
+    return config
+
+
+def _check_rules(redaction: RedactionConfig, where: str) -> None:
+    """Custom redaction rules are compiled by the core now, so a bad pattern (one that does not
+    parse, or matches the empty string) fails at load, naming the rule, not mid-ingest."""
+    if not redaction.enabled or not redaction.rules:
+        return
+    from qlingest import _core
+
+    try:
+        _core.Redactor(redaction.core_json() or "{}")
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e}") from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,12 +16,14 @@ from typing import Literal
 
 import msgspec
 import polars as pl
+import zstandard
 
 from qlingest import _core
 from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
-from qlingest.source import open_input, read_chunks
-from qlingest.store import LEVEL_ENUM, Store, sorted_by_time
+from qlingest.exceptions import InputError
+from qlingest.source import Chunk, open_input, read_chunks
+from qlingest.store import LEVEL_ENUM, Store, category_problem, sorted_by_time
 
 __all__ = ["Batch", "Pipeline", "Summary"]
 
@@ -28,6 +31,8 @@ log = logging.getLogger("qlingest")
 
 #: A store partition: category, UTC date and hour, as they appear in the directory names.
 PartitionKey = tuple[str, str, str]
+#: What reading an input can raise: an unreadable file, a truncated or corrupt stream.
+READ_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)
 Format = Literal["auto", "ndjson", "text"]
 
 
@@ -60,6 +65,8 @@ class Summary:
     bytes_on_disk: int = 0
     files: int = 0
     elapsed_s: float = 0.0
+    #: Inputs that could not be read to their end (their earlier lines are counted above).
+    inputs_failed: list[str] = field(default_factory=list)
 
     @property
     def dead_lettered(self) -> int:
@@ -85,6 +92,7 @@ class Summary:
             "bytes_in": self.bytes_in,
             "bytes_on_disk": self.bytes_on_disk,
             "files": self.files,
+            "inputs_failed": list(self.inputs_failed),
             "compression_ratio": round(self.compression_ratio, 2),
             "elapsed_s": round(self.elapsed_s, 3),
             "events_per_s": round(self.events_per_s),
@@ -109,6 +117,8 @@ class Pipeline:
         self._buffers: dict[tuple[str, str, str], list[pl.DataFrame]] = {}
         self._buffer_sizes: dict[tuple[str, str, str], int] = {}
         self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
+        self._category_checked: dict[str, str | None] = {}
+        self._source = "-"
         self._audit = self._chain_writer() if self.store is not None else None
         self._started = time.perf_counter()
 
@@ -190,6 +200,7 @@ class Pipeline:
     ) -> Batch:
         """Decodes ``data`` and hands the result to the store; returns the batch."""
         batch = self.decode(data, source=source, first_line=first_line, format=format)
+        self._source = source
         self.absorb(batch, len(data))
         return batch
 
@@ -246,6 +257,9 @@ class Pipeline:
         for key, part in _runs(events, parts) if parts is not None else _split(events):
             if key in self._wal_skip:
                 continue
+            if problem := self._category_problem(key[0]):
+                self._dead_letter_rows(part, "bad_category", problem)
+                continue
             self._buffers.setdefault(key, []).append(part)
             if self._wal_tag:
                 self._buffer_wal.setdefault(key, set()).update(self._wal_tag)
@@ -254,6 +268,28 @@ class Pipeline:
                 self._commit(key)
         while sum(self._buffer_sizes.values()) > self.config.store.max_buffer_bytes:
             self._commit(max(self._buffer_sizes, key=self._buffer_sizes.__getitem__))
+
+    def _category_problem(self, category: str) -> str | None:
+        if category not in self._category_checked:
+            self._category_checked[category] = category_problem(category)
+        return self._category_checked[category]
+
+    def _dead_letter_rows(self, rows: pl.DataFrame, reason: str, detail: str) -> None:
+        """Dead-letters decoded rows; their raw line is gone by now, so ``raw`` holds the
+        event as JSON and ``line`` is 0."""
+        assert self.store is not None
+        raw = rows.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.9fZ"))
+        frame = pl.DataFrame(
+            {
+                "source": [self._source] * rows.height,
+                "line": pl.Series([0] * rows.height, dtype=pl.UInt64),
+                "reason": [reason] * rows.height,
+                "detail": [detail] * rows.height,
+                "raw": raw.write_ndjson().splitlines(),
+            }
+        )
+        self.summary.dead_letters[reason] += rows.height
+        self.store.write_dead_letters(frame, time.strftime("%Y-%m-%d", time.gmtime()))
 
     def _commit(self, key: tuple[str, str, str]) -> None:
         frames = self._buffers.pop(key)
@@ -281,18 +317,21 @@ class Pipeline:
             self._commit(key)
 
     def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:
-        """Streams one file (``.gz``, ``.zst`` or ``-`` for stdin) through the pipeline.
+        """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline.
 
-        Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
+        An input that cannot be read to its end raises :class:`InputError` naming it, after
+        the lines read before the damage are committed to the buffers. Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
         thread partitions and commits, so reading, decoding and writing overlap."""
         max_line = self.config.input.max_line_bytes
         source = str(path)
         threads = self.config.input.threads or os.cpu_count() or 1
         pending: deque[tuple[Future[Batch], int]] = deque()
-        with open_input(path) as stream, ThreadPoolExecutor(threads, "qlingest-decode") as pool:
+        failures: list[BaseException] = []
+        self._source = source
+        with ThreadPoolExecutor(threads, "qlingest-decode") as pool:
             line = 1
             fmt = None if format == "auto" else format
-            for chunk in read_chunks(stream, max_line):
+            for chunk in _chunks(path, max_line, failures):
                 if fmt is None:
                     fmt = _sniff(chunk.data)
                     self._engine(fmt)
@@ -306,6 +345,9 @@ class Pipeline:
                     self._absorb_next(pending, progress)
             while pending:
                 self._absorb_next(pending, progress)
+        if failures:
+            self.summary.inputs_failed.append(source)
+            raise InputError(source, _reason(failures[0])) from failures[0]
 
     def _absorb_next(self, pending: deque[tuple[Future[Batch], int]], progress) -> None:
         job, size = pending.popleft()
@@ -333,6 +375,27 @@ def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         log.warning(message)
+
+
+def _chunks(path: str | Path, max_line: int, failures: list[BaseException]) -> Iterator[Chunk]:
+    """The chunks of an input up to where it cannot be read further; the error that ended it
+    goes into ``failures``, so the lines before the damage are still decoded and kept (the
+    torn last line is lost). Errors of the caller's own work are not caught here."""
+    try:
+        with open_input(path) as stream:
+            yield from read_chunks(stream, max_line)
+    except READ_ERRORS as e:
+        failures.append(e)
+
+
+def _reason(error: BaseException) -> str:
+    """One line on why an input could not be read, without the path the message repeats."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, zlib.error):
+        return f"corrupt gzip data ({error})"
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _sniff(data: bytes, lines: int = 64) -> str:

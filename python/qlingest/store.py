@@ -16,7 +16,13 @@ import zstandard
 
 from qlingest.config import StoreConfig
 
-__all__ = ["Store", "decode_ranges", "encode_ranges", "partition_value"]
+__all__ = [
+    "Store",
+    "category_problem",
+    "decode_ranges",
+    "encode_ranges",
+    "partition_value",
+]
 
 #: Parquet key-value metadata: the WAL record numbers whose rows a file holds.
 WAL_KEY = "qlingest.wal_records"
@@ -28,6 +34,19 @@ WAL_RECORD_FIELD = "wal_record"
 LEVELS = ["debug", "info", "warn", "error", "critical"]
 LEVEL_ENUM = pl.Enum(LEVELS)
 _PART = re.compile(r"^part-(?P<writer>[A-Za-z0-9_.-]+)-(?P<seq>\d+)\.(parquet|ndjson\.zst)$")
+
+
+#: The longest escaped category a partition directory takes: a directory name holds 255 bytes
+#: on common filesystems, and ``category=`` and some headroom come before it.
+MAX_CATEGORY_BYTES = 200
+
+
+def category_problem(category: str) -> str | None:
+    """Why ``category`` cannot name a partition directory, or ``None`` when it can."""
+    size = len(partition_value(category))
+    if size > MAX_CATEGORY_BYTES:
+        return f"category is {size} bytes as a directory name, over {MAX_CATEGORY_BYTES}"
+    return None
 
 
 def partition_value(value: str) -> str:
