@@ -155,3 +155,83 @@ def test_a_rule_that_needs_a_character_loads(tmp_path):
     cfg = tmp_path / "q.toml"
     cfg.write_text("[[redaction.rules]]\nname = 'tok'\npattern = 'tok-[0-9]+'\n")
     assert load_config(cfg).redaction.rules[0].name == "tok"
+
+
+def test_scattered_timestamps_keep_few_partitions_buffered(tmp_path):
+    cfg = load_config(**{"store.max_buffered_partitions": 8})
+    rows = [{"ts": 1_000_000_000 + i * 7_200, "msg": f"m{i}"} for i in range(100)]
+    seen = []
+    with Pipeline(tmp_path / "s", cfg) as p:
+        for i in range(0, 100, 10):
+            p.process(b"".join(json.dumps(r).encode() + b"\n" for r in rows[i : i + 10]))
+            seen.append(p.buffered_partitions)
+    assert max(seen) <= 8
+    assert (p.summary.events_written, p.summary.files) == (100, 100)
+    assert messages(tmp_path / "s") == sorted(f"m{i}" for i in range(100))
+    assert not list((tmp_path / "s").rglob(".*.tmp"))
+
+
+def test_one_batch_of_many_partitions_is_bounded_within_the_batch(tmp_path):
+    cfg = load_config(**{"store.max_buffered_partitions": 4})
+    data = b"".join(
+        json.dumps({"ts": 1_000_000_000 + i * 3_600, "msg": f"m{i}"}).encode() + b"\n"
+        for i in range(50)
+    )
+    with Pipeline(tmp_path / "s", cfg) as p:
+        p.process(data)
+        assert p.buffered_partitions <= 4
+    assert p.summary.files == 50 and len(messages(tmp_path / "s")) == 50
+
+
+def test_audit_records_among_many_partitions_still_verify(tmp_path):
+    from qlingest import verify_audit
+
+    cfg = load_config(**{"store.max_buffered_partitions": 4})
+    rows = [
+        {"ts": 1_000_000_000 + i * 3_600, "msg": f"m{i}",
+         "category": "security.audit_logs" if i % 3 == 0 else "app"}
+        for i in range(30)
+    ]  # fmt: skip
+    with Pipeline(tmp_path / "s", cfg) as p:
+        p.process(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    report = verify_audit(tmp_path / "s")
+    assert report.ok and report.records == 10
+
+
+def torn_store(tmp_path):
+    rows = [{"ts": 1_700_000_000 + i * 3_600, "msg": f"m{i}"} for i in range(3)]
+    store = tmp_path / "s"
+    with Pipeline(store) as p:
+        p.process(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
+    files = sorted((store / "hot").rglob("*.parquet"))
+    files[0].write_bytes(files[0].read_bytes()[:-10])
+    extra = pl.read_parquet(files[1], hive_partitioning=False)
+    extra.with_columns(pl.lit(7).alias("added")).write_parquet(files[1])
+    return store, files[0]
+
+
+def test_a_torn_file_is_skipped_with_a_warning_and_an_extra_column_is_read(tmp_path):
+    store, torn = torn_store(tmp_path)
+    out = run("query", "--data-dir", str(store), "--count")
+    assert (out.returncode, out.stdout.decode().strip()) == (0, "2")
+    err = out.stderr.decode()
+    assert f"skipped unreadable file {torn}:" in err and "1 unreadable files skipped" in err
+    rows = run("query", "--data-dir", str(store), "--format", "ndjson").stdout.splitlines()
+    assert sorted(json.loads(r)["message"] for r in rows) == ["m1", "m2"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("query", "--since", "99999999d", "--count"), "look-back '99999999d'"),
+        (("bench", "generate", "--seed", "-1", "--count", "1"), "--seed -1"),
+        (("bench", "generate", "--seed", str(1 << 64), "--count", "1"), f"--seed {1 << 64}"),
+        (("bench", "generate", "--count", "-1"), "--count -1: cannot be negative"),
+    ],
+)
+def test_out_of_range_arguments_are_one_line_errors(tmp_path, args, message):
+    (tmp_path / "hot").mkdir()
+    out = run(*args, "--data-dir", str(tmp_path)) if args[0] == "query" else run(*args)
+    err = out.stderr.decode()
+    assert out.returncode == 2 and out.stdout == b""
+    assert err.startswith("qlingest: error: ") and message in err and len(err.splitlines()) == 1

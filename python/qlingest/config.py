@@ -68,6 +68,10 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     target_file_bytes: Positive = 32 << 20
     #: All partitions together are flushed (largest first) beyond this many bytes in memory.
     max_buffer_bytes: Positive = 128 << 20
+    #: At most this many partitions are buffered; beyond it the least recently started half
+    #: is committed together. Each buffered partition costs some memory of its own, which
+    #: events scattered over many hours (one partition each) would otherwise multiply.
+    max_buffered_partitions: Positive = 512
     #: Rows per Parquet row group.
     row_group_size: Positive = 128 * 1024
     #: Writer id; ``None`` takes the lowest free ``w<N>`` under ``<data-dir>/writers``.

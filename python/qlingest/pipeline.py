@@ -254,6 +254,7 @@ class Pipeline:
         here."""
         if events.height == 0 or self.store is None:
             return
+        cfg = self.config.store
         for key, part in _runs(events, parts) if parts is not None else _split(events):
             if key in self._wal_skip:
                 continue
@@ -264,10 +265,15 @@ class Pipeline:
             if self._wal_tag:
                 self._buffer_wal.setdefault(key, set()).update(self._wal_tag)
             self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + part.estimated_size()
-            if self._buffer_sizes[key] >= self.config.store.target_file_bytes:
-                self._commit(key)
-        while sum(self._buffer_sizes.values()) > self.config.store.max_buffer_bytes:
-            self._commit(max(self._buffer_sizes, key=self._buffer_sizes.__getitem__))
+            if self._buffer_sizes[key] >= cfg.target_file_bytes:
+                self._commit([key])
+            elif len(self._buffers) > cfg.max_buffered_partitions:
+                # Dicts keep insertion order: the partitions started longest ago go first,
+                # together, so their commit costs two file-system syncs however many they are.
+                excess = len(self._buffers) - cfg.max_buffered_partitions // 2
+                self._commit(list(self._buffers)[:excess])
+        while self.buffered_bytes > cfg.max_buffer_bytes:
+            self._commit([max(self._buffer_sizes, key=self._buffer_sizes.__getitem__)])
 
     def _category_problem(self, category: str) -> str | None:
         if category not in self._category_checked:
@@ -291,20 +297,54 @@ class Pipeline:
         self.summary.dead_letters[reason] += rows.height
         self.store.write_dead_letters(frame, time.strftime("%Y-%m-%d", time.gmtime()))
 
-    def _commit(self, key: tuple[str, str, str]) -> None:
-        frames = self._buffers.pop(key)
-        self._buffer_sizes.pop(key)
-        frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
-        wal = frozenset(self._buffer_wal.pop(key, ()))
+    def _commit(self, keys: list[PartitionKey]) -> None:
+        """Commits buffered partitions. Files with audit rows are committed one at a time, in
+        chain order, each followed by its checkpoint; the others are committed together."""
         assert self.store is not None and self._audit is not None
-        # The chain runs over rows in file order, one file at a time, so files commit in chain order.
-        frame, audited = self._audit.chain(sorted_by_time(frame))
-        path = self.store.write_partition(*key, frame, wal_records=wal)
-        if audited:
-            self._audit.committed(path)
-        self.summary.events_written += frame.height
+        plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]] = []
+        for key in keys:
+            frames = self._buffers.pop(key)
+            self._buffer_sizes.pop(key)
+            frame = sorted_by_time(
+                pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+            )
+            wal = frozenset(self._buffer_wal.pop(key, ()))
+            audited = False
+            if self._may_audit(key[0]):
+                frame, audited = self._audit.chain(frame)
+            if audited:
+                # Files keep the order of ``keys``: the plain ones before this one go first.
+                self._commit_plain(plain)
+                path = self.store.write_partition(*key, frame, wal_records=wal)
+                self._audit.committed(path)
+                self._committed(key, frame.height, wal)
+            else:
+                plain.append((key, frame, wal))
+        self._commit_plain(plain)
+
+    def _commit_plain(self, plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]]) -> None:
+        """Commits files without audit rows together, and empties ``plain``."""
+        assert self.store is not None
+        self.store.write_partitions(plain)
+        for key, frame, wal in plain:
+            self._committed(key, frame.height, wal)
+        plain.clear()
+
+    def _may_audit(self, category: str) -> bool:
+        """Whether rows of ``category`` can be audit records; the chain leaves others as they
+        are, so they skip it (its cost per file counts when partitions are many and small)."""
+        cfg = self.config.audit
+        return bool(cfg.rules) or category in cfg.categories
+
+    def _committed(self, key: PartitionKey, rows: int, wal: frozenset[int]) -> None:
+        self.summary.events_written += rows
         if self.on_commit is not None:
             self.on_commit(key, wal)
+
+    @property
+    def buffered_partitions(self) -> int:
+        """Partitions holding rows not yet committed."""
+        return len(self._buffers)
 
     @property
     def buffered_bytes(self) -> int:
@@ -313,8 +353,8 @@ class Pipeline:
 
     def flush(self) -> None:
         """Commits every buffered partition."""
-        for key in list(self._buffers):
-            self._commit(key)
+        if self._buffers:
+            self._commit(list(self._buffers))
 
     def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:
         """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline.
