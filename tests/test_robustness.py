@@ -175,12 +175,13 @@ def test_one_batch_of_many_partitions_is_bounded_within_the_batch(tmp_path):
     cfg = load_config(**{"store.max_buffered_partitions": 4})
     data = b"".join(
         json.dumps({"ts": 1_000_000_000 + i * 3_600, "msg": f"m{i}"}).encode() + b"\n"
-        for i in range(50)
+        for i in range(100)
     )
     with Pipeline(tmp_path / "s", cfg) as p:
         p.process(data)
         assert p.buffered_partitions <= 4
-    assert p.summary.files == 50 and len(messages(tmp_path / "s")) == 50
+    assert p.summary.files == 100
+    assert messages(tmp_path / "s") == sorted(f"m{i}" for i in range(100))
 
 
 def test_audit_records_among_many_partitions_still_verify(tmp_path):
@@ -190,12 +191,12 @@ def test_audit_records_among_many_partitions_still_verify(tmp_path):
     rows = [
         {"ts": 1_000_000_000 + i * 3_600, "msg": f"m{i}",
          "category": "security.audit_logs" if i % 3 == 0 else "app"}
-        for i in range(30)
+        for i in range(90)
     ]  # fmt: skip
     with Pipeline(tmp_path / "s", cfg) as p:
         p.process(b"".join(json.dumps(r).encode() + b"\n" for r in rows))
     report = verify_audit(tmp_path / "s")
-    assert report.ok and report.records == 10
+    assert report.ok and report.records == 30
 
 
 def torn_store(tmp_path):

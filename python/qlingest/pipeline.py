@@ -99,8 +99,14 @@ class Summary:
         }
 
 
-def _events_frame(arrow: object) -> pl.DataFrame:
-    return pl.DataFrame(arrow).with_columns(pl.col("level").cast(LEVEL_ENUM))
+#: Beyond this many partitions in one batch their chunks are joined: a chunk per column per
+#: partition costs far more memory than a few rows, and slicing thousands of chunks is slow.
+MAX_PARTS_CHUNKED = 64
+
+
+def _events_frame(arrow: object, parts: int = 0) -> pl.DataFrame:
+    frame = pl.DataFrame(arrow).with_columns(pl.col("level").cast(LEVEL_ENUM))
+    return frame.rechunk() if parts > MAX_PARTS_CHUNKED else frame
 
 
 class Pipeline:
@@ -185,7 +191,7 @@ class Pipeline:
         observed = observed_ns or time.time_ns()
         result = engine.process(data, source=source, first_line=first_line, observed_ns=observed)
         return Batch(
-            events=_events_frame(result.events),
+            events=_events_frame(result.events, len(result.partitions)),
             dead_letters=pl.DataFrame(result.dead_letters),
             lines=result.lines,
             blank_lines=result.blank_lines,
