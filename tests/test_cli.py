@@ -106,7 +106,9 @@ def test_truncated_zstd_input_is_a_one_line_error(tmp_path):
     src.write_bytes(zstandard.compress(data)[:-200])
     out = run("ingest", str(src), "--data-dir", str(tmp_path / "s"))
     assert out.returncode == 1
-    assert out.stderr.decode().strip().splitlines()[-1].startswith("qlingest: error: EOFError")
+    lines = out.stderr.decode().strip().splitlines()
+    assert f"qlingest: error: {src}: EOFError: zstd input ends inside a frame" in lines[-2]
+    assert lines[-1] == "qlingest: error: 1 of 1 inputs could not be read to their end"
 
 
 def test_corrupt_gzip_is_a_one_line_error(tmp_path):

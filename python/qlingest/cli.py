@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from qlingest.exceptions import QlingestError
+from qlingest.exceptions import InputError, QlingestError
 
 __all__ = ["main"]
 
@@ -53,6 +53,8 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
         rows += [
             (f"  {r}", f"{n:,}") for r, n in sorted(summary["sampled_out_by_rule"].items()) if n
         ]
+    if summary["inputs_failed"]:
+        rows.append(("inputs failed", ", ".join(summary["inputs_failed"])))
     rows += [
         ("bytes in", f"{summary['bytes_in']:,}"),
         ("bytes on disk", f"{summary['bytes_on_disk']:,} in {summary['files']} files"),
@@ -95,7 +97,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     bar = _progress(args.paths)
     with Pipeline(args.data_dir, config) as pipeline:
         for path in args.paths:
-            pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
+            try:
+                pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
+            except InputError as e:
+                # One bad input does not cost the others: named now, counted in the summary.
+                print(f"qlingest: error: {e}", file=sys.stderr)
         summary = pipeline.close()
     if bar:
         bar.close()
@@ -103,30 +109,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict()))
     else:
         _print_summary(summary.as_dict())
+    if summary.inputs_failed:
+        n = len(summary.inputs_failed)
+        return _fail(f"{n} of {len(args.paths)} inputs could not be read to their end", 1)
     return 0
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    import polars as pl
-
-    from qlingest.query import parse_time, scan, select
+    from qlingest.query import parse_time, readable_files, scan
 
     if args.estimate and not args.count:
         return _fail("--estimate goes with --count")
     try:
-        frame = scan(args.data_dir)
-        since = parse_time(args.since) if args.since else None
-        until = parse_time(args.until) if args.until else None
-        frame = select(
-            frame,
-            since=since,
-            until=until,
-            level=args.level,
-            service=args.service,
-            category=args.category,
-            trace_id=args.trace_id,
-            grep=args.grep,
-        )
+        # Bad times are usage errors, whatever the store holds.
+        for text in filter(None, (args.since, args.until)):
+            parse_time(text)
+    except ValueError as e:
+        return _fail(str(e))
+    try:
+        return _run_query(args, scan(args.data_dir))
     except FileNotFoundError as e:
         if args.count and Path(args.data_dir).is_dir():
             print(0)
@@ -134,11 +135,43 @@ def cmd_query(args: argparse.Namespace) -> int:
         return _fail(str(e))
     except ValueError as e:
         return _fail(str(e))
+    except polars_error():
+        # A damaged file (a torn footer, say) fails the whole scan: find and leave it out.
+        good, bad = readable_files(args.data_dir)
+        if not bad:
+            raise
+        for line in bad:
+            print(f"qlingest: warning: skipped unreadable file {line}", file=sys.stderr)
+        print(f"qlingest: warning: {len(bad)} unreadable files skipped", file=sys.stderr)
+        if not good and args.count:
+            print(0)
+            return 0
+        return _run_query(args, scan(args.data_dir, files=good))
+
+
+def _run_query(args: argparse.Namespace, frame) -> int:
+    import polars as pl
+
+    from qlingest.query import parse_time, select
+
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    frame = select(
+        frame,
+        since=since,
+        until=until,
+        level=args.level,
+        service=args.service,
+        category=args.category,
+        trace_id=args.trace_id,
+        grep=args.grep,
+    )
     if args.count:
         expr = pl.col("sample_rate").sum() if args.estimate else pl.len()
         value = frame.select(expr).collect().item()
         print(round(value) if args.estimate else value)
         return 0
+    # --limit keeps the oldest matching rows, in time order.
     frame = frame.sort("timestamp").drop("date", "hour")
     if args.limit is not None:
         frame = frame.head(args.limit)
@@ -242,6 +275,13 @@ def _report_dict(report) -> dict:
 def cmd_bench(args: argparse.Namespace) -> int:
     from qlingest.bench import main as bench_main
 
+    # The generator's seed is an unsigned 64-bit number; counts cannot be negative.
+    if not 0 <= args.seed < 1 << 64:
+        return _fail(f"--seed {args.seed}: use a number from 0 to {(1 << 64) - 1}")
+    for flag in ("count", "events"):
+        value = getattr(args, flag, None)
+        if value is not None and value < 0:
+            return _fail(f"--{flag} {value}: cannot be negative")
     return bench_main(args)
 
 

@@ -68,6 +68,10 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     target_file_bytes: Positive = 32 << 20
     #: All partitions together are flushed (largest first) beyond this many bytes in memory.
     max_buffer_bytes: Positive = 128 << 20
+    #: At most this many partitions are buffered; beyond it the least recently started half
+    #: is committed together. Each buffered partition costs some memory of its own, which
+    #: events scattered over many hours (one partition each) would otherwise multiply.
+    max_buffered_partitions: Positive = 512
     #: Rows per Parquet row group.
     row_group_size: Positive = 128 * 1024
     #: Writer id; ``None`` takes the lowest free ``w<N>`` under ``<data-dir>/writers``.
@@ -265,8 +269,23 @@ def load_config(path: str | Path | None = None, **overrides: object) -> Config:
             raw[section] = value
             continue
         raw.setdefault(section, {})[key] = value
+    where = f"{path}: " if path else ""
     try:
-        return msgspec.convert(raw, Config)
+        config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as e:
-        where = f"{path}: " if path else ""
         raise ConfigError(f"{where}invalid configuration: {e}") from None
+    _check_rules(config.redaction, where)
+    return config
+
+
+def _check_rules(redaction: RedactionConfig, where: str) -> None:
+    """Custom redaction rules are compiled by the core now, so a bad pattern (one that does not
+    parse, or matches the empty string) fails at load, naming the rule, not mid-ingest."""
+    if not redaction.enabled or not redaction.rules:
+        return
+    from qlingest import _core
+
+    try:
+        _core.Redactor(redaction.core_json() or "{}")
+    except ConfigError as e:
+        raise ConfigError(f"{where}{e}") from None

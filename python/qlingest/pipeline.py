@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -15,12 +16,14 @@ from typing import Literal
 
 import msgspec
 import polars as pl
+import zstandard
 
 from qlingest import _core
 from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
-from qlingest.source import open_input, read_chunks
-from qlingest.store import LEVEL_ENUM, Store, sorted_by_time
+from qlingest.exceptions import InputError
+from qlingest.source import Chunk, open_input, read_chunks
+from qlingest.store import LEVEL_ENUM, Store, category_problem, sorted_by_time
 
 __all__ = ["Batch", "Pipeline", "Summary"]
 
@@ -28,6 +31,8 @@ log = logging.getLogger("qlingest")
 
 #: A store partition: category, UTC date and hour, as they appear in the directory names.
 PartitionKey = tuple[str, str, str]
+#: What reading an input can raise: an unreadable file, a truncated or corrupt stream.
+READ_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)
 Format = Literal["auto", "ndjson", "text"]
 
 
@@ -60,6 +65,8 @@ class Summary:
     bytes_on_disk: int = 0
     files: int = 0
     elapsed_s: float = 0.0
+    #: Inputs that could not be read to their end (their earlier lines are counted above).
+    inputs_failed: list[str] = field(default_factory=list)
 
     @property
     def dead_lettered(self) -> int:
@@ -85,14 +92,24 @@ class Summary:
             "bytes_in": self.bytes_in,
             "bytes_on_disk": self.bytes_on_disk,
             "files": self.files,
+            "inputs_failed": list(self.inputs_failed),
             "compression_ratio": round(self.compression_ratio, 2),
             "elapsed_s": round(self.elapsed_s, 3),
             "events_per_s": round(self.events_per_s),
         }
 
 
-def _events_frame(arrow: object) -> pl.DataFrame:
-    return pl.DataFrame(arrow).with_columns(pl.col("level").cast(LEVEL_ENUM))
+#: Beyond this many partitions in one batch their chunks are joined: a chunk per column per
+#: partition costs far more memory than a few rows, and slicing thousands of chunks is slow.
+MAX_PARTS_CHUNKED = 64
+
+
+def _events_frame(arrow: object, parts: int = 0) -> pl.DataFrame:
+    # Limitation: the core hands over one record batch per partition, and importing thousands
+    # of them (events scattered over years) peaks far above store.max_buffer_bytes (about
+    # 850 MB for 20,000 events in 19,206 hours) before the join below frees them.
+    frame = pl.DataFrame(arrow).with_columns(pl.col("level").cast(LEVEL_ENUM))
+    return frame.rechunk() if parts > MAX_PARTS_CHUNKED else frame
 
 
 class Pipeline:
@@ -109,6 +126,8 @@ class Pipeline:
         self._buffers: dict[tuple[str, str, str], list[pl.DataFrame]] = {}
         self._buffer_sizes: dict[tuple[str, str, str], int] = {}
         self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
+        self._category_checked: dict[str, str | None] = {}
+        self._source = "-"
         self._audit = self._chain_writer() if self.store is not None else None
         self._started = time.perf_counter()
 
@@ -175,7 +194,7 @@ class Pipeline:
         observed = observed_ns or time.time_ns()
         result = engine.process(data, source=source, first_line=first_line, observed_ns=observed)
         return Batch(
-            events=_events_frame(result.events),
+            events=_events_frame(result.events, len(result.partitions)),
             dead_letters=pl.DataFrame(result.dead_letters),
             lines=result.lines,
             blank_lines=result.blank_lines,
@@ -190,6 +209,7 @@ class Pipeline:
     ) -> Batch:
         """Decodes ``data`` and hands the result to the store; returns the batch."""
         batch = self.decode(data, source=source, first_line=first_line, format=format)
+        self._source = source
         self.absorb(batch, len(data))
         return batch
 
@@ -243,32 +263,97 @@ class Pipeline:
         here."""
         if events.height == 0 or self.store is None:
             return
+        cfg = self.config.store
         for key, part in _runs(events, parts) if parts is not None else _split(events):
             if key in self._wal_skip:
+                continue
+            if problem := self._category_problem(key[0]):
+                self._dead_letter_rows(part, "bad_category", problem)
                 continue
             self._buffers.setdefault(key, []).append(part)
             if self._wal_tag:
                 self._buffer_wal.setdefault(key, set()).update(self._wal_tag)
             self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + part.estimated_size()
-            if self._buffer_sizes[key] >= self.config.store.target_file_bytes:
-                self._commit(key)
-        while sum(self._buffer_sizes.values()) > self.config.store.max_buffer_bytes:
-            self._commit(max(self._buffer_sizes, key=self._buffer_sizes.__getitem__))
+            if self._buffer_sizes[key] >= cfg.target_file_bytes:
+                self._commit([key])
+            elif len(self._buffers) > cfg.max_buffered_partitions:
+                # Dicts keep insertion order: the partitions started longest ago go first,
+                # together, so their commit costs two file-system syncs however many they are.
+                excess = len(self._buffers) - cfg.max_buffered_partitions // 2
+                self._commit(list(self._buffers)[:excess])
+        while self.buffered_bytes > cfg.max_buffer_bytes:
+            self._commit([max(self._buffer_sizes, key=self._buffer_sizes.__getitem__)])
 
-    def _commit(self, key: tuple[str, str, str]) -> None:
-        frames = self._buffers.pop(key)
-        self._buffer_sizes.pop(key)
-        frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
-        wal = frozenset(self._buffer_wal.pop(key, ()))
+    def _category_problem(self, category: str) -> str | None:
+        if category not in self._category_checked:
+            self._category_checked[category] = category_problem(category)
+        return self._category_checked[category]
+
+    def _dead_letter_rows(self, rows: pl.DataFrame, reason: str, detail: str) -> None:
+        """Dead-letters decoded rows; their raw line is gone by now, so ``raw`` holds the
+        event as JSON and ``line`` is 0."""
+        assert self.store is not None
+        raw = rows.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.9fZ"))
+        frame = pl.DataFrame(
+            {
+                "source": [self._source] * rows.height,
+                "line": pl.Series([0] * rows.height, dtype=pl.UInt64),
+                "reason": [reason] * rows.height,
+                "detail": [detail] * rows.height,
+                "raw": raw.write_ndjson().splitlines(),
+            }
+        )
+        self.summary.dead_letters[reason] += rows.height
+        self.store.write_dead_letters(frame, time.strftime("%Y-%m-%d", time.gmtime()))
+
+    def _commit(self, keys: list[PartitionKey]) -> None:
+        """Commits buffered partitions. Files with audit rows are committed one at a time, in
+        chain order, each followed by its checkpoint; the others are committed together."""
         assert self.store is not None and self._audit is not None
-        # The chain runs over rows in file order, one file at a time, so files commit in chain order.
-        frame, audited = self._audit.chain(sorted_by_time(frame))
-        path = self.store.write_partition(*key, frame, wal_records=wal)
-        if audited:
-            self._audit.committed(path)
-        self.summary.events_written += frame.height
+        plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]] = []
+        for key in keys:
+            frames = self._buffers.pop(key)
+            self._buffer_sizes.pop(key)
+            frame = sorted_by_time(
+                pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+            )
+            wal = frozenset(self._buffer_wal.pop(key, ()))
+            audited = False
+            if self._may_audit(key[0]):
+                frame, audited = self._audit.chain(frame)
+            if audited:
+                # Files keep the order of ``keys``: the plain ones before this one go first.
+                self._commit_plain(plain)
+                path = self.store.write_partition(*key, frame, wal_records=wal)
+                self._audit.committed(path)
+                self._committed(key, frame.height, wal)
+            else:
+                plain.append((key, frame, wal))
+        self._commit_plain(plain)
+
+    def _commit_plain(self, plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]]) -> None:
+        """Commits files without audit rows together, and empties ``plain``."""
+        assert self.store is not None
+        self.store.write_partitions(plain)
+        for key, frame, wal in plain:
+            self._committed(key, frame.height, wal)
+        plain.clear()
+
+    def _may_audit(self, category: str) -> bool:
+        """Whether rows of ``category`` can be audit records; the chain leaves others as they
+        are, so they skip it (its cost per file counts when partitions are many and small)."""
+        cfg = self.config.audit
+        return bool(cfg.rules) or category in cfg.categories
+
+    def _committed(self, key: PartitionKey, rows: int, wal: frozenset[int]) -> None:
+        self.summary.events_written += rows
         if self.on_commit is not None:
             self.on_commit(key, wal)
+
+    @property
+    def buffered_partitions(self) -> int:
+        """Partitions holding rows not yet committed."""
+        return len(self._buffers)
 
     @property
     def buffered_bytes(self) -> int:
@@ -277,22 +362,25 @@ class Pipeline:
 
     def flush(self) -> None:
         """Commits every buffered partition."""
-        for key in list(self._buffers):
-            self._commit(key)
+        if self._buffers:
+            self._commit(list(self._buffers))
 
     def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:
-        """Streams one file (``.gz``, ``.zst`` or ``-`` for stdin) through the pipeline.
+        """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline.
 
-        Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
+        An input that cannot be read to its end raises :class:`InputError` naming it, after
+        the lines read before the damage are committed to the buffers. Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
         thread partitions and commits, so reading, decoding and writing overlap."""
         max_line = self.config.input.max_line_bytes
         source = str(path)
         threads = self.config.input.threads or os.cpu_count() or 1
         pending: deque[tuple[Future[Batch], int]] = deque()
-        with open_input(path) as stream, ThreadPoolExecutor(threads, "qlingest-decode") as pool:
+        failures: list[BaseException] = []
+        self._source = source
+        with ThreadPoolExecutor(threads, "qlingest-decode") as pool:
             line = 1
             fmt = None if format == "auto" else format
-            for chunk in read_chunks(stream, max_line):
+            for chunk in _chunks(path, max_line, failures):
                 if fmt is None:
                     fmt = _sniff(chunk.data)
                     self._engine(fmt)
@@ -306,6 +394,9 @@ class Pipeline:
                     self._absorb_next(pending, progress)
             while pending:
                 self._absorb_next(pending, progress)
+        if failures:
+            self.summary.inputs_failed.append(source)
+            raise InputError(source, _reason(failures[0])) from failures[0]
 
     def _absorb_next(self, pending: deque[tuple[Future[Batch], int]], progress) -> None:
         job, size = pending.popleft()
@@ -333,6 +424,27 @@ def _warn_once(message: str) -> None:
     if message not in _warned:
         _warned.add(message)
         log.warning(message)
+
+
+def _chunks(path: str | Path, max_line: int, failures: list[BaseException]) -> Iterator[Chunk]:
+    """The chunks of an input up to where it cannot be read further; the error that ended it
+    goes into ``failures``, so the lines before the damage are still decoded and kept (the
+    torn last line is lost). Errors of the caller's own work are not caught here."""
+    try:
+        with open_input(path) as stream:
+            yield from read_chunks(stream, max_line)
+    except READ_ERRORS as e:
+        failures.append(e)
+
+
+def _reason(error: BaseException) -> str:
+    """One line on why an input could not be read, without the path the message repeats."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    if isinstance(error, zlib.error):
+        return f"corrupt gzip data ({error})"
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _sniff(data: bytes, lines: int = 64) -> str:

@@ -10,7 +10,7 @@ import polars as pl
 
 from qlingest.store import LEVELS
 
-__all__ = ["parse_time", "scan", "select"]
+__all__ = ["parse_time", "readable_files", "scan", "select"]
 
 # The spellings ingest accepts, so a query can use the same words.
 LEVEL_SYNONYMS = {
@@ -22,12 +22,35 @@ _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-def scan(data_dir: str | Path, tier: str = "hot") -> pl.LazyFrame:
-    """A lazy frame over every committed file of a tier."""
+def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = None) -> pl.LazyFrame:
+    """A lazy frame over every committed file of a tier (or over ``files`` of it). A file with
+    a column the others lack is read without it; one that lacks a column reads it as null."""
     root = Path(data_dir) / tier
-    if not any(root.rglob("*.parquet")):
+    if files is None and not any(root.rglob("*.parquet")):
         raise FileNotFoundError(f"no Parquet files under {root}")
-    return pl.scan_parquet(str(root / "**" / "*.parquet"), hive_partitioning=True)
+    if files is not None and not files:
+        raise FileNotFoundError(f"no readable Parquet files under {root}")
+    source = [str(f) for f in files] if files is not None else str(root / "**" / "*.parquet")
+    return pl.scan_parquet(
+        source,
+        hive_partitioning=True,
+        extra_columns="ignore",
+        missing_columns="insert",
+    )
+
+
+def readable_files(data_dir: str | Path, tier: str = "hot") -> tuple[list[Path], list[str]]:
+    """The committed files of a tier whose footer reads, and one line on each that does not."""
+    good: list[Path] = []
+    bad: list[str] = []
+    for path in sorted((Path(data_dir) / tier).rglob("*.parquet")):
+        try:
+            pl.read_parquet_schema(path)
+        except (OSError, pl.exceptions.PolarsError) as e:
+            bad.append(f"{path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        else:
+            good.append(path)
+    return good, bad
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
@@ -35,7 +58,10 @@ def parse_time(text: str, now: datetime | None = None) -> datetime:
     m = _RELATIVE.match(text.strip())
     if m:
         now = now or datetime.now(UTC)
-        return now - timedelta(**{_UNITS[m[2]]: int(m[1])})
+        try:
+            return now - timedelta(**{_UNITS[m[2]]: int(m[1])})
+        except OverflowError:
+            raise ValueError(f"look-back {text!r} reaches before year 1") from None
     try:
         value = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:

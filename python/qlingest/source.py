@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import gzip
 import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
 
-__all__ = ["Chunk", "open_input", "read_chunks"]
+__all__ = ["Chunk", "GzipReader", "ZstdReader", "open_input", "read_chunks"]
 
 CHUNK_BYTES = 4 << 20
 
@@ -25,26 +25,94 @@ class Chunk:
         self.oversized = oversized
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
 def open_input(path: str | Path) -> BinaryIO:
-    """A binary stream of the decompressed input; ``-`` is stdin."""
+    """A binary stream of the decompressed input; ``-`` is stdin.
+
+    gzip and zstd are recognised by their magic bytes, whatever the name says, so compressed
+    data piped to stdin and a plain file named ``.gz`` both read right."""
     name = str(path)
-    if name == "-":
-        return sys.stdin.buffer
     # The caller closes the returned stream, which closes the file.
-    if name.endswith(".gz"):
-        return gzip.open(name, "rb")  # type: ignore[return-value]
-    raw = open(name, "rb")  # noqa: SIM115
-    if name.endswith(".zst"):
-        return ZstdReader(raw)  # type: ignore[return-value]
-    return raw
+    raw = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+    head = _peek(raw, 4)
+    if head.startswith(GZIP_MAGIC):
+        return GzipReader(raw, head)  # type: ignore[return-value]
+    if head.startswith(ZSTD_MAGIC):
+        return ZstdReader(raw, head)  # type: ignore[return-value]
+    return _Prefixed(raw, head)  # type: ignore[return-value]
+
+
+def _peek(raw: BinaryIO, n: int) -> bytes:
+    """The first ``n`` bytes of ``raw`` (fewer at its end); a pipe cannot seek back."""
+    head = b""
+    while len(head) < n and (more := raw.read(n - len(head))):
+        head += more
+    return head
+
+
+class _Prefixed:
+    """A stream whose first bytes were already read to sniff the format."""
+
+    def __init__(self, raw: BinaryIO, head: bytes) -> None:
+        self._raw, self._head = raw, head
+
+    def read(self, size: int = -1) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            if size < 0:
+                return head + self._raw.read()
+            return head + (self._raw.read(size - len(head)) if size > len(head) else b"")
+        return self._raw.read(size)
+
+    def close(self) -> None:
+        if self._raw is not sys.stdin.buffer:
+            self._raw.close()
+
+    def __enter__(self) -> _Prefixed:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GzipReader(_Prefixed):
+    """Decompresses concatenated gzip members block by block, so what precedes damage in the
+    file is returned before the error is raised (``gzip.open`` loses its whole last read)."""
+
+    def __init__(self, raw: BinaryIO, head: bytes, block: int = 1 << 16) -> None:
+        super().__init__(raw, head)
+        self._block = block
+        self._dobj = zlib.decompressobj(wbits=31)
+        self._rest = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            compressed = self._rest or super().read(self._block)
+            self._rest = b""
+            if not compressed:
+                if not self._dobj.eof:
+                    raise EOFError("gzip input ends inside a member: the file is truncated")
+                return b""
+            if self._dobj.eof:
+                if not compressed.lstrip(b"\0"):
+                    continue
+                self._dobj = zlib.decompressobj(wbits=31)
+            out = self._dobj.decompress(compressed)
+            if self._dobj.eof:
+                self._rest = self._dobj.unused_data
+            if out:
+                return out
 
 
 class ZstdReader:
     """Decompresses concatenated zstd frames and fails on a truncated last frame, which a
     plain stream reader would end quietly, losing the rest of the input unseen."""
 
-    def __init__(self, raw: BinaryIO, block: int = 1 << 20) -> None:
-        self._raw, self._block = raw, block
+    def __init__(self, raw: BinaryIO, head: bytes = b"", block: int = 1 << 16) -> None:
+        self._raw, self._block = _Prefixed(raw, head), block
         self._dobj = zstandard.ZstdDecompressor().decompressobj()
         self._started = False
 

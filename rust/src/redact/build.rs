@@ -170,6 +170,7 @@ fn builtin_rule(spec: &BuiltinRule, config: &RedactConfig) -> Result<Rule> {
 
 fn custom_rule(custom: &CustomRule, config: &RedactConfig) -> Result<Rule> {
     let name = &custom.name;
+    custom.check_pattern()?;
     let regex = compile(name, &custom.pattern)?;
     if custom.group >= regex.captures_len() {
         return Err(Error::Config(format!(

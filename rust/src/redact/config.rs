@@ -67,6 +67,22 @@ pub struct CustomRule {
     pub validator: Option<String>,
 }
 
+impl CustomRule {
+    /// Refuses a pattern that can match the empty string: it would match between every byte.
+    pub fn check_pattern(&self) -> Result<()> {
+        let name = &self.name;
+        let hir = regex_automata::util::syntax::parse(&self.pattern)
+            .map_err(|e| Error::Config(format!("redaction rule {name:?}: invalid pattern: {e}")))?;
+        if hir.properties().minimum_len() == Some(0) {
+            return Err(Error::Config(format!(
+                "redaction rule {name:?}: pattern {:?} can match the empty string",
+                self.pattern
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// What happens to a matched secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -91,6 +107,33 @@ impl Action {
             other => Err(Error::Config(format!(
                 "redaction rule {rule:?}: unknown action {other:?} (use mask, hash, partial or drop)"
             ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CustomRule;
+
+    fn rule(pattern: &str) -> CustomRule {
+        CustomRule {
+            name: "r".to_string(),
+            pattern: pattern.to_string(),
+            ..CustomRule::default()
+        }
+    }
+
+    #[test]
+    fn empty_matching_patterns_are_refused() {
+        for p in ["", "a*", "(?m)^", "\\b", "x?|y", "(abc)?"] {
+            let err = rule(p).check_pattern().unwrap_err().to_string();
+            assert!(
+                err.contains("\"r\"") && err.contains("empty string"),
+                "{p}: {err}"
+            );
+        }
+        for p in ["a+", "secret-[0-9]{4}", "\\bkey\\b"] {
+            assert!(rule(p).check_pattern().is_ok(), "{p}");
         }
     }
 }
