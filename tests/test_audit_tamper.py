@@ -238,6 +238,8 @@ def test_a_sealed_store_refuses_a_wrong_or_missing_key_on_start(store, key, monk
     assert log.read_text() == before
     ingest(store, audit_events(1, start=20), key=KEY)
     assert verify(store, require_seals=True, key=KEY).records == 7
+    # The refused start released its writer id: the retry in this process got w0 back.
+    assert [c.chain for c in verify(store, key=KEY).chains] == ["w0"]
 
 
 def test_an_unsealed_store_accepts_any_start(tmp_path, monkeypatch):

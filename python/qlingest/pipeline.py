@@ -128,7 +128,13 @@ class Pipeline:
         self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
         self._category_checked: dict[str, str | None] = {}
         self._source = "-"
-        self._audit = self._chain_writer() if self.store is not None else None
+        try:
+            self._audit = self._chain_writer() if self.store is not None else None
+        except BaseException:
+            # A refused start (a wrong audit key) must not keep the writer id taken.
+            if self.store is not None:
+                self.store.close()
+            raise
         self._started = time.perf_counter()
 
     def _chain_writer(self) -> ChainWriter:
