@@ -128,14 +128,25 @@ impl Redactor {
 
     /// Replacements already present (markers, hashes) are never replaced again.
     fn drop_protected(&self, text: &str, spans: &mut Vec<Span>) {
-        let protected = self.renderer.protected(text);
-        if !protected.is_empty() {
-            spans.retain(|s| {
-                !protected
-                    .iter()
-                    .any(|p| p.start <= s.start && s.end <= p.end)
-            });
+        let mut protected = self.renderer.protected(text);
+        if protected.is_empty() {
+            return;
         }
+        // Sorted by start with running maximum ends, one binary search per span tells whether
+        // some replacement starting at or before it reaches past its end.
+        protected.sort_unstable_by_key(|p| p.start);
+        let mut reach = 0;
+        let furthest: Vec<usize> = protected
+            .iter()
+            .map(|p| {
+                reach = reach.max(p.end);
+                reach
+            })
+            .collect();
+        spans.retain(|s| {
+            let before = protected.partition_point(|p| p.start <= s.start);
+            before == 0 || furthest[before - 1] < s.end
+        });
     }
 
     fn replace(&self, text: &str, spans: &[Span], counts: &mut [u64]) -> (String, bool) {
