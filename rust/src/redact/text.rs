@@ -57,7 +57,7 @@ impl Redactor {
         if spans.is_empty() {
             return (Cow::Borrowed(text), false);
         }
-        let merged = merge(spans);
+        let merged = merge(spans, self.assign_rule);
         let (out, dropped) = self.replace(text, &merged, counts);
         (Cow::Owned(out), dropped)
     }
@@ -175,9 +175,10 @@ pub fn bump(counts: &mut [u64], i: usize) {
 }
 
 /// Sorts spans and merges overlapping or touching ones; the earliest (longest) span names the rule,
-/// and of equal spans the first rule (the more specific: `jwt` before `secret_param`).
-fn merge(mut spans: Vec<Span>) -> Vec<Span> {
-    spans.sort_unstable_by_key(|s| (s.start, Reverse(s.end), s.rule));
+/// and of equal spans a value rule before the generic `generic` (`pan=4111…` is a credit card),
+/// then the rule listed first.
+fn merge(mut spans: Vec<Span>, generic: Option<usize>) -> Vec<Span> {
+    spans.sort_unstable_by_key(|s| (s.start, Reverse(s.end), Some(s.rule) == generic, s.rule));
     let mut merged: Vec<Span> = Vec::with_capacity(spans.len());
     for s in spans {
         match merged.last_mut() {
