@@ -37,7 +37,23 @@ fn inputs(n: usize) -> Vec<(&'static str, String, bool)> {
             true,
         ),
         ("dead pwd=", format!("{{\"msg\":\"{}", repeat("pwd=")), true),
+        ("strings in strings", strings_in_strings(n), true),
     ]
+}
+
+/// A JSON document whose string holds JSON whose string holds JSON…, a secret at the bottom, up
+/// to `n` bytes: each level is walked as embedded JSON.
+fn strings_in_strings(n: usize) -> String {
+    let mut doc = String::from(r#"{"pwd":"x"}"#);
+    loop {
+        let mut quoted = String::new();
+        escape::push_json_string(&doc, &mut quoted);
+        let next = format!(r#"{{"a":{quoted},"b":[{quoted}]}}"#);
+        if next.len() > n {
+            return doc;
+        }
+        doc = next;
+    }
 }
 
 fn redact(r: &Redactor, text: &str, dead: bool) -> usize {
