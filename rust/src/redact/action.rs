@@ -112,16 +112,23 @@ impl Renderer {
     }
 }
 
+/// Longest text between a replacement's prefix and suffix (a rule name, a key id, a hash).
+const MAX_BODY: usize = 96;
+
 /// Appends the ranges `prefix ... suffix` (or the bare prefix when the suffix is empty).
 fn find_wrapped(text: &str, prefix: &str, suffix: &str, out: &mut Vec<std::ops::Range<usize>>) {
+    let b = text.as_bytes();
     for (start, _) in text.match_indices(prefix) {
         let body = start + prefix.len();
+        // The suffix is looked for only where it may end a replacement, not to the text's end.
+        let window = &b[body..(body + MAX_BODY + suffix.len()).min(b.len())];
         let end = match suffix.is_empty() {
-            true => Some(body),
-            false => text[body..].find(suffix).map(|e| body + e + suffix.len()),
+            true => Some(0),
+            false => memchr::memmem::find(window, suffix.as_bytes()),
         };
-        if let Some(end) = end.filter(|e| *e - start <= 96 + prefix.len() + suffix.len()) {
-            out.push(start..end);
+        super::work::add(end.map_or(window.len(), |e| e + suffix.len()));
+        if let Some(e) = end.filter(|e| *e <= MAX_BODY) {
+            out.push(start..body + e + suffix.len());
         }
     }
 }

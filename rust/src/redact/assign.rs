@@ -22,6 +22,7 @@ impl Redactor {
     /// Pushes, as rule `rule`, the value of every assignment to a secret name in `text`.
     pub(super) fn assignment_spans(&self, text: &str, rule: usize, spans: &mut Vec<Span>) {
         let b = text.as_bytes();
+        let mut ends = Ends::default();
         for sep in memchr2_iter(b'=', b':', b) {
             let Some(name) = name_before(b, sep) else {
                 continue;
@@ -29,7 +30,7 @@ impl Redactor {
             if self.keys.kind(&b[name.clone()]) != KeyKind::Secret {
                 continue;
             }
-            if let Some(v) = value_after(b, sep, &b[name]) {
+            if let Some(v) = value_after(b, sep, &b[name], &mut ends) {
                 spans.push(Span {
                     start: v.start,
                     end: v.end,
@@ -39,6 +40,49 @@ impl Redactor {
             }
         }
     }
+}
+
+/// Value and line ends already found, so the values of chained assignments (`pwd=pwd=pwd=…`,
+/// `cookie:cookie:…`) share one scan instead of each rescanning to the same end.
+#[derive(Default)]
+struct Ends {
+    /// `from..stop`: `stop` is the first bare-value stop byte at or after any index in the range.
+    bare: Range<usize>,
+    /// `from..newline` and the trimmed end of that line (not below `from`).
+    line: (Range<usize>, usize),
+}
+
+impl Ends {
+    /// The end of a bare value starting at `i`.
+    fn bare(&mut self, b: &[u8], i: usize) -> usize {
+        if !(self.bare.start <= i && i <= self.bare.end && self.bare.end > 0) {
+            let len = b[i..].iter().position(|&c| is_bare_stop(c));
+            super::work::add(len.map_or(b.len() - i, |l| l + 1));
+            self.bare = i..i + len.unwrap_or(b.len() - i);
+        }
+        self.bare.end
+    }
+
+    /// The end of the line holding `i`, trailing whitespace excluded (never before `i`).
+    fn line(&mut self, b: &[u8], i: usize) -> usize {
+        let (range, trimmed) = &self.line;
+        if range.start <= i && i <= range.end && range.end > 0 {
+            return (*trimmed).max(i);
+        }
+        let newline = i + memchr::memchr(b'\n', &b[i..]).unwrap_or(b.len() - i);
+        let mut end = newline;
+        while end > i && b[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        super::work::add(newline - i);
+        self.line = (i..newline, end);
+        end
+    }
+}
+
+/// A byte that ends a bare (unquoted) value.
+fn is_bare_stop(c: u8) -> bool {
+    c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b'&' | b';' | b',' | b'<' | b'>')
 }
 
 /// A name byte: letters, digits and the separators the classifier ignores.
@@ -67,12 +111,13 @@ fn name_before(b: &[u8], sep: usize) -> Option<Range<usize>> {
     while start > 0 && is_name(b[start - 1]) {
         start -= 1;
     }
+    super::work::add(sep - start);
     let opened = quote.is_none() || (start > 0 && Some(b[start - 1]) == quote);
     (start < end && opened).then_some(start..end)
 }
 
 /// The value after the separator at `sep`, without quotes; None when there is none.
-fn value_after(b: &[u8], sep: usize, name: &[u8]) -> Option<Range<usize>> {
+fn value_after(b: &[u8], sep: usize, name: &[u8], ends: &mut Ends) -> Option<Range<usize>> {
     let mut i = sep + 1;
     while i < b.len() && matches!(b[i], b' ' | b'\t') {
         i += 1;
@@ -89,19 +134,13 @@ fn value_after(b: &[u8], sep: usize, name: &[u8]) -> Option<Range<usize>> {
     if b[sep] == b':' && !matches!(first, b'"' | b'\'') {
         let norm = normalize(name);
         if HEADER_NAMES.contains(&norm.as_slice()) {
-            return non_empty(i..line_end(b, i));
+            return non_empty(i..ends.line(b, i));
         }
         if SCHEME_NAMES.contains(&norm.as_slice()) {
-            return non_empty(after_scheme(b, i)..line_end(b, i));
+            return non_empty(after_scheme(b, i)..ends.line(b, i));
         }
     }
-    let len = b[i..]
-        .iter()
-        .position(|c| {
-            c.is_ascii_whitespace() || matches!(c, b'"' | b'\'' | b'&' | b';' | b',' | b'<' | b'>')
-        })
-        .unwrap_or(b.len() - i);
-    non_empty(i..i + len)
+    non_empty(i..ends.bare(b, i))
 }
 
 fn non_empty(r: Range<usize>) -> Option<Range<usize>> {
@@ -114,22 +153,14 @@ fn quoted_end(b: &[u8], open: usize) -> Option<usize> {
     let mut i = open + 1;
     while i < b.len() && i <= open + MAX_QUOTED {
         match b[i] {
-            c if c == q => return Some(i),
-            b'\n' => return None,
+            c if c == q => break,
+            b'\n' => break,
             b'\\' if q == b'"' => i += 2,
             _ => i += 1,
         }
     }
-    None
-}
-
-/// The end of the line holding `i`, trailing whitespace excluded.
-fn line_end(b: &[u8], i: usize) -> usize {
-    let mut end = i + memchr::memchr(b'\n', &b[i..]).unwrap_or(b.len() - i);
-    while end > i && b[end - 1].is_ascii_whitespace() {
-        end -= 1;
-    }
-    end
+    super::work::add(i - open);
+    (b.get(i) == Some(&q) && i <= open + MAX_QUOTED).then_some(i)
 }
 
 /// Past a leading scheme word and its space (`Bearer x` -> `x`); `i` when there is none.

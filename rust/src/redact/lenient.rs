@@ -44,9 +44,13 @@ impl Redactor {
             if bytes.get(colon) != Some(&b':') {
                 continue;
             }
-            let kind = self.keys.kind(json_unescape(&text[key]).as_bytes());
+            // The kind first: measuring the value of every plain key (`{"a":{"a":…`) would rescan
+            // the rest of the text once per key.
+            if self.keys.kind(json_unescape(&text[key]).as_bytes()) != KeyKind::Secret {
+                continue;
+            }
             let start = skip_ws(bytes, colon + 1);
-            let Some(end) = value_end(bytes, start).filter(|_| kind == KeyKind::Secret) else {
+            let Some(end) = value_end(bytes, start) else {
                 continue;
             };
             at = end;
@@ -85,6 +89,7 @@ fn string_end(b: &[u8], start: usize) -> usize {
     while i < b.len() && !matches!(b[i], b'"' | b'\n') {
         i += if b[i] == b'\\' { 2 } else { 1 };
     }
+    super::work::add(i - start);
     i.min(b.len())
 }
 
@@ -97,6 +102,7 @@ fn value_end(b: &[u8], start: usize) -> Option<usize> {
                 .iter()
                 .position(|c| matches!(c, b',' | b'}' | b']') || c.is_ascii_whitespace())
                 .unwrap_or(b.len() - start);
+            super::work::add(len);
             start + len
         }
     };

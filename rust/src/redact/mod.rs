@@ -17,6 +17,7 @@ mod prefilter;
 mod rules;
 mod text;
 mod validate;
+mod work;
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,8 @@ mod tests_corpus;
 mod tests_prefilter;
 #[cfg(test)]
 mod tests_props;
+#[cfg(test)]
+mod tests_scaling;
 
 use std::borrow::Cow;
 

@@ -206,11 +206,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
         name: "secret_param",
         optional: false,
         action: Action::Mask,
-        // Stems: `key` covers api_key, access-key, privateKey…; `pass` covers passwd, passphrase.
-        // Limitation: `ssn`, `pan`, `card_number`, `cc_number` and `credit_card` are secret key
-        // names without a stem here, so `ssn=x` in free text keeps `x` unless a value rule finds
-        // it, while `"ssn": "x"` in JSON loses it. Adding the stems changes which rule names an
-        // equal span (`pan=4111…` would count as secret_param), which tests fix today.
+        // Stems: `key` covers api_key, access-key, privateKey…; `pass` covers passwd, passphrase;
+        // `card` covers card_number and credit_card.
         trigger: || {
             lits(&[
                 "pass",
@@ -225,6 +222,13 @@ pub static BUILTIN: &[BuiltinRule] = &[
                 "authorization",
                 "cvv",
                 "cvc",
+                "ssn",
+                "pan",
+                "card",
+                "ccnum",
+                "cc_num",
+                "cc-num",
+                "cc.num",
                 "mysql",
                 "mariadb",
             ])

@@ -220,7 +220,7 @@ fn overlapping_matches_are_merged_once() {
     );
     assert_eq!(
         red("x token=4111111111111111 y"),
-        "x token=[REDACTED:secret_param] y"
+        "x token=[REDACTED:credit_card] y"
     );
     let out = red("https://bob%40example.com:pw@host/");
     assert!(!out.contains("pw@") && !out.contains("bob"), "{out}");
@@ -283,6 +283,56 @@ fn secret_key_names_across_spellings() {
     ] {
         assert!(!r.is_secret_key(key), "{key}");
     }
+}
+
+#[test]
+fn card_and_ssn_key_names_agree_in_text_and_json() {
+    let r = redactor();
+    for (name, spelled) in [
+        ("ssn", "ssn"),
+        ("pan", "PAN"),
+        ("card_number", "cardNumber"),
+        ("cc_number", "CcNumber"),
+        ("credit_card", "credit-card"),
+    ] {
+        for key in [name, spelled] {
+            assert_eq!(
+                red(&format!("{key}=x1 ok")),
+                format!("{key}=[REDACTED:secret_param] ok")
+            );
+            assert_eq!(
+                field(&r, key, "\"x1\""),
+                format!("{{\"{key}\":\"[REDACTED:secret_key]\"}}")
+            );
+        }
+    }
+    assert_eq!(red("ssn: x1"), "ssn: [REDACTED:secret_param]");
+    // Prose that contains the stems stays.
+    for text in [
+        "span=5 company card game ssn lookup",
+        "expand panel: open",
+        "pan card",
+    ] {
+        assert_eq!(red(text), text);
+    }
+}
+
+#[test]
+fn a_value_rule_is_credited_over_secret_param_for_the_same_span() {
+    let r = redactor();
+    let mut counts = vec![0; r.rule_names().len()];
+    let out = r.redact_text("ssn=123-45-6789 pan=4111111111111111", &mut counts);
+    assert_eq!(out, "ssn=[REDACTED:ssn] pan=[REDACTED:credit_card]");
+    assert_eq!(count_of(&r, &counts, "ssn"), 1);
+    assert_eq!(count_of(&r, &counts, "credit_card"), 1);
+    assert_eq!(count_of(&r, &counts, "secret_param"), 0);
+    let out = r.redact_text(r#"{"ssn": "123-45-6789"} cc_number=x1"#, &mut counts);
+    assert_eq!(
+        out,
+        r#"{"ssn": "[REDACTED:ssn]"} cc_number=[REDACTED:secret_param]"#
+    );
+    assert_eq!(count_of(&r, &counts, "ssn"), 2);
+    assert_eq!(count_of(&r, &counts, "secret_param"), 1);
 }
 
 #[test]
