@@ -404,14 +404,17 @@ enum Value<'a> {
 }
 
 struct Member<'a> {
-    /// `"name":`, ready to copy.
-    key: Vec<u8>,
+    /// The bytes before the value, ready to copy: `,"name":` (or `{"name":`), after any
+    /// members that are null in every row of the batch, written out once.
+    prefix: Vec<u8>,
     value: Value<'a>,
 }
 
 /// Encodes rows of one batch with the event schema as canonical records.
 pub struct Canonicalizer<'a> {
     members: Vec<Member<'a>>,
+    /// The bytes after the last member with a value: null members, then `}`.
+    tail: Vec<u8>,
     seconds: SecondCache,
 }
 
@@ -422,32 +425,38 @@ impl<'a> Canonicalizer<'a> {
         let mut names = record_columns();
         names.sort_by(|a, b| utf16_cmp(a, b));
         let mut members = Vec::with_capacity(names.len());
-        for name in names {
-            let mut key = Vec::with_capacity(name.len() + 3);
-            write_str(&mut key, &name);
-            key.push(b':');
-            members.push(Member {
-                key,
-                value: bind(batch, &name, read_links)?,
-            });
+        // Columns null in every row (most of the audit columns, for most categories) are
+        // constant text: they join the static bytes around the members that vary.
+        let mut pending = vec![b'{'];
+        for (i, name) in names.iter().enumerate() {
+            if i > 0 {
+                pending.push(b',');
+            }
+            write_str(&mut pending, name);
+            pending.push(b':');
+            let value = bind(batch, name, read_links)?;
+            if value.null_in_every_row(batch.num_rows()) {
+                pending.extend_from_slice(b"null");
+            } else {
+                let prefix = std::mem::take(&mut pending);
+                members.push(Member { prefix, value });
+            }
         }
+        pending.push(b'}');
         Ok(Canonicalizer {
             members,
+            tail: pending,
             seconds: SecondCache::default(),
         })
     }
 
     /// Appends the canonical record of `row` to `out`; `links` replaces the stored chain fields.
     pub fn write_row(&self, row: usize, links: Option<Links<'_>>, out: &mut Vec<u8>) {
-        out.push(b'{');
-        for (i, member) in self.members.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(&member.key);
+        for member in &self.members {
+            out.extend_from_slice(&member.prefix);
             write_value(&member.value, row, links, &self.seconds, out);
         }
-        out.push(b'}');
+        out.extend_from_slice(&self.tail);
     }
 }
 
@@ -490,6 +499,23 @@ fn bind<'a>(batch: &'a RecordBatch, name: &str, read_links: bool) -> Result<Valu
             column.data_type()
         ))
     })
+}
+
+impl Value<'_> {
+    /// Whether the value is null in all `rows` rows whatever the row; never for the chain
+    /// fields, which a row being chained supplies itself.
+    fn null_in_every_row(&self, rows: usize) -> bool {
+        let all_null = |array: &dyn Array| array.null_count() == rows;
+        match self {
+            Value::Time(a) => all_null(*a),
+            Value::Float(a, _) => all_null(*a),
+            Value::Text(StrCol::View(a)) => all_null(*a),
+            Value::Text(StrCol::Utf8(a)) => all_null(*a),
+            Value::Text(StrCol::Large(a)) => all_null(*a),
+            Value::Text(StrCol::Dict { array, .. }) => all_null(*array),
+            Value::Chain(_) | Value::Seq(_) | Value::Prev(_) => false,
+        }
+    }
 }
 
 fn unbound_link<'a>(name: &str) -> Value<'a> {

@@ -266,3 +266,27 @@ fn whole_numbers_near_the_fast_path_limit() {
     assert_eq!(jcs(write_f64, 1e15), "1000000000000000");
     assert_eq!(jcs(write_f64, -42.0), "-42");
 }
+
+#[test]
+fn a_row_encodes_the_same_whether_its_nulls_are_shared_by_the_whole_batch_or_not() {
+    // The first golden event has no trace id and no revenue; the second has both. Alone, the
+    // first's batch has those columns null in every row, which are then written once.
+    let events = golden_events();
+    let (first, both) = (batch_of(&events[..1]), batch_of(&events[..2]));
+    let links = Some(Links {
+        chain: "w0",
+        seq: 1,
+        prev: GENESIS,
+    });
+    let (mut alone, mut shared) = (Vec::new(), Vec::new());
+    Canonicalizer::new(&first, false)
+        .unwrap()
+        .write_row(0, links, &mut alone);
+    Canonicalizer::new(&both, false)
+        .unwrap()
+        .write_row(0, links, &mut shared);
+    assert_eq!(
+        String::from_utf8(alone).unwrap(),
+        String::from_utf8(shared).unwrap()
+    );
+}

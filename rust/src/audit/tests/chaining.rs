@@ -47,6 +47,36 @@ fn chaining_across_batches_equals_one_batch() {
 }
 
 #[test]
+fn a_large_batch_chains_like_small_batches() {
+    // Every other row is selected, so the selected rows are not contiguous.
+    let n = 2 * (3 * 4096 + 7);
+    let evs = events(n);
+    let mask = BooleanArray::from((0..n).map(|i| i % 2 == 0).collect::<Vec<_>>());
+    let whole = AuditChain::new("w0", None)
+        .append(&batch_of(&evs), &mask)
+        .unwrap();
+    let mut chain = AuditChain::new("w0", None);
+    let mut hashes = Vec::new();
+    for start in (0..n).step_by(1000) {
+        let end = (start + 1000).min(n);
+        let part = chain
+            .append(&batch_of(&evs[start..end]), &mask.slice(start, end - start))
+            .unwrap();
+        hashes.extend((0..end - start).map(|i| text(&part, schema::AUDIT_HASH, i)));
+    }
+    let whole_hashes: Vec<_> = (0..n)
+        .map(|i| text(&whole, schema::AUDIT_HASH, i))
+        .collect();
+    assert_eq!(whole_hashes, hashes);
+    assert_eq!(whole_hashes.iter().flatten().count(), n / 2);
+    let chained = arrow_select::filter::filter_record_batch(&whole, &mask).unwrap();
+    let mut verifier = Verifier::new("w0", vec![], None, false).unwrap();
+    verifier.push(&chained).unwrap();
+    let verified = verifier.finish();
+    assert_eq!((verified.failure, verified.records), (None, (n / 2) as u64));
+}
+
+#[test]
 fn a_finished_chain_refuses_use() {
     let mut chain = AuditChain::new("w0", None);
     assert_eq!(chain.finish().unwrap(), (0, GENESIS.to_string()));
