@@ -276,6 +276,11 @@ impl DeadLetters {
         self.raw.append_value(raw);
     }
 
+    /// Whether no line was dead-lettered.
+    pub fn is_empty(&self) -> bool {
+        self.line.is_empty()
+    }
+
     pub fn finish(mut self, source: &str) -> Result<RecordBatch> {
         let rows = self.line.len();
         let source = arrow_array::StringArray::from(vec![source; rows]);

@@ -131,9 +131,15 @@ impl Decoder {
             line_no += 1;
             start = end + 1;
         }
+        // The source names a file, and a file name can hold a secret (`token=...ndjson`).
+        let source = if state.dead.is_empty() {
+            Cow::Borrowed(source)
+        } else {
+            scrub.text(source, &mut state.counts)
+        };
         Ok(DecodeOutput {
             events: state.events.finish(observed_ns)?,
-            dead_letters: state.dead.finish(source)?,
+            dead_letters: state.dead.finish(&source)?,
             lines: line_no - first_line,
             blank_lines: state.blank,
             unparsed: state.unparsed,

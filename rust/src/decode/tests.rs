@@ -302,3 +302,26 @@ fn chunks(data: &[u8], size: usize) -> Vec<&[u8]> {
     }
     out
 }
+
+#[test]
+fn a_secret_in_the_source_name_of_a_dead_letter_is_redacted() {
+    let decoder = Decoder::new(DecodeConfig::default()).unwrap();
+    let redactor = crate::redact::Redactor::new(Default::default()).unwrap();
+    let token = "ghp_aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1wX2";
+    let source = format!("in/token={token}.ndjson");
+    let out = decoder
+        .decode(
+            b"{oops\n{\"msg\":\"fine\"}\n",
+            &redactor,
+            &source,
+            1,
+            OBSERVED,
+        )
+        .unwrap();
+    let sources = out.dead_letters.column_by_name("source").unwrap();
+    let sources = sources.as_string::<i32>();
+    assert_eq!(out.dead_letters.num_rows(), 1);
+    assert!(!sources.value(0).contains(token), "{}", sources.value(0));
+    assert!(sources.value(0).starts_with("in/token=[REDACTED:"));
+    assert_eq!(out.events.num_rows(), 1);
+}
