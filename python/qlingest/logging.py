@@ -85,6 +85,10 @@ class Emitter:
         except queue.Full:
             self.dropped_events += events
 
+    def on_worker_thread(self) -> bool:
+        """Whether the caller runs on the background thread that feeds the pipeline."""
+        return threading.current_thread() is self._thread
+
     def flush(self, timeout: float | None = None) -> None:
         """Hands over what is buffered and waits until the pipeline has taken every batch."""
         with self._lock:
@@ -181,7 +185,7 @@ class Handler(logging.Handler):
         which ``logging.shutdown`` holds while the handler flushes, and never return."""
         if record.name == "qlingest" or record.name.startswith("qlingest."):
             return False
-        return threading.current_thread() is not self.emitter._thread
+        return not self.emitter.on_worker_thread()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

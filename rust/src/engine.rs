@@ -185,6 +185,11 @@ mod tests {
     use super::*;
     use crate::decode::DecodeConfig;
 
+    fn messages(batch: &RecordBatch) -> Vec<&str> {
+        let column = batch.column_by_name("message").unwrap();
+        column.as_string_view().iter().flatten().collect()
+    }
+
     #[test]
     fn batches_split_by_category_and_hour_in_order_of_first_appearance() {
         let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
@@ -193,18 +198,7 @@ mod tests {
 {"ts":3600,"category":"b","msg":"3"}
 {"ts":1,"category":"b","msg":"4"}"#;
         let out = engine.process(input, "t", 1, 0).unwrap();
-        let messages: Vec<Vec<&str>> = out
-            .partitions
-            .iter()
-            .map(|b| {
-                b.column_by_name("message")
-                    .unwrap()
-                    .as_string_view()
-                    .iter()
-                    .flatten()
-                    .collect()
-            })
-            .collect();
+        let messages: Vec<Vec<&str>> = out.partitions.iter().map(messages).collect();
         assert_eq!(messages, vec![vec!["1", "4"], vec!["2"], vec!["3"]]);
         let keys: Vec<(Option<&str>, i64)> = out
             .partition_keys
@@ -223,13 +217,6 @@ mod tests {
 {"ts":1,"category":"a","msg":"4"}"#;
         let out = engine.process(input, "t", 1, 0).unwrap();
         assert_eq!(out.partitions.len(), 1);
-        let messages: Vec<&str> = out.partitions[0]
-            .column_by_name("message")
-            .unwrap()
-            .as_string_view()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(messages, vec!["4", "2", "1", "3"]);
+        assert_eq!(messages(&out.partitions[0]), vec!["4", "2", "1", "3"]);
     }
 }

@@ -106,21 +106,13 @@ impl AuditChain {
 
     fn link(&mut self, canon: &Canonicalizer<'_>, row: usize, cols: &mut LinkColumns) {
         let seq = self.seq + 1;
-        let mut hash = [0u8; 64];
-        self.buf.clear();
-        self.buf.extend_from_slice(&self.head);
         let prev = std::str::from_utf8(&self.head).expect("hex is ASCII");
-        canon.write_row(
-            row,
-            Some(Links {
-                chain: &self.chain_id,
-                seq,
-                prev,
-            }),
-            &mut self.buf,
-        );
-        hex::encode_to_slice(Sha256::digest(&self.buf), &mut hash).expect("64 hex digits");
-
+        let links = Links {
+            chain: &self.chain_id,
+            seq,
+            prev,
+        };
+        let hash = row_link_hash(canon, row, prev, Some(links), &mut self.buf);
         cols.append(
             &self.chain_id,
             seq,
@@ -154,6 +146,23 @@ pub fn is_hash(s: &str) -> bool {
     s.len() == 64
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The hex link hash of `row` after `prev`, its record encoded through `buf`; `links`
+/// replaces the stored chain fields while a row is being chained.
+pub(crate) fn row_link_hash(
+    canon: &Canonicalizer<'_>,
+    row: usize,
+    prev: &str,
+    links: Option<Links<'_>>,
+    buf: &mut Vec<u8>,
+) -> [u8; 64] {
+    buf.clear();
+    buf.extend_from_slice(prev.as_bytes());
+    canon.write_row(row, links, buf);
+    let mut out = [0u8; 64];
+    hex::encode_to_slice(Sha256::digest(&buf[..]), &mut out).expect("64 hex digits");
+    out
 }
 
 /// SHA-256 of `prev ‖ record` in lower-case hex: the link rule of the chain.

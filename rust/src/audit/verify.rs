@@ -7,9 +7,9 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch, UInt64Array};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use super::canonical::{Canonicalizer, StrCol, GENESIS};
+use super::chain::row_link_hash;
 use super::seal::Checkpoint;
 use crate::error::{Error, Result};
 use crate::schema::{AUDIT_HASH, AUDIT_PREV_HASH, AUDIT_SEQ};
@@ -451,7 +451,7 @@ impl Verifier {
 
     /// The hex link hash of `row` after `prev`, computed in the reused buffer.
     fn record_hash(&mut self, canon: &Canonicalizer<'_>, row: usize, prev: &str) -> [u8; 64] {
-        link_hex(canon, row, prev, &mut self.buf)
+        row_link_hash(canon, row, prev, None, &mut self.buf)
     }
 
     fn check_checkpoints(&self) -> Option<Failure> {
@@ -548,7 +548,9 @@ fn stored_link_hashes(batch: &RecordBatch, prev: &StrCol<'_>) -> Result<Vec<Opti
         let mut buf = Vec::with_capacity(1024);
         for (offset, slot) in part.iter_mut().enumerate() {
             let row = start + offset;
-            *slot = prev.get(row).map(|p| link_hex(&canon, row, p, &mut buf));
+            *slot = prev
+                .get(row)
+                .map(|p| row_link_hash(&canon, row, p, None, &mut buf));
         }
         Ok(())
     };
@@ -566,16 +568,6 @@ fn stored_link_hashes(batch: &RecordBatch, prev: &StrCol<'_>) -> Result<Vec<Opti
             .try_for_each(|h| h.join().expect("hashing thread panicked"))
     })?;
     Ok(hashes)
-}
-
-/// The hex link hash of `row` after `prev`, written through `buf`.
-fn link_hex(canon: &Canonicalizer<'_>, row: usize, prev: &str, buf: &mut Vec<u8>) -> [u8; 64] {
-    buf.clear();
-    buf.extend_from_slice(prev.as_bytes());
-    canon.write_row(row, None, buf);
-    let mut out = [0u8; 64];
-    hex::encode_to_slice(Sha256::digest(&buf[..]), &mut out).expect("64 hex digits");
-    out
 }
 
 fn hex_str(hash: &[u8; 64]) -> &str {
