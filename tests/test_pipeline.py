@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import gzip
 import io
 import json
@@ -9,6 +10,8 @@ import sys
 import polars as pl
 import pytest
 import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from qlingest.config import load_config
 from qlingest.pipeline import Pipeline
 from qlingest.query import scan
@@ -125,6 +128,74 @@ def test_chunking_keeps_line_numbers_and_cuts_huge_lines():
         messages += batch.events["message"].to_list()
     assert reasons == [(2, "line_too_long")]
     assert messages == ["a", "b", "c"]
+
+
+class _Pipe(io.RawIOBase):
+    """A stream that cannot seek, like stdin from a pipe."""
+
+    def __init__(self, data: bytes) -> None:
+        self._inner = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._inner.read(size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lines=st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"")), max_size=40),
+    last_newline=st.booleans(),
+    chunk_bytes=st.integers(1, 64),
+)
+def test_chunks_are_views_that_rebuild_the_input_seekable_or_not(lines, last_newline, chunk_bytes):
+    data = b"\n".join(lines) + (b"\n" if last_newline and lines else b"")
+    for stream in (io.BytesIO(data), _Pipe(data)):
+        chunks = list(read_chunks(stream, max_line_bytes=1 << 20, chunk_bytes=chunk_bytes))
+        assert b"".join(bytes(c.data) for c in chunks) == data
+        assert all(bytes(c.data).endswith(b"\n") for c in chunks[:-1])
+
+
+def test_dead_letter_lines_count_across_chunks(tmp_path, monkeypatch):
+    import qlingest.pipeline as pipeline_module
+
+    # Small blocks: each chunk holds a few lines, and the bad ones fall in later chunks.
+    monkeypatch.setattr(
+        pipeline_module, "read_chunks", functools.partial(read_chunks, chunk_bytes=300)
+    )
+    lines = ndjson(40).splitlines(keepends=True)
+    for at in (7, 23, 38):
+        lines[at - 1] = b"{broken\n"
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(b"".join(lines))
+    for path in (src, "-"):
+        store = tmp_path / f"store-{path == '-'}"
+        if path == "-":
+            monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(_Pipe(src.read_bytes())))
+        with Pipeline(store) as p:
+            p.ingest_file(path)
+        found = [
+            json.loads(x)["line"]
+            for path in (store / "dead-letter").rglob("*.ndjson.zst")
+            for x in zstandard.decompress(path.read_bytes()).splitlines()
+        ]
+        assert sorted(found) == [7, 23, 38]
+        assert p.summary.events_written == 37
+
+
+def test_engine_reads_a_memoryview_of_bytes_and_refuses_other_buffers():
+    from qlingest import _core
+
+    data = b'{"msg":"a"}\n{"msg":"b"}\n{"msg":"c"}\n'
+    engine = Pipeline()._engine("ndjson")
+    result = engine.process(memoryview(data)[12:], observed_ns=1)
+    assert pl.DataFrame(result.events)["message"].to_list() == ["b", "c"]
+    with pytest.raises(TypeError, match="memoryview of bytes"):
+        engine.process(memoryview(bytearray(data)), observed_ns=1)
+    with pytest.raises(TypeError, match="not str"):
+        engine.process("text", observed_ns=1)
+    assert _core is not None
 
 
 def test_stdin_through_the_cli(tmp_path):

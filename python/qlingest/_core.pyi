@@ -44,7 +44,12 @@ class Engine:
     @property
     def hash_fallback(self) -> bool: ...
     def process(
-        self, data: bytes | bytearray, *, source: str = "-", first_line: int = 1, observed_ns: int
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        source: str = "-",
+        first_line: int = 1,
+        observed_ns: int,
     ) -> ProcessResult: ...
 
 @final

@@ -185,7 +185,7 @@ class Pipeline:
 
     def decode(
         self,
-        data: bytes,
+        data: bytes | memoryview,
         *,
         source: str = "-",
         first_line: int = 1,
@@ -383,32 +383,39 @@ class Pipeline:
         pending: deque[tuple[Future[Batch], int]] = deque()
         failures: list[BaseException] = []
         self._source = source
+        # Chunks decode numbering their lines from 1; the batches are absorbed in order, so
+        # each one's dead letters are renumbered then, and this thread never counts lines.
+        line = 0
         with ThreadPoolExecutor(threads, "qlingest-decode") as pool:
-            line = 1
             fmt = None if format == "auto" else format
             for chunk in _chunks(path, max_line, failures):
                 if fmt is None:
-                    fmt = _sniff(chunk.data)
+                    fmt = _sniff(bytes(chunk.data[: 1 << 20]))
                     self._engine(fmt)
-                job = pool.submit(
-                    self.decode, chunk.data, source=source, first_line=line, format=fmt
-                )
+                job = pool.submit(self.decode, chunk.data, source=source, format=fmt)
                 pending.append((job, len(chunk.data)))
-                line += chunk.data.count(b"\n") + (not chunk.data.endswith(b"\n"))
                 # One batch in flight per thread bounds memory; the oldest is written first.
                 while len(pending) > threads:
-                    self._absorb_next(pending, progress)
+                    line = self._absorb_next(pending, line, progress)
             while pending:
-                self._absorb_next(pending, progress)
+                line = self._absorb_next(pending, line, progress)
         if failures:
             self.summary.inputs_failed.append(source)
             raise InputError(source, _reason(failures[0])) from failures[0]
 
-    def _absorb_next(self, pending: deque[tuple[Future[Batch], int]], progress) -> None:
+    def _absorb_next(
+        self, pending: deque[tuple[Future[Batch], int]], lines_before: int, progress
+    ) -> int:
+        """Absorbs the oldest decoded chunk, which follows ``lines_before`` lines of its
+        input; returns the lines read once it is in."""
         job, size = pending.popleft()
-        self.absorb(job.result(), size)
+        batch = job.result()
+        if lines_before and batch.dead_letters.height:
+            batch.dead_letters = batch.dead_letters.with_columns(pl.col("line") + lines_before)
+        self.absorb(batch, size)
         if progress is not None:
             progress(size)
+        return lines_before + batch.lines
 
     def close(self) -> Summary:
         """Commits what is buffered, releases the writer id and returns the summary."""

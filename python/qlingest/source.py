@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import zlib
 from collections.abc import Iterator
@@ -20,7 +21,7 @@ class Chunk:
 
     __slots__ = ("data", "oversized")
 
-    def __init__(self, data: bytes, oversized: bool = False) -> None:
+    def __init__(self, data: bytes | memoryview, oversized: bool = False) -> None:
         self.data = data
         self.oversized = oversized
 
@@ -54,10 +55,21 @@ def _peek(raw: BinaryIO, n: int) -> bytes:
 
 
 class _Prefixed:
-    """A stream whose first bytes were already read to sniff the format."""
+    """A stream whose first bytes were already read to sniff the format; a seekable one goes
+    back over them instead, and stays seekable."""
 
     def __init__(self, raw: BinaryIO, head: bytes) -> None:
         self._raw, self._head = raw, head
+        self._seekable = _seekable(raw)
+        if self._seekable and head:
+            raw.seek(-len(head), os.SEEK_CUR)
+            self._head = b""
+
+    def seekable(self) -> bool:
+        return self._seekable
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
 
     def read(self, size: int = -1) -> bytes:
         if self._head:
@@ -84,6 +96,7 @@ class GzipReader(_Prefixed):
 
     def __init__(self, raw: BinaryIO, head: bytes, block: int = 1 << 16) -> None:
         super().__init__(raw, head)
+        self._seekable = False  # the decompressed stream cannot seek
         self._block = block
         self._dobj = zlib.decompressobj(wbits=31)
         self._rest = b""
@@ -151,24 +164,42 @@ def read_chunks(
     stream: BinaryIO, max_line_bytes: int, chunk_bytes: int = CHUNK_BYTES
 ) -> Iterator[Chunk]:
     """Yields runs of whole lines. A line longer than ``max_line_bytes`` is cut there (the
-    decoder dead-letters it) and the rest of it skipped, so memory stays bounded."""
+    decoder dead-letters it) and the rest of it skipped, so memory stays bounded.
+
+    A chunk is a memoryview of the block read, not a copy: on a seekable stream the bytes
+    after the block's last newline are read again with the next block; on a pipe they are
+    carried over, which costs one copy of the next chunk."""
+    seekable = _seekable(stream)
     carry = b""
     skipping = False
     while block := stream.read(chunk_bytes):
+        start = 0
         if skipping:
             end = block.find(b"\n")
             if end < 0:
                 continue
-            block, skipping = block[end + 1 :], False
-        buf = carry + block if carry else block
-        cut = buf.rfind(b"\n")
+            start, skipping = end + 1, False
+        cut = block.rfind(b"\n", start)
         if cut >= 0:
-            yield Chunk(buf[: cut + 1])
-            carry = buf[cut + 1 :]
+            lines = memoryview(block)[start : cut + 1]
+            yield Chunk(carry + lines if carry else lines)
+            tail = len(block) - cut - 1
+            if seekable and tail:
+                stream.seek(-tail, os.SEEK_CUR)
+                carry = b""
+            else:
+                carry = block[cut + 1 :]
         else:
-            carry = buf
+            carry += memoryview(block)[start:]
         if len(carry) > max_line_bytes:
             yield Chunk(carry[: max_line_bytes + 1] + b"\n", oversized=True)
             carry, skipping = b"", True
     if carry:
         yield Chunk(carry)
+
+
+def _seekable(stream: BinaryIO) -> bool:
+    try:
+        return bool(stream.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False

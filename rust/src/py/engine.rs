@@ -1,15 +1,14 @@
 //! `Engine`: bytes in; decoded, redacted and sampled event batches out, GIL released.
 
-use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedBytes;
-
 use super::arrow::PyArrowBatches;
 use super::error::IntoPyResult;
+use super::input::InputBytes;
 use crate::decode::{dead_letter_schema, Decoder, Scrub};
 use crate::engine::{Engine, Output};
 use crate::redact::Redactor;
 use crate::sample::{SamplePolicy, Sampler};
 use crate::schema::event_schema;
+use pyo3::prelude::*;
 
 #[pyclass(name = "Engine", module = "qlingest._core", frozen)]
 pub struct PyEngine {
@@ -83,18 +82,21 @@ impl PyEngine {
         self.engine.sampling_rules()
     }
 
-    /// Processes whole lines of `data`; the caller frames input at newlines.
+    /// Processes whole lines of `data` (bytes, or a memoryview of bytes); the caller frames
+    /// input at newlines.
     #[pyo3(signature = (data, *, source = "-", first_line = 1, observed_ns))]
     fn process(
         &self,
         py: Python<'_>,
-        data: PyBackedBytes,
+        data: &Bound<'_, PyAny>,
         source: &str,
         first_line: u64,
         observed_ns: i64,
     ) -> PyResult<PyProcessResult> {
+        let data = InputBytes::extract(data)?;
+        let bytes = data.as_slice();
         let out = py
-            .detach(|| self.engine.process(&data, source, first_line, observed_ns))
+            .detach(|| self.engine.process(bytes, source, first_line, observed_ns))
             .py_err()?;
         into_result(py, out)
     }

@@ -6,6 +6,7 @@ mod conform;
 mod engine;
 mod error;
 mod generate;
+mod input;
 mod redact;
 mod sample;
 
