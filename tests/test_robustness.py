@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 import subprocess
 import sys
 import zlib
@@ -169,6 +170,21 @@ def test_scattered_timestamps_keep_few_partitions_buffered(tmp_path):
     assert (p.summary.events_written, p.summary.files) == (100, 100)
     assert messages(tmp_path / "s") == sorted(f"m{i}" for i in range(100))
     assert not list((tmp_path / "s").rglob(".*.tmp"))
+
+
+def test_a_batch_scattered_over_many_hours_comes_as_one_chunk_in_runs():
+    # One Arrow batch per partition cost about 850 MB for 20,000 events in as many hours.
+    hours = [(i * 7919) % 500 for i in range(500)]
+    data = b"".join(
+        json.dumps({"ts": 1_000_000_000 + h * 3_600, "msg": f"m{i}"}).encode() + b"\n"
+        for i, h in enumerate(hours)
+    )
+    batch = Pipeline().decode(data)
+    assert batch.events.n_chunks() == 1
+    assert len(batch.parts) == 500 and {rows for _, rows in batch.parts} == {1}
+    first_hour = time.gmtime(1_000_000_000 + hours[0] * 3_600)
+    assert batch.parts[0][0][2] == time.strftime("%H", first_hour)
+    assert batch.events["message"].head(2).to_list() == ["m0", "m1"]
 
 
 def test_one_batch_of_many_partitions_is_bounded_within_the_batch(tmp_path):

@@ -99,17 +99,13 @@ class Summary:
         }
 
 
-#: Beyond this many partitions in one batch their chunks are joined: a chunk per column per
-#: partition costs far more memory than a few rows, and slicing thousands of chunks is slow.
-MAX_PARTS_CHUNKED = 64
-
-
-def _events_frame(arrow: object, parts: int = 0) -> pl.DataFrame:
-    # Limitation: the core hands over one record batch per partition, and importing thousands
-    # of them (events scattered over years) peaks far above store.max_buffer_bytes (about
-    # 850 MB for 20,000 events in 19,206 hours) before the join below frees them.
-    frame = pl.DataFrame(arrow).with_columns(pl.col("level").cast(LEVEL_ENUM))
-    return frame.rechunk() if parts > MAX_PARTS_CHUNKED else frame
+def _events_frame(arrow: object) -> pl.DataFrame:
+    frame = pl.DataFrame(arrow)
+    # The core marks `level` as this Enum; a Polars that reads the mark otherwise gets a
+    # Categorical, cast here.
+    if frame.schema["level"] != LEVEL_ENUM:
+        frame = frame.with_columns(pl.col("level").cast(LEVEL_ENUM))
+    return frame
 
 
 class Pipeline:
@@ -200,7 +196,7 @@ class Pipeline:
         observed = observed_ns or time.time_ns()
         result = engine.process(data, source=source, first_line=first_line, observed_ns=observed)
         return Batch(
-            events=_events_frame(result.events, len(result.partitions)),
+            events=_events_frame(result.events),
             dead_letters=pl.DataFrame(result.dead_letters),
             lines=result.lines,
             blank_lines=result.blank_lines,

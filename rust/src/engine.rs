@@ -24,11 +24,14 @@ pub struct Output {
     pub sampled_out: Vec<u64>,
     /// Events whose trace id could not serve as randomness.
     pub fallback_hashes: u64,
-    /// The sampled events split by store partition (see `split_by_partition`).
+    /// The sampled events, run by run of one store partition (see `split_by_partition`).
     pub partitions: Vec<RecordBatch>,
-    /// The store partition of each batch of `partitions`.
-    pub partition_keys: Vec<PartitionKey>,
+    /// The store partition of each run of rows in `partitions`, in order, with its rows.
+    pub partition_keys: PartitionRuns,
 }
+
+/// Store partitions of consecutive runs of rows, each with its row count.
+pub type PartitionRuns = Vec<(PartitionKey, usize)>;
 
 /// A store partition: category (null when the events have none) and UTC hour since the epoch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -90,7 +93,7 @@ impl Engine {
             sampled_out = decisions.dropped_by_rule;
             fallback_hashes = decisions.fallback_hashes;
         }
-        let (partition_keys, partitions) = split_by_partition(&decoded.events)?.into_iter().unzip();
+        let (partition_keys, partitions) = split_by_partition(&decoded.events)?;
         Ok(Output {
             decoded,
             sampled_out,
@@ -101,12 +104,16 @@ impl Engine {
     }
 }
 
-/// The batch split by store partition (category, UTC date and hour), in order of first
-/// appearance, rows sorted by timestamp within each part (ties keep their input order), each
-/// part with its own compact string buffers. A part buffered for a later file then holds only
-/// its own bytes, not the whole input chunk its rows came from, nor the builders' spare
-/// capacity; and a file made of parts that follow each other in time needs no sort.
-pub fn split_by_partition(batch: &RecordBatch) -> Result<Vec<(PartitionKey, RecordBatch)>> {
+/// Beyond this many partitions in one batch their runs share one batch: a batch per partition
+/// costs far more memory than its few rows when events are scattered over many hours.
+pub const MAX_PARTITION_BATCHES: usize = 64;
+
+/// The batch ordered by store partition (category, UTC date and hour), in order of first
+/// appearance, rows sorted by timestamp within each partition (ties keep their input order),
+/// with each partition's key and row count. Each partition is its own batch with compact
+/// string buffers, so a part buffered for a later file holds only its own bytes, not the
+/// whole input chunk; past `MAX_PARTITION_BATCHES` partitions the runs share one batch.
+pub fn split_by_partition(batch: &RecordBatch) -> Result<(PartitionRuns, Vec<RecordBatch>)> {
     let category = batch.column_by_name(CATEGORY).map(|c| c.as_string_view());
     let ts = batch
         .column_by_name(TIMESTAMP)
@@ -116,28 +123,39 @@ pub fn split_by_partition(batch: &RecordBatch) -> Result<Vec<(PartitionKey, Reco
             category: None,
             hour: 0,
         };
-        return Ok(vec![(key, compact(batch.clone())?)]);
+        return Ok((vec![(key, batch.num_rows())], vec![compact(batch.clone())?]));
     };
     let mut groups = partition_rows(category, ts);
     let in_order = |rows: &[u32]| {
         rows.windows(2)
             .all(|w| ts.value(w[0] as usize) <= ts.value(w[1] as usize))
     };
-    let whole = groups.len() == 1 && in_order(&groups[0].1);
-    if whole {
-        let (key, _) = groups.pop().expect("one group");
-        return Ok(vec![(key, compact(batch.clone())?)]);
+    for (_, rows) in &mut groups {
+        if !in_order(rows) {
+            rows.sort_by_key(|&row| ts.value(row as usize));
+        }
     }
-    groups
+    let keys = groups.iter().map(|(key, rows)| (key.clone(), rows.len()));
+    let keys: PartitionRuns = keys.collect();
+    let whole = groups.len() == 1
+        && groups[0]
+            .1
+            .iter()
+            .enumerate()
+            .all(|(i, &r)| i == r as usize);
+    if whole {
+        return Ok((keys, vec![compact(batch.clone())?]));
+    }
+    if groups.len() > MAX_PARTITION_BATCHES {
+        let rows: Vec<u32> = groups.into_iter().flat_map(|(_, rows)| rows).collect();
+        let part = take_record_batch(batch, &UInt32Array::from(rows))?;
+        return Ok((keys, vec![compact(part)?]));
+    }
+    let parts = groups
         .into_iter()
-        .map(|(key, mut rows)| {
-            if !in_order(&rows) {
-                rows.sort_by_key(|&row| ts.value(row as usize));
-            }
-            let part = take_record_batch(batch, &UInt32Array::from(rows))?;
-            Ok((key, compact(part)?))
-        })
-        .collect()
+        .map(|(_, rows)| compact(take_record_batch(batch, &UInt32Array::from(rows))?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((keys, parts))
 }
 
 /// Row indices per (category, UTC hour), in order of first appearance.
@@ -200,12 +218,39 @@ mod tests {
         let out = engine.process(input, "t", 1, 0).unwrap();
         let messages: Vec<Vec<&str>> = out.partitions.iter().map(messages).collect();
         assert_eq!(messages, vec![vec!["1", "4"], vec!["2"], vec!["3"]]);
-        let keys: Vec<(Option<&str>, i64)> = out
+        let keys: Vec<(Option<&str>, i64, usize)> = out
             .partition_keys
             .iter()
-            .map(|k| (k.category.as_deref(), k.hour))
+            .map(|(k, rows)| (k.category.as_deref(), k.hour, *rows))
             .collect();
-        assert_eq!(keys, vec![(Some("b"), 0), (Some("a"), 0), (Some("b"), 1)]);
+        assert_eq!(
+            keys,
+            vec![(Some("b"), 0, 2), (Some("a"), 0, 1), (Some("b"), 1, 1)]
+        );
+    }
+
+    #[test]
+    fn many_partitions_share_one_batch_in_runs_sorted_by_time() {
+        let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
+        let m = MAX_PARTITION_BATCHES;
+        // Lines 0..=m fall in hours m down to 0; line m + 1 in hour 0 again, before line m.
+        let mut input: String = (0..=m)
+            .map(|i| format!("{{\"ts\":{},\"msg\":\"{i}\"}}\n", (m - i) * 3600 + 100))
+            .collect();
+        input.push_str(&format!("{{\"ts\":50,\"msg\":\"{}\"}}\n", m + 1));
+        let out = engine.process(input.as_bytes(), "t", 1, 0).unwrap();
+        assert_eq!(out.partitions.len(), 1);
+        let runs: Vec<(i64, usize)> = out
+            .partition_keys
+            .iter()
+            .map(|(k, n)| (k.hour, *n))
+            .collect();
+        let mut expected: Vec<(i64, usize)> = (0..=m as i64).rev().map(|h| (h, 1)).collect();
+        expected[m].1 = 2;
+        assert_eq!(runs, expected);
+        let all = messages(&out.partitions[0]);
+        assert_eq!(all[0], "0");
+        assert_eq!(&all[m..], &[(m + 1).to_string(), m.to_string()]);
     }
 
     #[test]

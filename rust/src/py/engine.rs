@@ -7,7 +7,11 @@ use crate::decode::{dead_letter_schema, Decoder, Scrub};
 use crate::engine::{Engine, Output};
 use crate::redact::Redactor;
 use crate::sample::{SamplePolicy, Sampler};
-use crate::schema::event_schema;
+use crate::schema::{event_schema, LEVEL, LEVELS};
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use arrow_schema::{Field, Schema, SchemaRef};
 use pyo3::prelude::*;
 
 #[pyclass(name = "Engine", module = "qlingest._core", frozen)]
@@ -28,7 +32,7 @@ pub struct PyProcessResult {
     redactions: Vec<u64>,
     sampled_out: Vec<u64>,
     fallback_hashes: u64,
-    /// Per batch of `events`, in order: its category, UTC hour since the epoch and rows.
+    /// Per run of rows of `events`, in order: its category, UTC hour since the epoch and rows.
     partitions: Vec<(Option<String>, i64, usize)>,
 }
 
@@ -104,11 +108,12 @@ impl PyEngine {
 
 fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
     let decoded = out.decoded;
-    let keys = out.partition_keys.into_iter().zip(&out.partitions);
-    let partitions = keys
-        .map(|(key, batch)| (key.category, key.hour, batch.num_rows()))
+    let partitions = out
+        .partition_keys
+        .into_iter()
+        .map(|(key, rows)| (key.category, key.hour, rows))
         .collect();
-    let events = PyArrowBatches::new(event_schema(), out.partitions);
+    let events = PyArrowBatches::new(polars_event_schema(), out.partitions);
     let dead = PyArrowBatches::new(dead_letter_schema(), vec![decoded.dead_letters]);
     Ok(PyProcessResult {
         events: Py::new(py, events)?,
@@ -121,4 +126,28 @@ fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
         fallback_hashes: out.fallback_hashes,
         partitions,
     })
+}
+
+/// The event schema with `level` marked as Polars' `Enum` of the level names, so the column
+/// imports as that `Enum` rather than as a `Categorical` to cast.
+// Limitation: the mark is Polars' own field metadata (`_PL_ENUM_VALUES2`, its length-prefixed
+// category list); a Polars that reads it differently imports a `Categorical`, which the
+// pipeline then casts.
+fn polars_event_schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let base = event_schema();
+            let categories: String = LEVELS.iter().map(|l| format!("{};{l}", l.len())).collect();
+            let marked = |f: &Arc<Field>| {
+                let meta = HashMap::from([("_PL_ENUM_VALUES2".to_string(), categories.clone())]);
+                match f.name() == LEVEL {
+                    true => Arc::new(f.as_ref().clone().with_metadata(meta)),
+                    false => f.clone(),
+                }
+            };
+            let fields: Vec<Arc<Field>> = base.fields().iter().map(marked).collect();
+            Arc::new(Schema::new_with_metadata(fields, base.metadata().clone()))
+        })
+        .clone()
 }
