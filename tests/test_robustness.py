@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
-import time
 import subprocess
 import sys
+import time
 import zlib
 
 import polars as pl
