@@ -21,6 +21,31 @@ def test_missing_file_is_a_one_line_error(tmp_path):
     )
 
 
+def test_a_secret_in_a_path_is_redacted_in_error_messages(tmp_path):
+    token = "ghp_" + "a1B2c3D4e5" * 4
+    missing = tmp_path / f"token={token}" / "app.log"
+    out = run("ingest", str(missing), "--data-dir", str(tmp_path / "s"))
+    assert out.returncode == 2
+    err = out.stderr.decode()
+    assert token not in err
+    assert (
+        err.strip()
+        == f"qlingest: error: input file not found: {tmp_path}/token=[REDACTED:secret_param]"
+    )
+
+
+def test_own_log_records_are_redacted():
+    import logging
+
+    from qlingest.redact import RedactingFilter
+
+    record = logging.LogRecord(
+        "qlingest.x", logging.WARNING, __file__, 1, "bad %s", ("4111 1111 1111 1111",), None
+    )
+    assert RedactingFilter().filter(record)
+    assert record.getMessage() == "bad [REDACTED:credit_card]"
+
+
 def test_bad_config_is_a_one_line_error(tmp_path):
     cfg = tmp_path / "q.toml"
     cfg.write_text("[input]\nmax_depth = 'deep'\n")

@@ -16,8 +16,15 @@ PROGRESS_MIN_BYTES = 32 << 20
 
 
 def _fail(message: str, code: int = 2) -> int:
-    print(f"qlingest: error: {message}", file=sys.stderr)
+    _stderr(f"qlingest: error: {message}")
     return code
+
+
+def _stderr(text: str) -> None:
+    """Prints one of qlingest's own messages, redacted: paths and excerpts can hold secrets."""
+    from qlingest.redact import redact_message
+
+    print(redact_message(text), file=sys.stderr)
 
 
 def _progress(paths: list[str]):
@@ -101,7 +108,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
                 pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
             except InputError as e:
                 # One bad input does not cost the others: named now, counted in the summary.
-                print(f"qlingest: error: {e}", file=sys.stderr)
+                _stderr(f"qlingest: error: {e}")
         summary = pipeline.close()
     if bar:
         bar.close()
@@ -141,8 +148,8 @@ def cmd_query(args: argparse.Namespace) -> int:
         if not bad:
             raise
         for line in bad:
-            print(f"qlingest: warning: skipped unreadable file {line}", file=sys.stderr)
-        print(f"qlingest: warning: {len(bad)} unreadable files skipped", file=sys.stderr)
+            _stderr(f"qlingest: warning: skipped unreadable file {line}")
+        _stderr(f"qlingest: warning: {len(bad)} unreadable files skipped")
         if not good and args.count:
             print(0)
             return 0
@@ -218,8 +225,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         except ValueError as e:
             return _fail(str(e))
         if not Path(args.anchor).exists():
-            print(f"qlingest: anchor {args.anchor} not found: no earlier heads to check; "
-                  "it will hold this run's heads", file=sys.stderr)  # fmt: skip
+            _stderr(f"qlingest: anchor {args.anchor} not found: no earlier heads to check; "
+                    "it will hold this run's heads")  # fmt: skip
     report = verify(args.data_dir, require_seals=args.require_seals, key=key, anchor=anchor)
     if args.anchor and report.ok:
         write_anchor(args.anchor, report)
@@ -389,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="qlingest: %(levelname)s: %(message)s")
+    from qlingest.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
     try:
         return args.func(args)
     except QlingestError as e:

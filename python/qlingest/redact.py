@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import polars as pl
 
 from qlingest import _core
 from qlingest.config import RedactionConfig
 
-__all__ = ["Redactor"]
+__all__ = ["RedactingFilter", "Redactor", "redact_message"]
 
 
 class Redactor:
@@ -66,3 +69,26 @@ class Redactor:
 def _nested(series: pl.Series) -> bool:
     """Whether ``series`` is a list or struct column that may hold text."""
     return isinstance(series.dtype, pl.List | pl.Array | pl.Struct)
+
+
+_messages: _core.Redactor | None = None
+_messages_lock = threading.Lock()
+
+
+def redact_message(text: str) -> str:
+    """One of qlingest's own messages (an error, a warning, a log line) with the built-in
+    rules applied: a path, a URL or an excerpt of input in it can hold a secret. Keyed-hash
+    rules mask here, since the message is for people, not for joins."""
+    global _messages
+    with _messages_lock:
+        if _messages is None:
+            _messages = _core.Redactor(RedactionConfig().core_json() or "{}")
+    return _messages.redact_texts([text])[0][0]
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts each record's formatted message; put it on the handlers that print them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_message(record.getMessage()), None
+        return True

@@ -30,6 +30,7 @@ import zstandard
 
 from qlingest.config import Config
 from qlingest.pipeline import Batch, Pipeline
+from qlingest.redact import redact_message
 from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
@@ -56,7 +57,7 @@ def log(level: str, msg: str, **fields: object) -> None:
     record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": level}
     record["msg"] = msg
     record.update(fields)
-    print(json.dumps(record), file=sys.stderr, flush=True)
+    print(redact_message(json.dumps(record)), file=sys.stderr, flush=True)
 
 
 class BindError(Exception):
@@ -776,7 +777,7 @@ def run(data_dir: str | Path, config: Config) -> int:
         except BindError as e:
             # What was replayed is committed; the log is closed as on a normal stop.
             await server.shutdown()
-            print(f"qlingest: error: {e}", file=sys.stderr, flush=True)
+            print(redact_message(f"qlingest: error: {e}"), file=sys.stderr, flush=True)
             return 1
         print(json.dumps({"listening": ports, "host": config.serve.host}), flush=True)
         return 0 if await server.serve_forever() else 1
