@@ -263,3 +263,50 @@ def test_a_body_in_many_reads_then_pipelined_requests_on_one_connection(server, 
     assert sorted(stored(tmp_path / "store")["message"].to_list()) == sorted(
         f"e{i}" for i in range(240)
     )
+
+
+@pytest.mark.parametrize("size", [b"-6", b"+5", b"0x3", b"1_0", b"", b"12345678901234567"])
+def test_a_chunk_size_that_is_not_plain_hex_is_400_and_the_server_lives_on(server, size):
+    head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    out = raw(server, head + size + b"\r\nabc\r\n0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400") and b"bad_chunk" in out
+    assert server.get("/healthz")[0] == 200
+
+
+def test_chunk_data_must_end_with_crlf(server):
+    head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    out = raw(server, head + b"3\r\nabcXY0\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400") and b"bad_chunk" in out
+
+
+def test_every_gzip_member_is_read_and_trailing_garbage_is_400(server, tmp_path):
+    headers = {"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}
+    body = gzip.compress(events(range(10))) + gzip.compress(events(range(10, 30)))
+    assert server.post("/v1/events", body, headers)[2] == b'{"accepted":30}'
+    padded = gzip.compress(events(range(30, 35))) + b"\0" * 16
+    assert server.post("/v1/events", padded, headers)[2] == b'{"accepted":5}'
+    junk = gzip.compress(events(range(35, 40))) + b"junk"
+    assert server.post("/v1/events", junk, headers)[0] == 400
+    assert server.stop() == 0
+    assert stored(tmp_path / "store").height == 35
+
+
+def test_a_body_arriving_slowly_is_not_cut_by_the_idle_timeout(tmp_path):
+    srv = ServeProcess(tmp_path / "store", "[serve]\nidle_timeout_s = 1.0\n")
+    try:
+        body = events(range(20))
+        head = f"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+        with socket.create_connection(("127.0.0.1", srv.ports["http"]), timeout=10) as s:
+            s.sendall(head.encode() + b"Connection: close\r\n\r\n")
+            step = len(body) // 6 + 1
+            for at in range(0, len(body), step):  # 6 pieces, 0.4 s apart: 2.4 s in all
+                time.sleep(0.4)
+                s.sendall(body[at : at + step])
+            out = s.recv(65536)
+        assert out.startswith(b"HTTP/1.1 200") and out.endswith(b'{"accepted":20}')
+        # A connection that sends nothing is still closed after the timeout.
+        with socket.create_connection(("127.0.0.1", srv.ports["http"]), timeout=10) as s:
+            time.sleep(1.6)
+            assert s.recv(10) == b""
+    finally:
+        srv.kill()

@@ -12,6 +12,7 @@ arriving over many reads is kept as the list of reads and joined once, when comp
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -83,6 +84,7 @@ class HttpProtocol(asyncio.Protocol):
         self._chunks: list[bytes | bytearray] = []
         self._have = 0
         self._idle: asyncio.TimerHandle | None = None
+        self._active = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -109,6 +111,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        self._active = time.monotonic()
         if self._awaiting is not None:
             self._chunks.append(data)
             self._have += len(data)
@@ -129,14 +132,23 @@ class HttpProtocol(asyncio.Protocol):
         self._dispatch(request, keep_alive)
 
     def _arm_idle(self) -> None:
+        self._active = time.monotonic()
         if self._idle:
             self._idle.cancel()
         loop = asyncio.get_running_loop()
         self._idle = loop.call_later(self.limits.idle_timeout_s, self._on_idle)
 
     def _on_idle(self) -> None:
-        if not self.busy and self.transport:
-            self.transport.close()
+        """Closes a connection that sent nothing for the idle timeout; one that sent data
+        since the timer was armed (a body arriving slowly) gets the rest of its time."""
+        if self.busy or not self.transport:
+            return
+        quiet = time.monotonic() - self._active
+        if quiet < self.limits.idle_timeout_s:
+            loop = asyncio.get_running_loop()
+            self._idle = loop.call_later(self.limits.idle_timeout_s - quiet, self._on_idle)
+            return
+        self.transport.close()
 
     def _next(self) -> None:
         """Parses one complete request from the buffer, if there is one, and handles it."""
@@ -287,10 +299,7 @@ class HttpProtocol(asyncio.Protocol):
                 if len(self.buf) - pos > 1024:
                     raise HttpError(400, "bad_chunk")
                 return None
-            try:
-                size = int(bytes(self.buf[pos:eol]).split(b";")[0], 16)
-            except ValueError:
-                raise HttpError(400, "bad_chunk") from None
+            size = _chunk_size(bytes(self.buf[pos:eol]))
             total += size
             if total > self.limits.max_body_bytes:
                 raise HttpError(413, "body_too_large")
@@ -302,5 +311,16 @@ class HttpProtocol(asyncio.Protocol):
                 if self.buf[start : start + 2] != b"\r\n":
                     raise HttpError(400, "bad_chunk")
                 return b"".join(parts), start + 2
+            if self.buf[start + size : start + size + 2] != b"\r\n":
+                raise HttpError(400, "bad_chunk")
             parts.append(bytes(self.buf[start : start + size]))
             pos = start + size + 2
+
+
+def _chunk_size(line: bytes) -> int:
+    """The size of a chunk from its size line: hex digits only (no sign, prefix or
+    underscore, which ``int`` would take), then optional extensions, which are ignored."""
+    digits = line.split(b";", 1)[0].rstrip(b" \t")
+    if not digits or len(digits) > 16 or digits.strip(b"0123456789abcdefABCDEF"):
+        raise HttpError(400, "bad_chunk")
+    return int(digits, 16)

@@ -735,15 +735,35 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
             if len(out) <= limit and not _zstd_frame_ends(body):
                 raise BodyError(400, "bad_zstd")
         else:
-            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out = d.decompress(body, limit + 1)
-            if not d.eof and len(out) <= limit:
-                raise BodyError(400, "bad_gzip")
+            out = _gunzip(body, limit)
     except (zlib.error, zstandard.ZstdError, gzip.BadGzipFile, EOFError):
         raise BodyError(400, f"bad_{'zstd' if encoding == 'zstd' else 'gzip'}") from None
     if len(out) > limit:
         raise BodyError(413, "body_too_large")
     return out
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """Every member of a gzip body, as ``gzip`` writes them when appending (``cat a.gz b.gz``),
+    up to ``limit + 1`` bytes; bytes after a member that do not start another, other than zero
+    padding, are a 400."""
+    parts: list[bytes] = []
+    size, rest = 0, body
+    while True:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        part = d.decompress(rest, limit + 1 - size)
+        parts.append(part)
+        size += len(part)
+        if size > limit:
+            break
+        if not d.eof:
+            raise BodyError(400, "bad_gzip")
+        rest = d.unused_data
+        if not rest.strip(b"\0"):
+            break
+        if not rest.startswith(b"\x1f\x8b"):
+            raise BodyError(400, "bad_gzip")
+    return b"".join(parts)
 
 
 def _zstd_frame_ends(body: bytes) -> bool:
