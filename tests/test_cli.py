@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -146,7 +147,36 @@ def test_corrupt_gzip_is_a_one_line_error(tmp_path):
 
 def test_a_directory_is_not_a_file(tmp_path):
     out = run("ingest", str(tmp_path), "--data-dir", str(tmp_path / "s"))
-    assert out.returncode == 2 and "not a file" in out.stderr.decode()
+    assert out.returncode == 2 and "a directory, not a file" in out.stderr.decode()
+
+
+def test_a_named_pipe_and_dev_stdin_are_read(tmp_path):
+    fifo = tmp_path / "feed"
+    os.mkfifo(fifo)
+    lines = b"".join(b'{"msg":"m%d"}\n' % i for i in range(50))
+    writer = subprocess.Popen(["sh", "-c", f"cat > {fifo}"], stdin=subprocess.PIPE)
+    cmd = [sys.executable, "-m", "qlingest", "ingest", str(fifo), "/dev/stdin", "--json"]
+    reader = subprocess.Popen(
+        [*cmd, "--data-dir", str(tmp_path / "s")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    writer.communicate(lines)
+    out, err = reader.communicate(lines[:100], timeout=120)
+    assert reader.returncode == 0, err.decode()
+    summary = json.loads(out)
+    assert summary["events_written"] == 50 + lines[:100].count(b"\n")
+
+
+def test_a_failed_input_with_a_secret_in_its_path_is_redacted_in_the_summary(tmp_path):
+    bad = tmp_path / "AKIAIOSFODNN7EXAMPLE" / "c.gz"
+    bad.parent.mkdir()
+    bad.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    out = run("ingest", str(bad), "--data-dir", str(tmp_path / "s"), "--json")
+    assert out.returncode == 1
+    assert b"AKIAIOSFODNN7EXAMPLE" not in out.stdout + out.stderr
+    assert json.loads(out.stdout)["inputs_failed"] == [
+        f"{tmp_path}/[REDACTED:aws_access_key_id]/c.gz"
+    ]
 
 
 def test_out_of_range_compression_level_fails_before_any_work(tmp_path):
@@ -195,3 +225,13 @@ def test_a_header_and_one_json_line_is_still_ndjson(tmp_path):
     out = run("ingest", str(src), "--data-dir", str(tmp_path / "s"), "--json")
     summary = json.loads(out.stdout)
     assert summary["events_written"] == 1 and summary["dead_lettered"] == 1
+
+
+def test_an_estimate_that_overflows_is_a_one_line_error(tmp_path):
+    src = tmp_path / "a.ndjson"
+    src.write_text('{"msg":"a","sample_rate":1e308}\n{"msg":"b","sample_rate":1e308}\n')
+    assert run("ingest", str(src), "--data-dir", str(tmp_path / "s")).returncode == 0
+    out = run("query", "--data-dir", str(tmp_path / "s"), "--count", "--estimate")
+    assert out.returncode == 1
+    assert out.stderr.decode().startswith("qlingest: error: no estimate:")
+    assert b"Traceback" not in out.stderr

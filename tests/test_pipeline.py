@@ -204,3 +204,32 @@ def test_stdin_through_the_cli(tmp_path):
     summary = json.loads(out.stdout)
     assert summary["events_written"] == 20
     assert summary["bytes_in"] == len(ndjson(20))
+
+
+def test_bytes_in_counts_the_skipped_rest_of_a_cut_line(tmp_path):
+    src = tmp_path / "long.ndjson"
+    data = b'{"msg":"a"}\n' + b'{"pad":"' + b"x" * 5000 + b'"}\n' + b'{"msg":"b"}\n'
+    src.write_bytes(data)
+    config = load_config(**{"input.max_line_bytes": 1000})
+    with Pipeline(tmp_path / "s", config) as p:
+        p.ingest_file(src)
+    s = p.summary
+    assert (s.bytes_in, s.events_written, s.dead_lettered) == (len(data), 2, 1)
+
+
+def test_zstd_opening_with_a_skippable_frame_is_read(tmp_path):
+    import struct
+
+    src = tmp_path / "in.zst"
+    src.write_bytes(struct.pack("<II", 0x184D2A5E, 4) + b"meta" + zstandard.compress(ndjson(30)))
+    with Pipeline(tmp_path / "s") as p:
+        p.ingest_file(src)
+    assert (p.summary.events_written, p.summary.dead_lettered) == (30, 0)
+
+
+def test_closed_stdin_is_a_one_line_error(tmp_path):
+    cmd = f"{sys.executable} -m qlingest ingest - --data-dir {tmp_path / 's'} <&-"
+    out = subprocess.run(["sh", "-c", cmd], capture_output=True, cwd=tmp_path)
+    assert out.returncode == 1
+    assert "qlingest: error: -: stdin is closed" in out.stderr.decode().splitlines()
+    assert b"Traceback" not in out.stderr

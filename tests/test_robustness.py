@@ -237,6 +237,14 @@ def test_a_torn_file_is_skipped_with_a_warning_and_an_extra_column_is_read(tmp_p
     assert sorted(json.loads(r)["message"] for r in rows) == ["m1", "m2"]
 
 
+def test_a_zero_byte_file_is_named_not_counted_as_empty(tmp_path):
+    store, torn = torn_store(tmp_path)
+    torn.write_bytes(b"")
+    out = run("query", "--data-dir", str(store), "--count")
+    assert (out.returncode, out.stdout.decode().strip()) == (0, "2")
+    assert f"skipped unreadable file {torn}: empty (0 bytes)" in out.stderr.decode()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -81,9 +82,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if p != "-" and not Path(p).exists()]
     if missing:
         return _fail(f"input file not found: {missing[0]}")
-    not_files = [p for p in args.paths if p != "-" and not Path(p).is_file()]
-    if not_files:
-        return _fail(f"not a file: {not_files[0]}")
+    # Named pipes, /dev/stdin and <(...) are read like files; a directory is not.
+    directories = [p for p in args.paths if p != "-" and Path(p).is_dir()]
+    if directories:
+        return _fail(f"a directory, not a file: {directories[0]}")
     if args.paths.count("-") > 1:
         return _fail("stdin (-) can be read once")
     from qlingest.formats import resolve
@@ -176,6 +178,8 @@ def _run_query(args: argparse.Namespace, frame) -> int:
     if args.count:
         expr = pl.col("sample_rate").sum() if args.estimate else pl.len()
         value = frame.select(expr).collect().item()
+        if args.estimate and not math.isfinite(value):
+            return _fail("no estimate: the matching events' sample_rate values sum past a float", 1)
         print(round(value) if args.estimate else value)
         return 0
     # --limit keeps the oldest matching rows, in time order.
@@ -412,6 +416,12 @@ def main(argv: list[str] | None = None) -> int:
         # Input that cannot be read (corrupt or truncated .gz/.zst, a full disk, a file that
         # vanished): one line, and what was committed before it stays committed.
         return _fail(f"{type(e).__name__}: {e}", 1)
+    except Exception:
+        # A fault of qlingest's own: the whole traceback, redacted like every message.
+        import traceback
+
+        _stderr(f"qlingest: internal error\n{traceback.format_exc().rstrip()}")
+        return 1
 
 
 def polars_error() -> type[Exception]:

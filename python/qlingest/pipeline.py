@@ -22,6 +22,7 @@ from qlingest import _core
 from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
 from qlingest.exceptions import InputError
+from qlingest.redact import redact_message
 from qlingest.source import Chunk, open_input, read_chunks
 from qlingest.store import LEVEL_ENUM, Store, category_problem, sorted_by_time
 
@@ -389,14 +390,14 @@ class Pipeline:
                     fmt = _sniff(bytes(chunk.data[: 1 << 20]))
                     self._engine(fmt)
                 job = pool.submit(self.decode, chunk.data, source=source, format=fmt)
-                pending.append((job, len(chunk.data)))
+                pending.append((job, chunk.size))
                 # One batch in flight per thread bounds memory; the oldest is written first.
                 while len(pending) > threads:
                     line = self._absorb_next(pending, line, progress)
             while pending:
                 line = self._absorb_next(pending, line, progress)
         if failures:
-            self.summary.inputs_failed.append(source)
+            self.summary.inputs_failed.append(redact_message(source))
             raise InputError(source, _reason(failures[0])) from failures[0]
 
     def _absorb_next(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ LEVEL_SYNONYMS = {
     "panic": "critical", "notice": "info", "information": "info", "emergency": "critical",
     "alert": "critical",
 }  # fmt: skip
+log = logging.getLogger("qlingest.query")
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -26,8 +28,17 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
     """A lazy frame over every committed file of a tier (or over ``files`` of it). A file with
     a column the others lack is read without it; one that lacks a column reads it as null."""
     root = Path(data_dir) / tier
-    if files is None and not any(root.rglob("*.parquet")):
-        raise FileNotFoundError(f"no Parquet files under {root}")
+    if files is None:
+        found = list(root.rglob("*.parquet"))
+        if not found:
+            raise FileNotFoundError(f"no Parquet files under {root}")
+        # Polars reads a zero-byte file as no rows; a committed file is never empty, so it
+        # was damaged (truncated), and is named rather than counted as nothing.
+        empty = [path for path in found if _size(path) == 0]
+        for path in empty:
+            log.warning("skipped unreadable file %s: empty (0 bytes)", path)
+        if empty:
+            files = [path for path in found if path not in set(empty)]
     if files is not None and not files:
         raise FileNotFoundError(f"no readable Parquet files under {root}")
     source = [str(f) for f in files] if files is not None else str(root / "**" / "*.parquet")
@@ -44,6 +55,8 @@ def readable_files(data_dir: str | Path, tier: str = "hot") -> tuple[list[Path],
     good: list[Path] = []
     bad: list[str] = []
     for path in sorted((Path(data_dir) / tier).rglob("*.parquet")):
+        if _size(path) == 0:
+            continue  # named by ``scan``
         try:
             pl.read_parquet_schema(path)
         except (OSError, pl.exceptions.PolarsError) as e:
@@ -51,6 +64,13 @@ def readable_files(data_dir: str | Path, tier: str = "hot") -> tuple[list[Path],
         else:
             good.append(path)
     return good, bad
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return -1
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import zlib
@@ -19,11 +20,13 @@ CHUNK_BYTES = 4 << 20
 class Chunk:
     """Whole lines of input; ``oversized`` marks a line cut at the size limit."""
 
-    __slots__ = ("data", "oversized")
+    __slots__ = ("data", "oversized", "size")
 
-    def __init__(self, data: bytes | memoryview, oversized: bool = False) -> None:
+    def __init__(self, data: bytes | memoryview, oversized: bool = False, size: int = -1) -> None:
         self.data = data
         self.oversized = oversized
+        #: Input bytes the chunk stands for: a cut line's skipped rest counts too.
+        self.size = len(data) if size < 0 else size
 
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -37,13 +40,20 @@ def open_input(path: str | Path) -> BinaryIO:
     data piped to stdin and a plain file named ``.gz`` both read right."""
     name = str(path)
     # The caller closes the returned stream, which closes the file.
+    if name == "-" and sys.stdin is None:
+        raise OSError(errno.EBADF, "stdin is closed")
     raw = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
     head = _peek(raw, 4)
     if head.startswith(GZIP_MAGIC):
         return GzipReader(raw, head)  # type: ignore[return-value]
-    if head.startswith(ZSTD_MAGIC):
+    if head.startswith(ZSTD_MAGIC) or _zstd_skippable(head):
         return ZstdReader(raw, head)  # type: ignore[return-value]
     return _Prefixed(raw, head)  # type: ignore[return-value]
+
+
+def _zstd_skippable(head: bytes) -> bool:
+    """A zstd skippable frame (magic 0x184D2A50 to 0x184D2A5F), which pzstd writes first."""
+    return len(head) == 4 and head[1:] == b"\x2a\x4d\x18" and head[0] & 0xF0 == 0x50
 
 
 def _peek(raw: BinaryIO, n: int) -> bytes:
@@ -172,17 +182,22 @@ def read_chunks(
     seekable = _seekable(stream)
     carry = b""
     skipping = False
+    skipped = 0  # bytes of a cut line dropped since the last chunk
     while block := stream.read(chunk_bytes):
         start = 0
         if skipping:
             end = block.find(b"\n")
             if end < 0:
+                skipped += len(block)
                 continue
             start, skipping = end + 1, False
+            skipped += start
         cut = block.rfind(b"\n", start)
         if cut >= 0:
             lines = memoryview(block)[start : cut + 1]
-            yield Chunk(carry + lines if carry else lines)
+            data = carry + lines if carry else lines
+            yield Chunk(data, size=len(data) + skipped)
+            skipped = 0
             tail = len(block) - cut - 1
             if seekable and tail:
                 stream.seek(-tail, os.SEEK_CUR)
@@ -192,10 +207,11 @@ def read_chunks(
         else:
             carry += memoryview(block)[start:]
         if len(carry) > max_line_bytes:
-            yield Chunk(carry[: max_line_bytes + 1] + b"\n", oversized=True)
-            carry, skipping = b"", True
-    if carry:
-        yield Chunk(carry)
+            cut_line = carry[: max_line_bytes + 1] + b"\n"
+            yield Chunk(cut_line, oversized=True, size=len(carry) + skipped)
+            carry, skipping, skipped = b"", True, 0
+    if carry or skipped:
+        yield Chunk(carry, size=len(carry) + skipped)
 
 
 def _seekable(stream: BinaryIO) -> bool:
