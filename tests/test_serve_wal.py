@@ -210,3 +210,55 @@ def test_lines_are_counted_alike_for_short_and_long_lines(line):
         data = line * n
         assert count_lines(data) == n
         assert count_lines(data + b"tail") == n
+
+
+def logged_segment(tmp_path, n: int = 20):
+    wal = Wal(tmp_path, segment_bytes=1 << 20)
+    wal.open_segment(first_file=3)
+    wal.append([(i, "http", [b"r%d\n" % i]) for i in range(n)])
+    wal.close()
+    (segment,) = tmp_path.glob("*.wal")
+    return segment
+
+
+def flip(path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_a_flipped_byte_mid_log_loses_one_record_and_keeps_its_bytes(tmp_path):
+    segment = logged_segment(tmp_path)
+    record = (segment.stat().st_size - 16) // 20  # every record is the same size here
+    flip(segment, 16 + 5 * record + record - 2)  # the payload of record 5
+    again = Wal(tmp_path, segment_bytes=1 << 20)
+    seqs = [r.seq for r in again.recover()]
+    assert seqs == [i for i in range(20) if i != 5]
+    assert again.next_seq == 20
+    (kept,) = (tmp_path / "damaged").iterdir()
+    assert kept.read_bytes() == segment.read_bytes()[16 + 5 * record : 16 + 6 * record]
+    assert len(again.damage) == 1 and "damaged, not replayed" in again.damage[0]
+
+
+def test_a_damaged_segment_header_loses_no_record(tmp_path):
+    segment = logged_segment(tmp_path)
+    flip(segment, 2)
+    again = Wal(tmp_path, segment_bytes=1 << 20)
+    assert again.first_file_on_disk() == 0  # every store file is checked on replay
+    assert [r.seq for r in again.recover()] == list(range(20))
+    assert "header damaged" in again.damage[0]
+
+
+def test_damage_in_a_closed_segment_is_kept_and_the_rest_replayed(tmp_path):
+    wal = Wal(tmp_path, segment_bytes=1 << 20)
+    wal.open_segment(first_file=0)
+    wal.append([(i, "http", [b"a%d\n" % i]) for i in range(10)])
+    wal.open_segment(first_file=0)
+    wal.append([(i, "http", [b"b%d\n" % i]) for i in range(10, 15)])
+    wal.close()
+    first = min(tmp_path.glob("*.wal"))
+    first.write_bytes(first.read_bytes()[:-5])  # the closed segment's last record cut short
+    again = Wal(tmp_path, segment_bytes=1 << 20)
+    assert [r.seq for r in again.recover()] == [*range(9), *range(10, 15)]
+    assert "cut short" in again.damage[0]
+    assert len(list((tmp_path / "damaged").iterdir())) == 1

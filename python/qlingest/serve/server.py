@@ -131,6 +131,8 @@ class Server:
         # receive time; stateful stages (adaptive sampling, the audit chain's sequence) may
         # decide differently on replay than they did before the crash.
         replayed = self._process(self.wal.recover(), committed, dead_done)
+        for damage in self.wal.damage:
+            log("error", "Write-ahead log damaged: records lost.", detail=damage)
         self._flush_pipeline()
         self.wal.open_segment(self.store._seq)
         self.wal.release_recovered()

@@ -3,7 +3,8 @@
 A segment is ``<first record number>.wal``: a header (magic and the store's next file number
 when the segment opened), then records. A record is ``crc32 | length | seq | observed_ns |
 source length``, the source name and the payload; the checksum covers everything after it.
-A torn record at the end of the last segment (a crash mid-write) is cut off on recovery.
+A torn record at the end of the last segment (a crash mid-write) is cut off on recovery; other
+damage loses only the damaged bytes, which are kept aside (see ``Wal.recover``).
 A record's payload is written from its parts (the bodies of the requests it groups) with one
 ``writev`` per group commit, so it is never copied into one buffer on the way in.
 """
@@ -68,6 +69,8 @@ class Wal:
         self._segments: list[_Segment] = []
         self._fd = -1
         self.next_seq = 0
+        #: What ``recover`` found damaged and could not replay, one line each.
+        self.damage: list[str] = []
 
     @property
     def bytes(self) -> int:
@@ -80,50 +83,83 @@ class Wal:
         return min((s.first_file for s in self._segments), default=None)
 
     def first_file_on_disk(self) -> int | None:
-        """Like ``first_file`` but read from the segment headers, before ``recover``."""
+        """Like ``first_file`` but read from the segment headers, before ``recover``; 0 when a
+        header is damaged, so that every file is checked for records already committed."""
         firsts = []
         for path in self.dir.glob("*.wal"):
             with open(path, "rb") as f:
                 head = f.read(_SEGMENT_HEAD.size)
             if len(head) == _SEGMENT_HEAD.size and head[:8] == MAGIC:
                 firsts.append(_SEGMENT_HEAD.unpack(head)[1])
+            elif head:
+                firsts.append(0)
         return min(firsts, default=None)
 
     def recover(self) -> Iterator[WalRecord]:
-        """Yields every intact record of the existing segments, oldest first."""
+        """Yields every intact record of the existing segments, oldest first.
+
+        A record cut off at the end of the last segment (a crash mid-write) is cut away
+        quietly. Any other damage (a flipped bit, a damaged header, a closed segment that ends
+        early) loses only the damaged bytes: they are kept under ``damaged/``, the records
+        after them are found again by their numbers and checksums, and ``damage`` says what
+        happened, for the operator's log."""
         paths = sorted(self.dir.glob("*.wal"), key=lambda p: int(p.stem))
         for i, path in enumerate(paths):
             data = path.read_bytes()
-            if len(data) < _SEGMENT_HEAD.size or data[:8] != MAGIC:
+            last = i == len(paths) - 1
+            if len(data) < _SEGMENT_HEAD.size:
+                if data and not last:
+                    self._keep_damaged(path, 0, data, "segment shorter than its header")
                 path.unlink()
                 continue
-            _, first_file = _SEGMENT_HEAD.unpack_from(data)
+            first_file = 0
+            if data[:8] == MAGIC:
+                _, first_file = _SEGMENT_HEAD.unpack_from(data)
+            else:
+                self.damage.append(f"{path}: segment header damaged; its records read without it")
             seg = _Segment(path, int(path.stem), first_file)
             self._segments.append(seg)
-            end = yield from self._records(data, seg)
+            end = yield from self._records(path, data, seg, last)
             if end < len(data):
-                # Only the last segment can be torn; cut it so appends would start cleanly.
+                # A torn tail: cut, so that appends and the next recovery start cleanly.
                 with open(path, "r+b") as f:
                     f.truncate(end)
-                if i != len(paths) - 1:
-                    raise RuntimeError(f"{path}: corrupt record in a closed log segment")
             seg.size = end
         self.next_seq = max((s.last_seq + 1 for s in self._segments), default=0)
         self.next_seq = max([self.next_seq, *(s.first_seq for s in self._segments)])
 
-    def _records(self, data: bytes, seg: _Segment) -> Iterator[WalRecord]:
+    def _records(self, path: Path, data: bytes, seg: _Segment, last: bool) -> Iterator[WalRecord]:
+        """Yields the segment's intact records; returns where a torn tail starts (or its
+        length)."""
         pos = _SEGMENT_HEAD.size
-        while pos + _RECORD_HEAD.size <= len(data):
-            crc, length, seq, observed_ns, src_len = _RECORD_HEAD.unpack_from(data, pos)
-            body_at = pos + _RECORD_HEAD.size
-            end = body_at + src_len + length
-            if end > len(data) or zlib.crc32(data[pos + 4 : end]) != crc:
-                break
-            source = data[body_at : body_at + src_len].decode()
+        while pos < len(data):
+            record = _record_at(data, pos, seg.last_seq)
+            if record is None:
+                resume = _resync(data, pos, max(seg.last_seq, seg.first_seq - 1))
+                torn = resume is None and _incomplete(data, pos)
+                if torn and last:
+                    return pos
+                stop = len(data) if resume is None else resume
+                reason = "cut short" if torn else "damaged"
+                self._keep_damaged(path, pos, data[pos:stop], reason)
+                if resume is None:
+                    return len(data)
+                pos = resume
+                continue
+            end, seq, observed_ns, source, payload = record
             seg.last_seq = seq
-            yield WalRecord(seq, observed_ns, source, (data[body_at + src_len : end],))
+            yield WalRecord(seq, observed_ns, source, (payload,))
             pos = end
         return pos
+
+    def _keep_damaged(self, path: Path, offset: int, data: bytes, reason: str) -> None:
+        """Saves bytes recovery cannot read, and says so in ``damage``."""
+        kept = self.dir / "damaged" / f"{path.stem}-{offset}.bin"
+        kept.parent.mkdir(exist_ok=True)
+        kept.write_bytes(data)
+        self.damage.append(
+            f"{path}: {len(data)} bytes at offset {offset} {reason}, not replayed; kept in {kept}"
+        )
 
     def open_segment(self, first_file: int) -> None:
         """Starts a new segment; ``first_file`` is the store's next file number."""
@@ -197,6 +233,49 @@ class Wal:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+
+
+def _record_at(data: bytes, pos: int, after_seq: int) -> tuple[int, int, int, str, bytes] | None:
+    """The intact record at ``pos`` (its end, number, receive time, source and payload) if
+    its checksum holds and it is numbered after ``after_seq``."""
+    if pos + _RECORD_HEAD.size > len(data):
+        return None
+    crc, length, seq, observed_ns, src_len = _RECORD_HEAD.unpack_from(data, pos)
+    body_at = pos + _RECORD_HEAD.size
+    end = body_at + src_len + length
+    if seq <= after_seq or end > len(data) or zlib.crc32(data[pos + 4 : end]) != crc:
+        return None
+    try:
+        source = data[body_at : body_at + src_len].decode()
+    except UnicodeDecodeError:
+        return None
+    return end, seq, observed_ns, source, data[body_at + src_len : end]
+
+
+def _incomplete(data: bytes, pos: int) -> bool:
+    """Whether the record at ``pos`` runs past the end of the data: a write cut short."""
+    if pos + _RECORD_HEAD.size > len(data):
+        return True
+    _, length, _, _, src_len = _RECORD_HEAD.unpack_from(data, pos)
+    return pos + _RECORD_HEAD.size + src_len + length > len(data)
+
+
+#: How many record numbers past the last good one a resynchronising search tries.
+_RESYNC_SEQS = 64
+
+
+def _resync(data: bytes, pos: int, last_seq: int) -> int | None:
+    """Where the next intact record after damage at ``pos`` starts: the first place past
+    ``pos`` holding one of the next record numbers (at offset 8 of a record) whose record
+    checks out whole. Records are in number order, so the lowest number found is the next."""
+    for seq in range(last_seq + 1, last_seq + 1 + _RESYNC_SEQS):
+        needle = struct.pack("<Q", seq)
+        at = data.find(needle, pos + 9)
+        while at >= 0:
+            if _record_at(data, at - 8, last_seq) is not None:
+                return at - 8
+            at = data.find(needle, at + 1)
+    return None
 
 
 def _write_all(fd: int, buffers: list[bytes]) -> int:
