@@ -51,6 +51,7 @@ pub fn object(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option
 
 /// The key at `b[i]` (its opening quote): its range and where its value starts. A top-level
 /// key is read as it stands, so it must hold no escape.
+#[inline(always)]
 fn key(b: &[u8], i: usize, top: bool) -> Option<((usize, usize), usize)> {
     if *b.get(i)? != b'"' {
         return None;
@@ -68,6 +69,7 @@ fn key(b: &[u8], i: usize, top: bool) -> Option<((usize, usize), usize)> {
 
 /// The end of the value starting at `b[i]`, its type and whether it is a string holding an
 /// escape; containers nest at most `depth` deep.
+#[inline]
 fn value(b: &[u8], i: usize, depth: usize) -> Option<(usize, JsonType, bool)> {
     let end = |len: usize, word: &[u8]| b[i..].starts_with(word).then_some(i + len);
     let (end, kind) = match *b.get(i)? {
@@ -172,6 +174,7 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The index of the closing quote of the string whose text starts at `b[i]`, and whether it
 /// holds an escape; `None` at a control character, a bad escape or the end of the input.
+#[inline(always)]
 fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     loop {
@@ -189,6 +192,7 @@ fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
 
 /// The first quote, backslash or control character at or after `b[i]`, sixteen bytes at a time.
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn special(b: &[u8], mut i: usize) -> Option<usize> {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
@@ -264,6 +268,7 @@ fn escape_len(rest: &[u8]) -> Option<usize> {
     }
 }
 
+#[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
