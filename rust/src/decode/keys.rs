@@ -189,6 +189,19 @@ mod tests {
         }
 
         #[test]
+        fn known_keys_with_one_byte_changed_are_looked_up_right(
+            known in prop::sample::select(KEYS.to_vec()),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(b"._@aeidxIT0".to_vec()),
+        ) {
+            let mut key = known.0.as_bytes().to_vec();
+            let i = at.index(key.len());
+            key[i] = byte;
+            let key = String::from_utf8(key).unwrap();
+            prop_assert_eq!(target(&key), linear(&key));
+        }
+
+        #[test]
         fn word_holds_the_first_eight_bytes(s in prop::collection::vec(any::<u8>(), 0..12)) {
             let mut padded = [0u8; 8];
             let n = s.len().min(8);
