@@ -60,11 +60,16 @@ impl Row<'_> {
     }
 }
 
-/// A view column's data block is closed past this many bytes, well inside 32-bit view offsets.
+/// A view column's data block holds at most this many bytes (one longer value aside), well
+/// inside 32-bit view offsets.
 const BLOCK_BYTES: usize = 1 << 30;
 
+/// Bytes of a column's first data block per row expected.
+const BYTES_PER_ROW: usize = 32;
+
 /// A `Utf8View` column built in place: views, validity and data blocks, without the generic
-/// builder's per-value checks. Values are `str`, so the data is UTF-8 by construction.
+/// builder's per-value checks. Values are `str`, so the data is UTF-8 by construction. A full
+/// block is closed and a larger one started, so written data is never moved by a reallocation.
 pub struct ViewColumn {
     views: Vec<u128>,
     nulls: NullBufferBuilder,
@@ -78,7 +83,7 @@ impl ViewColumn {
             views: Vec::with_capacity(rows),
             nulls: NullBufferBuilder::new(rows),
             blocks: Vec::new(),
-            data: String::new(),
+            data: String::with_capacity(rows * BYTES_PER_ROW),
         }
     }
 
@@ -88,20 +93,22 @@ impl ViewColumn {
                 self.views.push(inline_view(s.as_bytes()));
                 self.nulls.append_non_null();
             }
-            Some(s) => self.push_with(|out| {
-                out.push_str(s);
-                true
-            }),
+            Some(s) => {
+                self.make_room(s.len());
+                let start = self.data.len();
+                self.data.push_str(s);
+                self.views
+                    .push(long_view(s.as_bytes(), self.blocks.len(), start));
+                self.nulls.append_non_null();
+            }
             None => self.push_null(),
         }
     }
 
-    /// Appends the value `write` appends to the data block; null when it returns false.
-    pub fn push_with(&mut self, write: impl FnOnce(&mut String) -> bool) {
-        if self.data.len() >= BLOCK_BYTES {
-            let full = std::mem::take(&mut self.data);
-            self.blocks.push(Buffer::from(full.into_bytes()));
-        }
+    /// Appends the value `write` appends to the data block, of about `hint` bytes (a wrong
+    /// hint costs a reallocation, never a wrong value); null when `write` returns false.
+    pub fn push_with(&mut self, hint: usize, write: impl FnOnce(&mut String) -> bool) {
+        self.make_room(hint);
         let start = self.data.len();
         if !write(&mut self.data) {
             self.data.truncate(start);
@@ -114,15 +121,23 @@ impl ViewColumn {
             self.data.truncate(start);
             view
         } else {
-            let prefix = u32::from_le_bytes(value[..4].try_into().unwrap());
-            let block = self.blocks.len() as u32;
-            (value.len() as u128)
-                | (prefix as u128) << 32
-                | (block as u128) << 64
-                | (start as u128) << 96
+            long_view(value, self.blocks.len(), start)
         };
         self.views.push(view);
         self.nulls.append_non_null();
+    }
+
+    /// Closes the data block unless `len` more bytes fit in it without a reallocation.
+    fn make_room(&mut self, len: usize) {
+        let used = self.data.len();
+        if used + len <= self.data.capacity() && used < BLOCK_BYTES {
+            return;
+        }
+        let next = (self.data.capacity() * 2).clamp(BYTES_PER_ROW, BLOCK_BYTES);
+        let full = std::mem::replace(&mut self.data, String::with_capacity(next.max(len)));
+        if !full.is_empty() {
+            self.blocks.push(Buffer::from(full.into_bytes()));
+        }
     }
 
     fn push_null(&mut self) {
@@ -145,12 +160,37 @@ impl ViewColumn {
 /// The longest value a view holds inline.
 const INLINE: usize = MAX_INLINE_VIEW_LEN as usize;
 
-/// The view of a value of at most `INLINE` bytes: its length, then its bytes.
+/// The view of a value of at most `INLINE` bytes: its length, then its bytes, zero-padded.
 fn inline_view(value: &[u8]) -> u128 {
-    let mut view = [0u8; 16];
-    view[..4].copy_from_slice(&(value.len() as u32).to_le_bytes());
-    view[4..4 + value.len()].copy_from_slice(value);
-    u128::from_le_bytes(view)
+    let n = value.len();
+    let low = u128::from(word(&value[..n.min(8)]));
+    // Bytes 8.. by the load of the last four, which overlaps bytes already placed with equals.
+    let high = match n {
+        9.. => u128::from(u32::from_le_bytes(value[n - 4..].try_into().unwrap())) << (8 * (n - 4)),
+        _ => 0,
+    };
+    n as u128 | (low | high) << 32
+}
+
+/// The view of a longer value written at `start` in data block `block`.
+fn long_view(value: &[u8], block: usize, start: usize) -> u128 {
+    let prefix = u32::from_le_bytes(value[..4].try_into().unwrap());
+    (value.len() as u128) | (prefix as u128) << 32 | (block as u128) << 64 | (start as u128) << 96
+}
+
+/// The first eight bytes of `s` (fewer zero-padded) as a little-endian word, by at most two
+/// overlapping loads.
+pub fn word(s: &[u8]) -> u64 {
+    let n = s.len();
+    let at = |i: usize| u64::from(s[i]);
+    let u32_at = |i: usize| u64::from(u32::from_le_bytes(s[i..i + 4].try_into().unwrap()));
+    match n {
+        0 => 0,
+        // Byte `n / 2` and the last byte may repeat the first: they land on their own places.
+        1..=3 => at(0) | at(n / 2) << (8 * (n / 2)) | at(n - 1) << (8 * (n - 1)),
+        4..=7 => u32_at(0) | u32_at(n - 4) << (8 * (n - 4)),
+        _ => u64::from_le_bytes(s[..8].try_into().unwrap()),
+    }
 }
 
 /// Accumulates rows into the columns of one event batch.

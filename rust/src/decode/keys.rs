@@ -1,8 +1,6 @@
 //! Which input keys fill which schema columns.
 
-use std::sync::OnceLock;
-
-use super::builder::col;
+use super::builder::{col, word};
 
 /// Where a top-level key (or a named regex group) goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,34 +89,63 @@ pub const KEYS: &[(&str, Target)] = &[
 /// Slots of the key table: a power of two, roomy enough that most slots hold one key.
 const SLOTS: usize = 256;
 
-/// Where `key` goes, by one hash and at most a few byte compares.
-pub fn target(key: &str) -> Target {
-    static TABLE: OnceLock<Vec<Vec<(&'static str, Target)>>> = OnceLock::new();
-    let table = TABLE.get_or_init(|| {
-        let mut table = vec![Vec::new(); SLOTS];
-        for &(name, target) in KEYS {
-            table[slot(name.as_bytes())].push((name, target));
+/// Keys one slot holds at most.
+const WAYS: usize = 3;
+
+/// Each slot's keys as indices into `KEYS` plus one (zero marks a free way), built at compile
+/// time so a lookup is one hash, one load and word compares.
+static TABLE: [[u8; WAYS]; SLOTS] = table();
+
+const fn table() -> [[u8; WAYS]; SLOTS] {
+    let mut table = [[0u8; WAYS]; SLOTS];
+    let mut k = 0;
+    while k < KEYS.len() {
+        let ways = &mut table[slot(KEYS[k].0.as_bytes())];
+        let mut w = 0;
+        // Indexing past `WAYS` fails the build: a crowded slot is caught at compile time.
+        while ways[w] != 0 {
+            w += 1;
         }
-        table
-    });
+        ways[w] = (k + 1) as u8;
+        k += 1;
+    }
+    table
+}
+
+/// Where `key` goes, by one hash and at most a few word compares.
+pub fn target(key: &str) -> Target {
     let bytes = key.as_bytes();
-    table[slot(bytes)]
-        .iter()
-        .find(|(name, _)| name.as_bytes() == bytes)
-        .map_or(Target::Fields, |&(_, target)| target)
+    for &way in &TABLE[slot(bytes)] {
+        let Some((name, target)) = KEYS.get(usize::from(way).wrapping_sub(1)) else {
+            break;
+        };
+        if same(name.as_bytes(), bytes) {
+            return *target;
+        }
+    }
+    Target::Fields
 }
 
 /// The table slot of a key: its length and its first, second and last bytes mixed.
-fn slot(key: &[u8]) -> usize {
-    let (Some(&first), Some(&last)) = (key.first(), key.last()) else {
+const fn slot(key: &[u8]) -> usize {
+    let len = key.len();
+    if len == 0 {
         return 0;
-    };
-    let second = key.get(1).copied().unwrap_or(0);
-    let mixed = (key.len() as u32)
+    }
+    let second = if len > 1 { key[1] } else { 0 };
+    let mixed = (len as u32)
         .wrapping_mul(0x9E37_79B9)
-        .wrapping_add(u32::from(first) * 31 + u32::from(second) * 7 + u32::from(last))
+        .wrapping_add(key[0] as u32 * 31 + second as u32 * 7 + key[len - 1] as u32)
         .wrapping_mul(0x85EB_CA6B);
     (mixed >> 24) as usize % SLOTS
+}
+
+/// Byte equality of short keys eight bytes at a time, without a call to `memcmp`.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.chunks(8)
+            .zip(b.chunks(8))
+            .all(|(x, y)| word(x) == word(y))
 }
 
 #[cfg(test)]
@@ -152,13 +179,34 @@ mod tests {
         for (name, _) in KEYS {
             counts[slot(name.as_bytes())] += 1;
         }
-        assert!(counts.iter().all(|c| *c <= 3), "{counts:?}");
+        assert!(counts.iter().all(|c| *c <= WAYS), "{counts:?}");
     }
 
     proptest! {
         #[test]
         fn table_lookup_equals_the_linear_search(key in "[a-zA-Z_.@]{0,22}|\\PC{0,8}") {
             prop_assert_eq!(target(&key), linear(&key));
+        }
+
+        #[test]
+        fn known_keys_with_one_byte_changed_are_looked_up_right(
+            known in prop::sample::select(KEYS.to_vec()),
+            at in any::<prop::sample::Index>(),
+            byte in prop::sample::select(b"._@aeidxIT0".to_vec()),
+        ) {
+            let mut key = known.0.as_bytes().to_vec();
+            let i = at.index(key.len());
+            key[i] = byte;
+            let key = String::from_utf8(key).unwrap();
+            prop_assert_eq!(target(&key), linear(&key));
+        }
+
+        #[test]
+        fn word_holds_the_first_eight_bytes(s in prop::collection::vec(any::<u8>(), 0..12)) {
+            let mut padded = [0u8; 8];
+            let n = s.len().min(8);
+            padded[..n].copy_from_slice(&s[..n]);
+            prop_assert_eq!(word(&s), u64::from_le_bytes(padded));
         }
     }
 }

@@ -20,7 +20,8 @@ impl Decoder {
         let result = match scan::object(text, self.config.max_depth, &mut found) {
             Some(()) => found.iter().try_for_each(|m| {
                 let (key, raw) = (&text[m.key.0..m.key.1], &text[m.value.0..m.value.1]);
-                self.place(Cow::Borrowed(key), m.kind, Cow::Borrowed(raw), row)
+                let kind = Kind(m.kind, m.escaped);
+                self.place(Cow::Borrowed(key), kind, Cow::Borrowed(raw), row)
             }),
             None => self.decode_json_parsed(text, row),
         };
@@ -36,7 +37,8 @@ impl Decoder {
     ) -> Result<(), Reject> {
         self.check_shape(text)?;
         for_each_member(text, |key, value, raw| {
-            self.place(key, value.get_type(), raw, row)
+            // The parser does not say whether a string holds an escape: it is looked for.
+            self.place(key, Kind(value.get_type(), true), raw, row)
         })
     }
 
@@ -63,7 +65,7 @@ impl Decoder {
     fn place<'a>(
         &self,
         key: Cow<'a, str>,
-        kind: JsonType,
+        kind: Kind,
         raw: Cow<'a, str>,
         row: &mut Row<'a>,
     ) -> Result<(), Reject> {
@@ -90,21 +92,16 @@ impl Decoder {
             _ => None,
         };
         // A null for a schema column is the column's null; anything else not placed is kept.
-        if kept.is_none() && (target == Target::Fields || kind != JsonType::Null) {
+        if kept.is_none() && (target == Target::Fields || kind.0 != JsonType::Null) {
             row.members.push((key, raw));
         }
         Ok(())
     }
 
-    fn timestamp(
-        &self,
-        kind: JsonType,
-        raw: &str,
-        row: &mut Row<'_>,
-    ) -> Result<Option<()>, Reject> {
+    fn timestamp(&self, kind: Kind, raw: &str, row: &mut Row<'_>) -> Result<Option<()>, Reject> {
         let unit = self.config.epoch_unit;
-        let parsed = match kind {
-            JsonType::String => unescape(raw).and_then(|s| parse_timestamp_str(&s, unit)),
+        let parsed = match kind.0 {
+            JsonType::String => text(raw, kind).and_then(|s| parse_timestamp_str(&s, unit)),
             JsonType::Number => parse_epoch(raw, unit),
             _ => None,
         };
@@ -213,10 +210,23 @@ fn within<'a>(text: &'a str, part: &str) -> Cow<'a, str> {
     }
 }
 
-fn string_value<'a>(kind: JsonType, raw: &Cow<'a, str>) -> Option<Cow<'a, str>> {
-    match kind {
+/// A value's JSON type, and whether it may be a string holding an escape (the scanner knows;
+/// the full parser's strings are searched).
+#[derive(Clone, Copy)]
+struct Kind(JsonType, bool);
+
+/// The text of the string literal `raw`: its inside when it holds no escape, else unescaped.
+fn text(raw: &str, kind: Kind) -> Option<Cow<'_, str>> {
+    if kind.1 {
+        return unescape(raw);
+    }
+    raw.strip_prefix('"')?.strip_suffix('"').map(Cow::Borrowed)
+}
+
+fn string_value<'a>(kind: Kind, raw: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    match kind.0 {
         JsonType::String => match raw {
-            Cow::Borrowed(raw) => unescape(raw),
+            Cow::Borrowed(raw) => text(raw, kind),
             Cow::Owned(raw) => unescape(raw).map(|s| Cow::Owned(s.into_owned())),
         },
         JsonType::Number | JsonType::Boolean => Some(raw.clone()),
@@ -224,19 +234,19 @@ fn string_value<'a>(kind: JsonType, raw: &Cow<'a, str>) -> Option<Cow<'a, str>> 
     }
 }
 
-fn number_value(kind: JsonType, raw: &str) -> Option<f64> {
-    let v: f64 = match kind {
+fn number_value(kind: Kind, raw: &str) -> Option<f64> {
+    let v: f64 = match kind.0 {
         JsonType::Number => raw.parse().ok()?,
-        JsonType::String => unescape(raw)?.trim().parse().ok()?,
+        JsonType::String => text(raw, kind)?.trim().parse().ok()?,
         _ => return None,
     };
     v.is_finite().then_some(v)
 }
 
 /// Numeric levels: syslog 0–7, pino/bunyan 10–60 in tens, OpenTelemetry numbers otherwise.
-fn level_value(kind: JsonType, raw: &str, otel: bool) -> Option<Level> {
-    match kind {
-        JsonType::String => unescape(raw).and_then(|s| level_from_str(&s)),
+fn level_value(kind: Kind, raw: &str, otel: bool) -> Option<Level> {
+    match kind.0 {
+        JsonType::String => text(raw, kind).and_then(|s| level_from_str(&s)),
         JsonType::Number => {
             let n: i64 = raw.parse().ok()?;
             match n {

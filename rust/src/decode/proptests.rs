@@ -184,7 +184,7 @@ proptest! {
         let mut column = builder::ViewColumn::with_capacity(2);
         for (i, v) in values.iter().enumerate() {
             if i % 3 == 0 {
-                column.push_with(|out| match v {
+                column.push_with(i % 7, |out| match v {
                     Some(s) => { out.push_str(s); true }
                     None => { out.push_str("dropped"); false }
                 });

@@ -12,6 +12,8 @@ pub struct Member {
     pub key: (usize, usize),
     pub value: (usize, usize),
     pub kind: JsonType,
+    /// Whether the value is a string holding an escape; any other string is read as it stands.
+    pub escaped: bool,
 }
 
 /// The members of the object `text` into `members`, or `None` when the full parser must read
@@ -31,11 +33,12 @@ pub fn object(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option
     let nested = max_depth.checked_sub(1)?;
     loop {
         let (key, start) = key(b, i, true)?;
-        let (end, kind) = value(b, start, nested)?;
+        let (end, kind, escaped) = value(b, start, nested)?;
         members.push(Member {
             key,
             value: (start, end),
             kind,
+            escaped,
         });
         i = skip_ws(b, end);
         match *b.get(i)? {
@@ -48,6 +51,7 @@ pub fn object(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option
 
 /// The key at `b[i]` (its opening quote): its range and where its value starts. A top-level
 /// key is read as it stands, so it must hold no escape.
+#[inline(always)]
 fn key(b: &[u8], i: usize, top: bool) -> Option<((usize, usize), usize)> {
     if *b.get(i)? != b'"' {
         return None;
@@ -63,19 +67,25 @@ fn key(b: &[u8], i: usize, top: bool) -> Option<((usize, usize), usize)> {
     Some(((i + 1, end), skip_ws(b, colon + 1)))
 }
 
-/// The end of the value starting at `b[i]` and its type; containers nest at most `depth` deep.
-fn value(b: &[u8], i: usize, depth: usize) -> Option<(usize, JsonType)> {
+/// The end of the value starting at `b[i]`, its type and whether it is a string holding an
+/// escape; containers nest at most `depth` deep.
+#[inline]
+fn value(b: &[u8], i: usize, depth: usize) -> Option<(usize, JsonType, bool)> {
     let end = |len: usize, word: &[u8]| b[i..].starts_with(word).then_some(i + len);
-    match *b.get(i)? {
-        b'"' => Some((string_end(b, i + 1)?.0 + 1, JsonType::String)),
-        b'-' | b'0'..=b'9' => Some((number_end(b, i)?, JsonType::Number)),
-        b't' => Some((end(4, b"true")?, JsonType::Boolean)),
-        b'f' => Some((end(5, b"false")?, JsonType::Boolean)),
-        b'n' => Some((end(4, b"null")?, JsonType::Null)),
-        b'{' => Some((container_end(b, i, depth)?, JsonType::Object)),
-        b'[' => Some((container_end(b, i, depth)?, JsonType::Array)),
-        _ => None,
-    }
+    let (end, kind) = match *b.get(i)? {
+        b'"' => {
+            let (end, escaped) = string_end(b, i + 1)?;
+            return Some((end + 1, JsonType::String, escaped));
+        }
+        b'-' | b'0'..=b'9' => (number_end(b, i)?, JsonType::Number),
+        b't' => (end(4, b"true")?, JsonType::Boolean),
+        b'f' => (end(5, b"false")?, JsonType::Boolean),
+        b'n' => (end(4, b"null")?, JsonType::Null),
+        b'{' => (container_end(b, i, depth)?, JsonType::Object),
+        b'[' => (container_end(b, i, depth)?, JsonType::Array),
+        _ => return None,
+    };
+    Some((end, kind, false))
 }
 
 /// The end of the object or array at `b[i]`, validated, at most `depth` (and 64) levels deep.
@@ -164,6 +174,7 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// The index of the closing quote of the string whose text starts at `b[i]`, and whether it
 /// holds an escape; `None` at a control character, a bad escape or the end of the input.
+#[inline(always)]
 fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     let mut escaped = false;
     loop {
@@ -179,8 +190,51 @@ fn string_end(b: &[u8], mut i: usize) -> Option<(usize, bool)> {
     }
 }
 
-/// The first quote, backslash or control character at or after `b[i]`, eight bytes at a time.
+/// The first quote, backslash or control character at or after `b[i]`, sixteen bytes at a time.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
 fn special(b: &[u8], mut i: usize) -> Option<usize> {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // Bit k of the mask flags byte k of the 16 at `chunk` when it is special.
+    let mask = |chunk: &[u8]| -> u32 {
+        assert!(chunk.len() >= 16);
+        // SAFETY: SSE2 is part of the x86_64 baseline, and the unaligned load reads 16 bytes
+        // that `chunk` holds (checked above).
+        unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // Unsigned `v <= 0x1f`: the minimum with 0x1f is `v` itself.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+        }
+    };
+    while let Some(chunk) = b.get(i..i + 16) {
+        let found = mask(chunk);
+        if found != 0 {
+            return Some(i + found.trailing_zeros() as usize);
+        }
+        i += 16;
+    }
+    if i >= b.len() || b.len() < 16 {
+        return special_portable(b, i);
+    }
+    // The last bytes: one load of the final sixteen, ignoring those before `i` (already seen).
+    let last = b.len() - 16;
+    let found = mask(&b[last..]) >> (i - last);
+    (found != 0).then(|| i + found.trailing_zeros() as usize)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn special(b: &[u8], i: usize) -> Option<usize> {
+    special_portable(b, i)
+}
+
+/// The first quote, backslash or control character at or after `b[i]`, eight bytes at a time.
+fn special_portable(b: &[u8], mut i: usize) -> Option<usize> {
     while let Some(chunk) = b.get(i..i + 8) {
         let v = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         // Each term flags its lowest matching byte exactly (borrows only run upward), so the
@@ -214,6 +268,7 @@ fn escape_len(rest: &[u8]) -> Option<usize> {
     }
 }
 
+#[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
         i += 1;
@@ -275,5 +330,59 @@ mod tests {
             assert_eq!(read(text), None, "{text}");
         }
         assert!(read(r#"{"a":[[1]]}"#).is_some());
+    }
+
+    /// The first special byte by the plainest search.
+    fn naive(b: &[u8], i: usize) -> Option<usize> {
+        let at = b
+            .get(i..)?
+            .iter()
+            .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        Some(i + at)
+    }
+
+    proptest::proptest! {
+        /// Both searches find the first special byte wherever it sits around 16-byte
+        /// boundaries, among multibyte UTF-8 and bytes one away from the special ones.
+        #[test]
+        fn special_bytes_are_found_at_every_offset(
+            filler in "[a-z!#\\[\\]\u{7f}\u{e9}\u{20ac}\u{1f389} ]{0,40}",
+            specials in proptest::collection::vec(
+                (proptest::sample::select(vec![b'"', b'\\', 0u8, 0x1f, b'\n']), 0..48usize),
+                0..3,
+            ),
+            from in 0..48usize,
+        ) {
+            let mut b = filler.into_bytes();
+            for (byte, at) in specials {
+                let at = at.min(b.len());
+                b.insert(at, byte);
+            }
+            let from = from.min(b.len());
+            proptest::prop_assert_eq!(special(&b, from), naive(&b, from));
+            proptest::prop_assert_eq!(special_portable(&b, from), naive(&b, from));
+        }
+    }
+
+    #[test]
+    fn long_strings_with_escapes_are_read_and_flagged() {
+        let long = "x".repeat(15);
+        for pad in 0..34 {
+            let plain = format!(
+                r#"{{"k":"{}{long}","e":"{}\"{long}"}}"#,
+                "y".repeat(pad),
+                "é".repeat(pad)
+            );
+            let mut found = Vec::new();
+            object(&plain, 3, &mut found).unwrap();
+            assert_eq!(
+                &plain[found[0].value.0..found[0].value.1],
+                format!(r#""{}{long}""#, "y".repeat(pad))
+            );
+            assert!(!found[0].escaped && found[1].escaped, "{plain}");
+            assert!(plain[found[1].value.0..found[1].value.1].ends_with(&format!(r#"\"{long}""#)));
+            let ctl = plain.replace("xx", "x\u{1}");
+            assert!(object(&ctl, 3, &mut found).is_none(), "{ctl}");
+        }
     }
 }
