@@ -120,18 +120,19 @@ struct Runs {
 }
 
 impl Runs {
+    /// Takes in the next `width` positions (1 to 16), bit `i` set where position `i` is in a run.
     #[inline(always)]
-    fn feed(&mut self, r: u32) {
+    fn feed(&mut self, r: u32, width: u32) {
         if r == 0 {
             self.open = 0;
             return;
         }
-        if r == 0xffff {
-            self.open += 16;
+        if r == (1 << width) - 1 {
+            self.open += width;
         } else {
-            let inner = self.need <= 16 && has_run(r, self.need);
+            let inner = self.need <= width && has_run(r, self.need);
             self.found |= self.open + r.trailing_ones() >= self.need || inner;
-            self.open = (r << 16).leading_ones();
+            self.open = (r << (32 - width)).leading_ones();
         }
         self.found |= self.open >= self.need;
     }
@@ -154,7 +155,7 @@ mod x86 {
 
     use super::{Fingerprint, Runs, Seen};
 
-    /// Bytes read per block: 16 positions and the two bytes after the last.
+    /// Bytes a block covers: 16 positions and the two bytes after the last.
     const READ: usize = 18;
 
     /// Bit masks of one block of 16 positions.
@@ -181,20 +182,31 @@ mod x86 {
             digits: fp.min_digits > 0,
         };
         let mut at = 0;
-        while at + READ <= b.len() {
-            pass.visit(at, tables.block(b.as_ptr().add(at)), 0xffff, &mut candidate);
+        while b.len() - at > 16 {
+            let p = b.as_ptr().add(at);
+            let v1 = _mm_loadu_si128(p.add(1).cast());
+            // With 17 bytes left, the zero shifted in stands for the byte past the end.
+            let v2 = match b.len() - at {
+                17 => _mm_srli_si128::<1>(v1),
+                _ => _mm_loadu_si128(p.add(2).cast()),
+            };
+            let v = [_mm_loadu_si128(p.cast()), v1, v2];
+            pass.visit(at, tables.block(v), 0, 16, &mut candidate);
             at += 16;
         }
-        // The tail, padded with zero bytes: no digit, no separator, no rare byte, never past `valid`.
-        let mut pad = [0u8; 16 + READ];
-        pad[..b.len() - at].copy_from_slice(&b[at..]);
-        let mut off = 0;
-        while at + off < b.len() {
-            let left = b.len() - at - off;
-            let valid = if left >= 16 { 0xffff } else { (1 << left) - 1 };
-            let blk = tables.block(pad.as_ptr().add(off));
-            pass.visit(at + off, blk, valid, &mut candidate);
-            off += 16;
+        if at < b.len() && b.len() >= 16 {
+            // The last 16 bytes shifted in zeros stand for the bytes past the end: no digit, no
+            // separator, no rare byte. Positions before `at` were seen already.
+            let last = b.len() - 16;
+            let v0 = _mm_loadu_si128(b.as_ptr().add(last).cast());
+            let v = [v0, _mm_srli_si128::<1>(v0), _mm_srli_si128::<2>(v0)];
+            let seen = (at - last) as u32;
+            pass.visit(at, tables.block(v), seen, 16 - seen, &mut candidate);
+        } else if at < b.len() {
+            let mut pad = [0u8; READ];
+            pad[..b.len()].copy_from_slice(b);
+            let v = [0, 1, 2].map(|k| _mm_loadu_si128(pad.as_ptr().add(k).cast()));
+            pass.visit(0, tables.block(v), 0, b.len() as u32, &mut candidate);
         }
         Seen {
             rare: pass.rare != 0,
@@ -213,20 +225,29 @@ mod x86 {
     }
 
     impl Pass {
-        /// Takes in the block at `at`, whose positions past `valid` lie beyond the string.
+        /// Takes in positions `at..at + width` of the string: those of the block from `skip` on.
         #[inline(always)]
-        fn visit(&mut self, at: usize, blk: Block, valid: u32, candidate: &mut impl FnMut(usize)) {
-            let mut c = blk.candidates & valid;
+        fn visit(
+            &mut self,
+            at: usize,
+            blk: Block,
+            skip: u32,
+            width: u32,
+            candidate: &mut impl FnMut(usize),
+        ) {
+            let window = |x: u32| (x >> skip) & ((1 << width) - 1);
+            let mut c = window(blk.candidates);
             while c != 0 {
                 candidate(at + c.trailing_zeros() as usize);
                 c &= c - 1;
             }
-            self.rare |= blk.rare & valid;
+            self.rare |= window(blk.rare);
             if self.digits {
-                let before = (blk.digits << 1 | self.prev_digit) & 0xffff;
+                // Bit 0's neighbour before is the previous block's last byte, or skipped.
+                let before = blk.digits << 1 | self.prev_digit;
                 let joined = blk.separators & before & blk.next_digits;
-                self.runs.feed((blk.digits | joined) & valid);
-                self.prev_digit = blk.digits >> 15;
+                self.runs.feed(window(blk.digits | joined), width);
+                self.prev_digit = blk.digits >> 15 & 1;
             }
         }
     }
@@ -251,13 +272,12 @@ mod x86 {
             }
         }
 
-        /// Masks of the 16 positions at `p`; reads `p..p + READ`.
+        /// Masks of 16 positions, given the bytes from each position on (`v[k]`: from `k` on).
         #[inline]
         #[target_feature(enable = "ssse3")]
-        unsafe fn block(&self, p: *const u8) -> Block {
+        unsafe fn block(&self, v: [__m128i; 3]) -> Block {
             let nib = _mm_set1_epi8(0x0f);
             let zero = _mm_setzero_si128();
-            let v: [__m128i; 3] = [0, 1, 2].map(|k| _mm_loadu_si128(p.add(k).cast()));
             let mut hit = _mm_set1_epi8(-1);
             for ((v, lo), hi) in v.iter().zip(&self.lo).zip(&self.hi) {
                 let f = _mm_or_si128(*v, _mm_set1_epi8(0x20));

@@ -18,7 +18,7 @@ pub type RuleMask = u64;
 const LITERAL_BITS: usize = 56;
 const LITERAL_MASK: u64 = (1 << LITERAL_BITS) - 1;
 /// Shortest string worth the block pass: below it, setting the pass up costs more than it saves.
-const BLOCK_MIN: usize = 32;
+const BLOCK_MIN: usize = 16;
 /// Class bits, above the literal bits of the first table.
 const DIGIT: u64 = 1 << 63;
 const BACKSLASH: u64 = 1 << 62;
