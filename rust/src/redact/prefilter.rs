@@ -171,18 +171,23 @@ impl Prefilter {
         }
     }
 
-    /// The rules that may match any of `parts` (no literal or digit run spans two parts).
-    pub fn scan_parts<'a, I>(&self, parts: I) -> RuleMask
+    /// The rules that may match any of `parts` (no literal or digit run spans two parts), and
+    /// whether any part holds escapes.
+    pub fn scan_parts_text<'a, I>(&self, parts: I) -> Scan
     where
         I: IntoIterator<Item = &'a str> + Clone,
     {
-        let mut mask = 0;
+        let (mut mask, mut class) = (0, 0);
         let mut non_empty = false;
         for p in parts.clone() {
-            mask |= self.scan_bytes(p.as_bytes()).0;
+            let (m, c) = self.scan_bytes(p.as_bytes());
+            (mask, class) = (mask | m, class | c);
             non_empty |= !p.is_empty();
         }
-        self.widen(mask | self.custom_mask(parts), non_empty)
+        Scan {
+            mask: self.widen(mask | self.custom_mask(parts), non_empty),
+            encoded: class & (BACKSLASH | PERCENT) != 0,
+        }
     }
 
     /// Literals, digit runs and trigger bytes of `b`, and the OR of its class bits.
