@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use memchr::{memchr, memchr2};
+use memchr::memchr;
 
 use super::escape::push_json_string;
 use super::json::Walker;
@@ -87,10 +87,12 @@ impl Redactor {
 
     /// No key rule, no escape, no percent-encoding and no prefilter hit: copy it through.
     fn field_is_clean(&self, key: &str, raw: &str) -> bool {
-        self.field_shape_ok(key, raw) && self.looks_clean([key, raw])
+        // The prefilter's scan also finds the backslashes and percent signs, which the nested
+        // key check must not meet.
+        self.looks_clean([key, raw]) && self.field_shape_ok(key, raw)
     }
 
-    /// No key rule, no escape, no percent sign and no sensitive nested key.
+    /// No key rule and no sensitive nested key.
     fn field_shape_ok(&self, key: &str, raw: &str) -> bool {
         let key_ok = match self.keys.kind(key.as_bytes()) {
             KeyKind::Plain => true,
@@ -98,9 +100,7 @@ impl Redactor {
             KeyKind::User => self.user_action.is_none() || memchr(b':', raw.as_bytes()).is_none(),
         };
         let bytes = raw.as_bytes();
-        key_ok
-            && memchr2(b'\\', b'%', bytes).is_none()
-            && !(matches!(bytes.first(), Some(b'{' | b'[')) && self.nested_keys_sensitive(bytes))
+        key_ok && !(matches!(bytes.first(), Some(b'{' | b'[')) && self.nested_keys_sensitive(bytes))
     }
 
     fn nested_keys_sensitive(&self, raw: &[u8]) -> bool {

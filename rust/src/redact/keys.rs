@@ -82,6 +82,8 @@ pub enum KeyKind {
 #[derive(Debug, Clone)]
 pub struct KeyMatcher {
     nodes: Vec<Node>,
+    /// The root's children by last byte (0: none), so most plain keys cost one lookup.
+    root: Box<[u32; 256]>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -98,6 +100,7 @@ impl KeyMatcher {
     pub fn new(extra: &[String]) -> KeyMatcher {
         let mut m = KeyMatcher {
             nodes: vec![Node::default()],
+            root: Box::new([0; 256]),
         };
         for k in SECRET_KEYS {
             m.insert(k.as_bytes()).exact = Some(KeyKind::Secret);
@@ -115,6 +118,9 @@ impl KeyMatcher {
         for k in USER_KEYS {
             let node = m.insert(k.as_bytes());
             node.exact = node.exact.or(Some(KeyKind::User));
+        }
+        for &(b, next) in &m.nodes[0].edges {
+            m.root[b as usize] = next;
         }
         m
     }
@@ -147,7 +153,12 @@ impl KeyMatcher {
     pub fn kind(&self, key: &[u8]) -> KeyKind {
         let mut at = 0;
         for &b in key.iter().rev().filter(|b| !is_separator(**b)) {
-            match self.child(at, b.to_ascii_lowercase()) {
+            let b = b.to_ascii_lowercase();
+            let next = match at {
+                0 => Some(self.root[b as usize] as usize).filter(|&n| n != 0),
+                _ => self.child(at, b),
+            };
+            match next {
                 Some(next) if self.nodes[next].suffix => return KeyKind::Secret,
                 Some(next) => at = next,
                 None => return KeyKind::Plain,

@@ -6,6 +6,7 @@
 
 mod action;
 mod assign;
+mod blocks;
 mod build;
 mod config;
 mod escape;
@@ -23,6 +24,8 @@ mod work;
 mod tests;
 #[cfg(test)]
 mod tests_bench;
+#[cfg(test)]
+mod tests_blocks;
 #[cfg(test)]
 mod tests_corpus;
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use memchr::memchr;
 use regex::RegexSet;
 
+use super::blocks::Fingerprint;
 use super::rules::Trigger;
 use crate::error::{Error, Result};
 
@@ -16,6 +17,8 @@ pub type RuleMask = u64;
 /// Table bits shared by literals; literal `j` owns bit `j % LITERAL_BITS`.
 const LITERAL_BITS: usize = 56;
 const LITERAL_MASK: u64 = (1 << LITERAL_BITS) - 1;
+/// Shortest string worth the block pass: below it, setting the pass up costs more than it saves.
+const BLOCK_MIN: usize = 16;
 /// Class bits, above the literal bits of the first table.
 const DIGIT: u64 = 1 << 63;
 const BACKSLASH: u64 = 1 << 62;
@@ -41,6 +44,8 @@ pub struct Prefilter {
     /// Fewest digits any digit trigger needs.
     min_digits: usize,
     overflow: bool,
+    /// The block pass, where the CPU runs it; else every string takes the byte-wise pass.
+    blocks: Option<Fingerprint>,
 }
 
 /// What one pass over a string found.
@@ -83,6 +88,7 @@ impl Prefilter {
             custom: None,
             min_digits: 0,
             overflow: triggers.len() > 64,
+            blocks: None,
         };
         for (i, t) in triggers.iter().enumerate() {
             pf.add(i, t);
@@ -90,7 +96,22 @@ impl Prefilter {
         pf.fill_tables();
         pf.min_digits = pf.digits.iter().map(|d| d.0).min().unwrap_or(0);
         pf.custom = build_custom(triggers, custom)?;
+        pf.blocks = Fingerprint::available().then(|| pf.fingerprint());
         Ok(pf)
+    }
+
+    fn fingerprint(&self) -> Fingerprint {
+        let rare: Vec<u8> = [b'\\', b'%']
+            .into_iter()
+            .chain(self.bytes.iter().map(|b| b.0))
+            .collect();
+        // A digit rule needs at least one digit, so `min_digits` 0 would mean no digit rule.
+        let min_digits = if self.digits.is_empty() {
+            0
+        } else {
+            self.min_digits.max(1)
+        };
+        Fingerprint::new(&self.words, &rare, min_digits)
     }
 
     fn add(&mut self, i: usize, trigger: &Trigger) {
@@ -150,22 +171,69 @@ impl Prefilter {
         }
     }
 
-    /// The rules that may match any of `parts` (no literal or digit run spans two parts).
-    pub fn scan_parts<'a, I>(&self, parts: I) -> RuleMask
+    /// The rules that may match any of `parts` (no literal or digit run spans two parts), and
+    /// whether any part holds escapes.
+    pub fn scan_parts_text<'a, I>(&self, parts: I) -> Scan
     where
         I: IntoIterator<Item = &'a str> + Clone,
     {
-        let mut mask = 0;
+        let (mut mask, mut class) = (0, 0);
         let mut non_empty = false;
         for p in parts.clone() {
-            mask |= self.scan_bytes(p.as_bytes()).0;
+            let (m, c) = self.scan_bytes(p.as_bytes());
+            (mask, class) = (mask | m, class | c);
             non_empty |= !p.is_empty();
         }
-        self.widen(mask | self.custom_mask(parts), non_empty)
+        Scan {
+            mask: self.widen(mask | self.custom_mask(parts), non_empty),
+            encoded: class & (BACKSLASH | PERCENT) != 0,
+        }
     }
 
     /// Literals, digit runs and trigger bytes of `b`, and the OR of its class bits.
     fn scan_bytes(&self, b: &[u8]) -> (RuleMask, u64) {
+        match &self.blocks {
+            Some(fp) if b.len() >= BLOCK_MIN => self.scan_blocks(fp, b),
+            _ => self.scan_bytewise(b),
+        }
+    }
+
+    /// `scan_bytes` 16 bytes at a time: candidates are checked on the exact tables.
+    fn scan_blocks(&self, fp: &Fingerprint, b: &[u8]) -> (RuleMask, u64) {
+        let mut mask = 0;
+        let seen = fp.scan(b, |i| {
+            let m = self.exact_at(b, i);
+            if m != 0 {
+                mask |= self.literals_at(b, i, m);
+            }
+        });
+        // Rare bytes are rare: the exact class bits are worth a second, byte-wise look then.
+        let class = match seen.rare {
+            true => b.iter().fold(0, |c, &x| c | self.tables[0][x as usize]),
+            false => 0,
+        };
+        if seen.digit_run {
+            mask |= self.digit_mask(b);
+        }
+        (mask | self.byte_mask(b, class), class)
+    }
+
+    /// Literal bits of the exact tables at `i` (a missing byte rules nothing out).
+    fn exact_at(&self, b: &[u8], i: usize) -> u64 {
+        let [t0, t1, t2] = &*self.tables;
+        let at = |t: &[u64; 256], k: usize| b.get(k).map_or(u64::MAX, |&c| t[c as usize]);
+        at(t0, i) & at(t1, i + 1) & at(t2, i + 2) & LITERAL_MASK
+    }
+
+    /// Both passes over `b` (the block pass where the CPU runs it), so tests can compare them.
+    #[cfg(test)]
+    pub fn both_passes(&self, b: &[u8]) -> (Option<(RuleMask, u64)>, (RuleMask, u64)) {
+        let blocks = self.blocks.as_ref().map(|fp| self.scan_blocks(fp, b));
+        (blocks, self.scan_bytewise(b))
+    }
+
+    /// `scan_bytes` one position at a time.
+    fn scan_bytewise(&self, b: &[u8]) -> (RuleMask, u64) {
         let [t0, t1, t2] = &*self.tables;
         let (mut mask, mut class) = (0, 0);
         for (i, w) in b.windows(3).enumerate() {
@@ -185,7 +253,11 @@ impl Prefilter {
                 mask |= self.literals_at(b, i, m);
             }
         }
-        (mask | self.class_mask(b, class), class)
+        let digits = match class & DIGIT {
+            0 => 0,
+            _ => self.digit_mask(b),
+        };
+        (mask | digits | self.byte_mask(b, class), class)
     }
 
     /// The rules of the literals among `bits` that occur at `at`.
@@ -205,18 +277,22 @@ impl Prefilter {
         mask
     }
 
-    /// Digit-run and trigger-byte rules, from the class bits seen.
-    fn class_mask(&self, b: &[u8], class: u64) -> RuleMask {
-        let mut mask = 0;
+    /// Digit-run rules of `b`.
+    fn digit_mask(&self, b: &[u8]) -> RuleMask {
         // A string shorter than the fewest digits any rule needs holds no run worth measuring.
-        if class & DIGIT != 0 && !self.digits.is_empty() && b.len() >= self.min_digits {
-            let run = longest_digit_run(b, self.min_digits);
-            mask |= self
-                .digits
-                .iter()
-                .filter(|d| run >= d.0)
-                .fold(0, |m, d| m | d.1);
+        if self.digits.is_empty() || b.len() < self.min_digits {
+            return 0;
         }
+        let run = longest_digit_run(b, self.min_digits);
+        self.digits
+            .iter()
+            .filter(|d| run >= d.0)
+            .fold(0, |m, d| m | d.1)
+    }
+
+    /// Trigger-byte rules, from the class bits seen.
+    fn byte_mask(&self, b: &[u8], class: u64) -> RuleMask {
+        let mut mask = 0;
         for (k, &(byte, m)) in self.bytes.iter().enumerate() {
             // A trigger bit is shared past `TRIGGER_BITS` bytes; then the byte itself is checked.
             let shared = self.bytes.len() > TRIGGER_BITS;

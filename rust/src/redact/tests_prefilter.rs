@@ -112,7 +112,9 @@ proptest! {
     #[test]
     fn parts_scan_is_the_union_of_each_part(a in text(), b in text()) {
         let (pf, _) = testing();
-        prop_assert_eq!(pf.scan_parts([a.as_str(), b.as_str()]), pf.scan(&a) | pf.scan(&b));
+        let parts = pf.scan_parts_text([a.as_str(), b.as_str()]);
+        prop_assert_eq!(parts.mask, pf.scan(&a) | pf.scan(&b));
+        prop_assert_eq!(parts.encoded, pf.scan_text(&a).encoded || pf.scan_text(&b).encoded);
     }
 
     #[test]

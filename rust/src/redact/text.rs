@@ -62,12 +62,14 @@ impl Redactor {
         (Cow::Owned(out), dropped)
     }
 
-    /// Whether the prefilter sees nothing in `text` (no rule can match it).
+    /// Whether the prefilter sees nothing in `parts`: no rule can match, and no escape or
+    /// percent sign can hide a secret.
     pub(crate) fn looks_clean<'a, I>(&self, parts: I) -> bool
     where
         I: IntoIterator<Item = &'a str> + Clone,
     {
-        self.prefilter.scan_parts(parts) == 0
+        let scan = self.prefilter.scan_parts_text(parts);
+        scan.mask == 0 && !scan.encoded
     }
 
     /// Whether the key name `ctx` may wake a rule that takes its evidence from the key name.
