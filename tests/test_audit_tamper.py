@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from qlingest import _core
-from qlingest.audit import verify
+from qlingest.audit import EVENT_COLUMNS, verify
 from qlingest.config import load_config
 from qlingest.exceptions import AuditError, ConfigError
 from qlingest.pipeline import Pipeline
@@ -145,6 +145,57 @@ def test_a_chained_file_moved_to_another_category_is_modified(store):
     )
     assert by_chain[None]["kind"] == "modified" and by_chain[None]["file"] == where
     assert by_chain[None]["expected"] == "category 'application.logs' (from the path)"
+
+
+def test_a_chained_file_moved_to_another_hour_is_modified(store):
+    original = file_with(store, 4)
+    # Record 4 is at 1_700_000_000 + 3 h: 2023-11-15 01:13:20 UTC, filed under hour=01.
+    assert original.parent.name == "hour=01"
+    moved = original.parent.with_name("hour=05") / original.name
+    moved.parent.mkdir()
+    original.rename(moved)
+    out = cli(store, "--json")
+    assert out.returncode == 1, out.stderr
+    (failure,) = failures(out)
+    where = moved.relative_to(store).as_posix()
+    assert (failure["chain"], failure["kind"], failure["seq"]) == (None, "modified", 4)
+    assert (failure["file"], failure["row"]) == (where, 0)
+    assert failure["expected"] == "date '2023-11-15', hour '05' (from the path)"
+    assert failure["found"] == "date '2023-11-15', hour '01' (from the timestamp)"
+
+
+def test_a_chained_file_moved_to_another_date_is_modified(store):
+    original = file_with(store, 4)
+    day = original.parent.parent
+    moved = day.with_name("date=2023-11-20") / original.parent.name / original.name
+    moved.parent.mkdir(parents=True)
+    original.rename(moved)
+    (failure,) = failures(cli(store, "--json"))
+    assert (failure["kind"], failure["seq"]) == ("modified", 4)
+    assert failure["found"] == "date '2023-11-15', hour '01' (from the timestamp)"
+
+
+@pytest.mark.parametrize("column", ["note", "date"])
+def test_a_column_added_to_a_chained_file_is_modified(store, column):
+    path = file_with(store, 3)
+    frame = pl.read_parquet(path, hive_partitioning=False)
+    frame.with_columns(pl.lit("approved by ops").alias(column)).write_parquet(path)
+    assert verify(store, key=KEY).ok is False
+    out = cli(store, "--json")
+    assert out.returncode == 1, out.stderr
+    (failure,) = failures(out)
+    where = path.relative_to(store).as_posix()
+    assert (failure["chain"], failure["kind"], failure["seq"]) == (None, "modified", 3)
+    assert (failure["file"], failure["row"]) == (where, 0)
+    assert (failure["expected"], failure["found"]) == (
+        "the event columns only",
+        f"extra column '{column}'",
+    )
+
+
+def test_stored_files_hold_exactly_the_event_columns(store):
+    for path in store.rglob("*.parquet"):
+        assert tuple(pl.read_parquet_schema(path)) == EVENT_COLUMNS
 
 
 def test_a_file_outside_the_tiers_is_read_as_queries_read_it(store):

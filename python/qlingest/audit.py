@@ -28,6 +28,33 @@ AUDIT_CATEGORY = "security.audit_logs"
 KEY_ENV = "QLINGEST_AUDIT_KEY"
 TIERS = ("hot", "warm", "cold")
 _MAX_SAFE_INTEGER = 2**53 - 1
+# The columns of a stored file (docs/audit-chain.md §2.1): the record's 21 and its hash.
+EVENT_COLUMNS = (
+    "timestamp",
+    "observed_at",
+    "level",
+    "category",
+    "service",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "user_id",
+    "session_id",
+    "message",
+    "stack",
+    "feature",
+    "cost_center",
+    "user_tier",
+    "fields",
+    "revenue",
+    "sample_rate",
+    "audit_chain",
+    "audit_seq",
+    "audit_prev_hash",
+    "audit_hash",
+)
+# What verification adds to each row read: its place in the store.
+_PLACE_COLUMNS = ("source_file", "source_row")
 
 
 @dataclass(frozen=True)
@@ -338,8 +365,8 @@ class _StoreWalk:
     def run(self) -> None:
         for path in _files_in_commit_order(self.root):
             frame, misplaced = _read_file(self.root, path)
-            if misplaced is not None:
-                self.stray.setdefault("category", misplaced)
+            for check, failure in misplaced.items():
+                self.stray.setdefault(check, failure)
             if "audit_chain" not in frame.columns:
                 frame = frame.with_columns(pl.lit(None, pl.String).alias("audit_chain"))
             chained = pl.col("audit_chain").is_not_null()
@@ -509,10 +536,12 @@ def unreadable_files(data_dir: str | Path) -> list[tuple[str, str]]:
     return bad
 
 
-def _read_file(root: Path, path: Path) -> tuple[pl.DataFrame, Failure | None]:
+def _read_file(root: Path, path: Path) -> tuple[pl.DataFrame, dict[str, Failure]]:
     """The file's rows with their place, and their category as queries see it: the path's
-    ``category=`` partition wins over the column. A column that disagrees with the path is a
-    ``modified`` failure at its first such row (the file was moved, or forged)."""
+    ``category=`` partition wins over the column. A column that disagrees with the path, a
+    timestamp outside the path's ``date=`` and ``hour=``, or a column beyond the event columns
+    is a ``modified`` failure, by check (the file was moved or forged, or holds what no record
+    proves)."""
     frame = pl.read_parquet(path, hive_partitioning=False).with_row_index("source_row")
     relative = path.relative_to(root).as_posix()
     frame = frame.with_columns(pl.lit(relative).alias("source_file"))
@@ -526,7 +555,12 @@ def _read_file(root: Path, path: Path) -> tuple[pl.DataFrame, Failure | None]:
             frame = frame.with_columns(pl.lit(category, pl.String).alias("category"))
     if "level" in frame.columns:
         frame = frame.with_columns(pl.col("level").cast(pl.String))
-    return frame, misplaced
+    checks = {
+        "category": misplaced,
+        "hour": _hour_mismatch(frame, path.relative_to(root)),
+        "columns": _extra_column(frame),
+    }
+    return frame, {check: f for check, f in checks.items() if f is not None}
 
 
 def _path_category(relative: Path) -> str | None:
@@ -534,6 +568,44 @@ def _path_category(relative: Path) -> str | None:
     store encodes it (the innermost one when several), or None."""
     parts = [p for p in relative.parent.parts if p.startswith("category=")]
     return unquote(parts[-1].split("=", 1)[1]) if parts else None
+
+
+def _hour_mismatch(frame: pl.DataFrame, relative: Path) -> Failure | None:
+    """The first row whose timestamp lies outside the path's ``date=`` and ``hour=`` partition
+    (UTC): the store files each row by its timestamp, so the file was moved to another hour."""
+    keys = dict(p.split("=", 1) for p in relative.parent.parts if p[:5] in ("date=", "hour="))
+    if not keys or "timestamp" not in frame.columns:
+        return None
+    formats = {"date": "%Y-%m-%d", "hour": "%H"}
+    stamped = frame.with_columns(
+        pl.col("timestamp").dt.convert_time_zone("UTC").dt.strftime(formats[k]).alias(f"_{k}")
+        for k in keys
+    )
+    wrong = pl.any_horizontal(pl.col(f"_{k}").ne_missing(unquote(v)) for k, v in keys.items())
+    differs = stamped.filter(wrong)
+    if differs.is_empty():
+        return None
+    row = differs.row(0, named=True)
+    expected = ", ".join(f"{k} {unquote(v)!r}" for k, v in keys.items()) + " (from the path)"
+    found = ", ".join(f"{k} {row['_' + k]!r}" for k in keys) + " (from the timestamp)"
+    seq = row.get("audit_seq") or 0
+    return Failure("modified", seq, row["source_file"], row["source_row"], expected, found)
+
+
+def _extra_column(frame: pl.DataFrame) -> Failure | None:
+    """A column beyond the event columns in a file that holds chained records: no record
+    covers it, so whatever it says is unproven, and it is reported as ``modified``."""
+    extra = [c for c in frame.columns if c not in EVENT_COLUMNS and c not in _PLACE_COLUMNS]
+    if not extra or "audit_chain" not in frame.columns:
+        return None
+    chained = frame.filter(pl.col("audit_chain").is_not_null())
+    if chained.is_empty():
+        return None
+    row = chained.row(0, named=True)
+    found = "extra column " + ", ".join(repr(c) for c in extra)
+    seq = row.get("audit_seq") or 0
+    where = (row["source_file"], row["source_row"])
+    return Failure("modified", seq, *where, "the event columns only", found)
 
 
 def _category_mismatch(frame: pl.DataFrame, category: str) -> Failure | None:

@@ -38,81 +38,140 @@ static ESCAPED: [bool; 256] = {
 
 /// Writes `s` as a JSON string the way ECMAScript `JSON.stringify` does.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    let mut rest = s.as_bytes();
-    out.reserve(rest.len() + 2);
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
     out.push(b'"');
-    while let Some(i) = first_escaped(rest) {
-        out.extend_from_slice(&rest[..i]);
-        write_escape(out, rest[i]);
-        rest = &rest[i + 1..];
+    let (mut copied, mut i) = (0, 0);
+    // Blocks of 16 bytes are tested at once; each escaped byte of a block is found by its bit.
+    while let Some(block) = bytes.get(i..i + 16) {
+        let block: &[u8; 16] = block.try_into().expect("16 bytes");
+        let (mut mask, control) = escape_masks(block);
+        if mask != 0 && control == 0 {
+            // Only `"` and `\`, as in the JSON text of `fields`: the block is written whole.
+            put(out, &bytes[copied..i]);
+            put_backslashed(out, block, mask);
+            copied = i + 16;
+            mask = 0;
+        }
+        while mask != 0 {
+            let at = i + mask.trailing_zeros() as usize;
+            put(out, &bytes[copied..at]);
+            write_escape(out, bytes[at]);
+            copied = at + 1;
+            mask &= mask - 1;
+        }
+        i += 16;
     }
-    out.extend_from_slice(rest);
+    for at in i..bytes.len() {
+        if ESCAPED[bytes[at] as usize] {
+            put(out, &bytes[copied..at]);
+            write_escape(out, bytes[at]);
+            copied = at + 1;
+        }
+    }
+    put(out, &bytes[copied..]);
     out.push(b'"');
 }
 
-/// The index of the first byte of `bytes` to escape.
+/// Appends `block` with a backslash before each byte whose bit is set in `mask`, without a
+/// branch per byte.
 #[inline]
-fn first_escaped(bytes: &[u8]) -> Option<usize> {
-    let clean = clean_prefix(bytes);
-    bytes[clean..]
-        .iter()
-        .position(|&b| ESCAPED[b as usize])
-        .map(|p| p + clean)
+fn put_backslashed(out: &mut Vec<u8>, block: &[u8; 16], mask: u32) {
+    out.reserve(32);
+    // SAFETY: `reserve` left room for 32 bytes: the 16 of `block` and at most 16 backslashes.
+    // `set_len` counts only the bytes written.
+    unsafe {
+        let start = out.as_mut_ptr().add(out.len());
+        let mut end = start;
+        for (k, &b) in block.iter().enumerate() {
+            *end = b'\\';
+            end = end.add((mask >> k & 1) as usize);
+            *end = b;
+            end = end.add(1);
+        }
+        out.set_len(out.len() + end.offset_from(start) as usize);
+    }
 }
 
-/// The length of a prefix of `bytes` with nothing to escape, a multiple of 16 bytes: blocks
-/// are tested 16 at a time with SSE2, which every x86-64 processor has.
+/// Appends `bytes` to `out`. Runs of up to 32 bytes, most of a record, are copied with a
+/// pair of overlapping loads and stores instead of a call to `memcpy`.
+#[inline(always)]
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    let n = bytes.len();
+    if n > 32 {
+        return out.extend_from_slice(bytes);
+    }
+    out.reserve(32);
+    // SAFETY: `reserve` left room for 32 more bytes. Each pair of copies reads `bytes[..w]`
+    // and `bytes[n - w..]` with `w <= n`, writes the same places of that room, and together
+    // they cover the `n` bytes that `set_len` then counts.
+    unsafe {
+        let (src, dst) = (bytes.as_ptr(), out.as_mut_ptr().add(out.len()));
+        if n >= 16 {
+            copy_ends::<u128>(src, dst, n);
+        } else if n >= 8 {
+            copy_ends::<u64>(src, dst, n);
+        } else if n >= 4 {
+            copy_ends::<u32>(src, dst, n);
+        } else {
+            for k in 0..n {
+                *dst.add(k) = *src.add(k);
+            }
+        }
+        out.set_len(out.len() + n);
+    }
+}
+
+/// Copies the first and the last `size_of::<T>()` of `n` bytes from `src` to `dst`.
+///
+/// # Safety
+/// `size_of::<T>() <= n`, `src` readable and `dst` writable for `n` bytes.
+#[inline(always)]
+unsafe fn copy_ends<T: Copy>(src: *const u8, dst: *mut u8, n: usize) {
+    let w = std::mem::size_of::<T>();
+    let (head, last) = (
+        src.cast::<T>().read_unaligned(),
+        src.add(n - w).cast::<T>().read_unaligned(),
+    );
+    dst.cast::<T>().write_unaligned(head);
+    dst.add(n - w).cast::<T>().write_unaligned(last);
+}
+
+/// One bit per byte of `block` to escape (control characters, `"` and `\`), and one per
+/// control character alone. SSE2 is part of the x86-64 baseline.
 #[cfg(target_arch = "x86_64")]
 #[inline]
-fn clean_prefix(bytes: &[u8]) -> usize {
+fn escape_masks(block: &[u8; 16]) -> (u32, u32) {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set1_epi8,
     };
-    let mut i = 0;
-    // SAFETY: SSE2 is part of the x86-64 baseline, and each load reads the 16 bytes at
-    // `bytes[i..i + 16]`, which the loop condition keeps in bounds.
+    // SAFETY: SSE2 is always present on x86-64, and the load reads the 16 bytes of `block`.
     unsafe {
-        let (quote, backslash, space) = (
-            _mm_set1_epi8(b'"' as i8),
-            _mm_set1_epi8(b'\\' as i8),
-            _mm_set1_epi8(0x1f),
-        );
-        while i + 16 <= bytes.len() {
-            let block = _mm_loadu_si128(bytes.as_ptr().add(i).cast());
-            // A byte is a control character when max(byte, 0x1f) is 0x1f (unsigned).
-            let control = _mm_cmpeq_epi8(_mm_max_epu8(block, space), space);
-            let special = _mm_or_si128(
-                _mm_cmpeq_epi8(block, quote),
-                _mm_cmpeq_epi8(block, backslash),
-            );
-            if _mm_movemask_epi8(_mm_or_si128(control, special)) != 0 {
-                break;
-            }
-            i += 16;
-        }
+        let bytes = _mm_loadu_si128(block.as_ptr().cast());
+        let space = _mm_set1_epi8(0x1f);
+        // A byte is a control character when max(byte, 0x1f) is 0x1f (unsigned).
+        let control = _mm_cmpeq_epi8(_mm_max_epu8(bytes, space), space);
+        let quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
+        let all = _mm_or_si128(control, _mm_or_si128(quote, backslash));
+        (
+            _mm_movemask_epi8(all) as u32,
+            _mm_movemask_epi8(control) as u32,
+        )
     }
-    i
 }
 
-/// The length of a prefix of `bytes` with nothing to escape, a multiple of 8 bytes.
+/// One bit per byte of `block` to escape (control characters, `"` and `\`), and one per
+/// control character alone.
 #[cfg(not(target_arch = "x86_64"))]
 #[inline]
-fn clean_prefix(bytes: &[u8]) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
-    let mut i = 0;
-    while let Some(word) = bytes.get(i..i + 8) {
-        let x = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-        // A byte below 0x20, or equal to `"` or `\`, somewhere in the word.
-        let control = x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0;
-        if control || has_zero(x ^ (ONES * 0x22)) || has_zero(x ^ (ONES * 0x5c)) {
-            break;
-        }
-        i += 8;
-    }
-    i
+fn escape_masks(block: &[u8; 16]) -> (u32, u32) {
+    let bits = block.iter().enumerate();
+    bits.fold((0, 0), |(all, control), (k, &b)| {
+        let (escaped, low) = (ESCAPED[b as usize] as u32, (b < 0x20) as u32);
+        (all | escaped << k, control | low << k)
+    })
 }
 
 fn write_escape(out: &mut Vec<u8>, b: u8) {
@@ -259,8 +318,9 @@ pub fn write_timestamp(out: &mut Vec<u8>, ns: i64) {
     write_timestamp_with(out, ns, &SecondCache::default());
 }
 
-/// The last whole second written and its `"YYYY-MM-DDTHH:MM:SS` text: the events of a batch
-/// mostly share their second, and always their day.
+/// The last whole second written by one column and its `"YYYY-MM-DDTHH:MM:SS` text: the
+/// events of a batch mostly share their second. One per column, as `timestamp` and
+/// `observed_at` of a row seldom share theirs.
 #[derive(Default)]
 pub struct SecondCache(Cell<Option<(i64, [u8; 20])>>);
 
@@ -313,7 +373,7 @@ impl FloatCache {
     fn write(&self, out: &mut Vec<u8>, f: f64) {
         if let Some((bits, text, len)) = self.0.get() {
             if bits == f.to_bits() {
-                return out.extend_from_slice(&text[..len as usize]);
+                return put(out, &text[..len as usize]);
             }
         }
         let start = out.len();
@@ -366,23 +426,32 @@ impl<'a> StrCol<'a> {
     }
 
     /// The text at `row`, `None` when null.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self, row: usize) -> Option<&'a str> {
         match self {
             StrCol::View(a) => (!a.is_null(row)).then(|| a.value(row)),
             StrCol::Utf8(a) => (!a.is_null(row)).then(|| a.value(row)),
             StrCol::Large(a) => (!a.is_null(row)).then(|| a.value(row)),
-            StrCol::Dict {
-                array,
-                keys,
-                values,
-            } => {
-                if array.is_null(row) {
-                    return None;
-                }
-                values.get(*keys.get(row)?)
-            }
+            StrCol::Dict { .. } => self.dict_get(row),
         }
+    }
+
+    /// `get` of a dictionary column, out of line: it recurses into the values, and keeping it
+    /// apart lets `get` be inlined into every caller for the plain layouts.
+    #[inline(never)]
+    fn dict_get(&self, row: usize) -> Option<&'a str> {
+        let StrCol::Dict {
+            array,
+            keys,
+            values,
+        } = self
+        else {
+            unreachable!("dict_get is called for dictionary columns only")
+        };
+        if array.is_null(row) {
+            return None;
+        }
+        values.get(*keys.get(row)?)
     }
 }
 
@@ -395,7 +464,7 @@ pub struct Links<'s> {
 }
 
 enum Value<'a> {
-    Time(&'a TimestampNanosecondArray),
+    Time(&'a TimestampNanosecondArray, SecondCache),
     Text(StrCol<'a>),
     Float(&'a Float64Array, FloatCache),
     Chain(Option<StrCol<'a>>),
@@ -415,7 +484,6 @@ pub struct Canonicalizer<'a> {
     members: Vec<Member<'a>>,
     /// The bytes after the last member with a value: null members, then `}`.
     tail: Vec<u8>,
-    seconds: SecondCache,
 }
 
 impl<'a> Canonicalizer<'a> {
@@ -446,17 +514,22 @@ impl<'a> Canonicalizer<'a> {
         Ok(Canonicalizer {
             members,
             tail: pending,
-            seconds: SecondCache::default(),
         })
     }
 
     /// Appends the canonical record of `row` to `out`; `links` replaces the stored chain fields.
     pub fn write_row(&self, row: usize, links: Option<Links<'_>>, out: &mut Vec<u8>) {
-        for member in &self.members {
-            out.extend_from_slice(&member.prefix);
-            write_value(&member.value, row, links, &self.seconds, out);
+        for k in 0..self.members.len() {
+            self.write_member(k, row, links, out);
         }
         out.extend_from_slice(&self.tail);
+    }
+
+    #[inline]
+    fn write_member(&self, k: usize, row: usize, links: Option<Links<'_>>, out: &mut Vec<u8>) {
+        let member = &self.members[k];
+        put(out, &member.prefix);
+        write_value(&member.value, row, links, out);
     }
 }
 
@@ -482,7 +555,9 @@ fn bind<'a>(batch: &'a RecordBatch, name: &str, read_links: bool) -> Result<Valu
         }
     };
     let value = match name {
-        schema::TIMESTAMP | schema::OBSERVED_AT => time_column(column).map(Value::Time),
+        schema::TIMESTAMP | schema::OBSERVED_AT => {
+            time_column(column).map(|c| Value::Time(c, SecondCache::default()))
+        }
         schema::REVENUE | schema::SAMPLE_RATE => column
             .as_primitive_opt::<Float64Type>()
             .map(|c| Value::Float(c, FloatCache::default())),
@@ -507,7 +582,7 @@ impl Value<'_> {
     fn null_in_every_row(&self, rows: usize) -> bool {
         let all_null = |array: &dyn Array| array.null_count() == rows;
         match self {
-            Value::Time(a) => all_null(*a),
+            Value::Time(a, _) => all_null(*a),
             Value::Float(a, _) => all_null(*a),
             Value::Text(StrCol::View(a)) => all_null(*a),
             Value::Text(StrCol::Utf8(a)) => all_null(*a),
@@ -536,16 +611,10 @@ fn time_column(column: &dyn Array) -> Option<&TimestampNanosecondArray> {
 }
 
 #[inline]
-fn write_value(
-    value: &Value<'_>,
-    row: usize,
-    links: Option<Links<'_>>,
-    seconds: &SecondCache,
-    out: &mut Vec<u8>,
-) {
+fn write_value(value: &Value<'_>, row: usize, links: Option<Links<'_>>, out: &mut Vec<u8>) {
     match value {
-        Value::Time(a) if a.is_null(row) => out.extend_from_slice(b"null"),
-        Value::Time(a) => write_timestamp_with(out, a.value(row), seconds),
+        Value::Time(a, _) if a.is_null(row) => out.extend_from_slice(b"null"),
+        Value::Time(a, seconds) => write_timestamp_with(out, a.value(row), seconds),
         Value::Text(c) => write_opt(out, c.get(row), write_str),
         Value::Float(a, _) if a.is_null(row) => out.extend_from_slice(b"null"),
         Value::Float(a, cache) => cache.write(out, a.value(row)),

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{StringViewBuilder, UInt64Builder};
-use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch};
+use arrow_array::builder::make_view;
+use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringViewArray, UInt64Array};
+use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer};
+use arrow_data::ByteView;
 use arrow_schema::{Field, Schema};
 use sha2::{Digest, Sha256};
 
@@ -85,16 +87,22 @@ impl AuditChain {
                 "audit: {records} records after seq {seq} overflow the 64-bit sequence number"
             )));
         }
-        let canon = Canonicalizer::new(batch, false)?;
-        let mut cols = LinkColumns::with_capacity(batch.num_rows());
-        for row in 0..batch.num_rows() {
-            if is_audit.is_valid(row) && is_audit.value(row) {
-                self.link(&canon, row, &mut cols);
-            } else {
-                cols.append_null();
-            }
+        // The hashes share one buffer that 32-bit view offsets address; refuse before chaining.
+        if 64 * (records + 1) > u64::from(u32::MAX) {
+            return Err(Error::Audit(format!(
+                "audit: {records} records in one batch; split it below 67 million"
+            )));
         }
-        cols.replace_in(batch)
+        let canon = Canonicalizer::new(batch, false)?;
+        let mut cols = LinkColumns::new(batch.num_rows(), records as usize, &self.head);
+        let mut done = 0;
+        for row in (0..batch.num_rows()).filter(|&r| is_audit.is_valid(r) && is_audit.value(r)) {
+            cols.append_nulls(row - done);
+            self.link(&canon, row, &mut cols);
+            done = row + 1;
+        }
+        cols.append_nulls(batch.num_rows() - done);
+        cols.replace_in(batch, &self.chain_id)
     }
 
     /// Ends the chain and returns its head; any later `append` or `finish` is an error.
@@ -113,12 +121,7 @@ impl AuditChain {
             prev,
         };
         let hash = row_link_hash(canon, row, prev, Some(links), &mut self.buf);
-        cols.append(
-            &self.chain_id,
-            seq,
-            prev,
-            std::str::from_utf8(&hash).expect("hex"),
-        );
+        cols.append(seq, &hash);
         self.seq = seq;
         self.head = hash;
     }
@@ -173,60 +176,118 @@ pub fn link_hash(prev: &str, record: &[u8]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Builders of the four audit columns of one output batch.
+/// The four audit columns of one output batch. The hashes share one buffer, which starts with
+/// the head before the batch: each record's `audit_prev_hash` is a view of the hash before it.
 struct LinkColumns {
-    chain: StringViewBuilder,
-    seq: UInt64Builder,
-    prev: StringViewBuilder,
-    hash: StringViewBuilder,
+    hashes: Vec<u8>,
+    seqs: Vec<u64>,
+    records: BooleanBufferBuilder,
 }
 
 impl LinkColumns {
-    fn with_capacity(rows: usize) -> LinkColumns {
+    fn new(rows: usize, records: usize, head: &[u8; 64]) -> LinkColumns {
+        let mut hashes = Vec::with_capacity(64 * (records + 1));
+        hashes.extend_from_slice(head);
         LinkColumns {
-            chain: StringViewBuilder::with_capacity(rows),
-            seq: UInt64Builder::with_capacity(rows),
-            prev: StringViewBuilder::with_capacity(rows),
-            hash: StringViewBuilder::with_capacity(rows),
+            hashes,
+            seqs: Vec::with_capacity(rows),
+            records: BooleanBufferBuilder::new(rows),
         }
     }
 
-    fn append(&mut self, chain: &str, seq: u64, prev: &str, hash: &str) {
-        self.chain.append_value(chain);
-        self.seq.append_value(seq);
-        self.prev.append_value(prev);
-        self.hash.append_value(hash);
+    fn append(&mut self, seq: u64, hash: &[u8; 64]) {
+        self.records.append(true);
+        self.seqs.push(seq);
+        self.hashes.extend_from_slice(hash);
     }
 
-    fn append_null(&mut self) {
-        self.chain.append_null();
-        self.seq.append_null();
-        self.prev.append_null();
-        self.hash.append_null();
+    fn append_nulls(&mut self, n: usize) {
+        self.records.append_n(n, false);
+        self.seqs.resize(self.seqs.len() + n, 0);
     }
 
-    /// `batch` with the audit columns replaced (or added, when absent).
-    fn replace_in(mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+    /// `batch` with the audit columns of chain `chain` replaced (or added, when absent).
+    fn replace_in(self, batch: &RecordBatch, chain: &str) -> Result<RecordBatch> {
+        let LinkColumns {
+            hashes,
+            seqs,
+            mut records,
+        } = self;
+        let valid = NullBuffer::new(records.finish());
+        let (prev, hash) = hash_columns(hashes, &valid);
+        let chain_view = make_view(chain.as_bytes(), 0, 0);
+        let chains = valid
+            .iter()
+            .map(|v| if v { chain_view } else { 0 })
+            .collect();
+        let buffers = Arc::from([Buffer::from(chain.as_bytes().to_vec())]);
+        // SAFETY: every view is null or the view of `chain`, a `str`, in its own buffer.
+        let chains =
+            unsafe { StringViewArray::new_unchecked(chains, buffers, Some(valid.clone())) };
+        let seqs = UInt64Array::new(seqs.into(), Some(valid));
         let built: [(&str, ArrayRef); 4] = [
-            (AUDIT_CHAIN, Arc::new(self.chain.finish())),
-            (AUDIT_SEQ, Arc::new(self.seq.finish())),
-            (AUDIT_PREV_HASH, Arc::new(self.prev.finish())),
-            (AUDIT_HASH, Arc::new(self.hash.finish())),
+            (AUDIT_CHAIN, Arc::new(chains)),
+            (AUDIT_SEQ, Arc::new(seqs)),
+            (AUDIT_PREV_HASH, Arc::new(prev)),
+            (AUDIT_HASH, Arc::new(hash)),
         ];
-        let schema = batch.schema();
-        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-        let mut columns = batch.columns().to_vec();
-        for (name, array) in built {
-            let field = Field::new(name, array.data_type().clone(), true);
-            match schema.index_of(name) {
-                Ok(i) => (fields[i], columns[i]) = (field, array),
-                Err(_) => {
-                    fields.push(field);
-                    columns.push(array);
-                }
+        replace_columns(batch, built)
+    }
+}
+
+/// The `audit_prev_hash` and `audit_hash` columns, views into the one hash buffer.
+fn hash_columns(hashes: Vec<u8>, valid: &NullBuffer) -> (StringViewArray, StringViewArray) {
+    let hashes = Buffer::from(hashes);
+    debug_assert!(
+        hashes.len() <= u32::MAX as usize,
+        "append checks the batch size"
+    );
+    let view = |k: usize| {
+        let offset = 64 * k;
+        let prefix = &hashes[offset..offset + 4];
+        ByteView::new(64, prefix)
+            .with_offset(offset as u32)
+            .as_u128()
+    };
+    let (mut prev, mut hash) = (
+        Vec::with_capacity(valid.len()),
+        Vec::with_capacity(valid.len()),
+    );
+    let mut k = 0;
+    for record in valid.iter() {
+        if record {
+            prev.push(view(k));
+            hash.push(view(k + 1));
+            k += 1;
+        } else {
+            prev.push(0);
+            hash.push(0);
+        }
+    }
+    let column = |views: Vec<u128>| {
+        let buffers = Arc::from([hashes.clone()]);
+        // SAFETY: every view is null or 64 bytes of hex digits (ASCII) within `hashes`, whose
+        // length fits the views' 32-bit offsets (checked above).
+        unsafe { StringViewArray::new_unchecked(views.into(), buffers, Some(valid.clone())) }
+    };
+    (column(prev), column(hash))
+}
+
+/// `batch` with the `built` columns in place of its own of the same name, or added.
+fn replace_columns(batch: &RecordBatch, built: [(&str, ArrayRef); 4]) -> Result<RecordBatch> {
+    let schema = batch.schema();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut columns = batch.columns().to_vec();
+    for (name, array) in built {
+        let field = Field::new(name, array.data_type().clone(), true);
+        match schema.index_of(name) {
+            Ok(i) => (fields[i], columns[i]) = (field, array),
+            Err(_) => {
+                fields.push(field);
+                columns.push(array);
             }
         }
-        let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
-        Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
     }
+    let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
 }

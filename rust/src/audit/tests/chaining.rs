@@ -29,6 +29,33 @@ fn append_chains_only_selected_rows() {
 }
 
 #[test]
+fn link_columns_are_valid_arrow_whatever_the_chain_id_and_mask() {
+    let batch = batch_of(&events(5));
+    let mask = BooleanArray::from(vec![false, true, true, false, true]);
+    // Ids of up to 12 bytes sit in the views themselves, longer ones in a buffer.
+    for id in ["w0", "writer-with-a-long-id"] {
+        let out = AuditChain::new(id, None).append(&batch, &mask).unwrap();
+        for name in [
+            schema::AUDIT_CHAIN,
+            schema::AUDIT_SEQ,
+            schema::AUDIT_PREV_HASH,
+            schema::AUDIT_HASH,
+        ] {
+            let column = out.column_by_name(name).unwrap();
+            column.to_data().validate_full().unwrap();
+            assert_eq!(column.null_count(), 2, "{name}");
+        }
+        assert_eq!(text(&out, schema::AUDIT_CHAIN, 4).as_deref(), Some(id));
+        assert_eq!(text(&out, schema::AUDIT_HASH, 3), None);
+        assert_eq!(text(&out, schema::AUDIT_PREV_HASH, 1).unwrap(), GENESIS);
+        assert_eq!(
+            text(&out, schema::AUDIT_PREV_HASH, 4),
+            text(&out, schema::AUDIT_HASH, 2)
+        );
+    }
+}
+
+#[test]
 fn chaining_across_batches_equals_one_batch() {
     let evs = events(7);
     let whole = AuditChain::new("w0", None)
