@@ -32,6 +32,16 @@ def test_decode_with_redaction(benchmark, mix_bytes, events):
 
 
 @pytest.mark.benchmark(group="stages")
+def test_redaction_of_decoded_frames(benchmark, frame, mix_bytes):
+    """`Redactor` on the decoded standard mix, every string column and `fields` walked."""
+    redactor = _core.Redactor(RedactionConfig().core_json())
+    texts = frame.select(pl.col(pl.String))
+    batches, counts = benchmark(lambda: redactor.redact_frame(texts))
+    assert len(batches) == frame.height and sum(counts) > 0
+    throughput(benchmark, frame.height, len(mix_bytes))
+
+
+@pytest.mark.benchmark(group="stages")
 def test_sampling_decisions(benchmark, frame):
     sampler = _core.Sampler('{"extends":"cost-optimized"}')
     decisions = benchmark(lambda: pl.DataFrame(sampler.decide(frame, now_ns=0)))
