@@ -13,6 +13,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from qlingest.config import load_config
+from qlingest.exceptions import InputError
 from qlingest.pipeline import Pipeline
 from qlingest.query import scan
 from qlingest.source import read_chunks
@@ -233,3 +234,36 @@ def test_closed_stdin_is_a_one_line_error(tmp_path):
     assert out.returncode == 1
     assert "qlingest: error: -: stdin is closed" in out.stderr.decode().splitlines()
     assert b"Traceback" not in out.stderr
+
+
+def test_zstd_reads_are_bounded_however_well_the_input_compresses():
+    from qlingest.source import ZstdReader
+
+    bomb = zstandard.compress(b"a" * (64 << 20) + b"\n")  # 64 MiB in about 2 KB
+    reader = ZstdReader(io.BytesIO(bomb))
+    sizes = []
+    while block := reader.read(1 << 20):
+        sizes.append(len(block))
+    assert max(sizes) <= 1 << 20 and sum(sizes) == (64 << 20) + 1
+
+
+@pytest.mark.parametrize("cut", [1, 3, 4, 9])
+def test_a_zstd_stream_cut_anywhere_in_its_last_frame_is_an_input_error(tmp_path, cut):
+    packed = zstandard.compress(ndjson(200)) + zstandard.compress(ndjson(5, start=200))
+    src = tmp_path / "in.zst"
+    src.write_bytes(packed[:-cut])
+    with Pipeline(tmp_path / "s") as p, pytest.raises(InputError, match="truncated"):
+        p.ingest_file(src)
+    assert p.summary.events_written >= 200
+
+
+def test_gzip_reads_are_bounded_and_members_follow_each_other():
+    from qlingest.source import GzipReader
+
+    data = gzip.compress(b"a" * (16 << 20) + b"\n") + gzip.compress(b"tail\n")
+    reader = GzipReader(io.BytesIO(data), b"")
+    blocks = []
+    while block := reader.read(1 << 20):
+        blocks.append(block)
+    assert max(map(len, blocks)) <= 1 << 20
+    assert b"".join(blocks) == b"a" * (16 << 20) + b"\ntail\n"

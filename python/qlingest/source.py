@@ -123,42 +123,111 @@ class GzipReader(_Prefixed):
                 if not compressed.lstrip(b"\0"):
                     continue
                 self._dobj = zlib.decompressobj(wbits=31)
-            out = self._dobj.decompress(compressed)
-            if self._dobj.eof:
-                self._rest = self._dobj.unused_data
+            # Bounded: one compressed block can expand a thousandfold (a gzip bomb).
+            out = self._dobj.decompress(compressed, size if size > 0 else 1 << 22)
+            self._rest = self._dobj.unused_data if self._dobj.eof else self._dobj.unconsumed_tail
             if out:
                 return out
+
+
+class _Watched:
+    """A compressed stream whose bytes pass through a frame walker as they are read."""
+
+    def __init__(self, raw: _Prefixed, frames: _ZstdFrames) -> None:
+        self._raw, self._frames = raw, frames
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._frames.feed(data)
+        return data
+
+
+_ZSTD_FRAME = 0xFD2FB528
+_FCS_BYTES = (0, 2, 4, 8)
+_DICT_ID_BYTES = (0, 1, 2, 4)
+
+
+class _ZstdFrames:
+    """Follows a zstd stream's frame and block headers (RFC 8878) without decompressing, to
+    tell whether the bytes seen so far end exactly at the end of a frame."""
+
+    def __init__(self) -> None:
+        self._need = 4  # bytes of the header being read
+        self._head = b""
+        self._state = "magic"
+        self._skip = 0  # bytes of block or skippable-frame content to pass over
+        self._checksum = False
+
+    @property
+    def complete(self) -> bool:
+        return self._state == "magic" and not self._head and not self._skip
+
+    def feed(self, data: bytes) -> None:
+        at = 0
+        while at < len(data):
+            if self._skip:
+                step = min(self._skip, len(data) - at)
+                self._skip -= step
+                at += step
+                continue
+            take = min(self._need - len(self._head), len(data) - at)
+            self._head += data[at : at + take]
+            at += take
+            if len(self._head) == self._need:
+                head, self._head = self._head, b""
+                self._header(head)
+
+    def _header(self, head: bytes) -> None:
+        """Acts on one complete header and says what to read next."""
+        if self._state == "magic":
+            magic = int.from_bytes(head, "little")
+            if magic == _ZSTD_FRAME:
+                self._state, self._need = "descriptor", 1
+            elif magic & 0xFFFFFFF0 == 0x184D2A50:
+                self._state, self._need = "skippable", 4
+            else:
+                self._state = "unknown"  # not zstd: the decompressor reports it
+        elif self._state == "skippable":
+            self._skip = int.from_bytes(head, "little")
+            self._state, self._need = "magic", 4
+        elif self._state == "descriptor":
+            fhd = head[0]
+            single_segment = fhd >> 5 & 1
+            self._checksum = bool(fhd >> 2 & 1)
+            fcs = _FCS_BYTES[fhd >> 6] or single_segment
+            self._skip = (not single_segment) + _DICT_ID_BYTES[fhd & 3] + fcs
+            self._state, self._need = "block", 3
+        elif self._state == "block":
+            bits = int.from_bytes(head, "little")
+            kind, size = bits >> 1 & 3, bits >> 3
+            self._skip = 1 if kind == 1 else size
+            if bits & 1:  # the frame's last block
+                self._skip += 4 * self._checksum
+                self._state, self._need = "magic", 4
+        if self._state == "unknown":
+            self._need = 1 << 62
 
 
 class ZstdReader:
-    """Decompresses concatenated zstd frames and fails on a truncated last frame, which a
-    plain stream reader would end quietly, losing the rest of the input unseen."""
+    """Decompresses concatenated zstd frames, at most ``size`` bytes a read, and fails on a
+    truncated last frame, which a plain stream reader would end quietly, losing the rest of
+    the input unseen. The frame and block headers are followed as the compressed bytes are
+    read (nothing is decompressed twice) to know whether the input ended on a frame's end."""
 
     def __init__(self, raw: BinaryIO, head: bytes = b"", block: int = 1 << 16) -> None:
-        self._raw, self._block = _Prefixed(raw, head), block
-        self._dobj = zstandard.ZstdDecompressor().decompressobj()
-        self._started = False
+        self._frames = _ZstdFrames()
+        self._raw = _Prefixed(raw, head)
+        self._reader = zstandard.ZstdDecompressor().stream_reader(
+            _Watched(self._raw, self._frames), read_size=block, read_across_frames=True,
+            closefd=False,
+        )  # fmt: skip
 
     def read(self, size: int = -1) -> bytes:
-        while True:
-            compressed = self._raw.read(self._block)
-            if not compressed:
-                if self._started and not self._dobj.eof:
-                    raise EOFError("zstd input ends inside a frame: the file is truncated")
-                return b""
-            out = self._decompress(compressed)
-            if out:
-                return out
-
-    def _decompress(self, compressed: bytes) -> bytes:
-        parts = []
-        while compressed:
-            if self._dobj.eof:
-                self._dobj = zstandard.ZstdDecompressor().decompressobj()
-            self._started = True
-            parts.append(self._dobj.decompress(compressed))
-            compressed = self._dobj.unused_data if self._dobj.eof else b""
-        return b"".join(parts)
+        # A bounded read: one compressed block can expand to gigabytes (a zstd bomb).
+        out = self._reader.read(size if size > 0 else 1 << 22)
+        if not out and not self._frames.complete:
+            raise EOFError("zstd input ends inside a frame: the file is truncated")
+        return out
 
     def close(self) -> None:
         self._raw.close()
