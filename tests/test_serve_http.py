@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -133,6 +135,19 @@ def test_tcp_lines_are_acknowledged_per_chunk(tmp_path):
         assert acked == 50
         assert srv.stop() == 0
         assert stored(tmp_path / "s").height == 50
+    finally:
+        if srv.proc.poll() is None:
+            srv.kill()
+
+
+def test_tokens_with_a_tcp_receiver_warn_that_tcp_is_not_guarded(tmp_path):
+    srv = ServeProcess(tmp_path / "s", '[serve]\ntokens = ["t0k"]\n', tcp=True)
+    try:
+        srv.proc.send_signal(signal.SIGTERM)
+        _, err = srv.proc.communicate(timeout=30)
+        assert srv.proc.returncode == 0
+        warnings = [json.loads(x) for x in err.splitlines() if b'"warn"' in x]
+        assert any("TCP receiver" in w["msg"] and w["tcp"] == srv.ports["tcp"] for w in warnings)
     finally:
         if srv.proc.poll() is None:
             srv.kill()

@@ -118,6 +118,11 @@ class Server:
         ports = await self._listen()
         self.ready = True
         log("info", "Listening.", host=self.cfg.host, replayed_records=replayed, **ports)
+        if self.cfg.tokens and "tcp" in ports:
+            # Limitation: raw TCP lines carry no credentials; only where the port is bound
+            # guards that receiver.
+            log("warn", "serve.tokens guards HTTP and OTLP only: the TCP receiver takes "
+                "lines from anyone who reaches its port.", tcp=ports["tcp"])  # fmt: skip
         return ports
 
     def _recover(self) -> int:
