@@ -38,7 +38,7 @@ impl Redactor {
         kept
     }
 
-    fn write_field_slow(
+    pub(super) fn write_field_slow(
         &self,
         key: &str,
         raw_value: &str,
@@ -86,7 +86,7 @@ impl Redactor {
     }
 
     /// No key rule, no escape, no percent-encoding and no prefilter hit: copy it through.
-    fn field_is_clean(&self, key: &str, raw: &str) -> bool {
+    pub(super) fn field_is_clean(&self, key: &str, raw: &str) -> bool {
         // The prefilter's scan also finds the backslashes and percent signs, which the nested
         // key check must not meet.
         self.looks_clean([key, raw]) && self.field_shape_ok(key, raw)

@@ -32,7 +32,8 @@ impl Redactor {
         ctx: &str,
         counts: &mut [u64],
     ) -> (Cow<'a, str>, bool) {
-        let scan = self.prefilter.scan_text(text);
+        let mut scan = self.prefilter.scan_text(text);
+        scan.mask = self.gate_assign([text], scan.mask);
         // A string with no prefilter hit and no escape cannot hold a match: one pass, no copy.
         match scan.mask != 0 || scan.encoded || self.ctx_may_wake(ctx) {
             true => self.redact_scanned(text, scan, ctx, counts),
@@ -68,8 +69,8 @@ impl Redactor {
     where
         I: IntoIterator<Item = &'a str> + Clone,
     {
-        let scan = self.prefilter.scan_parts_text(parts);
-        scan.mask == 0 && !scan.encoded
+        let scan = self.prefilter.scan_parts_text(parts.clone());
+        self.gate_assign(parts, scan.mask) == 0 && !scan.encoded
     }
 
     /// Whether the key name `ctx` may wake a rule that takes its evidence from the key name.

@@ -1,0 +1,141 @@
+//! `secret_param`'s gate: shut on stems that assign nothing, never hiding a match the rule finds.
+
+use proptest::prelude::*;
+
+use super::prefilter::Scan;
+use super::*;
+
+fn redactor() -> Redactor {
+    Redactor::new(RedactConfig::default()).unwrap()
+}
+
+#[test]
+fn stems_that_assign_nothing_shut_the_gate() {
+    let r = redactor();
+    for t in [
+        "cache lookup key=product:1008 hit",
+        "trace.spans",
+        "span_name",
+        "card declined: retry",
+        "monkey: banana",
+    ] {
+        assert!(!r.may_assign(t.as_bytes()), "{t:?}");
+    }
+}
+
+#[test]
+fn every_form_of_secret_param_opens_the_gate() {
+    let r = redactor();
+    for t in [
+        "password=hunter2",
+        "DB_PASSWORD\n=\nhunter2",
+        "x api-key: abc",
+        "\"client_secret\" : \"abc\"",
+        "'token'='abc'",
+        "run --token abc",
+        "mysql -uroot -pS3cret db",
+        "pan=4111111111111111",
+        "cookie: a=b",
+        "pass\u{3000}=x",
+    ] {
+        assert!(r.may_assign(t.as_bytes()), "{t:?}");
+    }
+}
+
+#[test]
+fn a_shut_gate_keeps_a_frequent_message_borrowed() {
+    let r = redactor();
+    let mut counts = vec![0; r.rule_names().len()];
+    let out = r.redact_text("cache lookup key=product:1008 hit", &mut counts);
+    assert!(matches!(out, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(counts.iter().sum::<u64>(), 0);
+}
+
+#[test]
+fn a_field_whose_key_holds_a_stem_is_copied_through() {
+    let r = redactor();
+    let mut out = String::new();
+    assert!(r.write_field("span_name", "\"cache.get\"", &mut out, &mut []));
+    assert_eq!(out, "\"span_name\":\"cache.get\"");
+}
+
+/// Text built from secret and plain names, separators, quotes and whitespace around them.
+fn assignments() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "password",
+        "Passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "TOKEN",
+        "api_key",
+        "api-key",
+        "access.key",
+        "privateKey",
+        "client_secret",
+        "signature",
+        "credentials",
+        "key",
+        "span",
+        "pan",
+        "card",
+        "cvv",
+        "ssn",
+        "cookie",
+        "Authorization",
+        "monkey",
+        "db",
+        "my_",
+        "x.",
+        "=",
+        ":",
+        " : ",
+        " = ",
+        "\"",
+        "'",
+        " ",
+        "\t",
+        "\n",
+        "--",
+        "-p",
+        "mysql ",
+        "hunter2",
+        "Bearer ",
+        "\u{212A}",
+        "\u{3000}",
+        ",",
+        "&",
+        "?",
+    ]);
+    prop::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn gated_redaction_equals_running_every_rule(t in assignments()) {
+        let r = redactor();
+        let (fast, _) = r.redact_in(&t, "", &mut []);
+        let (full, _) = r.redact_scanned(&t, Scan::ALL, "", &mut []);
+        prop_assert_eq!(fast, full, "{:?}", t);
+    }
+
+    #[test]
+    fn a_field_copied_through_holds_nothing_the_walker_redacts(
+        key in assignments(),
+        value in assignments(),
+    ) {
+        let r = redactor();
+        let raw = format!("{{\"k\":\"{}\"}}", value.replace('\\', "").replace('"', "'"));
+        for raw in [raw.as_str(), "1"] {
+            if r.field_is_clean(&key, raw) {
+                let mut out = String::new();
+                r.write_field_slow(&key, raw, &mut out, &mut []);
+                let mut plain = String::new();
+                crate::decode::json::write_member(&mut plain, &key, raw);
+                prop_assert_eq!(out, plain, "{:?} {:?}", key, raw);
+            }
+        }
+    }
+}
