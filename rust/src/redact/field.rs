@@ -99,8 +99,10 @@ impl Redactor {
             KeyKind::Secret => self.key_action.is_none(),
             KeyKind::User => self.user_action.is_none() || memchr(b':', raw.as_bytes()).is_none(),
         };
+        // Malformed text (`1, "api key": 2`) is read by the lenient scan, which takes its keys too.
         let bytes = raw.as_bytes();
-        key_ok && !(matches!(bytes.first(), Some(b'{' | b'[')) && self.nested_keys_sensitive(bytes))
+        let keyed = matches!(bytes.first(), Some(b'{' | b'[')) || memchr(b':', bytes).is_some();
+        key_ok && !(keyed && self.nested_keys_sensitive(bytes))
     }
 
     fn nested_keys_sensitive(&self, raw: &[u8]) -> bool {
