@@ -89,7 +89,7 @@ impl Redactor {
     pub(super) fn field_is_clean(&self, key: &str, raw: &str) -> bool {
         // The prefilter's scan also finds the backslashes and percent signs, which the nested
         // key check must not meet.
-        self.looks_clean([key, raw]) && self.field_shape_ok(key, raw)
+        self.looks_clean(&[key, raw]) && self.field_shape_ok(key, raw)
     }
 
     /// No key rule and no sensitive nested key.

@@ -42,6 +42,28 @@ impl Redactor {
         }
     }
 
+    /// `mask` without the rules none of whose patterns may match `parts` under the key `ctx`.
+    pub(super) fn gate_patterns(&self, parts: &[&str], ctx: &str, mask: RuleMask) -> RuleMask {
+        // Rules past the mask width share no bit of their own; those masks stay as they are.
+        if self.rules.len() > 64 {
+            return mask;
+        }
+        let mut gated = mask;
+        let mut bits = mask & bit(self.rules.len()).wrapping_sub(1);
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            if !self.rules[i]
+                .patterns
+                .iter()
+                .any(|p| p.may_match_parts(parts, ctx))
+            {
+                gated &= !bit(i);
+            }
+            bits &= bits - 1;
+        }
+        gated
+    }
+
     /// Whether `b` may hold a secret assignment, flag or `mysql -p` password.
     pub(super) fn may_assign(&self, b: &[u8]) -> bool {
         // Unicode case folding and whitespace (`\s`, K for KELVIN SIGN) are left to the regexes.

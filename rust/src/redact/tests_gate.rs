@@ -109,6 +109,15 @@ fn assignments() -> impl Strategy<Value = String> {
         ",",
         "&",
         "?",
+        "123-45-6789",
+        "123456789",
+        "4111 1111 1111 1111",
+        "social security",
+        "AKIAIOSFODNN7EXAMPLE",
+        "aws",
+        "a@b.io",
+        "ghp_",
+        "-----BEGIN ",
     ]);
     prop::collection::vec(piece, 0..12).prop_map(|p| p.concat())
 }
@@ -152,4 +161,12 @@ fn malformed_values_with_secret_keys_are_not_copied_through() {
         assert!(r.write_field("note", raw, &mut out, &mut []));
         assert!(out.contains("[REDACTED:secret_key]"), "{raw:?} -> {out}");
     }
+}
+
+#[test]
+fn a_number_without_separators_or_keyword_skips_the_ssn_rule() {
+    let r = redactor();
+    assert!(r.looks_clean(&["duration_ns", "260797874"]));
+    assert!(!r.looks_clean(&["ssn", "260797874"]));
+    assert!(!r.looks_clean(&["note", "\"123-45-6789\""]));
 }
