@@ -101,7 +101,7 @@ impl Redactor {
         };
         // Malformed text (`1, "api key": 2`) is read by the lenient scan, which takes its keys too.
         let bytes = raw.as_bytes();
-        let keyed = matches!(bytes.first(), Some(b'{' | b'[')) || memchr(b':', bytes).is_some();
+        let keyed = matches!(bytes.first(), Some(b'{' | b'[')) || bytes.contains(&b':');
         key_ok && !(keyed && self.nested_keys_sensitive(bytes))
     }
 
