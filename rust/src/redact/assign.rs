@@ -91,7 +91,7 @@ fn is_name(c: u8) -> bool {
 }
 
 /// The name assigned by the `=` or `:` at `sep`: `name=`, `name =`, `name:`, `"name": `.
-fn name_before(b: &[u8], sep: usize) -> Option<Range<usize>> {
+pub(super) fn name_before(b: &[u8], sep: usize) -> Option<Range<usize>> {
     let mut end = sep;
     while end > 0 && matches!(b[end - 1], b' ' | b'\t') {
         end -= 1;

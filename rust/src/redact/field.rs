@@ -38,7 +38,7 @@ impl Redactor {
         kept
     }
 
-    fn write_field_slow(
+    pub(super) fn write_field_slow(
         &self,
         key: &str,
         raw_value: &str,
@@ -86,10 +86,10 @@ impl Redactor {
     }
 
     /// No key rule, no escape, no percent-encoding and no prefilter hit: copy it through.
-    fn field_is_clean(&self, key: &str, raw: &str) -> bool {
+    pub(super) fn field_is_clean(&self, key: &str, raw: &str) -> bool {
         // The prefilter's scan also finds the backslashes and percent signs, which the nested
         // key check must not meet.
-        self.looks_clean([key, raw]) && self.field_shape_ok(key, raw)
+        self.looks_clean(&[key, raw]) && self.field_shape_ok(key, raw)
     }
 
     /// No key rule and no sensitive nested key.
@@ -99,8 +99,10 @@ impl Redactor {
             KeyKind::Secret => self.key_action.is_none(),
             KeyKind::User => self.user_action.is_none() || memchr(b':', raw.as_bytes()).is_none(),
         };
+        // Malformed text (`1, "api key": 2`) is read by the lenient scan, which takes its keys too.
         let bytes = raw.as_bytes();
-        key_ok && !(matches!(bytes.first(), Some(b'{' | b'[')) && self.nested_keys_sensitive(bytes))
+        let keyed = matches!(bytes.first(), Some(b'{' | b'[')) || bytes.contains(&b':');
+        key_ok && !(keyed && self.nested_keys_sensitive(bytes))
     }
 
     fn nested_keys_sensitive(&self, raw: &[u8]) -> bool {

@@ -11,6 +11,7 @@ mod build;
 mod config;
 mod escape;
 mod field;
+mod gate;
 mod json;
 mod keys;
 mod lenient;
@@ -28,6 +29,8 @@ mod tests_bench;
 mod tests_blocks;
 #[cfg(test)]
 mod tests_corpus;
+#[cfg(test)]
+mod tests_gate;
 #[cfg(test)]
 mod tests_prefilter;
 #[cfg(test)]

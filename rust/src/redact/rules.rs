@@ -268,11 +268,14 @@ pub static BUILTIN: &[BuiltinRule] = &[
         action: Action::Mask,
         trigger: || Trigger::Digits(9),
         patterns: &[
-            checked(
-                r"(?-u:\b)[0-9]{3}([- ])[0-9]{2}[- ][0-9]{4}(?-u:\b)",
-                0,
-                Validator::Ssn,
-            ),
+            // The separators are needed, so a bare number (`"duration_ns":260797874`) skips it.
+            PatternSpec {
+                regex: r"(?-u:\b)[0-9]{3}([- ])[0-9]{2}[- ][0-9]{4}(?-u:\b)",
+                group: 0,
+                validator: Validator::Ssn,
+                keywords: &[],
+                needs: &["-", " "],
+            },
             PatternSpec {
                 regex: r"(?-u:\b)[0-9]{9}(?-u:\b)",
                 group: 0,

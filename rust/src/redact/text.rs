@@ -32,7 +32,8 @@ impl Redactor {
         ctx: &str,
         counts: &mut [u64],
     ) -> (Cow<'a, str>, bool) {
-        let scan = self.prefilter.scan_text(text);
+        let mut scan = self.prefilter.scan_text(text);
+        scan.mask = self.gate_patterns(&[text], ctx, self.gate_assign([text], scan.mask));
         // A string with no prefilter hit and no escape cannot hold a match: one pass, no copy.
         match scan.mask != 0 || scan.encoded || self.ctx_may_wake(ctx) {
             true => self.redact_scanned(text, scan, ctx, counts),
@@ -62,14 +63,12 @@ impl Redactor {
         (Cow::Owned(out), dropped)
     }
 
-    /// Whether the prefilter sees nothing in `parts`: no rule can match, and no escape or
-    /// percent sign can hide a secret.
-    pub(crate) fn looks_clean<'a, I>(&self, parts: I) -> bool
-    where
-        I: IntoIterator<Item = &'a str> + Clone,
-    {
-        let scan = self.prefilter.scan_parts_text(parts);
-        scan.mask == 0 && !scan.encoded
+    /// Whether the prefilter and the rules' gates see nothing in `parts`: no rule can match, and
+    /// no escape or percent sign can hide a secret.
+    pub(crate) fn looks_clean(&self, parts: &[&str]) -> bool {
+        let scan = self.prefilter.scan_parts_text(parts.iter().copied());
+        let mask = self.gate_assign(parts.iter().copied(), scan.mask);
+        self.gate_patterns(parts, "", mask) == 0 && !scan.encoded
     }
 
     /// Whether the key name `ctx` may wake a rule that takes its evidence from the key name.
@@ -218,12 +217,19 @@ impl Rule {
 impl Pattern {
     /// Whether the regex can match at all: a needed literal and a keyword (anywhere) are present.
     pub(super) fn may_match(&self, text: &str, ctx: &str) -> bool {
-        let hay = text.as_bytes();
-        let needed = self.needs.is_empty() || self.needs.iter().any(|n| contains(hay, n));
+        self.may_match_parts(&[text], ctx)
+    }
+
+    /// Whether the regex can match a string whose literal and keyword come from any of `parts`.
+    pub(super) fn may_match_parts(&self, parts: &[&str], ctx: &str) -> bool {
+        let has = |n: &str| parts.iter().any(|p| contains(p.as_bytes(), n));
+        let needed = self.needs.is_empty() || self.needs.iter().any(|n| has(n));
         let keyword = || {
             self.keywords.iter().any(|k| {
-                contains_ignore_case(hay, k.as_bytes())
-                    || contains_ignore_case(ctx.as_bytes(), k.as_bytes())
+                parts
+                    .iter()
+                    .chain([&ctx])
+                    .any(|p| contains_ignore_case(p.as_bytes(), k.as_bytes()))
             })
         };
         needed && (self.keywords.is_empty() || keyword())

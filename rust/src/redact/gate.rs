@@ -1,0 +1,109 @@
+//! A tighter gate for `secret_param` than its stems, which also wake on `key=`, `span_name` and
+//! prose: its forms need a secret name directly before `=` or `:`, or a flag (`--`, `-p`).
+
+use memchr::{memchr2_iter, memmem};
+
+use super::assign::name_before;
+use super::keys::KeyKind;
+use super::prefilter::{bit, RuleMask};
+use super::Redactor;
+
+/// Names (lower case, without `_-.`) that `SECRET_PARAM` accepts at the end of a parameter name.
+// Limitation: a copy of `secret_names!` in rules.rs; a name added there must be added here, or
+// the gate shuts on it (`tests_gate` checks the names it lists, not a future one).
+const PARAM_NAMES: &[&[u8]] = &[
+    b"password",
+    b"passwd",
+    b"pwd",
+    b"passphrase",
+    b"secret",
+    b"token",
+    b"apikey",
+    b"accesskey",
+    b"privatekey",
+    b"signature",
+    b"credential",
+    b"credentials",
+];
+
+/// Longest entry of `PARAM_NAMES`.
+const LONGEST_NAME: usize = 11;
+
+impl Redactor {
+    /// `mask` without `secret_param` when none of `parts` can hold one of its forms.
+    pub(super) fn gate_assign<'a, I>(&self, parts: I, mask: RuleMask) -> RuleMask
+    where
+        I: IntoIterator<Item = &'a str>,
+    {
+        let Some(rule) = self.assign_rule.map(bit).filter(|b| mask & b != 0) else {
+            return mask;
+        };
+        match parts.into_iter().any(|p| self.may_assign(p.as_bytes())) {
+            true => mask,
+            false => mask & !rule,
+        }
+    }
+
+    /// `mask` without the rules none of whose patterns may match `parts` under the key `ctx`.
+    pub(super) fn gate_patterns(&self, parts: &[&str], ctx: &str, mask: RuleMask) -> RuleMask {
+        // Rules past the mask width share no bit of their own; those masks stay as they are.
+        if self.rules.len() > 64 {
+            return mask;
+        }
+        let mut gated = mask;
+        let mut bits = mask & bit(self.rules.len()).wrapping_sub(1);
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            if !self.rules[i]
+                .patterns
+                .iter()
+                .any(|p| p.may_match_parts(parts, ctx))
+            {
+                gated &= !bit(i);
+            }
+            bits &= bits - 1;
+        }
+        gated
+    }
+
+    /// Whether `b` may hold a secret assignment, flag or `mysql -p` password.
+    pub(super) fn may_assign(&self, b: &[u8]) -> bool {
+        // Unicode case folding and whitespace (`\s`, K for KELVIN SIGN) are left to the regexes.
+        !b.is_ascii()
+            || memmem::find(b, b"--").is_some()
+            || memmem::find(b, b"-p").is_some()
+            || memchr2_iter(b'=', b':', b).any(|sep| self.secret_before(b, sep))
+    }
+
+    /// Whether the name before the separator at `sep` is one the regexes or key rules take.
+    fn secret_before(&self, b: &[u8], sep: usize) -> bool {
+        let keyed = name_before(b, sep).is_some_and(|n| self.keys.kind(&b[n]) == KeyKind::Secret);
+        keyed || param_name_before(b, sep)
+    }
+}
+
+/// Whether a `PARAM_NAMES` entry ends the name before `sep` (after whitespace and one quote).
+fn param_name_before(b: &[u8], sep: usize) -> bool {
+    let mut end = sep;
+    while end > 0 && b[end - 1].is_ascii_whitespace() {
+        end -= 1;
+    }
+    if end > 0 && matches!(b[end - 1], b'"' | b'\'') {
+        end -= 1;
+    }
+    let mut tail = [0u8; LONGEST_NAME];
+    let mut n = 0;
+    let name = b[..end]
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+    for &c in name
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(LONGEST_NAME)
+    {
+        tail[LONGEST_NAME - 1 - n] = c.to_ascii_lowercase();
+        n += 1;
+    }
+    let tail = &tail[LONGEST_NAME - n..];
+    PARAM_NAMES.iter().any(|p| tail.ends_with(p))
+}

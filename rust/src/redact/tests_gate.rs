@@ -1,0 +1,172 @@
+//! `secret_param`'s gate: shut on stems that assign nothing, never hiding a match the rule finds.
+
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+
+use super::prefilter::Scan;
+use super::*;
+
+fn redactor() -> &'static Redactor {
+    static R: OnceLock<Redactor> = OnceLock::new();
+    R.get_or_init(|| Redactor::new(RedactConfig::default()).unwrap())
+}
+
+#[test]
+fn stems_that_assign_nothing_shut_the_gate() {
+    let r = redactor();
+    for t in [
+        "cache lookup key=product:1008 hit",
+        "trace.spans",
+        "span_name",
+        "card declined: retry",
+        "monkey: banana",
+    ] {
+        assert!(!r.may_assign(t.as_bytes()), "{t:?}");
+    }
+}
+
+#[test]
+fn every_form_of_secret_param_opens_the_gate() {
+    let r = redactor();
+    for t in [
+        "password=hunter2",
+        "DB_PASSWORD\n=\nhunter2",
+        "x api-key: abc",
+        "\"client_secret\" : \"abc\"",
+        "'token'='abc'",
+        "run --token abc",
+        "mysql -uroot -pS3cret db",
+        "pan=4111111111111111",
+        "cookie: a=b",
+        "pass\u{3000}=x",
+    ] {
+        assert!(r.may_assign(t.as_bytes()), "{t:?}");
+    }
+}
+
+#[test]
+fn a_shut_gate_keeps_a_frequent_message_borrowed() {
+    let r = redactor();
+    let mut counts = vec![0; r.rule_names().len()];
+    let out = r.redact_text("cache lookup key=product:1008 hit", &mut counts);
+    assert!(matches!(out, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(counts.iter().sum::<u64>(), 0);
+}
+
+#[test]
+fn a_field_whose_key_holds_a_stem_is_copied_through() {
+    let r = redactor();
+    let mut out = String::new();
+    assert!(r.write_field("span_name", "\"cache.get\"", &mut out, &mut []));
+    assert_eq!(out, "\"span_name\":\"cache.get\"");
+}
+
+/// Text built from secret and plain names, separators, quotes and whitespace around them.
+fn assignments() -> impl Strategy<Value = String> {
+    let piece = prop::sample::select(vec![
+        "password",
+        "Passwd",
+        "pwd",
+        "passphrase",
+        "secret",
+        "TOKEN",
+        "api_key",
+        "api-key",
+        "access.key",
+        "privateKey",
+        "client_secret",
+        "signature",
+        "credentials",
+        "key",
+        "span",
+        "pan",
+        "card",
+        "cvv",
+        "ssn",
+        "cookie",
+        "Authorization",
+        "monkey",
+        "db",
+        "my_",
+        "x.",
+        "=",
+        ":",
+        " : ",
+        " = ",
+        "\"",
+        "'",
+        " ",
+        "\t",
+        "\n",
+        "--",
+        "-p",
+        "mysql ",
+        "hunter2",
+        "Bearer ",
+        "\u{212A}",
+        "\u{3000}",
+        ",",
+        "&",
+        "?",
+        "123-45-6789",
+        "123456789",
+        "4111 1111 1111 1111",
+        "social security",
+        "AKIAIOSFODNN7EXAMPLE",
+        "aws",
+        "a@b.io",
+        "ghp_",
+        "-----BEGIN ",
+    ]);
+    prop::collection::vec(piece, 0..12).prop_map(|p| p.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn gated_redaction_equals_running_every_rule(t in assignments()) {
+        let r = redactor();
+        let (fast, _) = r.redact_in(&t, "", &mut []);
+        let (full, _) = r.redact_scanned(&t, Scan::ALL, "", &mut []);
+        prop_assert_eq!(fast, full, "{:?}", t);
+    }
+
+    #[test]
+    fn a_field_copied_through_holds_nothing_the_walker_redacts(
+        key in assignments(),
+        value in assignments(),
+    ) {
+        let r = redactor();
+        let inner = value.replace(['\\', '"'], "'");
+        let object = format!("{{\"k\":\"{inner}\"}}");
+        let malformed = format!("1, \"{inner}\" : 2");
+        for raw in [object.as_str(), malformed.as_str(), "1"] {
+            if r.field_is_clean(&key, raw) {
+                // The slow path stores clean malformed text as a string; what counts is no match.
+                let mut counts = vec![0; r.rule_names().len()];
+                let kept = r.write_field_slow(&key, raw, &mut String::new(), &mut counts);
+                prop_assert!(kept && counts.iter().all(|c| *c == 0), "{:?} {:?}", key, raw);
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_values_with_secret_keys_are_not_copied_through() {
+    let r = redactor();
+    for raw in ["1, \"api key\": 2", "x \"cvv\"\n: 123"] {
+        let mut out = String::new();
+        assert!(r.write_field("note", raw, &mut out, &mut []));
+        assert!(out.contains("[REDACTED:secret_key]"), "{raw:?} -> {out}");
+    }
+}
+
+#[test]
+fn a_number_without_separators_or_keyword_skips_the_ssn_rule() {
+    let r = redactor();
+    assert!(r.looks_clean(&["duration_ns", "260797874"]));
+    assert!(!r.looks_clean(&["ssn", "260797874"]));
+    assert!(!r.looks_clean(&["note", "\"123-45-6789\""]));
+}
