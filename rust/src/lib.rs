@@ -2,6 +2,8 @@
 //! Arrow record batches. The engine is plain Rust; `py` holds the Python binding layer.
 
 pub mod audit;
+#[cfg(test)]
+mod bench_clock;
 pub mod decode;
 pub mod engine;
 pub mod error;

@@ -3,6 +3,7 @@ use arrow_array::types::{TimestampNanosecondType, UInt8Type};
 use arrow_array::RecordBatch;
 
 use super::*;
+use crate::bench_clock::thread_cpu_seconds;
 use crate::schema;
 
 const OBSERVED: i64 = 1_800_000_000_000_000_000;
@@ -292,16 +293,6 @@ fn decode_throughput() {
             mb / best_cpu
         );
     }
-}
-
-/// CPU seconds this thread has run (Linux schedstat), as `redact::tests_bench` reads them.
-fn thread_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns = stat
-        .split_whitespace()
-        .next()
-        .and_then(|ns| ns.parse::<f64>().ok());
-    ns.expect("/proc/thread-self/schedstat") / 1e9
 }
 
 fn chunks(data: &[u8], size: usize) -> Vec<&[u8]> {

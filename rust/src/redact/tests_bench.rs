@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use super::*;
+use crate::bench_clock::thread_cpu_seconds;
 
 /// One generated event: its message and its `fields` members (key, raw JSON value).
 pub struct Event {
@@ -166,21 +167,6 @@ fn measure(batched: bool) {
         bytes / events.len()
     );
     assert!(counts.iter().sum::<u64>() >= 5 * 2000);
-}
-
-/// CPU seconds this thread has run (Linux schedstat); wall time where unavailable.
-pub fn thread_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    match stat
-        .split_whitespace()
-        .next()
-        .and_then(|ns| ns.parse::<f64>().ok())
-    {
-        Some(ns) => ns / 1e9,
-        None => std::time::UNIX_EPOCH
-            .elapsed()
-            .map_or(0.0, |d| d.as_secs_f64()),
-    }
 }
 
 #[test]
