@@ -4,6 +4,7 @@ import functools
 import gzip
 import io
 import json
+import random
 import subprocess
 import sys
 
@@ -267,3 +268,53 @@ def test_gzip_reads_are_bounded_and_members_follow_each_other():
         blocks.append(block)
     assert max(map(len, blocks)) <= 1 << 20
     assert b"".join(blocks) == b"a" * (16 << 20) + b"\ntail\n"
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    frames=st.lists(
+        st.tuples(
+            st.binary(max_size=3000),
+            st.integers(1, 300),  # repeats: up to ~900 KB, frames of several blocks
+            st.integers(0, 300_000),  # incompressible bytes: several raw blocks
+            st.integers(1, 6),
+            st.booleans(),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    skippable=st.booleans(),
+    feed=st.sampled_from([3, 97, 4096, 65536]),
+    data=st.data(),
+)
+def test_zstd_frame_walker_knows_exactly_where_frames_end(frames, skippable, feed, data):
+    import struct
+
+    from qlingest.source import _ZstdFrames
+
+    stream, ends = b"", {0}
+    for piece, repeats, noise, level, checksum, size in frames:
+        payload = piece * repeats + random.Random(noise).randbytes(noise)
+        if skippable:
+            stream += struct.pack("<II", 0x184D2A53, 5) + b"meta!"
+            ends.add(len(stream))
+        packer = zstandard.ZstdCompressor(
+            level=level, write_checksum=checksum, write_content_size=size
+        )
+        stream += packer.compress(payload) if size else _streamed(packer, payload)
+        ends.add(len(stream))
+    cut = data.draw(st.integers(0, len(stream)))
+    walker = _ZstdFrames()
+    for at in range(0, cut, feed):
+        walker.feed(stream[at : min(at + feed, cut)])
+    assert walker.complete == (cut in ends)
+
+
+def _streamed(packer, payload: bytes) -> bytes:
+    """A frame written by a stream writer: no content size, blocks as the data came."""
+    out = io.BytesIO()
+    with packer.stream_writer(out, closefd=False) as writer:
+        for at in range(0, len(payload), 700):
+            writer.write(payload[at : at + 700])
+    return out.getvalue()
