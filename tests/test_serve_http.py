@@ -280,6 +280,16 @@ def test_a_body_in_many_reads_then_pipelined_requests_on_one_connection(server, 
     )
 
 
+def test_a_zstd_body_whose_second_frame_is_cut_off_is_400(server, tmp_path):
+    headers = {"Content-Type": "application/x-ndjson", "Content-Encoding": "zstd"}
+    body = zstandard.compress(events(range(10))) + zstandard.compress(events(range(10, 60)))
+    assert server.post("/v1/events", body[:-3], headers)[0] == 400
+    assert server.post("/v1/events", body, headers)[2] == b'{"accepted":60}'
+    assert server.post("/v1/events", b"", headers)[0] == 400
+    assert server.stop() == 0
+    assert stored(tmp_path / "store").height == 60
+
+
 @pytest.mark.parametrize("size", [b"-6", b"+5", b"0x3", b"1_0", b"", b"12345678901234567"])
 def test_a_chunk_size_that_is_not_plain_hex_is_400_and_the_server_lives_on(server, size):
     head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"

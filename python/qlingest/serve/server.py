@@ -12,7 +12,7 @@ exactly what is missing.
 from __future__ import annotations
 
 import asyncio
-import gzip
+import io
 import itertools
 import json
 import os
@@ -35,6 +35,7 @@ from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
 from qlingest.serve.wal import Wal, WalRecord
+from qlingest.source import GzipReader, ZstdReader
 from qlingest.store import (
     PARTITION_KEY,
     WAL_KEY,
@@ -730,53 +731,25 @@ def _sum(counts: Iterable[dict[str, int]]) -> dict[str, int]:
 
 
 def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
-    """Decompresses at most ``limit`` bytes; more is a 413, broken input a 400."""
-    try:
-        if encoding == "zstd":
-            reader = zstandard.ZstdDecompressor().stream_reader(body)
-            out = reader.read(limit + 1)
-            while len(out) <= limit and (more := reader.read(limit + 1 - len(out))):
-                out += more
-            # The reader ends quietly at the end of a cut-off frame; a decompressobj knows
-            # whether the frame ended. Its output is what the bounded read saw, at most ``limit``.
-            if len(out) <= limit and not _zstd_frame_ends(body):
-                raise BodyError(400, "bad_zstd")
-        else:
-            out = _gunzip(body, limit)
-    except (zlib.error, zstandard.ZstdError, gzip.BadGzipFile, EOFError):
-        raise BodyError(400, f"bad_{'zstd' if encoding == 'zstd' else 'gzip'}") from None
-    if len(out) > limit:
-        raise BodyError(413, "body_too_large")
-    return out
-
-
-def _gunzip(body: bytes, limit: int) -> bytes:
-    """Every member of a gzip body, as ``gzip`` writes them when appending (``cat a.gz b.gz``),
-    up to ``limit + 1`` bytes; bytes after a member that do not start another, other than zero
-    padding, are a 400."""
+    """Decompresses at most ``limit`` bytes; more is a 413, broken input a 400. The readers
+    of compressed files do it: every gzip member and zstd frame is read, a cut-off last one
+    or bytes after the last that start no other are an error, and no read is unbounded."""
+    bad = f"bad_{'zstd' if encoding == 'zstd' else 'gzip'}"
+    if not body:
+        raise BodyError(400, bad)  # no member or frame at all
+    reader = ZstdReader if encoding == "zstd" else GzipReader
+    stream = reader(io.BytesIO(body), b"")
     parts: list[bytes] = []
-    size, rest = 0, body
-    while True:
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        part = d.decompress(rest, limit + 1 - size)
-        parts.append(part)
-        size += len(part)
-        if size > limit:
-            break
-        if not d.eof:
-            raise BodyError(400, "bad_gzip")
-        rest = d.unused_data
-        if not rest.strip(b"\0"):
-            break
-        if not rest.startswith(b"\x1f\x8b"):
-            raise BodyError(400, "bad_gzip")
+    size = 0
+    try:
+        while size <= limit and (part := stream.read(limit + 1 - size)):
+            parts.append(part)
+            size += len(part)
+    except (zlib.error, zstandard.ZstdError, EOFError):
+        raise BodyError(400, bad) from None
+    if size > limit:
+        raise BodyError(413, "body_too_large")
     return b"".join(parts)
-
-
-def _zstd_frame_ends(body: bytes) -> bool:
-    d = zstandard.ZstdDecompressor().decompressobj()
-    d.decompress(body)
-    return d.eof
 
 
 def _otlp_type(as_json: bool) -> str:
