@@ -1,33 +1,43 @@
 //! A tighter gate for `secret_param` than its stems, which also wake on `key=`, `span_name` and
 //! prose: its forms need a secret name directly before `=` or `:`, or a flag (`--`, `-p`).
 
+use std::sync::OnceLock;
+
 use memchr::{memchr2_iter, memmem};
 
 use super::assign::name_before;
 use super::keys::KeyKind;
 use super::prefilter::{bit, RuleMask};
+use super::rules::SECRET_NAMES;
 use super::Redactor;
 
-/// Names (lower case, without `_-.`) that `SECRET_PARAM` accepts at the end of a parameter name.
-// Limitation: a copy of `secret_names!` in rules.rs; a name added there must be added here, or
-// the gate shuts on it (`tests_gate` checks the names it lists, not a future one).
-const PARAM_NAMES: &[&[u8]] = &[
-    b"password",
-    b"passwd",
-    b"pwd",
-    b"passphrase",
-    b"secret",
-    b"token",
-    b"apikey",
-    b"accesskey",
-    b"privatekey",
-    b"signature",
-    b"credential",
-    b"credentials",
-];
+/// Longest parameter name the gate compares; `param_names` holds none longer.
+const LONGEST_NAME: usize = 32;
 
-/// Longest entry of `PARAM_NAMES`.
-const LONGEST_NAME: usize = 11;
+/// Names (lower case, without `_-.`) that `SECRET_PARAM` accepts at the end of a parameter
+/// name, read from the alternation its regexes are built from (`api[_-]?key` is `apikey`,
+/// `credentials?` both `credential` and `credentials`), so the two cannot drift apart.
+fn param_names() -> &'static [Vec<u8>] {
+    static NAMES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    NAMES.get_or_init(|| {
+        let mut names = Vec::new();
+        for alt in SECRET_NAMES.split('|') {
+            let name = alt.replace("[_-]?", "");
+            match name.strip_suffix("s?") {
+                Some(stem) => names.extend([stem.to_string(), format!("{stem}s")]),
+                None => names.push(name),
+            }
+        }
+        let names: Vec<Vec<u8>> = names.into_iter().map(String::into_bytes).collect();
+        assert!(
+            names.iter().all(|n| n.len() <= LONGEST_NAME
+                && n.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())),
+            "secret_names! holds a form the secret_param gate cannot read: {SECRET_NAMES}"
+        );
+        names
+    })
+}
 
 impl Redactor {
     /// `mask` without `secret_param` when none of `parts` can hold one of its forms.
@@ -82,7 +92,7 @@ impl Redactor {
     }
 }
 
-/// Whether a `PARAM_NAMES` entry ends the name before `sep` (after whitespace and one quote).
+/// Whether a `param_names` entry ends the name before `sep` (after whitespace and one quote).
 fn param_name_before(b: &[u8], sep: usize) -> bool {
     let mut end = sep;
     while end > 0 && b[end - 1].is_ascii_whitespace() {
@@ -105,5 +115,36 @@ fn param_name_before(b: &[u8], sep: usize) -> bool {
         n += 1;
     }
     let tail = &tail[LONGEST_NAME - n..];
-    PARAM_NAMES.iter().any(|p| tail.ends_with(p))
+    param_names().iter().any(|p| tail.ends_with(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::param_names;
+
+    #[test]
+    fn param_names_are_read_from_the_regex_alternation() {
+        let names: Vec<&str> = param_names()
+            .iter()
+            .map(|n| std::str::from_utf8(n).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "password",
+                "passwd",
+                "pwd",
+                "passphrase",
+                "secret",
+                "token",
+                "apikey",
+                "accesskey",
+                "privatekey",
+                "clientsecret",
+                "signature",
+                "credential",
+                "credentials",
+            ]
+        );
+    }
 }

@@ -328,6 +328,9 @@ macro_rules! secret_names {
     };
 }
 
+/// The alternation of `secret_names!`, which the `secret_param` gate reads its names from.
+pub const SECRET_NAMES: &str = secret_names!();
+
 /// A parameter value: quoted (all of it up to the closing quote) or bare.
 macro_rules! param_value {
     ($bare_start:literal) => {
