@@ -34,11 +34,11 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
             raise FileNotFoundError(f"no Parquet files under {root}")
         # Polars reads a zero-byte file as no rows; a committed file is never empty, so it
         # was damaged (truncated), and is named rather than counted as nothing.
-        empty = [path for path in found if _size(path) == 0]
-        for path in empty:
+        empty = {path for path in found if _size(path) == 0}
+        for path in sorted(empty):
             log.warning("skipped unreadable file %s: empty (0 bytes)", path)
         if empty:
-            files = [path for path in found if path not in set(empty)]
+            files = [path for path in found if path not in empty]
     if files is not None and not files:
         raise FileNotFoundError(f"no readable Parquet files under {root}")
     source = [str(f) for f in files] if files is not None else str(root / "**" / "*.parquet")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-import threading
 
 import polars as pl
 
@@ -71,19 +71,16 @@ def _nested(series: pl.Series) -> bool:
     return isinstance(series.dtype, pl.List | pl.Array | pl.Struct)
 
 
-_messages: _core.Redactor | None = None
-_messages_lock = threading.Lock()
-
-
 def redact_message(text: str) -> str:
     """One of qlingest's own messages (an error, a warning, a log line) with the built-in
     rules applied: a path, a URL or an excerpt of input in it can hold a secret. Keyed-hash
     rules mask here, since the message is for people, not for joins."""
-    global _messages
-    with _messages_lock:
-        if _messages is None:
-            _messages = _core.Redactor(RedactionConfig().core_json() or "{}")
-    return _messages.redact_texts([text])[0][0]
+    return _message_redactor().redact_texts([text])[0][0]
+
+
+@functools.cache
+def _message_redactor() -> _core.Redactor:
+    return _core.Redactor(RedactionConfig().core_json() or "{}")
 
 
 class RedactingFilter(logging.Filter):

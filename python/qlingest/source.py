@@ -164,7 +164,7 @@ class _ZstdFrames:
 
     def feed(self, data: bytes) -> None:
         at = 0
-        while at < len(data):
+        while at < len(data) and self._state != "unknown":
             if self._skip:
                 step = min(self._skip, len(data) - at)
                 self._skip -= step
@@ -186,7 +186,7 @@ class _ZstdFrames:
             elif magic & 0xFFFFFFF0 == 0x184D2A50:
                 self._state, self._need = "skippable", 4
             else:
-                self._state = "unknown"  # not zstd: the decompressor reports it
+                self._state = "unknown"  # not zstd: the decompressor reports it; not complete
         elif self._state == "skippable":
             self._skip = int.from_bytes(head, "little")
             self._state, self._need = "magic", 4
@@ -204,8 +204,6 @@ class _ZstdFrames:
             if bits & 1:  # the frame's last block
                 self._skip += 4 * self._checksum
                 self._state, self._need = "magic", 4
-        if self._state == "unknown":
-            self._need = 1 << 62
 
 
 class ZstdReader:

@@ -1,5 +1,11 @@
 //! `Engine`: bytes in; decoded, redacted and sampled event batches out, GIL released.
 
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use arrow_schema::{Field, Schema, SchemaRef};
+use pyo3::prelude::*;
+
 use super::arrow::PyArrowBatches;
 use super::error::IntoPyResult;
 use super::input::InputBytes;
@@ -8,11 +14,6 @@ use crate::engine::{Engine, Output};
 use crate::redact::Redactor;
 use crate::sample::{SamplePolicy, Sampler};
 use crate::schema::{event_schema, LEVEL, LEVELS};
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
-
-use arrow_schema::{Field, Schema, SchemaRef};
-use pyo3::prelude::*;
 
 #[pyclass(name = "Engine", module = "qlingest._core", frozen)]
 pub struct PyEngine {
@@ -139,11 +140,12 @@ fn polars_event_schema() -> SchemaRef {
         .get_or_init(|| {
             let base = event_schema();
             let categories: String = LEVELS.iter().map(|l| format!("{};{l}", l.len())).collect();
+            let meta = HashMap::from([("_PL_ENUM_VALUES2".to_string(), categories)]);
             let marked = |f: &Arc<Field>| {
-                let meta = HashMap::from([("_PL_ENUM_VALUES2".to_string(), categories.clone())]);
-                match f.name() == LEVEL {
-                    true => Arc::new(f.as_ref().clone().with_metadata(meta)),
-                    false => f.clone(),
+                if f.name() == LEVEL {
+                    Arc::new(f.as_ref().clone().with_metadata(meta.clone()))
+                } else {
+                    f.clone()
                 }
             };
             let fields: Vec<Arc<Field>> = base.fields().iter().map(marked).collect();
