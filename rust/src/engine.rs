@@ -1,7 +1,8 @@
-//! The per-batch path in one call: decode (with redaction), then sampling.
+//! The per-batch path in one call: decode, sample each row as it is staged, redact and write
+//! the kept ones, then order them by store partition.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
@@ -11,9 +12,9 @@ use arrow_array::{
 use arrow_schema::DataType;
 use arrow_select::take::take_record_batch;
 
-use crate::decode::{DecodeOutput, Decoder, NoScrub, Scrub};
+use crate::decode::{DecodeOutput, Decoder, Gate, NoScrub, Scrub};
 use crate::error::Result;
-use crate::sample::{self, Sampler};
+use crate::sample::Sampler;
 use crate::schema::{CATEGORY, TIMESTAMP};
 
 /// What one batch produced, with the counters the summary needs.
@@ -44,7 +45,7 @@ pub struct PartitionKey {
 pub struct Engine {
     decoder: Decoder,
     scrub: Box<dyn Scrub + Send>,
-    sampler: Option<Mutex<Sampler>>,
+    sampler: Option<Sampler>,
 }
 
 impl Engine {
@@ -56,7 +57,7 @@ impl Engine {
         Engine {
             decoder,
             scrub: scrub.unwrap_or_else(|| Box::new(NoScrub)),
-            sampler: sampler.map(Mutex::new),
+            sampler,
         }
     }
 
@@ -72,10 +73,12 @@ impl Engine {
     pub fn sampling_rules(&self) -> Vec<String> {
         self.sampler
             .as_ref()
-            .map_or_else(Vec::new, |s| lock(s).rule_names())
+            .map_or_else(Vec::new, Sampler::rule_names)
     }
 
-    /// Decodes, redacts and samples one run of whole lines.
+    /// Decodes, samples and redacts one run of whole lines. Rows are sampled as the decoder
+    /// stages them, before redaction: a dropped row costs neither redaction nor column space,
+    /// and sampling conditions read values as sent.
     pub fn process(
         &self,
         data: &[u8],
@@ -83,16 +86,15 @@ impl Engine {
         first_line: u64,
         observed_ns: i64,
     ) -> Result<Output> {
-        let mut decoded =
+        let scrub = self.scrub.as_ref();
+        let mut rows = self.sampler.as_ref().map(|s| s.rows(observed_ns));
+        let gate = rows.as_mut().map(|r| r as &mut dyn Gate);
+        let decoded =
             self.decoder
-                .decode(data, self.scrub.as_ref(), source, first_line, observed_ns)?;
-        let (mut sampled_out, mut fallback_hashes) = (Vec::new(), 0);
-        if let Some(sampler) = &self.sampler {
-            let decisions = lock(sampler).decide(&decoded.events, observed_ns)?;
-            decoded.events = sample::apply(&decoded.events, &decisions)?;
-            sampled_out = decisions.dropped_by_rule;
-            fallback_hashes = decisions.fallback_hashes;
-        }
+                .decode_gated(data, scrub, gate, source, first_line, observed_ns)?;
+        let (sampled_out, fallback_hashes) = rows
+            .map(|r| (r.dropped_by_rule, r.fallback_hashes))
+            .unwrap_or_default();
         let (partition_keys, partitions) = split_by_partition(&decoded.events)?;
         Ok(Output {
             decoded,
@@ -191,17 +193,13 @@ fn compact(batch: RecordBatch) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
-fn lock(sampler: &Mutex<Sampler>) -> std::sync::MutexGuard<'_, Sampler> {
-    // A panic while deciding leaves adaptive state that is still usable.
-    sampler.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use arrow_array::cast::AsArray;
 
     use super::*;
     use crate::decode::DecodeConfig;
+    use crate::sample::SamplePolicy;
 
     fn messages(batch: &RecordBatch) -> Vec<&str> {
         let column = batch.column_by_name("message").unwrap();
@@ -251,6 +249,84 @@ mod tests {
         let all = messages(&out.partitions[0]);
         assert_eq!(all[0], "0");
         assert_eq!(&all[m..], &[(m + 1).to_string(), m.to_string()]);
+    }
+
+    /// A policy touching every kind of condition and action, adaptive rules included.
+    const MIXED_POLICY: &str = r#"{"adaptive":{"window_secs":1.0},"rules":[
+        {"name":"slow-http","where":{"fields.http.status":{"ge":500}},"rate":0.5},
+        {"name":"flat","where":{"fields.http.method":"GET","service":{"prefix":"a"}},"keep":true},
+        {"name":"db","where":{"fields.db.rows":{"lt":100},"trace_id":{"exists":false}},"rate":0.2},
+        {"name":"per-service","where":{"level":"debug"},"target_per_sec":50,"key":["service","level"]},
+        {"name":"levels","level_rates":{"info":0.3,"warn":0.6}}]}"#;
+
+    fn sampled_engine(policy: &str) -> Engine {
+        let sampler = Sampler::new(SamplePolicy::from_json(policy).unwrap()).unwrap();
+        Engine::new(
+            Decoder::new(DecodeConfig::default()).unwrap(),
+            None,
+            Some(sampler),
+        )
+    }
+
+    /// Rows sampled as the decoder stages them get the decisions the batch sampler makes on
+    /// the same rows decoded whole: same rows kept, same rates, same counters, across windows.
+    #[test]
+    fn staged_sampling_decides_as_the_batch_sampler() {
+        let mut data = Vec::new();
+        crate::generate::generate(6_000, 11, &mut data);
+        let cut = data[..data.len() / 2]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .unwrap()
+            + 1;
+        let decoder = Decoder::new(DecodeConfig::default()).unwrap();
+        for policy in [r#"{"extends":"cost-optimized"}"#, MIXED_POLICY] {
+            let engine = sampled_engine(policy);
+            let mut batch = Sampler::new(SamplePolicy::from_json(policy).unwrap()).unwrap();
+            let mut dropped = Vec::new();
+            // Two calls two seconds apart: the second sees closed adaptive windows.
+            for (part, now) in [(&data[..cut], 5_000_000_000), (&data[cut..], 7_000_000_000)] {
+                let out = engine.process(part, "t", 1, now).unwrap();
+                let whole = decoder.decode(part, &NoScrub, "t", 1, now).unwrap().events;
+                let decisions = batch.decide(&whole, now).unwrap();
+                let expected = crate::sample::apply(&whole, &decisions).unwrap();
+                assert_eq!(out.decoded.events, expected);
+                assert_eq!(out.sampled_out, decisions.dropped_by_rule);
+                assert_eq!(out.fallback_hashes, decisions.fallback_hashes);
+                assert!(
+                    decisions.dropped() > 300,
+                    "{policy}: {}",
+                    decisions.dropped()
+                );
+                dropped = out.sampled_out;
+            }
+            if policy == MIXED_POLICY {
+                // Every rule that can drop did, the adaptive one (4) once its window closed.
+                assert!([1, 3, 4, 5].iter().all(|&r| dropped[r] > 0), "{dropped:?}");
+            }
+        }
+    }
+
+    /// Conditions read values as sent: a rule on a user id matches the id in clear even
+    /// though the stored column holds its keyed pseudonym.
+    #[test]
+    fn conditions_read_values_before_redaction() {
+        let policy = r#"{"rules":[{"name":"vip","where":{"user_id":"u-1"},"keep":true},
+            {"name":"rest","rate":0}]}"#;
+        let sampler = Sampler::new(SamplePolicy::from_json(policy).unwrap()).unwrap();
+        let config = r#"{"hash_key":"k","pseudonymize":["user_id"]}"#;
+        let rules = crate::redact::Redactor::from_json(config).unwrap();
+        let engine = Engine::new(
+            Decoder::new(DecodeConfig::default()).unwrap(),
+            Some(Box::new(rules)),
+            Some(sampler),
+        );
+        let input = b"{\"user_id\":\"u-1\",\"msg\":\"a\"}\n{\"user_id\":\"u-2\",\"msg\":\"b\"}\n";
+        let out = engine.process(input, "t", 1, 0).unwrap();
+        assert_eq!(messages(&out.decoded.events), vec!["a"]);
+        let users = out.decoded.events.column_by_name("user_id").unwrap();
+        assert_ne!(users.as_string_view().value(0), "u-1");
+        assert_eq!(out.sampled_out, vec![0, 0, 1, 0]);
     }
 
     #[test]

@@ -22,12 +22,12 @@ use std::borrow::Cow;
 use arrow_array::RecordBatch;
 use regex::Regex;
 
-pub use builder::{dead_letter_schema, Reason};
+pub use builder::{dead_letter_schema, Reason, Row};
 pub use config::{DecodeConfig, Format};
 pub use scrub::{NoScrub, Scrub};
 
 use crate::error::{Error, Result};
-use builder::{col, BatchBuilder, DeadLetters, Row};
+use builder::{col, BatchBuilder, DeadLetters};
 use strptime::TimeFormat;
 
 /// Raw bytes kept in a dead letter, after redaction.
@@ -48,6 +48,13 @@ pub struct DecodeOutput {
     pub unparsed: u64,
     /// Redactions per rule, in the order of the redactor's rule names.
     pub redactions: Vec<u64>,
+}
+
+/// A decision on each row after it is read and normalized, before it is redacted and
+/// written: the seam where sampling drops rows that would cost redaction and column space.
+pub trait Gate {
+    /// The row's `sample_rate` when it is kept; None drops it.
+    fn admit(&mut self, row: &Row<'_>, observed_ns: i64) -> Option<f64>;
 }
 
 /// A decoder built once from its configuration and used for many batches, from many threads.
@@ -111,7 +118,20 @@ impl Decoder {
         first_line: u64,
         observed_ns: i64,
     ) -> Result<DecodeOutput> {
-        let mut state = State::new(scrub, data.len() / 256 + 1);
+        self.decode_gated(data, scrub, None, source, first_line, observed_ns)
+    }
+
+    /// `decode`, with `gate` deciding which rows are kept before they are redacted.
+    pub fn decode_gated<'s>(
+        &self,
+        data: &[u8],
+        scrub: &'s dyn Scrub,
+        gate: Option<&'s mut (dyn Gate + 's)>,
+        source: &str,
+        first_line: u64,
+        observed_ns: i64,
+    ) -> Result<DecodeOutput> {
+        let mut state = State::new(scrub, gate, data.len() / 256 + 1);
         // One UTF-8 check for the whole input: cut at newlines and around a BOM, valid text
         // stays valid, so lines need no check of their own unless the input fails it. The
         // SIMD check is several times faster than the standard library's on long input.
@@ -168,6 +188,13 @@ impl Decoder {
         match result {
             Ok(()) => {
                 self.fill_defaults(row);
+                normalize_ids(row);
+                if let Some(gate) = st.gate.as_mut() {
+                    match gate.admit(row, observed_ns) {
+                        Some(rate) => row.sample_rate = Some(rate),
+                        None => return,
+                    }
+                }
                 st.commit(row, observed_ns)
             }
             Err(reject) => st.reject(line.bytes, line_no, reject),
@@ -229,6 +256,7 @@ fn trim_line(line: &[u8]) -> (usize, usize) {
 /// Per-call state shared by the line decoders.
 pub(crate) struct State<'s> {
     scrub: &'s dyn Scrub,
+    gate: Option<&'s mut dyn Gate>,
     events: BatchBuilder,
     dead: DeadLetters,
     /// Scratch for a row's `fields` members, kept empty between rows (see `recycle`).
@@ -239,9 +267,10 @@ pub(crate) struct State<'s> {
 }
 
 impl<'s> State<'s> {
-    fn new(scrub: &'s dyn Scrub, rows: usize) -> State<'s> {
+    fn new(scrub: &'s dyn Scrub, gate: Option<&'s mut dyn Gate>, rows: usize) -> State<'s> {
         State {
             scrub,
+            gate,
             events: BatchBuilder::with_capacity(rows),
             dead: DeadLetters::default(),
             pairs: Vec::new(),
@@ -286,10 +315,6 @@ impl<'s> State<'s> {
     /// Normalizes and redacts one string column value.
     fn clean<'a>(&mut self, column: usize, value: Cow<'a, str>) -> Cow<'a, str> {
         match column {
-            // Ids are normalized, then redacted like any text: a sender can put anything there.
-            col::TRACE_ID | col::SPAN_ID | col::PARENT_SPAN_ID => {
-                redact(self.scrub, normalize_id(value), &mut self.counts)
-            }
             col::USER_ID | col::SESSION_ID => {
                 let name = crate::schema::STRING_COLUMNS[column];
                 match self.scrub.pseudonym(name, &value) {
@@ -356,6 +381,16 @@ fn redact<'a>(scrub: &dyn Scrub, value: Cow<'a, str>, counts: &mut [u64]) -> Cow
             };
             // Unchanged text keeps its buffer rather than a copy of it.
             Cow::Owned(redacted.unwrap_or(s))
+        }
+    }
+}
+
+/// Normalizes the row's ids before they are sampled on; they are redacted like any text later,
+/// as a sender can put anything there.
+fn normalize_ids(row: &mut Row<'_>) {
+    for slot in &mut row.strings[col::TRACE_ID..=col::PARENT_SPAN_ID] {
+        if let Some(id) = slot.take() {
+            *slot = Some(normalize_id(id));
         }
     }
 }

@@ -7,6 +7,7 @@ mod hash;
 mod predicate;
 mod rule;
 mod sampler;
+mod staged;
 #[cfg(test)]
 mod tests;
 
@@ -18,7 +19,8 @@ use arrow_select::filter::filter_record_batch;
 pub use config::{AdaptiveSettings, RuleConfig, SamplePolicy, COST_OPTIMIZED, REVENUE_THRESHOLD};
 pub use hash::{hash_bytes, trace_randomness, Randomness, Threshold, MAX_ADJUSTED_COUNT};
 pub use rule::{AUDIT_RULE, UNMATCHED_RULE};
-pub use sampler::Sampler;
+pub use sampler::{Decision, RowDecider, Sampler};
+pub use staged::StagedEvent;
 
 use crate::error::{Error, Result};
 use crate::schema::SAMPLE_RATE;

@@ -1,4 +1,5 @@
-//! Compiled conditions and their evaluation against one row of a batch.
+//! Compiled conditions and their evaluation against one event: a row of a batch, or a row the
+//! decoder has staged but not yet written.
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, TimestampNanosecondType, UInt8Type};
@@ -57,7 +58,7 @@ pub enum Predicate {
 
 /// One row's value as a condition sees it.
 #[derive(Clone, Copy, Debug)]
-enum Cell<'a> {
+pub enum Cell<'a> {
     Missing,
     Str(&'a [u8]),
     Num(f64),
@@ -72,7 +73,7 @@ impl Op {
         self.matches(Cell::Num(x))
     }
 
-    fn matches(&self, cell: Cell) -> bool {
+    pub fn matches(&self, cell: Cell) -> bool {
         match (self, cell) {
             (Op::Exists(want), c) => !matches!(c, Cell::Missing) == *want,
             (_, Cell::Missing) => false,
@@ -119,10 +120,6 @@ pub struct BatchView<'a> {
     columns: Vec<Col<'a>>,
     /// Level code per row (NO_LEVEL when missing).
     pub levels: Vec<u8>,
-    pub trace_id: &'a StringViewArray,
-    pub service: &'a StringViewArray,
-    pub span_id: &'a StringViewArray,
-    pub message: &'a StringViewArray,
     pub fields: &'a StringViewArray,
     pub timestamp: &'a TimestampNanosecondArray,
     pub sample_rate: &'a Float64Array,
@@ -131,41 +128,84 @@ pub struct BatchView<'a> {
 impl<'a> BatchView<'a> {
     pub fn new(batch: &'a RecordBatch) -> Result<BatchView<'a>, ArrowError> {
         let columns = batch.columns().iter().map(|c| col(c.as_ref())).collect();
+        // The columns the event hash reads must be there with their types.
+        for name in [
+            schema::TRACE_ID,
+            schema::SERVICE,
+            schema::SPAN_ID,
+            schema::MESSAGE,
+        ] {
+            string_column(batch, name)?;
+        }
         Ok(BatchView {
             columns,
             levels: level_codes(batch)?,
-            trace_id: string_column(batch, schema::TRACE_ID)?,
-            service: string_column(batch, schema::SERVICE)?,
-            span_id: string_column(batch, schema::SPAN_ID)?,
-            message: string_column(batch, schema::MESSAGE)?,
             fields: string_column(batch, schema::FIELDS)?,
             timestamp: typed_column::<TimestampNanosecondType>(batch, schema::TIMESTAMP)?,
             sample_rate: typed_column::<Float64Type>(batch, schema::SAMPLE_RATE)?,
         })
     }
 
-    /// Whether `p` holds for row `i`.
+    /// Row `i` as an event the conditions read.
     #[inline]
-    pub fn holds(&self, p: &Predicate, i: usize) -> bool {
-        match p {
-            Predicate::Level(mask) => mask >> self.levels[i] & 1 == 1,
-            Predicate::Column { index, op } => op.matches(self.cell(*index, i)),
-            Predicate::Field { path, flat, op } => self.field_matches(i, path, flat, op),
-        }
+    pub fn row(&self, i: usize) -> BatchRow<'_, 'a> {
+        BatchRow { view: self, i }
     }
 
     /// The bytes of string column `index` at row `i` (None when null or not a string).
     #[inline]
-    pub fn str_at(&self, index: usize, i: usize) -> Option<&'a [u8]> {
+    fn str_at(&self, index: usize, i: usize) -> Option<&'a [u8]> {
         match &self.columns[index] {
             Col::Str(a) if a.is_valid(i) => Some(a.value(i).as_bytes()),
             _ => None,
         }
     }
+}
+
+/// One event as the sampler reads it; columns are indexed as in the event schema.
+pub trait EventView {
+    /// Level code (NO_LEVEL when missing).
+    fn level_code(&self) -> u8;
+    /// The value of schema column `index`.
+    fn cell(&self, index: usize) -> Cell<'_>;
+    /// The bytes of string column `index` (None when null or not a string).
+    fn text(&self, index: usize) -> Option<&[u8]>;
+    /// The `fields` object as JSON text (None when the event has none).
+    fn fields_json(&self) -> Option<&str>;
+    /// UTC nanoseconds, after the fallback to `observed_at`.
+    fn timestamp(&self) -> i64;
+    /// The sender's own rate (1 when it sent none).
+    fn sample_rate(&self) -> f64;
+
+    /// Whether `p` holds.
+    #[inline]
+    fn holds(&self, p: &Predicate) -> bool {
+        match p {
+            Predicate::Level(mask) => mask >> self.level_code() & 1 == 1,
+            Predicate::Column { index, op } => op.matches(self.cell(*index)),
+            Predicate::Field { path, flat, op } => {
+                field_matches(self.fields_json(), path, flat, op)
+            }
+        }
+    }
+}
+
+/// Row `i` of a `BatchView`.
+pub struct BatchRow<'v, 'a> {
+    view: &'v BatchView<'a>,
+    i: usize,
+}
+
+impl EventView for BatchRow<'_, '_> {
+    #[inline]
+    fn level_code(&self) -> u8 {
+        self.view.levels[self.i]
+    }
 
     #[inline]
-    fn cell(&self, index: usize, i: usize) -> Cell<'a> {
-        match &self.columns[index] {
+    fn cell(&self, index: usize) -> Cell<'_> {
+        let i = self.i;
+        match &self.view.columns[index] {
             Col::Str(a) if a.is_valid(i) => Cell::Str(a.value(i).as_bytes()),
             Col::F64(a) if a.is_valid(i) => Cell::Num(a.value(i)),
             Col::U64(a) if a.is_valid(i) => Cell::Num(a.value(i) as f64),
@@ -174,31 +214,51 @@ impl<'a> BatchView<'a> {
         }
     }
 
-    /// Parses `fields` of row `i` lazily, only down the path the condition names.
-    fn field_matches(&self, i: usize, path: &[String], flat: &str, op: &Op) -> bool {
-        if self.fields.is_null(i) {
-            return op.matches(Cell::Missing);
-        }
-        let json = self.fields.value(i);
-        let nested = sonic_rs::get_from_str(json, path.iter().map(String::as_str));
-        let found = match nested {
-            Err(_) if path.len() > 1 => sonic_rs::get_from_str(json, [flat]),
-            other => other,
-        };
-        let Ok(value) = found else {
-            return op.matches(Cell::Missing);
-        };
-        let cell = match value.get_type() {
-            JsonType::String => value
-                .as_str()
-                .map_or(Cell::Other, |s| Cell::Str(s.as_bytes())),
-            JsonType::Number => value.as_f64().map_or(Cell::Other, Cell::Num),
-            JsonType::Boolean => value.as_bool().map_or(Cell::Other, Cell::Bool),
-            JsonType::Null => Cell::Missing,
-            _ => Cell::Other,
-        };
-        op.matches(cell)
+    #[inline]
+    fn text(&self, index: usize) -> Option<&[u8]> {
+        self.view.str_at(index, self.i)
     }
+
+    fn fields_json(&self) -> Option<&str> {
+        let fields = self.view.fields;
+        fields.is_valid(self.i).then(|| fields.value(self.i))
+    }
+
+    #[inline]
+    fn timestamp(&self) -> i64 {
+        self.view.timestamp.value(self.i)
+    }
+
+    #[inline]
+    fn sample_rate(&self) -> f64 {
+        self.view.sample_rate.value(self.i)
+    }
+}
+
+/// Whether a condition on a key inside `fields` holds; the JSON is parsed lazily, only down
+/// the path the condition names.
+fn field_matches(json: Option<&str>, path: &[String], flat: &str, op: &Op) -> bool {
+    let Some(json) = json else {
+        return op.matches(Cell::Missing);
+    };
+    let nested = sonic_rs::get_from_str(json, path.iter().map(String::as_str));
+    let found = match nested {
+        Err(_) if path.len() > 1 => sonic_rs::get_from_str(json, [flat]),
+        other => other,
+    };
+    let Ok(value) = found else {
+        return op.matches(Cell::Missing);
+    };
+    let cell = match value.get_type() {
+        JsonType::String => value
+            .as_str()
+            .map_or(Cell::Other, |s| Cell::Str(s.as_bytes())),
+        JsonType::Number => value.as_f64().map_or(Cell::Other, Cell::Num),
+        JsonType::Boolean => value.as_bool().map_or(Cell::Other, Cell::Bool),
+        JsonType::Null => Cell::Missing,
+        _ => Cell::Other,
+    };
+    op.matches(cell)
 }
 
 fn col(array: &dyn Array) -> Col<'_> {

@@ -1,25 +1,66 @@
-//! The sampler: runs the compiled rules over each row and draws keep/drop decisions.
+//! The sampler: runs the compiled rules over each event and draws keep/drop decisions, over
+//! a whole batch or row by row as the decoder stages rows.
 
-use arrow_array::{Array, BooleanArray, Float64Array, RecordBatch};
+use std::sync::{Mutex, MutexGuard};
+
+use arrow_array::{BooleanArray, Float64Array, RecordBatch};
 use arrow_buffer::BooleanBufferBuilder;
 
 use super::adaptive::Adaptive;
 use super::config::SamplePolicy;
 use super::hash::{self, Randomness, Threshold};
-use super::predicate::BatchView;
-use super::rule::{self, Action, Rule, UNMATCHED_RULE};
+use super::predicate::{BatchView, EventView};
+use super::rule::{self, column_index, Action, Rule, UNMATCHED_RULE};
 use super::Decisions;
 use crate::error::Result;
+use crate::schema;
 
 /// Marks a null key column in the adaptive key hash.
 const NULL_KEY: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// Decides which events to keep; holds the adaptive state across batches.
-#[derive(Clone, Debug)]
+/// Decides which events to keep; holds the adaptive state across batches. Rules and seed are
+/// read-only, so threads decide concurrently and meet only at the adaptive state.
+#[derive(Debug)]
 pub struct Sampler {
     rules: Vec<Rule>,
     seed: u64,
-    adaptive: Adaptive,
+    hashed: HashedColumns,
+    adaptive: Mutex<Adaptive>,
+}
+
+/// Schema indices of the columns the randomness reads.
+#[derive(Clone, Copy, Debug)]
+struct HashedColumns {
+    trace_id: usize,
+    service: usize,
+    span_id: usize,
+    message: usize,
+    level: usize,
+}
+
+impl HashedColumns {
+    fn new() -> HashedColumns {
+        let index = |name| column_index(name).expect("a column of the event schema");
+        HashedColumns {
+            trace_id: index(schema::TRACE_ID),
+            service: index(schema::SERVICE),
+            span_id: index(schema::SPAN_ID),
+            message: index(schema::MESSAGE),
+            level: index(schema::LEVEL),
+        }
+    }
+}
+
+/// One event's decision.
+#[derive(Clone, Copy, Debug)]
+pub struct Decision {
+    /// Index (into `Sampler::rule_names`) of the rule that decided.
+    pub rule: usize,
+    pub kept: bool,
+    /// The sender's rate times 1/p of the deciding rule when kept; the sender's rate when not.
+    pub sample_rate: f64,
+    /// The trace id was present but unusable as randomness: the event hash served.
+    pub fallback: bool,
 }
 
 impl Sampler {
@@ -36,7 +77,8 @@ impl Sampler {
         Ok(Sampler {
             rules,
             seed: policy.seed,
-            adaptive,
+            hashed: HashedColumns::new(),
+            adaptive: Mutex::new(adaptive),
         })
     }
 
@@ -59,115 +101,140 @@ impl Sampler {
             Some(s) => hash::hash_bytes(h, s.as_bytes()),
             None => hash::hash_u64(h, NULL_KEY),
         });
-        Some(self.adaptive.probability(slot, hash))
+        Some(lock(&self.adaptive).probability(slot, hash))
     }
 
     /// Decides for every row of a batch with the event schema; `now_ns` drives the adaptive
     /// windows.
     pub fn decide(&mut self, batch: &RecordBatch, now_ns: i64) -> Result<Decisions> {
         let view = BatchView::new(batch)?;
-        self.adaptive.advance(now_ns);
         let rows = batch.num_rows();
         let mut out = Builder::new(rows, self.rules.len() + 1);
-        // Limitation: rules run row by row (4-5M decisions/s per core measured under the
-        // cost-optimized policy), short of the 10M/s target; evaluating each condition over
-        // the whole batch column by column is the way to close the gap.
-
+        let mut adaptive = lock(&self.adaptive);
+        adaptive.advance(now_ns);
         for i in 0..rows {
-            let index = self.first_match(&view, i);
-            let threshold = self.threshold(index, &view, i);
-            let kept = threshold == Threshold::ALWAYS
-                || threshold.keeps(self.randomness(&view, i, &mut out.fallback_hashes));
-            let upstream = view.sample_rate.value(i);
-            let rate = if kept {
-                upstream * threshold.adjusted_count()
-            } else {
-                upstream
-            };
-            out.push(index, kept, rate);
+            let d = self.decide_event(&view.row(i), |slot, key| adaptive.threshold(slot, key));
+            out.push(d);
         }
         Ok(out.finish())
     }
 
-    /// Index of the first rule whose conditions all hold (rules.len(): none did).
-    #[inline]
-    fn first_match(&self, view: &BatchView, i: usize) -> usize {
-        self.rules
-            .iter()
-            .position(|r| r.conditions.iter().all(|p| view.holds(p, i)))
-            .unwrap_or(self.rules.len())
+    /// A row-by-row decider for one call of the decoder; `now_ns` drives the adaptive windows.
+    pub fn rows(&self, now_ns: i64) -> RowDecider<'_> {
+        lock(&self.adaptive).advance(now_ns);
+        RowDecider {
+            sampler: self,
+            dropped_by_rule: vec![0; self.rules.len() + 1],
+            fallback_hashes: 0,
+        }
     }
 
+    /// The decision for one event; `adaptive` counts the event under an adaptive rule's key
+    /// and returns that key's threshold.
     #[inline]
-    fn threshold(&mut self, index: usize, view: &BatchView, i: usize) -> Threshold {
-        let Some(rule) = self.rules.get(index) else {
-            return Threshold::ALWAYS;
+    fn decide_event(
+        &self,
+        e: &impl EventView,
+        adaptive: impl FnOnce(usize, u64) -> Threshold,
+    ) -> Decision {
+        // Limitation: rules run event by event (4-5M decisions/s per core measured under the
+        // cost-optimized policy), short of the 10M/s target; evaluating each condition over
+        // the whole batch column by column is the way to close the gap for batches.
+        let rule = self
+            .rules
+            .iter()
+            .position(|r| r.conditions.iter().all(|p| e.holds(p)))
+            .unwrap_or(self.rules.len());
+        let threshold = match self.rules.get(rule).map(|r| &r.action) {
+            None | Some(Action::Keep) => Threshold::ALWAYS,
+            Some(Action::Rate(t)) => *t,
+            Some(Action::Levels(by_level)) => by_level[e.level_code() as usize],
+            Some(Action::Adaptive { slot, key, .. }) => adaptive(*slot, self.key_hash(key, e)),
         };
-        match &rule.action {
-            Action::Keep => Threshold::ALWAYS,
-            Action::Rate(t) => *t,
-            Action::Levels(by_level) => by_level[view.levels[i] as usize],
-            Action::Adaptive { slot, key, .. } => {
-                let hash = key_hash(self.seed, key, view, i);
-                self.adaptive.threshold(*slot, hash)
-            }
+        let mut fallback = false;
+        let kept =
+            threshold == Threshold::ALWAYS || threshold.keeps(self.randomness(e, &mut fallback));
+        let upstream = e.sample_rate();
+        let sample_rate = match kept {
+            true => upstream * threshold.adjusted_count(),
+            false => upstream,
+        };
+        Decision {
+            rule,
+            kept,
+            sample_rate,
+            fallback,
         }
     }
 
     /// 56 bits of randomness: the trace id's, else a seeded hash of the event.
     #[inline]
-    fn randomness(&self, view: &BatchView, i: usize, fallbacks: &mut u64) -> u64 {
-        let id = match view.trace_id.is_valid(i) {
-            true => view.trace_id.value(i).as_bytes(),
-            false => &[],
-        };
+    fn randomness(&self, e: &impl EventView, fallback: &mut bool) -> u64 {
+        let id = e.text(self.hashed.trace_id).unwrap_or_default();
         match hash::trace_randomness(id) {
             Randomness::Trace(r) => return r,
-            Randomness::Unusable => *fallbacks += 1,
+            Randomness::Unusable => *fallback = true,
             Randomness::Absent => {}
         }
-        hash::randomness_of(event_hash(self.seed, view, i))
+        hash::randomness_of(self.event_hash(e))
+    }
+
+    /// A seeded hash of what identifies an event: time, service, span and message.
+    // Limitation: events identical in all four (a duplicated line in the same nanosecond)
+    // share one decision, which widens the variance of counts for such bursts.
+    #[inline]
+    fn event_hash(&self, e: &impl EventView) -> u64 {
+        let text = |index| e.text(index).unwrap_or_default();
+        let h = hash::hash_u64(self.seed, e.timestamp() as u64);
+        let h = hash::hash_bytes(h, text(self.hashed.service));
+        let h = hash::hash_bytes(h, text(self.hashed.span_id));
+        hash::hash_bytes(h, text(self.hashed.message))
+    }
+
+    /// The adaptive key of an event: a hash of the key columns' values.
+    #[inline]
+    fn key_hash(&self, key: &[usize], e: &impl EventView) -> u64 {
+        key.iter().fold(self.seed, |h, &column| {
+            let value = match column == self.hashed.level {
+                true => super::predicate::level_name(e.level_code()).map(str::as_bytes),
+                false => e.text(column),
+            };
+            match value {
+                Some(bytes) => hash::hash_bytes(h, bytes),
+                None => hash::hash_u64(h, NULL_KEY),
+            }
+        })
     }
 }
 
-/// A seeded hash of what identifies an event: time, service, span and message.
-// Limitation: events identical in all four (a duplicated line in the same nanosecond) share
-// one decision, which widens the variance of counts for such bursts.
-#[inline]
-fn event_hash(seed: u64, view: &BatchView, i: usize) -> u64 {
-    let h = hash::hash_u64(seed, view.timestamp.value(i) as u64);
-    let h = hash::hash_bytes(h, text(view.service, i));
-    let h = hash::hash_bytes(h, text(view.span_id, i));
-    hash::hash_bytes(h, text(view.message, i))
+/// Decides for events one at a time and counts the ones it drops.
+pub struct RowDecider<'s> {
+    sampler: &'s Sampler,
+    /// Events sampled out, per rule index.
+    pub dropped_by_rule: Vec<u64>,
+    /// Events whose trace id could not serve as randomness.
+    pub fallback_hashes: u64,
 }
 
-#[inline]
-fn text(a: &arrow_array::StringViewArray, i: usize) -> &[u8] {
-    match a.is_valid(i) {
-        true => a.value(i).as_bytes(),
-        false => &[],
+impl RowDecider<'_> {
+    /// The event's new `sample_rate` when it is kept, None when it is dropped.
+    #[inline]
+    pub fn decide(&mut self, e: &impl EventView) -> Option<f64> {
+        let adaptive = &self.sampler.adaptive;
+        let d = self
+            .sampler
+            .decide_event(e, |slot, key| lock(adaptive).threshold(slot, key));
+        self.fallback_hashes += u64::from(d.fallback);
+        if !d.kept {
+            self.dropped_by_rule[d.rule] += 1;
+        }
+        d.kept.then_some(d.sample_rate)
     }
 }
 
-/// The adaptive key of row `i`: a hash of the key columns' values.
-#[inline]
-fn key_hash(seed: u64, key: &[usize], view: &BatchView, i: usize) -> u64 {
-    key.iter().fold(seed, |h, &column| {
-        if column == level_index() {
-            let name = super::predicate::level_name(view.levels[i]);
-            return name.map_or(hash::hash_u64(h, NULL_KEY), |n| {
-                hash::hash_bytes(h, n.as_bytes())
-            });
-        }
-        match view.str_at(column, i) {
-            Some(bytes) => hash::hash_bytes(h, bytes),
-            None => hash::hash_u64(h, NULL_KEY),
-        }
-    })
-}
-
-fn level_index() -> usize {
-    rule::column_index(crate::schema::LEVEL).expect("level is a schema column")
+fn lock(adaptive: &Mutex<Adaptive>) -> MutexGuard<'_, Adaptive> {
+    // A panic while deciding leaves adaptive state that is still usable.
+    adaptive.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Accumulates one batch's decisions.
@@ -193,16 +260,16 @@ impl Builder {
     }
 
     #[inline]
-    fn push(&mut self, index: usize, kept: bool, rate: f64) {
-        self.keep.append(kept);
-        self.sample_rate.push(rate);
-        self.rule.push(index as u16);
-        let counter = if kept {
-            &mut self.kept_by_rule
-        } else {
-            &mut self.dropped_by_rule
+    fn push(&mut self, d: Decision) {
+        self.keep.append(d.kept);
+        self.sample_rate.push(d.sample_rate);
+        self.rule.push(d.rule as u16);
+        let counter = match d.kept {
+            true => &mut self.kept_by_rule,
+            false => &mut self.dropped_by_rule,
         };
-        counter[index] += 1;
+        counter[d.rule] += 1;
+        self.fallback_hashes += u64::from(d.fallback);
     }
 
     fn finish(mut self) -> Decisions {
