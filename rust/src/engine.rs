@@ -181,12 +181,22 @@ fn partition_rows(
     groups
 }
 
+/// The batch with string columns that hold only their own bytes: a column whose data blocks
+/// hold bytes no view points at (a part taken from a larger batch) is copied into fresh ones.
 fn compact(batch: RecordBatch) -> Result<RecordBatch> {
     let columns: Vec<ArrayRef> = batch
         .columns()
         .iter()
         .map(|c| match c.data_type() {
-            DataType::Utf8View => Arc::new(c.as_string_view().gc()) as ArrayRef,
+            DataType::Utf8View => {
+                let strings = c.as_string_view();
+                let held: usize = strings.data_buffers().iter().map(|b| b.len()).sum();
+                // Columns the decoder built for the kept rows alone hold no stranger's bytes.
+                match held == strings.total_buffer_bytes_used() {
+                    true => c.clone(),
+                    false => Arc::new(strings.gc()) as ArrayRef,
+                }
+            }
             _ => c.clone(),
         })
         .collect();
@@ -329,6 +339,28 @@ mod tests {
         assert_eq!(out.sampled_out, vec![0, 0, 1, 0]);
     }
 
+    /// A part's string columns hold only its own bytes: a whole batch keeps the decoder's
+    /// blocks, a part taken from two partitions gets fresh ones of its own size.
+    #[test]
+    fn parts_hold_only_their_own_string_bytes() {
+        let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
+        let long = "x".repeat(100);
+        let line = |c: &str| format!("{{\"ts\":0,\"category\":\"{c}\",\"msg\":\"{long}\"}}\n");
+        let held = |b: &RecordBatch| {
+            let m = b.column_by_name("message").unwrap().as_string_view();
+            let held: usize = m.data_buffers().iter().map(|b| b.len()).sum();
+            (held, m.total_buffer_bytes_used())
+        };
+        let whole = engine
+            .process(line("a").repeat(3).as_bytes(), "t", 1, 0)
+            .unwrap();
+        assert_eq!(held(&whole.partitions[0]), (300, 300));
+        let mixed = format!("{}{}{}", line("a"), line("b"), line("a"));
+        let out = engine.process(mixed.as_bytes(), "t", 1, 0).unwrap();
+        let sizes: Vec<(usize, usize)> = out.partitions.iter().map(held).collect();
+        assert_eq!(sizes, vec![(200, 200), (100, 100)]);
+    }
+
     #[test]
     fn rows_of_each_part_are_sorted_by_timestamp_ties_in_input_order() {
         let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
@@ -339,5 +371,54 @@ mod tests {
         let out = engine.process(input, "t", 1, 0).unwrap();
         assert_eq!(out.partitions.len(), 1);
         assert_eq!(messages(&out.partitions[0]), vec!["4", "2", "1", "3"]);
+    }
+
+    /// The core's cost per event on the standard mix with the bench's stages (redaction, the
+    /// cost-optimized policy): `cargo test --release --lib engine::tests::process_throughput
+    /// -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn process_throughput() {
+        use crate::bench_clock::thread_cpu_seconds;
+        let mut data = Vec::new();
+        crate::generate::generate(400_000, 7, &mut data);
+        let policy = SamplePolicy::from_json(r#"{"extends":"cost-optimized"}"#).unwrap();
+        let redactor = || crate::redact::Redactor::new(Default::default()).unwrap();
+        let decoder = || Decoder::new(DecodeConfig::default()).unwrap();
+        let engines = [
+            (
+                "redaction, cost-optimized",
+                Some(Sampler::new(policy).unwrap()),
+            ),
+            ("redaction, keep all", None),
+        ];
+        for (name, sampler) in engines {
+            let engine = Engine::new(decoder(), Some(Box::new(redactor())), sampler);
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let cpu = thread_cpu_seconds();
+                let (mut start, mut lines) = (0, 0);
+                while start < data.len() {
+                    let end = (start + (4 << 20)).min(data.len());
+                    let end = match data[start..end].iter().rposition(|&b| b == b'\n') {
+                        Some(i) if end < data.len() => start + i + 1,
+                        _ => end,
+                    };
+                    lines += engine
+                        .process(&data[start..end], "bench", 1, 0)
+                        .unwrap()
+                        .decoded
+                        .lines;
+                    start = end;
+                }
+                assert_eq!(lines, 400_000);
+                best = best.min(thread_cpu_seconds() - cpu);
+            }
+            let per_event = best / 400_000.0 * 1e6;
+            println!(
+                "process, {name}: {per_event:.3} us per event, {:.2} M/s per CPU second",
+                1.0 / per_event
+            );
+        }
     }
 }
