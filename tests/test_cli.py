@@ -235,3 +235,37 @@ def test_an_estimate_that_overflows_is_a_one_line_error(tmp_path):
     assert out.returncode == 1
     assert out.stderr.decode().startswith("qlingest: error: no estimate:")
     assert b"Traceback" not in out.stderr
+
+
+def test_sampling_summary_counts_kept_events_and_unusable_trace_ids(tmp_path):
+    src = tmp_path / "a.ndjson"
+    src.write_text(
+        '{"level":"info","trace_id":"0000000000000000","msg":"a"}\n'
+        '{"level":"debug","trace_id":"abc","msg":"b"}\n'
+        '{"level":"warn","msg":"c"}\n'
+    )
+    args = ["--data-dir", str(tmp_path / "s"), "--sampling", "cost-optimized", "--json"]
+    summary = json.loads(run("ingest", str(src), *args).stdout)
+    assert summary["kept_by_rule"] == {"severe": 1}
+    assert summary["sampled_out_by_rule"] == {"log-levels": 2}
+    # An all-zero and a three-digit trace id carry no randomness: both drew on the event hash.
+    assert summary["sampling_fallback_hashes"] == 2
+
+
+def test_sampling_rule_names_and_policy_errors_pass_through_redaction(tmp_path):
+    src = tmp_path / "a.ndjson"
+    src.write_text('{"level":"info","msg":"a"}\n')
+    named = tmp_path / "named.toml"
+    named.write_text('[[rules]]\nname = "password=s3cr3tcanary"\nlevel_rates = { info = 1.0 }\n')
+    out = run("ingest", str(src), "--data-dir", str(tmp_path / "s"), "--sampling", str(named))
+    assert out.returncode == 0
+    assert b"password=[REDACTED:secret_param]" in out.stdout
+    assert b"s3cr3tcanary" not in out.stdout + out.stderr
+    # The parser's excerpt around an error cuts a value at arbitrary bytes: it is left out.
+    bad = tmp_path / "bad.toml"
+    key = "AKIAQWERTYUIOPASDFGH"
+    bad.write_text(f'[[rules]]\nname = "r"\nwhere = {{ service = "x" }}\nrate = "{key}"\n')
+    out = run("ingest", str(src), "--data-dir", str(tmp_path / "t"), "--sampling", str(bad))
+    err = out.stderr.decode()
+    assert out.returncode == 2 and "sampling policy: invalid type" in err, err
+    assert not any(key[i : i + 6] in err for i in range(len(key) - 5)), err

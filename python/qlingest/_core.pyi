@@ -24,6 +24,7 @@ class ProcessResult:
     blank_lines: int
     unparsed: int
     redactions: list[int]
+    kept: list[int]
     sampled_out: list[int]
     fallback_hashes: int
     partitions: list[tuple[str | None, int, int]]

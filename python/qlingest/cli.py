@@ -56,11 +56,16 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
         rows += [
             (f"  {r}", f"{n:,}") for r, n in sorted(summary["redactions_by_rule"].items()) if n
         ]
-    if summary["sampled_out_by_rule"]:
+    if summary["sampled_out_by_rule"] or summary["kept_by_rule"]:
         rows.append(("sampled out", f"{sum(summary['sampled_out_by_rule'].values()):,}"))
         rows += [
             (f"  {r}", f"{n:,}") for r, n in sorted(summary["sampled_out_by_rule"].items()) if n
         ]
+        rows.append(("kept by sampling rule", f"{sum(summary['kept_by_rule'].values()):,}"))
+        rows += [(f"  {r}", f"{n:,}") for r, n in sorted(summary["kept_by_rule"].items()) if n]
+        if summary["sampling_fallback_hashes"]:
+            unusable = f"{summary['sampling_fallback_hashes']:,} (sampled on an event hash)"
+            rows.append(("trace ids without randomness", unusable))
     if summary["inputs_failed"]:
         rows.append(("inputs failed", ", ".join(summary["inputs_failed"])))
     rows += [

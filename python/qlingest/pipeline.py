@@ -48,6 +48,9 @@ class Batch:
     unparsed: int
     redactions: dict[str, int]
     sampled_out: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
+    #: Events whose trace id was present but unusable as randomness (all zeros, too short).
+    fallback_hashes: int = 0
     #: The store partition and row count of each run of ``events``, in order, when known.
     parts: list[tuple[PartitionKey, int]] | None = None
 
@@ -62,6 +65,9 @@ class Summary:
     unparsed_lines: int = 0
     redactions: Counter[str] = field(default_factory=Counter)
     sampled_out: Counter[str] = field(default_factory=Counter)
+    kept: Counter[str] = field(default_factory=Counter)
+    #: Events sampled on a hash of the event because their trace id carried no randomness.
+    sampling_fallback_hashes: int = 0
     bytes_in: int = 0
     bytes_on_disk: int = 0
     files: int = 0
@@ -90,6 +96,8 @@ class Summary:
             "unparsed_lines": self.unparsed_lines,
             "redactions_by_rule": dict(self.redactions),
             "sampled_out_by_rule": dict(self.sampled_out),
+            "kept_by_rule": dict(self.kept),
+            "sampling_fallback_hashes": self.sampling_fallback_hashes,
             "bytes_in": self.bytes_in,
             "bytes_on_disk": self.bytes_on_disk,
             "files": self.files,
@@ -124,6 +132,7 @@ class Pipeline:
         self._buffer_sizes: dict[tuple[str, str, str], int] = {}
         self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
         self._category_checked: dict[str, str | None] = {}
+        self._sampling_names: dict[int, list[str]] = {}
         self._source = "-"
         try:
             self._audit = self._chain_writer() if self.store is not None else None
@@ -180,6 +189,15 @@ class Pipeline:
             self._engines[fmt] = engine
         return self._engines[fmt]
 
+    def _rule_names(self, engine: _core.Engine) -> list[str]:
+        """Sampling rule names as the summary shows them: through redaction, as a name is
+        written by whoever wrote the policy and ends up on a terminal."""
+        names = self._sampling_names.get(id(engine))
+        if names is None:
+            names = [redact_message(name) for name in engine.sampling_rules]
+            self._sampling_names[id(engine)] = names
+        return names
+
     def decode(
         self,
         data: bytes | memoryview,
@@ -203,7 +221,9 @@ class Pipeline:
             blank_lines=result.blank_lines,
             unparsed=result.unparsed,
             redactions=_named(engine.redaction_rules, result.redactions),
-            sampled_out=_named(engine.sampling_rules, result.sampled_out),
+            sampled_out=_named(self._rule_names(engine), result.sampled_out),
+            kept=_named(self._rule_names(engine), result.kept),
+            fallback_hashes=result.fallback_hashes,
             parts=[(_partition_key(c, h), n) for c, h, n in result.partitions],
         )
 
@@ -224,6 +244,8 @@ class Pipeline:
         s.unparsed_lines += batch.unparsed
         s.redactions.update(batch.redactions)
         s.sampled_out.update(batch.sampled_out)
+        s.kept.update(batch.kept)
+        s.sampling_fallback_hashes += batch.fallback_hashes
         if batch.dead_letters.height:
             s.dead_letters.update(batch.dead_letters["reason"].to_list())
             if self.store is not None:

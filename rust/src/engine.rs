@@ -21,6 +21,8 @@ use crate::schema::{CATEGORY, TIMESTAMP};
 pub struct Output {
     /// Decoding's output, its `events` sampled.
     pub decoded: DecodeOutput,
+    /// Events kept per sampling rule (empty without a sampler).
+    pub kept: Vec<u64>,
     /// Events sampled out per sampling rule (empty without a sampler).
     pub sampled_out: Vec<u64>,
     /// Events whose trace id could not serve as randomness.
@@ -92,12 +94,13 @@ impl Engine {
         let decoded =
             self.decoder
                 .decode_gated(data, scrub, gate, source, first_line, observed_ns)?;
-        let (sampled_out, fallback_hashes) = rows
-            .map(|r| (r.dropped_by_rule, r.fallback_hashes))
+        let (kept, sampled_out, fallback_hashes) = rows
+            .map(|r| (r.kept_by_rule, r.dropped_by_rule, r.fallback_hashes))
             .unwrap_or_default();
         let (partition_keys, partitions) = split_by_partition(&decoded.events)?;
         Ok(Output {
             decoded,
+            kept,
             sampled_out,
             fallback_hashes,
             partitions,
@@ -302,6 +305,7 @@ mod tests {
                 let expected = crate::sample::apply(&whole, &decisions).unwrap();
                 assert_eq!(out.decoded.events, expected);
                 assert_eq!(out.sampled_out, decisions.dropped_by_rule);
+                assert_eq!(out.kept, decisions.kept_by_rule);
                 assert_eq!(out.fallback_hashes, decisions.fallback_hashes);
                 assert!(
                     decisions.dropped() > 300,
@@ -315,6 +319,39 @@ mod tests {
                 assert!([1, 3, 4, 5].iter().all(|&r| dropped[r] > 0), "{dropped:?}");
             }
         }
+    }
+
+    /// Events without a timestamp or a trace id get the same decisions whenever they are
+    /// read, by the staged and the batch sampler alike: the time they were observed (their
+    /// stored timestamp) is no part of their randomness.
+    #[test]
+    fn untimed_events_get_the_same_decisions_at_any_time() {
+        let policy = r#"{"rules":[{"name":"half","rate":0.5}]}"#;
+        let input: String = (0..400)
+            .map(|i| format!("{{\"msg\":\"request {i} served\"}}\n"))
+            .collect();
+        let kept = |now: i64| {
+            let out = sampled_engine(policy)
+                .process(input.as_bytes(), "t", 1, now)
+                .unwrap();
+            messages(&out.decoded.events).join(",")
+        };
+        let first = kept(1_000_000_000);
+        assert_eq!(first, kept(9_000_000_000_000));
+        let n = first.split(',').count();
+        assert!((140..260).contains(&n), "{n}");
+        let decoder = Decoder::new(DecodeConfig::default()).unwrap();
+        let batch = |now: i64| {
+            let events = decoder
+                .decode(input.as_bytes(), &NoScrub, "t", 1, now)
+                .unwrap()
+                .events;
+            let mut sampler = Sampler::new(SamplePolicy::from_json(policy).unwrap()).unwrap();
+            let kept = crate::sample::apply(&events, &sampler.decide(&events, now).unwrap());
+            messages(&kept.unwrap()).join(",")
+        };
+        assert_eq!(batch(5), first);
+        assert_eq!(batch(77_000_000_000), first);
     }
 
     /// Conditions read values as sent: a rule on a user id matches the id in clear even

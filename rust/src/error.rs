@@ -18,3 +18,37 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A configuration that is not the JSON expected, named by `what`. The parser's excerpt of
+/// the text around the error is left out: it cuts through values (a secret among them) at
+/// arbitrary bytes, where redaction cannot recognise what is left.
+pub fn config_json(what: &str, e: &sonic_rs::Error) -> Error {
+    let text = e.to_string();
+    let message = text.split('\n').next().unwrap_or_default();
+    Error::Config(format!("{what}: {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_errors_quote_no_excerpt_of_the_text() {
+        let text = r#"{"rules":[{"name":"r","rate":"x"}],"bogus":"ghp_abcdefghijklmnop"}"#;
+        let e = sonic_rs::from_str::<crate::sample::SamplePolicy>(text).unwrap_err();
+        assert!(
+            e.to_string().contains('\n'),
+            "the parser adds an excerpt: {e}"
+        );
+        let message = config_json("sampling policy", &e).to_string();
+        assert!(
+            message.starts_with("sampling policy: invalid type"),
+            "{message}"
+        );
+        assert!(message.contains("at line 1 column"), "{message}");
+        assert!(
+            !message.contains('\n') && !message.contains("ghp_"),
+            "{message}"
+        );
+    }
+}

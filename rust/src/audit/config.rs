@@ -42,7 +42,7 @@ impl Default for AuditConfig {
 impl AuditConfig {
     /// Parses the configuration from JSON text.
     pub fn from_json(text: &str) -> Result<AuditConfig> {
-        sonic_rs::from_str(text).map_err(|e| Error::Config(format!("audit: {e}")))
+        sonic_rs::from_str(text).map_err(|e| crate::error::config_json("audit", &e))
     }
 
     /// The `is_audit` mask of `batch`: true for each audit record.

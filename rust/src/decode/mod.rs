@@ -101,7 +101,7 @@ impl Decoder {
 
     pub fn from_json(text: &str) -> Result<Decoder> {
         let config = sonic_rs::from_str(text)
-            .map_err(|e| Error::Config(format!("decoder configuration: {e}")))?;
+            .map_err(|e| crate::error::config_json("decoder configuration", &e))?;
         Decoder::new(config)
     }
 

@@ -31,6 +31,7 @@ pub struct PyProcessResult {
     blank_lines: u64,
     unparsed: u64,
     redactions: Vec<u64>,
+    kept: Vec<u64>,
     sampled_out: Vec<u64>,
     fallback_hashes: u64,
     /// Per run of rows of `events`, in order: its category, UTC hour since the epoch and rows.
@@ -81,7 +82,7 @@ impl PyEngine {
         self.hash_fallback
     }
 
-    /// Names of the sampling rules, in the order of `ProcessResult.sampled_out`.
+    /// Names of the sampling rules, in the order of `ProcessResult.kept` and `sampled_out`.
     #[getter]
     fn sampling_rules(&self) -> Vec<String> {
         self.engine.sampling_rules()
@@ -123,6 +124,7 @@ fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
         blank_lines: decoded.blank_lines,
         unparsed: decoded.unparsed,
         redactions: decoded.redactions,
+        kept: out.kept,
         sampled_out: out.sampled_out,
         fallback_hashes: out.fallback_hashes,
         partitions,

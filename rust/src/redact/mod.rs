@@ -103,7 +103,7 @@ impl Redactor {
     /// Builds from the JSON form of `RedactConfig` that Python sends.
     pub fn from_json(text: &str) -> crate::error::Result<Redactor> {
         let config: RedactConfig = sonic_rs::from_str(text)
-            .map_err(|e| crate::error::Error::Config(format!("redaction config: {e}")))?;
+            .map_err(|e| crate::error::config_json("redaction config", &e))?;
         Redactor::new(config)
     }
 

@@ -84,8 +84,8 @@ impl SamplePolicy {
 
     /// Parses and validates a policy from JSON.
     pub fn from_json(text: &str) -> Result<SamplePolicy> {
-        let policy: SamplePolicy =
-            sonic_rs::from_str(text).map_err(|e| Error::Config(format!("sampling policy: {e}")))?;
+        let policy: SamplePolicy = sonic_rs::from_str(text)
+            .map_err(|e| crate::error::config_json("sampling policy", &e))?;
         super::rule::compile(&policy)?;
         Ok(policy)
     }

@@ -122,6 +122,8 @@ pub struct BatchView<'a> {
     pub levels: Vec<u8>,
     pub fields: &'a StringViewArray,
     pub timestamp: &'a TimestampNanosecondArray,
+    /// When present: a timestamp equal to it is the decoder's fallback, not the sender's.
+    pub observed_at: Option<&'a TimestampNanosecondArray>,
     pub sample_rate: &'a Float64Array,
 }
 
@@ -142,6 +144,7 @@ impl<'a> BatchView<'a> {
             levels: level_codes(batch)?,
             fields: string_column(batch, schema::FIELDS)?,
             timestamp: typed_column::<TimestampNanosecondType>(batch, schema::TIMESTAMP)?,
+            observed_at: typed_column::<TimestampNanosecondType>(batch, schema::OBSERVED_AT).ok(),
             sample_rate: typed_column::<Float64Type>(batch, schema::SAMPLE_RATE)?,
         })
     }
@@ -174,6 +177,8 @@ pub trait EventView {
     fn fields_json(&self) -> Option<&str>;
     /// UTC nanoseconds, after the fallback to `observed_at`.
     fn timestamp(&self) -> i64;
+    /// The timestamp the event carried (None when it fell back to `observed_at`).
+    fn sent_timestamp(&self) -> Option<i64>;
     /// The sender's own rate (1 when it sent none).
     fn sample_rate(&self) -> f64;
 
@@ -227,6 +232,13 @@ impl EventView for BatchRow<'_, '_> {
     #[inline]
     fn timestamp(&self) -> i64 {
         self.view.timestamp.value(self.i)
+    }
+
+    #[inline]
+    fn sent_timestamp(&self) -> Option<i64> {
+        let ts = self.timestamp();
+        let fallback = self.view.observed_at.is_some_and(|o| o.value(self.i) == ts);
+        (!fallback).then_some(ts)
     }
 
     #[inline]

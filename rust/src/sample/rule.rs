@@ -56,6 +56,11 @@ pub fn compile(policy: &SamplePolicy) -> Result<Vec<Rule>> {
                 n + 1
             )));
         }
+        if [AUDIT_RULE, UNMATCHED_RULE].contains(&config.name.as_str()) {
+            return Err(err(
+                "the name is a built-in rule's, which the summary counts apart".into(),
+            ));
+        }
         if !names.insert(config.name.as_str()) {
             return Err(err("another rule has the same name".into()));
         }

@@ -124,6 +124,7 @@ impl Sampler {
         lock(&self.adaptive).advance(now_ns);
         RowDecider {
             sampler: self,
+            kept_by_rule: vec![0; self.rules.len() + 1],
             dropped_by_rule: vec![0; self.rules.len() + 1],
             fallback_hashes: 0,
         }
@@ -179,13 +180,17 @@ impl Sampler {
         hash::randomness_of(self.event_hash(e))
     }
 
-    /// A seeded hash of what identifies an event: time, service, span and message.
-    // Limitation: events identical in all four (a duplicated line in the same nanosecond)
-    // share one decision, which widens the variance of counts for such bursts.
+    /// A seeded hash of what identifies an event: time, service, span and message. An event
+    /// without a timestamp of its own hashes without one: the time it was observed differs
+    /// from run to run, and the same input must get the same decisions.
+    // Limitation: events identical in all four (a duplicated line in the same nanosecond, or
+    // repeated untimed text lines) share one decision, which widens the variance of counts
+    // for such bursts.
     #[inline]
     fn event_hash(&self, e: &impl EventView) -> u64 {
         let text = |index| e.text(index).unwrap_or_default();
-        let h = hash::hash_u64(self.seed, e.timestamp() as u64);
+        let time = e.sent_timestamp().map_or(NULL_KEY, |ts| ts as u64);
+        let h = hash::hash_u64(self.seed, time);
         let h = hash::hash_bytes(h, text(self.hashed.service));
         let h = hash::hash_bytes(h, text(self.hashed.span_id));
         hash::hash_bytes(h, text(self.hashed.message))
@@ -210,6 +215,8 @@ impl Sampler {
 /// Decides for events one at a time and counts the ones it drops.
 pub struct RowDecider<'s> {
     sampler: &'s Sampler,
+    /// Events kept, per rule index.
+    pub kept_by_rule: Vec<u64>,
     /// Events sampled out, per rule index.
     pub dropped_by_rule: Vec<u64>,
     /// Events whose trace id could not serve as randomness.
@@ -225,9 +232,11 @@ impl RowDecider<'_> {
             .sampler
             .decide_event(e, |slot, key| lock(adaptive).threshold(slot, key));
         self.fallback_hashes += u64::from(d.fallback);
-        if !d.kept {
-            self.dropped_by_rule[d.rule] += 1;
-        }
+        let counts = match d.kept {
+            true => &mut self.kept_by_rule,
+            false => &mut self.dropped_by_rule,
+        };
+        counts[d.rule] += 1;
         d.kept.then_some(d.sample_rate)
     }
 }

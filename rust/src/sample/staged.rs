@@ -80,6 +80,11 @@ impl EventView for StagedEvent<'_, '_> {
     }
 
     #[inline]
+    fn sent_timestamp(&self) -> Option<i64> {
+        self.row.timestamp
+    }
+
+    #[inline]
     fn sample_rate(&self) -> f64 {
         self.row.sample_rate.unwrap_or(1.0)
     }

@@ -164,3 +164,14 @@ fn the_built_in_policy_is_valid() {
         ]
     );
 }
+
+#[test]
+fn built_in_rule_names_are_taken() {
+    for name in ["audit (security.*)", "unmatched (kept)"] {
+        let msg = error_of(&format!(r#"{{"rules":[{{"name":"{name}","rate":0.5}}]}}"#));
+        assert_eq!(
+            msg,
+            format!("sampling rule '{name}': the name is a built-in rule's, which the summary counts apart")
+        );
+    }
+}

@@ -58,7 +58,11 @@ pub fn batch(rows: &[Row]) -> RecordBatch {
     let names: ArrayRef = Arc::new(StringViewArray::from(LEVELS.to_vec()));
     let level: ArrayRef = Arc::new(DictionaryArray::<UInt8Type>::try_new(keys, names).unwrap());
 
-    let mut columns = vec![ts.clone(), ts, level];
+    // Observed at a time no row was sent at, as the decoder's batches are: every row's
+    // timestamp is its own.
+    let observed: ArrayRef =
+        Arc::new(TimestampNanosecondArray::from(vec![i64::MIN; rows.len()]).with_timezone("UTC"));
+    let mut columns = vec![ts, observed, level];
     for name in schema::STRING_COLUMNS {
         columns.push(match name {
             schema::CATEGORY => strings(&|r| r.category.as_deref()),
