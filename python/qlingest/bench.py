@@ -306,9 +306,9 @@ def _stage_measurement(stage, fn, events, size, clocks, outputs, rss) -> Measure
         wall, cpu = wall - clocks[stage.minus].wall, cpu - clocks[stage.minus].cpu
         if wall <= -MIN_DIFFERENCE_S:
             # Sampling drops rows before they are redacted and written: it costs less than
-            # nothing. The saving is the figure to show.
+            # nothing. The saving is the figure to show, as negative seconds for machines.
             note = f"{stage.note}; saves {-wall:.2f} s ({-cpu:.2f} CPU s)"
-            return Measurement(stage.name, events, size, 0.0, 0.0, rss[stage.name],
+            return Measurement(stage.name, events, size, wall, cpu, rss[stage.name],
                                available=False, note=note)  # fmt: skip
         if wall < MIN_DIFFERENCE_S:
             # The difference of two timings is within their noise: no rate can be given.
