@@ -140,6 +140,24 @@ def test_tcp_lines_are_acknowledged_per_chunk(tmp_path):
             srv.kill()
 
 
+def test_tcp_a_client_that_half_closes_gets_its_answer(tmp_path):
+    srv = ServeProcess(tmp_path / "s", "", tcp=True)
+    try:
+        with socket.create_connection(("127.0.0.1", srv.ports["tcp"]), timeout=10) as s:
+            # The last line has no newline: the half-close ends it.
+            s.sendall(events(range(3)) + b'{"msg":"last"}')
+            s.shutdown(socket.SHUT_WR)
+            answers = b""
+            while chunk := s.recv(1024):
+                answers += chunk
+        assert sum(int(line.split()[1]) for line in answers.splitlines()) == 4
+        assert srv.stop() == 0
+        assert stored(tmp_path / "s").height == 4
+    finally:
+        if srv.proc.poll() is None:
+            srv.kill()
+
+
 def test_tokens_with_a_tcp_receiver_warn_that_tcp_is_not_guarded(tmp_path):
     srv = ServeProcess(tmp_path / "s", '[serve]\ntokens = ["t0k"]\n', tcp=True)
     try:

@@ -557,6 +557,15 @@ class TcpProtocol(asyncio.Protocol):
             self.chunks.put_nowait(bytes(self.buf) + b"\n")
         self.chunks.put_nowait(b"")
 
+    def eof_received(self) -> bool:
+        """The client has sent all it will (a half-close): the rest is a last line, and the
+        connection stays open until every chunk is answered."""
+        if self.buf and not self.skipping:
+            self.chunks.put_nowait(bytes(self.buf) + b"\n")
+        self.buf.clear()
+        self.chunks.put_nowait(b"")
+        return True
+
     def close_when_idle(self) -> None:
         if self.transport and not self.busy and self.chunks.empty():
             self.transport.close()
@@ -602,6 +611,9 @@ class TcpProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
             if self.server.stopping and self.chunks.empty():
                 self.close_when_idle()
+        # The end of the input: after a half-close the answers are all written by now.
+        if self.transport and not self.transport.is_closing():
+            self.transport.close()
 
 
 class _DeadLetters:
