@@ -50,7 +50,12 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
         (f"  {reason}", f"{n:,}") for reason, n in sorted(summary["dead_letters_by_reason"].items())
     ]
     if summary["unparsed_lines"]:
-        rows.append(("unparsed text lines (kept whole)", f"{summary['unparsed_lines']:,}"))
+        rows.append(
+            (
+                "lines --parse did not match (message holds them whole)",
+                f"{summary['unparsed_lines']:,}",
+            )
+        )
     if summary["redactions_by_rule"]:
         rows.append(("redactions", f"{sum(summary['redactions_by_rule'].values()):,}"))
         rows += [
