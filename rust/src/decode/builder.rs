@@ -9,7 +9,7 @@ use arrow_array::{
     new_null_array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringViewArray,
     TimestampNanosecondArray, UInt64Array, UInt8Array,
 };
-use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, NullBufferBuilder, ScalarBuffer};
+use arrow_buffer::{BooleanBuffer, BooleanBufferBuilder, Buffer, NullBuffer, ScalarBuffer};
 use arrow_data::MAX_INLINE_VIEW_LEN;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
@@ -72,36 +72,38 @@ const BYTES_PER_ROW: usize = 32;
 /// block is closed and a larger one started, so written data is never moved by a reallocation.
 pub struct ViewColumn {
     views: Vec<u128>,
-    nulls: NullBufferBuilder,
+    /// Validity, one bit per view, set for a value; `nulls` counts the clear ones.
+    valid: Vec<u64>,
+    nulls: usize,
     blocks: Vec<Buffer>,
     data: String,
 }
+
+/// Spare capacity kept after a data block's last value, so short copies may store whole words.
+const SLACK: usize = 16;
 
 impl ViewColumn {
     pub fn with_capacity(rows: usize) -> ViewColumn {
         ViewColumn {
             views: Vec::with_capacity(rows),
-            nulls: NullBufferBuilder::new(rows),
+            valid: Vec::with_capacity(rows.div_ceil(64)),
+            nulls: 0,
             blocks: Vec::new(),
-            data: String::with_capacity(rows * BYTES_PER_ROW),
+            data: String::with_capacity(rows * BYTES_PER_ROW + SLACK),
         }
     }
 
+    #[inline]
     pub fn push(&mut self, value: Option<&str>) {
         match value {
-            Some(s) if s.len() <= INLINE => {
-                self.views.push(inline_view(s.as_bytes()));
-                self.nulls.append_non_null();
-            }
+            Some(s) if s.len() <= INLINE => self.push_view(inline_view(s.as_bytes()), true),
             Some(s) => {
                 self.make_room(s.len());
                 let start = self.data.len();
-                self.data.push_str(s);
-                self.views
-                    .push(long_view(s.as_bytes(), self.blocks.len(), start));
-                self.nulls.append_non_null();
+                append(&mut self.data, s);
+                self.push_view(long_view(s.as_bytes(), self.blocks.len(), start), true);
             }
-            None => self.push_null(),
+            None => self.push_view(0, false),
         }
     }
 
@@ -112,7 +114,7 @@ impl ViewColumn {
         let start = self.data.len();
         if !write(&mut self.data) {
             self.data.truncate(start);
-            return self.push_null();
+            return self.push_view(0, false);
         }
         let value = &self.data.as_bytes()[start..];
         let view = if value.len() <= INLINE {
@@ -123,26 +125,39 @@ impl ViewColumn {
         } else {
             long_view(value, self.blocks.len(), start)
         };
-        self.views.push(view);
-        self.nulls.append_non_null();
+        self.push_view(view, true);
     }
 
-    /// Closes the data block unless `len` more bytes fit in it without a reallocation.
+    /// Appends a view and its validity bit.
+    #[inline(always)]
+    fn push_view(&mut self, view: u128, valid: bool) {
+        let at = self.views.len();
+        if at % 64 == 0 {
+            self.valid.push(0);
+        }
+        self.valid[at / 64] |= u64::from(valid) << (at % 64);
+        self.nulls += usize::from(!valid);
+        self.views.push(view);
+    }
+
+    /// Closes the data block unless `len` more bytes (and the slack) fit in it without a
+    /// reallocation.
+    #[inline]
     fn make_room(&mut self, len: usize) {
         let used = self.data.len();
-        if used + len <= self.data.capacity() && used < BLOCK_BYTES {
+        if used + len + SLACK <= self.data.capacity() && used < BLOCK_BYTES {
             return;
         }
+        self.next_block(len);
+    }
+
+    #[cold]
+    fn next_block(&mut self, len: usize) {
         let next = (self.data.capacity() * 2).clamp(BYTES_PER_ROW, BLOCK_BYTES);
-        let full = std::mem::replace(&mut self.data, String::with_capacity(next.max(len)));
+        let full = std::mem::replace(&mut self.data, String::with_capacity(next.max(len) + SLACK));
         if !full.is_empty() {
             self.blocks.push(Buffer::from(full.into_bytes()));
         }
-    }
-
-    fn push_null(&mut self) {
-        self.views.push(0);
-        self.nulls.append_null();
     }
 
     pub fn finish(&mut self) -> StringViewArray {
@@ -151,9 +166,44 @@ impl ViewColumn {
             blocks.push(Buffer::from(std::mem::take(&mut self.data).into_bytes()));
         }
         let views = ScalarBuffer::from(std::mem::take(&mut self.views));
+        let bits = Buffer::from_vec(std::mem::take(&mut self.valid));
+        let valid = BooleanBuffer::new(bits, 0, views.len());
+        let nulls = (std::mem::take(&mut self.nulls) > 0).then(|| NullBuffer::new(valid));
         // SAFETY: every view holds a `str` inline or names the block and offset where the `str`
         // was written, with its length and first four bytes; the validity has one bit per view.
-        unsafe { StringViewArray::new_unchecked(views, blocks.into(), self.nulls.finish()) }
+        unsafe { StringViewArray::new_unchecked(views, blocks.into(), nulls) }
+    }
+}
+
+/// Appends `s` to `data`, which has room for it and `SLACK` bytes more: values of eight bytes
+/// or more are copied as overlapping words rather than by a call to `memcpy`.
+#[inline(always)]
+fn append(data: &mut String, s: &str) {
+    let (n, len) = (s.len(), data.len());
+    assert!(len + n + SLACK <= data.capacity());
+    if n < 8 {
+        return data.push_str(s);
+    }
+    let src = s.as_ptr();
+    // SAFETY: the bytes written are those of `s`, a `str`, so the data stays UTF-8; every
+    // write lands in `len..len + n` inside the capacity (checked above) and every read in `s`:
+    // sixteen-byte words at `0, 16, ...` below `n - 16` then one ending at `n`, or for
+    // 8..16 bytes two eight-byte words at `0` and `n - 8`.
+    unsafe {
+        let vec = data.as_mut_vec();
+        let dst = vec.as_mut_ptr().add(len);
+        if n >= 16 {
+            let mut i = 0;
+            while i + 16 < n {
+                std::ptr::copy_nonoverlapping(src.add(i), dst.add(i), 16);
+                i += 16;
+            }
+            std::ptr::copy_nonoverlapping(src.add(n - 16), dst.add(n - 16), 16);
+        } else {
+            std::ptr::copy_nonoverlapping(src, dst, 8);
+            std::ptr::copy_nonoverlapping(src.add(n - 8), dst.add(n - 8), 8);
+        }
+        vec.set_len(len + n);
     }
 }
 
