@@ -3,13 +3,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, StringBuilder};
+use arrow_array::builder::StringBuilder;
 use arrow_array::types::UInt8Type;
 use arrow_array::{
     new_null_array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringViewArray,
     TimestampNanosecondArray, UInt64Array, UInt8Array,
 };
-use arrow_buffer::{BooleanBuffer, BooleanBufferBuilder, Buffer, NullBuffer, ScalarBuffer};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow_data::MAX_INLINE_VIEW_LEN;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
@@ -72,11 +72,44 @@ const BYTES_PER_ROW: usize = 32;
 /// block is closed and a larger one started, so written data is never moved by a reallocation.
 pub struct ViewColumn {
     views: Vec<u128>,
-    /// Validity, one bit per view, set for a value; `nulls` counts the clear ones.
-    valid: Vec<u64>,
-    nulls: usize,
+    valid: Validity,
     blocks: Vec<Buffer>,
     data: String,
+}
+
+/// A validity bitmap built one bit at a time, a word per 64 values, without the generic
+/// builder's per-bit capacity checks.
+#[derive(Default)]
+struct Validity {
+    words: Vec<u64>,
+    len: usize,
+    nulls: usize,
+}
+
+impl Validity {
+    fn with_capacity(rows: usize) -> Validity {
+        Validity {
+            words: Vec::with_capacity(rows.div_ceil(64)),
+            ..Validity::default()
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, valid: bool) {
+        let at = self.len;
+        if at % 64 == 0 {
+            self.words.push(0);
+        }
+        self.words[at / 64] |= u64::from(valid) << (at % 64);
+        self.nulls += usize::from(!valid);
+        self.len += 1;
+    }
+
+    /// The bitmap, or none when every value is valid.
+    fn finish(self) -> Option<NullBuffer> {
+        let bits = BooleanBuffer::new(Buffer::from_vec(self.words), 0, self.len);
+        (self.nulls > 0).then(|| NullBuffer::new(bits))
+    }
 }
 
 /// Spare capacity kept after a data block's last value, so short copies may store whole words.
@@ -86,8 +119,7 @@ impl ViewColumn {
     pub fn with_capacity(rows: usize) -> ViewColumn {
         ViewColumn {
             views: Vec::with_capacity(rows),
-            valid: Vec::with_capacity(rows.div_ceil(64)),
-            nulls: 0,
+            valid: Validity::with_capacity(rows),
             blocks: Vec::new(),
             data: String::with_capacity(rows * BYTES_PER_ROW + SLACK),
         }
@@ -131,12 +163,7 @@ impl ViewColumn {
     /// Appends a view and its validity bit.
     #[inline(always)]
     fn push_view(&mut self, view: u128, valid: bool) {
-        let at = self.views.len();
-        if at % 64 == 0 {
-            self.valid.push(0);
-        }
-        self.valid[at / 64] |= u64::from(valid) << (at % 64);
-        self.nulls += usize::from(!valid);
+        self.valid.push(valid);
         self.views.push(view);
     }
 
@@ -166,9 +193,7 @@ impl ViewColumn {
             blocks.push(Buffer::from(std::mem::take(&mut self.data).into_bytes()));
         }
         let views = ScalarBuffer::from(std::mem::take(&mut self.views));
-        let bits = Buffer::from_vec(std::mem::take(&mut self.valid));
-        let valid = BooleanBuffer::new(bits, 0, views.len());
-        let nulls = (std::mem::take(&mut self.nulls) > 0).then(|| NullBuffer::new(valid));
+        let nulls = std::mem::take(&mut self.valid).finish();
         // SAFETY: every view holds a `str` inline or names the block and offset where the `str`
         // was written, with its length and first four bytes; the validity has one bit per view.
         unsafe { StringViewArray::new_unchecked(views, blocks.into(), nulls) }
@@ -247,12 +272,13 @@ pub fn word(s: &[u8]) -> u64 {
 pub struct BatchBuilder {
     timestamp: Vec<i64>,
     level: Vec<u8>,
-    level_valid: BooleanBufferBuilder,
+    level_valid: Validity,
     /// The string columns in `STRING_COLUMNS` order.
     pub strings: Vec<ViewColumn>,
     /// The JSON object of the other keys, written straight into its column.
     pub fields: ViewColumn,
-    revenue: Float64Builder,
+    revenue: Vec<f64>,
+    revenue_valid: Validity,
     sample_rate: Vec<f64>,
 }
 
@@ -261,12 +287,13 @@ impl BatchBuilder {
         BatchBuilder {
             timestamp: Vec::with_capacity(rows),
             level: Vec::with_capacity(rows),
-            level_valid: BooleanBufferBuilder::new(rows),
+            level_valid: Validity::with_capacity(rows),
             strings: (0..STRING_COLUMNS.len())
                 .map(|_| ViewColumn::with_capacity(rows))
                 .collect(),
             fields: ViewColumn::with_capacity(rows),
-            revenue: Float64Builder::with_capacity(rows),
+            revenue: Vec::with_capacity(rows),
+            revenue_valid: Validity::with_capacity(rows),
             sample_rate: Vec::with_capacity(rows),
         }
     }
@@ -279,8 +306,9 @@ impl BatchBuilder {
     pub fn push(&mut self, row: &Row<'_>, observed_ns: i64) {
         self.timestamp.push(row.timestamp.unwrap_or(observed_ns));
         self.level.push(row.level.map_or(0, |l| l as u8));
-        self.level_valid.append(row.level.is_some());
-        self.revenue.append_option(row.revenue);
+        self.level_valid.push(row.level.is_some());
+        self.revenue.push(row.revenue.unwrap_or(0.0));
+        self.revenue_valid.push(row.revenue.is_some());
         self.sample_rate.push(row.sample_rate.unwrap_or(1.0));
     }
 
@@ -290,7 +318,7 @@ impl BatchBuilder {
         let mut columns: Vec<ArrayRef> = vec![
             ts(std::mem::take(&mut self.timestamp)),
             ts(vec![observed_ns; rows]),
-            Arc::new(level_array(self.level, self.level_valid.finish().into())?),
+            Arc::new(level_array(self.level, self.level_valid.finish())?),
         ];
         columns.extend(
             self.strings
@@ -298,7 +326,8 @@ impl BatchBuilder {
                 .map(|c| Arc::new(c.finish()) as ArrayRef),
         );
         columns.push(Arc::new(self.fields.finish()));
-        columns.push(Arc::new(self.revenue.finish()));
+        let revenue = Float64Array::new(self.revenue.into(), self.revenue_valid.finish());
+        columns.push(Arc::new(revenue));
         columns.push(Arc::new(Float64Array::from(self.sample_rate)));
         columns.push(new_null_array(&DataType::Utf8View, rows));
         columns.push(new_null_array(&DataType::UInt64, rows));
@@ -308,8 +337,8 @@ impl BatchBuilder {
     }
 }
 
-fn level_array(codes: Vec<u8>, valid: NullBuffer) -> Result<DictionaryArray<UInt8Type>> {
-    let keys = UInt8Array::new(codes.into(), Some(valid));
+fn level_array(codes: Vec<u8>, valid: Option<NullBuffer>) -> Result<DictionaryArray<UInt8Type>> {
+    let keys = UInt8Array::new(codes.into(), valid);
     let values = Arc::new(StringViewArray::from_iter_values(LEVELS));
     Ok(DictionaryArray::try_new(keys, values)?)
 }
