@@ -3,13 +3,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, StringBuilder};
+use arrow_array::builder::StringBuilder;
 use arrow_array::types::UInt8Type;
 use arrow_array::{
     new_null_array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringViewArray,
     TimestampNanosecondArray, UInt64Array, UInt8Array,
 };
-use arrow_buffer::{BooleanBufferBuilder, Buffer, NullBuffer, NullBufferBuilder, ScalarBuffer};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow_data::MAX_INLINE_VIEW_LEN;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
@@ -72,36 +72,70 @@ const BYTES_PER_ROW: usize = 32;
 /// block is closed and a larger one started, so written data is never moved by a reallocation.
 pub struct ViewColumn {
     views: Vec<u128>,
-    nulls: NullBufferBuilder,
+    valid: Validity,
     blocks: Vec<Buffer>,
     data: String,
 }
+
+/// A validity bitmap built one bit at a time, a word per 64 values, without the generic
+/// builder's per-bit capacity checks.
+#[derive(Default)]
+struct Validity {
+    words: Vec<u64>,
+    len: usize,
+    nulls: usize,
+}
+
+impl Validity {
+    fn with_capacity(rows: usize) -> Validity {
+        Validity {
+            words: Vec::with_capacity(rows.div_ceil(64)),
+            ..Validity::default()
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, valid: bool) {
+        let at = self.len;
+        if at % 64 == 0 {
+            self.words.push(0);
+        }
+        self.words[at / 64] |= u64::from(valid) << (at % 64);
+        self.nulls += usize::from(!valid);
+        self.len += 1;
+    }
+
+    /// The bitmap, or none when every value is valid.
+    fn finish(self) -> Option<NullBuffer> {
+        let bits = BooleanBuffer::new(Buffer::from_vec(self.words), 0, self.len);
+        (self.nulls > 0).then(|| NullBuffer::new(bits))
+    }
+}
+
+/// Spare capacity kept after a data block's last value, so short copies may store whole words.
+const SLACK: usize = 16;
 
 impl ViewColumn {
     pub fn with_capacity(rows: usize) -> ViewColumn {
         ViewColumn {
             views: Vec::with_capacity(rows),
-            nulls: NullBufferBuilder::new(rows),
+            valid: Validity::with_capacity(rows),
             blocks: Vec::new(),
-            data: String::with_capacity(rows * BYTES_PER_ROW),
+            data: String::with_capacity(rows * BYTES_PER_ROW + SLACK),
         }
     }
 
+    #[inline]
     pub fn push(&mut self, value: Option<&str>) {
         match value {
-            Some(s) if s.len() <= INLINE => {
-                self.views.push(inline_view(s.as_bytes()));
-                self.nulls.append_non_null();
-            }
+            Some(s) if s.len() <= INLINE => self.push_view(inline_view(s.as_bytes()), true),
             Some(s) => {
                 self.make_room(s.len());
                 let start = self.data.len();
-                self.data.push_str(s);
-                self.views
-                    .push(long_view(s.as_bytes(), self.blocks.len(), start));
-                self.nulls.append_non_null();
+                append(&mut self.data, s);
+                self.push_view(long_view(s.as_bytes(), self.blocks.len(), start), true);
             }
-            None => self.push_null(),
+            None => self.push_view(0, false),
         }
     }
 
@@ -112,7 +146,7 @@ impl ViewColumn {
         let start = self.data.len();
         if !write(&mut self.data) {
             self.data.truncate(start);
-            return self.push_null();
+            return self.push_view(0, false);
         }
         let value = &self.data.as_bytes()[start..];
         let view = if value.len() <= INLINE {
@@ -123,26 +157,34 @@ impl ViewColumn {
         } else {
             long_view(value, self.blocks.len(), start)
         };
-        self.views.push(view);
-        self.nulls.append_non_null();
+        self.push_view(view, true);
     }
 
-    /// Closes the data block unless `len` more bytes fit in it without a reallocation.
+    /// Appends a view and its validity bit.
+    #[inline(always)]
+    fn push_view(&mut self, view: u128, valid: bool) {
+        self.valid.push(valid);
+        self.views.push(view);
+    }
+
+    /// Closes the data block unless `len` more bytes (and the slack) fit in it without a
+    /// reallocation.
+    #[inline]
     fn make_room(&mut self, len: usize) {
         let used = self.data.len();
-        if used + len <= self.data.capacity() && used < BLOCK_BYTES {
+        if used + len + SLACK <= self.data.capacity() && used < BLOCK_BYTES {
             return;
         }
+        self.next_block(len);
+    }
+
+    #[cold]
+    fn next_block(&mut self, len: usize) {
         let next = (self.data.capacity() * 2).clamp(BYTES_PER_ROW, BLOCK_BYTES);
-        let full = std::mem::replace(&mut self.data, String::with_capacity(next.max(len)));
+        let full = std::mem::replace(&mut self.data, String::with_capacity(next.max(len) + SLACK));
         if !full.is_empty() {
             self.blocks.push(Buffer::from(full.into_bytes()));
         }
-    }
-
-    fn push_null(&mut self) {
-        self.views.push(0);
-        self.nulls.append_null();
     }
 
     pub fn finish(&mut self) -> StringViewArray {
@@ -151,9 +193,42 @@ impl ViewColumn {
             blocks.push(Buffer::from(std::mem::take(&mut self.data).into_bytes()));
         }
         let views = ScalarBuffer::from(std::mem::take(&mut self.views));
+        let nulls = std::mem::take(&mut self.valid).finish();
         // SAFETY: every view holds a `str` inline or names the block and offset where the `str`
         // was written, with its length and first four bytes; the validity has one bit per view.
-        unsafe { StringViewArray::new_unchecked(views, blocks.into(), self.nulls.finish()) }
+        unsafe { StringViewArray::new_unchecked(views, blocks.into(), nulls) }
+    }
+}
+
+/// Appends `s` to `data`, which has room for it and `SLACK` bytes more: values of eight bytes
+/// or more are copied as overlapping words rather than by a call to `memcpy`.
+#[inline(always)]
+fn append(data: &mut String, s: &str) {
+    let (n, len) = (s.len(), data.len());
+    assert!(len + n + SLACK <= data.capacity());
+    if n < 8 {
+        return data.push_str(s);
+    }
+    let src = s.as_ptr();
+    // SAFETY: the bytes written are those of `s`, a `str`, so the data stays UTF-8; every
+    // write lands in `len..len + n` inside the capacity (checked above) and every read in `s`:
+    // sixteen-byte words at `0, 16, ...` below `n - 16` then one ending at `n`, or for
+    // 8..16 bytes two eight-byte words at `0` and `n - 8`.
+    unsafe {
+        let vec = data.as_mut_vec();
+        let dst = vec.as_mut_ptr().add(len);
+        if n >= 16 {
+            let mut i = 0;
+            while i + 16 < n {
+                std::ptr::copy_nonoverlapping(src.add(i), dst.add(i), 16);
+                i += 16;
+            }
+            std::ptr::copy_nonoverlapping(src.add(n - 16), dst.add(n - 16), 16);
+        } else {
+            std::ptr::copy_nonoverlapping(src, dst, 8);
+            std::ptr::copy_nonoverlapping(src.add(n - 8), dst.add(n - 8), 8);
+        }
+        vec.set_len(len + n);
     }
 }
 
@@ -197,12 +272,13 @@ pub fn word(s: &[u8]) -> u64 {
 pub struct BatchBuilder {
     timestamp: Vec<i64>,
     level: Vec<u8>,
-    level_valid: BooleanBufferBuilder,
+    level_valid: Validity,
     /// The string columns in `STRING_COLUMNS` order.
     pub strings: Vec<ViewColumn>,
     /// The JSON object of the other keys, written straight into its column.
     pub fields: ViewColumn,
-    revenue: Float64Builder,
+    revenue: Vec<f64>,
+    revenue_valid: Validity,
     sample_rate: Vec<f64>,
 }
 
@@ -211,12 +287,13 @@ impl BatchBuilder {
         BatchBuilder {
             timestamp: Vec::with_capacity(rows),
             level: Vec::with_capacity(rows),
-            level_valid: BooleanBufferBuilder::new(rows),
+            level_valid: Validity::with_capacity(rows),
             strings: (0..STRING_COLUMNS.len())
                 .map(|_| ViewColumn::with_capacity(rows))
                 .collect(),
             fields: ViewColumn::with_capacity(rows),
-            revenue: Float64Builder::with_capacity(rows),
+            revenue: Vec::with_capacity(rows),
+            revenue_valid: Validity::with_capacity(rows),
             sample_rate: Vec::with_capacity(rows),
         }
     }
@@ -229,8 +306,9 @@ impl BatchBuilder {
     pub fn push(&mut self, row: &Row<'_>, observed_ns: i64) {
         self.timestamp.push(row.timestamp.unwrap_or(observed_ns));
         self.level.push(row.level.map_or(0, |l| l as u8));
-        self.level_valid.append(row.level.is_some());
-        self.revenue.append_option(row.revenue);
+        self.level_valid.push(row.level.is_some());
+        self.revenue.push(row.revenue.unwrap_or(0.0));
+        self.revenue_valid.push(row.revenue.is_some());
         self.sample_rate.push(row.sample_rate.unwrap_or(1.0));
     }
 
@@ -240,7 +318,7 @@ impl BatchBuilder {
         let mut columns: Vec<ArrayRef> = vec![
             ts(std::mem::take(&mut self.timestamp)),
             ts(vec![observed_ns; rows]),
-            Arc::new(level_array(self.level, self.level_valid.finish().into())?),
+            Arc::new(level_array(self.level, self.level_valid.finish())?),
         ];
         columns.extend(
             self.strings
@@ -248,7 +326,8 @@ impl BatchBuilder {
                 .map(|c| Arc::new(c.finish()) as ArrayRef),
         );
         columns.push(Arc::new(self.fields.finish()));
-        columns.push(Arc::new(self.revenue.finish()));
+        let revenue = Float64Array::new(self.revenue.into(), self.revenue_valid.finish());
+        columns.push(Arc::new(revenue));
         columns.push(Arc::new(Float64Array::from(self.sample_rate)));
         columns.push(new_null_array(&DataType::Utf8View, rows));
         columns.push(new_null_array(&DataType::UInt64, rows));
@@ -258,8 +337,8 @@ impl BatchBuilder {
     }
 }
 
-fn level_array(codes: Vec<u8>, valid: NullBuffer) -> Result<DictionaryArray<UInt8Type>> {
-    let keys = UInt8Array::new(codes.into(), Some(valid));
+fn level_array(codes: Vec<u8>, valid: Option<NullBuffer>) -> Result<DictionaryArray<UInt8Type>> {
+    let keys = UInt8Array::new(codes.into(), valid);
     let values = Arc::new(StringViewArray::from_iter_values(LEVELS));
     Ok(DictionaryArray::try_new(keys, values)?)
 }

@@ -92,21 +92,48 @@ const SLOTS: usize = 256;
 /// Keys one slot holds at most.
 const WAYS: usize = 3;
 
-/// Each slot's keys as indices into `KEYS` plus one (zero marks a free way), built at compile
-/// time so a lookup is one hash, one load and word compares.
-static TABLE: [[u8; WAYS]; SLOTS] = table();
+/// A key of the table as words: its first eight bytes and its last eight past the eighth
+/// (both zero-padded, see `halves`), its length and its target.
+#[derive(Clone, Copy)]
+struct Entry {
+    lo: u64,
+    hi: u64,
+    /// `u8::MAX` marks a free way: no key is that long.
+    len: u8,
+    /// Index into `KEYS`, for the keys longer than the sixteen bytes the words hold.
+    index: u8,
+}
 
-const fn table() -> [[u8; WAYS]; SLOTS] {
-    let mut table = [[0u8; WAYS]; SLOTS];
+const FREE: Entry = Entry {
+    lo: 0,
+    hi: 0,
+    len: u8::MAX,
+    index: 0,
+};
+
+/// Each slot's keys as words, built at compile time so a lookup is one hash, one load and a
+/// few word compares without a branch per byte or per length.
+static TABLE: [[Entry; WAYS]; SLOTS] = table();
+
+const fn table() -> [[Entry; WAYS]; SLOTS] {
+    let mut table = [[FREE; WAYS]; SLOTS];
     let mut k = 0;
     while k < KEYS.len() {
-        let ways = &mut table[slot(KEYS[k].0.as_bytes())];
+        let key = KEYS[k].0.as_bytes();
+        let ways = &mut table[slot(key)];
         let mut w = 0;
         // Indexing past `WAYS` fails the build: a crowded slot is caught at compile time.
-        while ways[w] != 0 {
+        while ways[w].len != u8::MAX {
             w += 1;
         }
-        ways[w] = (k + 1) as u8;
+        let (lo, hi) = const_halves(key);
+        assert!(key.len() < u8::MAX as usize && k < u8::MAX as usize);
+        ways[w] = Entry {
+            lo,
+            hi,
+            len: key.len() as u8,
+            index: k as u8,
+        };
         k += 1;
     }
     table
@@ -115,37 +142,63 @@ const fn table() -> [[u8; WAYS]; SLOTS] {
 /// Where `key` goes, by one hash and at most a few word compares.
 pub fn target(key: &str) -> Target {
     let bytes = key.as_bytes();
-    for &way in &TABLE[slot(bytes)] {
-        let Some((name, target)) = KEYS.get(usize::from(way).wrapping_sub(1)) else {
-            break;
-        };
-        if same(name.as_bytes(), bytes) {
-            return *target;
+    let (lo, hi) = halves(bytes);
+    for entry in &TABLE[slot(bytes)] {
+        // Non-short-circuit `&`: one branch per way rather than one per word.
+        let hit = (usize::from(entry.len) == bytes.len()) & (entry.lo == lo) & (entry.hi == hi);
+        if hit {
+            let (name, target) = KEYS[usize::from(entry.index)];
+            // The words cover sixteen bytes; a longer key is compared whole.
+            if bytes.len() <= 16 || name.as_bytes() == bytes {
+                return target;
+            }
         }
     }
     Target::Fields
 }
 
-/// The table slot of a key: its length and its first, second and last bytes mixed.
+/// The first eight bytes of a key and, when it is longer, its last eight bytes, each as a
+/// little-endian word zero-padded (the two overlap for keys of nine to fifteen bytes).
+fn halves(key: &[u8]) -> (u64, u64) {
+    let n = key.len();
+    if n > 8 {
+        let hi = u64::from_le_bytes(key[n - 8..].try_into().expect("eight bytes"));
+        (word(key), hi)
+    } else {
+        (word(key), 0)
+    }
+}
+
+/// `halves` at compile time.
+const fn const_halves(key: &[u8]) -> (u64, u64) {
+    let n = key.len();
+    let (mut lo, mut hi, mut i) = (0u64, 0u64, 0);
+    while i < n && i < 8 {
+        lo |= (key[i] as u64) << (8 * i);
+        i += 1;
+    }
+    if n > 8 {
+        i = 0;
+        while i < 8 {
+            hi |= (key[n - 8 + i] as u64) << (8 * i);
+            i += 1;
+        }
+    }
+    (lo, hi)
+}
+
+/// The table slot of a key: its length and its first, middle and last bytes mixed (all three
+/// loads are in bounds for any key but the empty one, so no branch picks them).
 const fn slot(key: &[u8]) -> usize {
     let len = key.len();
     if len == 0 {
         return 0;
     }
-    let second = if len > 1 { key[1] } else { 0 };
     let mixed = (len as u32)
         .wrapping_mul(0x9E37_79B9)
-        .wrapping_add(key[0] as u32 * 31 + second as u32 * 7 + key[len - 1] as u32)
+        .wrapping_add(key[0] as u32 * 31 + key[len / 2] as u32 * 7 + key[len - 1] as u32)
         .wrapping_mul(0x85EB_CA6B);
     (mixed >> 24) as usize % SLOTS
-}
-
-/// Byte equality of short keys eight bytes at a time, without a call to `memcmp`.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len()
-        && a.chunks(8)
-            .zip(b.chunks(8))
-            .all(|(x, y)| word(x) == word(y))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ impl Decoder {
         let mut found = std::mem::take(&mut row.scanned);
         let result = match scan::object(text, self.config.max_depth, &mut found) {
             Some(()) => found.iter().try_for_each(|m| {
-                let (key, raw) = (&text[m.key.0..m.key.1], &text[m.value.0..m.value.1]);
+                let (key, raw) = (slice(text, m.key), slice(text, m.value));
                 let kind = Kind(m.kind, m.escaped);
                 self.place(Cow::Borrowed(key), kind, Cow::Borrowed(raw), row)
             }),
@@ -208,6 +208,17 @@ fn within<'a>(text: &'a str, part: &str) -> Cow<'a, str> {
         Some(slice) if slice.as_ptr() == part.as_ptr() => Cow::Borrowed(slice),
         _ => Cow::Owned(part.to_owned()),
     }
+}
+
+/// The text of a range the scanner found in `text`.
+#[inline(always)]
+fn slice(text: &str, (from, to): (usize, usize)) -> &str {
+    assert!(from <= to && to <= text.len());
+    debug_assert!(text.is_char_boundary(from) && text.is_char_boundary(to));
+    // SAFETY: in bounds (checked above), and the scanner's ranges start and end next to ASCII
+    // bytes (quotes, brackets, digits, letters of literals) or at the ends of `text`, so both
+    // ends are character boundaries.
+    unsafe { text.get_unchecked(from..to) }
 }
 
 /// A value's JSON type, and whether it may be a string holding an escape (the scanner knows;

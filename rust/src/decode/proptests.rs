@@ -178,9 +178,12 @@ proptest! {
         prop_assert_eq!(render(&slow.dead_letters.slice(0, dead.len())), dead);
     }
 
-    /// Values built into views directly read back equal, inline or not, nulls included.
+    /// Values built into views directly read back equal, inline or not, nulls included, at every
+    /// length the word copies of long values branch on.
     #[test]
-    fn view_columns_hold_what_was_pushed(values in prop::collection::vec(prop::option::of("\\PC{0,20}"), 0..40)) {
+    fn view_columns_hold_what_was_pushed(
+        values in prop::collection::vec(prop::option::of(prop_oneof!["\\PC{0,20}", "[a-z\u{e9}]{0,70}"]), 0..80)
+    ) {
         let mut column = builder::ViewColumn::with_capacity(2);
         for (i, v) in values.iter().enumerate() {
             if i % 3 == 0 {
@@ -195,6 +198,7 @@ proptest! {
         let array = column.finish();
         let read: Vec<Option<String>> = array.iter().map(|v| v.map(str::to_owned)).collect();
         prop_assert_eq!(&read, &values);
+        prop_assert_eq!(arrow_array::Array::null_count(&array), values.iter().filter(|v| v.is_none()).count());
         // Length and prefix in each view, as Arrow's own builder writes them.
         for (view, value) in array.views().iter().zip(&values) {
             let bytes = value.as_deref().unwrap_or("").as_bytes();

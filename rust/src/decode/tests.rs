@@ -331,3 +331,53 @@ fn a_secret_in_the_source_name_of_a_dead_letter_is_redacted() {
     assert!(sources.value(0).starts_with("in/token=[REDACTED:"));
     assert_eq!(out.events.num_rows(), 1);
 }
+
+/// `cargo test --release decode_stages -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn decode_stages() {
+    let mut data = Vec::new();
+    crate::generate::generate(1_000_000, 7, &mut data);
+    let text = std::str::from_utf8(&data).unwrap();
+    let time = |name: &str, f: &dyn Fn() -> usize| {
+        let mut best = f64::MAX;
+        let mut n = 0;
+        for _ in 0..5 {
+            let cpu = thread_cpu_seconds();
+            n = f();
+            best = best.min(thread_cpu_seconds() - cpu);
+        }
+        println!("{name}: {:.0} ns per line ({n})", best * 1e3);
+    };
+    time("lines", &|| text.lines().map(|l| l.len()).sum());
+    time("utf8", &|| {
+        simdutf8::basic::from_utf8(&data).map_or(0, |s| s.len())
+    });
+    time("scan", &|| {
+        let mut found = Vec::new();
+        text.lines()
+            .map(|l| {
+                super::scan::object(l, 64, &mut found).unwrap();
+                found.len()
+            })
+            .sum()
+    });
+    let decoder = Decoder::new(DecodeConfig::default()).unwrap();
+    time("decode_json", &|| {
+        let mut row = builder::Row::default();
+        text.lines()
+            .map(|l| {
+                row.clear();
+                decoder.decode_json(l, &mut row).ok().unwrap();
+                row.members.len()
+            })
+            .sum()
+    });
+    time("decode", &|| {
+        decoder
+            .decode(&data, &NoScrub, "b", 1, OBSERVED)
+            .unwrap()
+            .events
+            .num_rows()
+    });
+}
