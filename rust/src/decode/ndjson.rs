@@ -21,7 +21,13 @@ impl Decoder {
             Some(()) => found.iter().try_for_each(|m| {
                 let (key, raw) = (slice(text, m.key), slice(text, m.value));
                 let kind = Kind(m.kind, m.escaped);
-                self.place(Cow::Borrowed(key), kind, Cow::Borrowed(raw), row)
+                // An escaped key is unescaped here, a lone surrogate becoming U+FFFD as in values.
+                let key = match m.key_escaped {
+                    true => unescape(slice(text, (m.key.0 - 1, m.key.1 + 1)))
+                        .ok_or_else(|| Reject::new(Reason::MalformedJson, "bad escape in a key"))?,
+                    false => Cow::Borrowed(key),
+                };
+                self.place(key, kind, Cow::Borrowed(raw), row)
             }),
             None => self.decode_json_parsed(text, row),
         };
@@ -79,12 +85,12 @@ impl Decoder {
                 let otel = target == Target::SeverityNumber;
                 level_value(kind, &raw, otel).map(|l| row.level = Some(l))
             }
-            Target::Revenue if row.revenue.is_none() => {
-                number_value(kind, &raw).map(|v| row.revenue = Some(v))
-            }
+            Target::Revenue if row.revenue.is_none() => number_value(kind, &raw)
+                .and_then(revenue_amount)
+                .map(|v| row.revenue = Some(v)),
             Target::SampleRate if row.sample_rate.is_none() => {
                 // The sender's own rate multiplies ours; its field stays in `fields` as sent.
-                if let Some(rate) = number_value(kind, &raw).filter(|r| *r > 0.0) {
+                if let Some(rate) = number_value(kind, &raw).and_then(sender_rate) {
                     row.sample_rate = Some(rate);
                 }
                 None
@@ -252,6 +258,21 @@ fn number_value(kind: Kind, raw: &str) -> Option<f64> {
         _ => return None,
     };
     v.is_finite().then_some(v)
+}
+
+/// A revenue amount: finite and under 10^11. A number of a payment card's 12 digits or more
+/// is no amount; left out of the column it stays in `fields`, where redaction reads it.
+pub(super) fn revenue_amount(v: f64) -> Option<f64> {
+    (v.is_finite() && v.abs() < 1e11).then_some(v)
+}
+
+/// A sender's own `sample_rate`: how many events one stands for, 1 to 2^56 (the most a
+/// probability sampler can claim). Anything else (a probability below 1, an overflowing
+/// number) is left to `fields` as sent rather than multiplied into every estimate.
+fn sender_rate(v: f64) -> Option<f64> {
+    (1.0..=crate::sample::MAX_ADJUSTED_COUNT as f64)
+        .contains(&v)
+        .then_some(v)
 }
 
 /// Numeric levels: syslog 0–7, pino/bunyan 10–60 in tens, OpenTelemetry numbers otherwise.

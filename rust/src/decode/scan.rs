@@ -1,6 +1,6 @@
 //! A scanner for the top level of one JSON object: it validates the whole object and finds each
-//! member's key and raw value, or gives up on anything unusual (an escaped key, nesting past
-//! the limit, any error) and leaves the line to the full parser, which then decides alone.
+//! member's key and raw value, or gives up on anything unusual (nesting past the limit, any
+//! error) and leaves the line to the full parser, which then decides alone.
 //! It accepts strict JSON only, a subset of what the full parser accepts, so a line it reads
 //! is read the same by both.
 
@@ -14,10 +14,12 @@ pub struct Member {
     pub kind: JsonType,
     /// Whether the value is a string holding an escape; any other string is read as it stands.
     pub escaped: bool,
+    /// Whether the key holds an escape.
+    pub key_escaped: bool,
 }
 
 /// The members of the object `text` into `members`, or `None` when the full parser must read
-/// it: `text` is not a strict JSON object, a key holds an escape, or nesting passes `max_depth`
+/// it: `text` is not a strict JSON object, or nesting passes `max_depth`
 /// (the object itself counts one).
 pub fn object(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option<()> {
     members.clear();
@@ -32,13 +34,14 @@ pub fn object(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option
     }
     let nested = max_depth.checked_sub(1)?;
     loop {
-        let (key, start) = key(b, i, true)?;
+        let (key, start, key_escaped) = key(b, i)?;
         let (end, kind, escaped) = value(b, start, nested)?;
         members.push(Member {
             key,
             value: (start, end),
             kind,
             escaped,
+            key_escaped,
         });
         i = skip_ws(b, end);
         match *b.get(i)? {
@@ -49,22 +52,19 @@ pub fn object(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option
     }
 }
 
-/// The key at `b[i]` (its opening quote): its range and where its value starts. A top-level
-/// key is read as it stands, so it must hold no escape.
+/// The key at `b[i]` (its opening quote): its range, where its value starts and whether it
+/// holds an escape.
 #[inline(always)]
-fn key(b: &[u8], i: usize, top: bool) -> Option<((usize, usize), usize)> {
+fn key(b: &[u8], i: usize) -> Option<((usize, usize), usize, bool)> {
     if *b.get(i)? != b'"' {
         return None;
     }
     let (end, escaped) = string_end(b, i + 1)?;
-    if escaped && top {
-        return None;
-    }
     let colon = skip_ws(b, end + 1);
     if *b.get(colon)? != b':' {
         return None;
     }
-    Some(((i + 1, end), skip_ws(b, colon + 1)))
+    Some(((i + 1, end), skip_ws(b, colon + 1), escaped))
 }
 
 /// The end of the value starting at `b[i]`, its type and whether it is a string holding an
@@ -104,11 +104,7 @@ fn container_end(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
                 let next = skip_ws(b, i + 1);
                 let close = if c == b'{' { b'}' } else { b']' };
                 if *b.get(next)? != close {
-                    i = if c == b'{' {
-                        key(b, next, false)?.1
-                    } else {
-                        next
-                    };
+                    i = if c == b'{' { key(b, next)?.1 } else { next };
                     continue;
                 }
                 level -= 1;
@@ -128,7 +124,7 @@ fn container_end(b: &[u8], mut i: usize, depth: usize) -> Option<usize> {
             match *b.get(i)? {
                 b',' => {
                     let next = skip_ws(b, i + 1);
-                    i = if object { key(b, next, false)?.1 } else { next };
+                    i = if object { key(b, next)?.1 } else { next };
                     break;
                 }
                 b'}' if object => {}
@@ -306,6 +302,18 @@ mod tests {
     }
 
     #[test]
+    fn escaped_keys_are_read_and_flagged() {
+        let text = r#"{"\u0061":1,"b\"c":2,"d":3}"#;
+        let mut found = Vec::new();
+        object(text, 3, &mut found).unwrap();
+        let keys: Vec<(&str, bool)> = found
+            .iter()
+            .map(|m| (&text[m.key.0..m.key.1], m.key_escaped))
+            .collect();
+        assert_eq!(keys, [(r"\u0061", true), (r#"b\"c"#, true), ("d", false)]);
+    }
+
+    #[test]
     fn anything_unusual_is_left_to_the_parser() {
         for text in [
             r#"{"a":1."}"#,
@@ -316,7 +324,6 @@ mod tests {
             r#"{"a":"\uZZZZ"}"#,
             r#"{"a":"\x"}"#,
             "{\"a\":\"\u{1}\"}",
-            r#"{"\u0061":1}"#,
             r#"{"a":1,}"#,
             r#"{"a":[1,]}"#,
             r#"{"a":{"b":1,}}"#,

@@ -219,6 +219,80 @@ fn sender_sample_rate_is_used_and_kept() {
     );
 }
 
+/// A lone surrogate escape becomes U+FFFD in a top-level key as in a value or a nested key,
+/// and an escaped key still finds its column.
+#[test]
+fn escaped_top_level_keys_are_unescaped() {
+    let out = decode(b"{\"msg\":\"c\",\"k\\ud800\":1}\n{\"m\\u0073g\":\"d\"}\n");
+    assert_eq!(out.dead_letters.num_rows(), 0);
+    assert_eq!(
+        strings(&out.events, "message"),
+        [Some("c".into()), Some("d".into())]
+    );
+    assert_eq!(
+        strings(&out.events, "fields")[0].as_deref(),
+        Some("{\"k\u{fffd}\":1}")
+    );
+}
+
+/// A sender's rate counts only from 1 to 2^56; others (a probability, an overflowing number,
+/// text that is not a number) leave the column at 1 and stay in `fields` as sent.
+#[test]
+fn sender_sample_rates_out_of_range_are_not_multiplied_in() {
+    let input = br#"{"sample_rate":1e308}
+{"sample_rate":0.5}
+{"sample_rate":"1e300"}
+{"sample_rate":"12"}
+{"sample_rate":72057594037927936}
+{"sample_rate":-3}"#;
+    let out = decode(input);
+    let rates = out.events.column_by_name("sample_rate").unwrap();
+    let rates = rates.as_primitive::<arrow_array::types::Float64Type>();
+    assert_eq!(
+        rates.values().to_vec(),
+        [1.0, 1.0, 1.0, 12.0, 2f64.powi(56), 1.0]
+    );
+    assert_eq!(
+        strings(&out.events, "fields")[0].as_deref(),
+        Some(r#"{"sample_rate":1e308}"#)
+    );
+}
+
+/// A revenue of twelve digits or more is no amount (a card number sent as one, say): it stays
+/// in `fields`, where redaction reads it, and the column is null. So are infinities in text.
+#[test]
+fn revenue_of_card_length_stays_in_fields_where_it_is_redacted() {
+    let input = br#"{"revenue":4111111111111111}
+{"revenue":"4111 1111 1111 1111"}
+{"revenue":99999999999.5}
+{"revenue":12.5}"#;
+    let redactor = crate::redact::Redactor::new(Default::default()).unwrap();
+    let decoder = Decoder::new(DecodeConfig::default()).unwrap();
+    let out = decoder.decode(input, &redactor, "t", 1, OBSERVED).unwrap();
+    let revenue = out.events.column_by_name("revenue").unwrap();
+    let revenue = revenue.as_primitive::<arrow_array::types::Float64Type>();
+    let got: Vec<Option<f64>> = revenue.iter().collect();
+    assert_eq!(got, [None, None, Some(99999999999.5), Some(12.5)]);
+    let fields = strings(&out.events, "fields");
+    assert_eq!(
+        fields[0].as_deref(),
+        Some(r#"{"revenue":"[REDACTED:credit_card]"}"#)
+    );
+    assert_eq!(
+        fields[1].as_deref(),
+        Some(r#"{"revenue":"[REDACTED:credit_card]"}"#)
+    );
+    let text = DecodeConfig {
+        format: Format::Text,
+        parse: Some(r"^(?P<revenue>\S+) (?P<message>.*)$".into()),
+        ..Default::default()
+    };
+    let out = decode_with(text, b"4111111111111111 paid\ninf paid\n7.25 paid\n");
+    let revenue = out.events.column_by_name("revenue").unwrap();
+    let revenue = revenue.as_primitive::<arrow_array::types::Float64Type>();
+    assert_eq!(revenue.iter().collect::<Vec<_>>(), [None, None, Some(7.25)]);
+}
+
 #[test]
 fn text_lines_with_a_parse_regex() {
     let config = DecodeConfig {

@@ -6,6 +6,7 @@ use super::builder::{col, Reason, Row};
 use super::json::write_json_str;
 use super::keys::{target, Target};
 use super::level::level_from_str;
+use super::ndjson::revenue_amount;
 use super::time::parse_timestamp_str;
 use super::{Decoder, Reject, State};
 
@@ -58,7 +59,7 @@ impl Decoder {
                 row.level.is_some()
             }
             Target::Revenue => {
-                row.revenue = value.trim().parse().ok();
+                row.revenue = value.trim().parse().ok().and_then(revenue_amount);
                 row.revenue.is_some()
             }
             Target::SampleRate | Target::Fields => false,
