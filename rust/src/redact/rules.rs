@@ -8,7 +8,7 @@ use super::validate::Validator;
 pub enum Trigger {
     /// Any of these literals, ASCII case-insensitive.
     Literals(Vec<String>),
-    /// A run of at least this many digits, single spaces or dashes between them allowed.
+    /// A run of at least this many digits, single spaces, dashes or dots between them allowed.
     Digits(usize),
     /// This byte.
     Byte(u8),
