@@ -306,6 +306,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
             Validator::Ipv6,
         )],
     },
+    // Limitation: dotted groups also fit the first three groups of an IPv4 address, so with
+    // `phone` on and `ipv4` off `10.203.219.244` becomes `[REDACTED:phone].244`.
     BuiltinRule {
         name: "phone",
         optional: true,
