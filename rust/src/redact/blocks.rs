@@ -26,7 +26,8 @@ pub struct Fingerprint {
 pub struct Seen {
     /// A rare byte occurs.
     pub rare: bool,
-    /// A run of digits (single spaces or dashes between them) spans at least `min_digits` bytes.
+    /// A run of digits (single spaces, dashes or dots between them) spans at least `min_digits`
+    /// bytes.
     pub digit_run: bool,
 }
 
@@ -290,7 +291,10 @@ mod x86 {
             let rare = _mm_and_si128(rare_lo, _mm_shuffle_epi8(self.rare_hi, rare_hi));
             let sep = _mm_or_si128(
                 _mm_cmpeq_epi8(v[0], _mm_set1_epi8(b' ' as i8)),
-                _mm_cmpeq_epi8(v[0], _mm_set1_epi8(b'-' as i8)),
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(v[0], _mm_set1_epi8(b'-' as i8)),
+                    _mm_cmpeq_epi8(v[0], _mm_set1_epi8(b'.' as i8)),
+                ),
             );
             Block {
                 candidates: !bits(_mm_cmpeq_epi8(hit, zero)) & 0xffff,

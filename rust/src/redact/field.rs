@@ -47,9 +47,17 @@ impl Redactor {
     ) -> bool {
         let member_start = out.len();
         let mut pos = 0;
-        let mut walker = Walker::new(self, counts);
-        match walker.member(key, None, raw_value, &mut pos, out) {
-            Ok(kept) if raw_value[pos..].trim().is_empty() && walker.changed => return kept,
+        // The walk counts into its own counters: a walk given up on malformed text replaced
+        // nothing, so what it found must not be counted.
+        let mut walked = vec![0; counts.len()];
+        let mut walker = Walker::new(self, &mut walked);
+        let result = walker.member(key, None, raw_value, &mut pos, out);
+        let changed = walker.changed;
+        match result {
+            Ok(kept) if raw_value[pos..].trim().is_empty() && changed => {
+                counts.iter_mut().zip(&walked).for_each(|(c, w)| *c += w);
+                return kept;
+            }
             Ok(_) if raw_value[pos..].trim().is_empty() => {
                 // Nothing redacted: keep the sender's exact text (spacing, escapes).
                 out.truncate(member_start);

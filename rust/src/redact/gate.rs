@@ -3,7 +3,7 @@
 
 use std::sync::OnceLock;
 
-use memchr::{memchr2_iter, memmem};
+use memchr::{memchr2_iter, memchr_iter};
 
 use super::assign::name_before;
 use super::keys::KeyKind;
@@ -80,8 +80,7 @@ impl Redactor {
     pub(super) fn may_assign(&self, b: &[u8]) -> bool {
         // Unicode case folding and whitespace (`\s`, K for KELVIN SIGN) are left to the regexes.
         !b.is_ascii()
-            || memmem::find(b, b"--").is_some()
-            || memmem::find(b, b"-p").is_some()
+            || has_flag(b)
             || memchr2_iter(b'=', b':', b).any(|sep| self.secret_before(b, sep))
     }
 
@@ -90,6 +89,11 @@ impl Redactor {
         let keyed = name_before(b, sep).is_some_and(|n| self.keys.kind(&b[n]) == KeyKind::Secret);
         keyed || param_name_before(b, sep)
     }
+}
+
+/// Whether `b` holds `--` or `-p`: one pass over the dashes, which most strings lack.
+fn has_flag(b: &[u8]) -> bool {
+    memchr_iter(b'-', b).any(|i| matches!(b.get(i + 1), Some(b'-' | b'p')))
 }
 
 /// Whether a `param_names` entry ends the name before `sep` (after whitespace and one quote).

@@ -1,6 +1,6 @@
 //! Key rules: key names that make a whole value secret, matched across spellings.
 
-use memchr::memchr;
+use memchr::{memchr, memchr_iter, memrchr};
 
 /// Built-in secret key names, normalized (lower case, no `_`, `-`, `.` or spaces).
 const SECRET_KEYS: &[&str] = &[
@@ -168,21 +168,21 @@ impl KeyMatcher {
     }
 
     /// Whether raw JSON text without backslashes may hold a secret or user key at any depth.
+    ///
+    /// A key is a quoted string before a colon. Read back from each colon, the string it closes
+    /// is found with no walk over the values; in malformed text (`x" "pass":1`) this may take a
+    /// key that pairing quotes from the start would not, which only sends more to the slow path.
     pub fn raw_has_sensitive_key(&self, raw: &[u8]) -> bool {
-        let mut i = 0;
-        while let Some((start, end)) = next_string(raw, i) {
-            i = end + 1;
-            let colon = skip_ws(raw, i);
-            if raw.get(colon) != Some(&b':') {
-                continue;
-            }
+        memchr_iter(b':', raw).any(|colon| {
+            let Some((start, end)) = string_before(raw, colon) else {
+                return false;
+            };
             match self.kind(&raw[start..end]) {
-                KeyKind::Secret => return true,
-                KeyKind::User if user_value_has_colon(raw, colon + 1) => return true,
-                _ => {}
+                KeyKind::Secret => true,
+                KeyKind::User => user_value_has_colon(raw, colon + 1),
+                KeyKind::Plain => false,
             }
-        }
-        false
+        })
     }
 }
 
@@ -212,6 +212,16 @@ fn is_separator(b: u8) -> bool {
 fn next_string(raw: &[u8], from: usize) -> Option<(usize, usize)> {
     let start = from + memchr(b'"', raw.get(from..)?)? + 1;
     let end = start + memchr(b'"', &raw[start..])?;
+    Some((start, end))
+}
+
+/// The content range of the `"..."` that ends right before `at`, whitespace between them skipped.
+fn string_before(raw: &[u8], at: usize) -> Option<(usize, usize)> {
+    let end = raw[..at].iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if raw[end] != b'"' {
+        return None;
+    }
+    let start = memrchr(b'"', &raw[..end])? + 1;
     Some((start, end))
 }
 

@@ -345,7 +345,7 @@ fn build_custom(triggers: &[Trigger], patterns: &[&str]) -> Result<Option<(Regex
     Ok(Some((set, mask)))
 }
 
-/// The most digits in one run, where single spaces or dashes may sit between digits; runs with
+/// The most digits in one run, where single spaces, dashes or dots may sit between digits; runs with
 /// fewer than `min` digits may be missed (the answer is then below `min` all the same).
 pub fn longest_digit_run(bytes: &[u8], min: usize) -> usize {
     let min = min.max(1);
@@ -380,8 +380,9 @@ fn in_digit_run(bytes: &[u8], p: usize) -> bool {
     digit(p) || (is_sep(bytes[p]) && p > 0 && digit(p - 1) && digit(p + 1))
 }
 
+/// A byte that may sit between digit groups: `phone` takes dots as well as spaces and dashes.
 fn is_sep(b: u8) -> bool {
-    b == b' ' || b == b'-'
+    matches!(b, b' ' | b'-' | b'.')
 }
 
 /// Walks left from `p` to the first digit of the run holding it.

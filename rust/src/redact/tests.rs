@@ -227,6 +227,23 @@ fn overlapping_matches_are_merged_once() {
 }
 
 #[test]
+fn phone_numbers_grouped_by_dots_wake_the_phone_rule() {
+    let config = RedactConfig {
+        optional: vec!["phone".into()],
+        ..Default::default()
+    };
+    let r = Redactor::new(config).unwrap();
+    let out = r.redact_text(
+        "call 415.555.0100 or (415) 555.0100; ref a123-45-6789.4111",
+        &mut [],
+    );
+    assert_eq!(
+        out,
+        "call [REDACTED:phone] or [REDACTED:phone]; ref a123-[REDACTED:phone]"
+    );
+}
+
+#[test]
 fn optional_rules_are_off_by_default_and_opt_in() {
     assert_eq!(
         red("from 10.1.2.3 call +1 415-555-0100"),

@@ -106,7 +106,7 @@ fn digit_runs_across_block_edges() {
             let digits: String = (0..len)
                 .map(|i| char::from(b'0' + (i % 10) as u8))
                 .collect();
-            for pad in ["", "x", " ", "-", "7"] {
+            for pad in ["", "x", " ", "-", ".", "7"] {
                 agree(&format!("{}{pad}{digits}{pad}", "y".repeat(before))).unwrap();
                 agree(&format!("{}{pad}{digits} 1", "-".repeat(before))).unwrap();
             }

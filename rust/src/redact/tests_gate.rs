@@ -170,3 +170,61 @@ fn a_number_without_separators_or_keyword_skips_the_ssn_rule() {
     assert!(!r.looks_clean(&["ssn", "260797874"]));
     assert!(!r.looks_clean(&["note", "\"123-45-6789\""]));
 }
+
+#[test]
+fn a_malformed_value_counts_only_what_is_replaced() {
+    let r = redactor();
+    let mut counts = vec![0; r.rule_names().len()];
+    let mut out = String::new();
+    // The walker reads a card number, then trailing text: the value is redacted as one string,
+    // and its one card counted once.
+    assert!(r.write_field("note", "4111111111111111 x", &mut out, &mut counts));
+    assert_eq!(out, "\"note\":\"[REDACTED:credit_card] x\"");
+    assert_eq!(counts.iter().sum::<u64>(), 1);
+}
+
+/// Keys the way a walk pairing quotes from the start finds them: what the colon scan must cover.
+fn keys_paired_from_the_start(raw: &[u8]) -> Vec<&[u8]> {
+    let mut keys = Vec::new();
+    let mut i = 0;
+    while let Some(open) = raw[i..].iter().position(|&b| b == b'"').map(|p| p + i) {
+        let Some(close) = raw[open + 1..].iter().position(|&b| b == b'"') else {
+            break;
+        };
+        let close = open + 1 + close;
+        let after = raw[close + 1..]
+            .iter()
+            .position(|b| !b.is_ascii_whitespace());
+        if after.is_some_and(|a| raw[close + 1 + a] == b':') {
+            keys.push(&raw[open + 1..close]);
+        }
+        i = close + 1;
+    }
+    keys
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_colon_scan_finds_every_key_the_pairing_walk_finds(t in assignments()) {
+        let r = redactor();
+        let raw = t.replace('\\', "/");
+        let secret = keys_paired_from_the_start(raw.as_bytes())
+            .iter()
+            .any(|k| r.keys.kind(k) == super::keys::KeyKind::Secret);
+        if secret {
+            prop_assert!(r.keys.raw_has_sensitive_key(raw.as_bytes()), "{:?}", raw);
+        }
+    }
+
+    #[test]
+    fn case_blind_search_agrees_with_comparing_every_window(
+        hay in "[a-zA-Z _KkSs]{0,24}",
+        needle in prop::sample::select(vec!["ssn", "social security", "aws", "secret", "k", ""]),
+    ) {
+        let slow = needle.is_empty()
+            || hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()));
+        prop_assert_eq!(super::text::contains_ignore_case(hay.as_bytes(), needle.as_bytes()), slow);
+    }
+}

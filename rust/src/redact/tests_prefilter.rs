@@ -183,6 +183,8 @@ fn near_secrets() -> impl Strategy<Value = String> {
         "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----",
         "10.0.0.1",
         "+1 415 555 0100",
+        "415.555.0100",
+        ".",
         "x",
         "\n",
     ]);

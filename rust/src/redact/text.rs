@@ -277,9 +277,16 @@ fn contains(hay: &[u8], needle: &str) -> bool {
 }
 
 /// Whether `needle` (lower case) occurs in `hay`, ASCII case ignored.
-fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty()
-        || hay
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+pub(super) fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    // Only where the first byte occurs (either case) is the rest compared.
+    let last = hay.len().saturating_sub(rest.len());
+    memchr::memchr2_iter(
+        first.to_ascii_lowercase(),
+        first.to_ascii_uppercase(),
+        &hay[..last],
+    )
+    .any(|i| hay[i + 1..i + needle.len()].eq_ignore_ascii_case(rest))
 }
