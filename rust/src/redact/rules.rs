@@ -306,16 +306,17 @@ pub static BUILTIN: &[BuiltinRule] = &[
             Validator::Ipv6,
         )],
     },
-    // Limitation: dotted groups also fit the first three groups of an IPv4 address, so with
-    // `phone` on and `ipv4` off `10.203.219.244` becomes `[REDACTED:phone].244`.
     BuiltinRule {
         name: "phone",
         optional: true,
         action: Action::Mask,
         trigger: || Trigger::Digits(7),
-        patterns: &[strong(
+        // Dotted groups also fit three groups of an IPv4 address: the validator turns down a
+        // match that a dot and a digit continue.
+        patterns: &[checked(
             r"(?:\+[1-9][0-9]{0,2}[ .-]?)?(?:\([0-9]{2,4}\)[ .-]?|(?-u:\b)[0-9]{2,4}[ .-])[0-9]{3,4}[ .-]?[0-9]{3,4}(?-u:\b)",
             0,
+            Validator::Phone,
         )],
     },
 ];

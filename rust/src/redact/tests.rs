@@ -241,6 +241,18 @@ fn phone_numbers_grouped_by_dots_wake_the_phone_rule() {
         out,
         "call [REDACTED:phone] or [REDACTED:phone]; ref a123-[REDACTED:phone]"
     );
+    // Dotted digit groups of an address or a version are no phone number, whole or in part.
+    for clean in [
+        "from 10.203.219.244 ok",
+        "v2.415.555.0100",
+        "at 192.168.100.1.",
+    ] {
+        assert_eq!(r.redact_text(clean, &mut []), clean);
+    }
+    assert_eq!(
+        r.redact_text("call 415.555.0100.", &mut []),
+        "call [REDACTED:phone]."
+    );
 }
 
 #[test]

@@ -25,6 +25,8 @@ pub enum Validator {
     Unquote,
     /// An e-mail address that is not the `password@host` part of a URL authority.
     Email,
+    /// A phone number that does not continue a dotted run of digits (an IPv4 address).
+    Phone,
 }
 
 impl Validator {
@@ -52,6 +54,7 @@ impl Validator {
             Validator::Ipv6 => ipv6(s),
             Validator::Unquote => return unquote(m, s, out),
             Validator::Email => !in_url_authority(text, m.start),
+            Validator::Phone => !dotted_neighbour(text, &m),
         };
         if ok {
             out.push(m);
@@ -274,4 +277,14 @@ fn unquote(m: Range<usize>, s: &str, out: &mut Vec<Range<usize>>) {
     if !inner.is_empty() {
         out.push(inner);
     }
+}
+
+/// Whether `text[m]` continues a run of digit groups joined by dots on either side: dotted
+/// groups of an IPv4 address or a version number are no phone number.
+fn dotted_neighbour(text: &str, m: &Range<usize>) -> bool {
+    let b = text.as_bytes();
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let after = b.get(m.end) == Some(&b'.') && digit(m.end + 1);
+    let before = m.start >= 2 && b[m.start - 1] == b'.' && digit(m.start - 2);
+    after || before
 }
