@@ -228,3 +228,16 @@ proptest! {
         prop_assert_eq!(super::text::contains_ignore_case(hay.as_bytes(), needle.as_bytes()), slow);
     }
 }
+
+/// Found by the property test above: malformed text whose quoted key ends in a colon.
+#[test]
+fn a_malformed_value_with_a_colon_in_a_quoted_key_is_not_copied_through() {
+    let r = redactor();
+    let (key, raw) = ("TOKENpwd", "1, \"cvv\n:\" : 2");
+    let mut counts = vec![0; r.rule_names().len()];
+    let mut out = String::new();
+    r.write_field_slow(key, raw, &mut out, &mut counts);
+    // The lenient scan ends the unclosed `"cvv` at the line end and finds a secret key there.
+    assert_eq!(out, r#""TOKENpwd":"1, \"cvv\n:\"[REDACTED:secret_key]\"""#);
+    assert!(!r.field_is_clean(key, raw));
+}
