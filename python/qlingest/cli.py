@@ -52,7 +52,7 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
     if summary["unparsed_lines"]:
         rows.append(
             (
-                "lines --parse did not match (message holds them whole)",
+                "lines --parse did not match",
                 f"{summary['unparsed_lines']:,}",
             )
         )
