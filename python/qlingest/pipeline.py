@@ -132,7 +132,7 @@ class Pipeline:
         self._buffer_sizes: dict[tuple[str, str, str], int] = {}
         self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
         self._category_checked: dict[str, str | None] = {}
-        self._sampling_names: dict[int, list[str]] = {}
+        self._sampling_names: list[str] | None = None
         self._source = "-"
         try:
             self._audit = self._chain_writer() if self.store is not None else None
@@ -191,12 +191,11 @@ class Pipeline:
 
     def _rule_names(self, engine: _core.Engine) -> list[str]:
         """Sampling rule names as the summary shows them: through redaction, as a name is
-        written by whoever wrote the policy and ends up on a terminal."""
-        names = self._sampling_names.get(id(engine))
-        if names is None:
-            names = [redact_message(name) for name in engine.sampling_rules]
-            self._sampling_names[id(engine)] = names
-        return names
+        written by whoever wrote the policy and ends up on a terminal. Every engine runs the
+        one policy of the configuration, so the names are worked out once."""
+        if self._sampling_names is None:
+            self._sampling_names = [redact_message(name) for name in engine.sampling_rules]
+        return self._sampling_names
 
     def decode(
         self,

@@ -94,15 +94,13 @@ impl Engine {
         let decoded =
             self.decoder
                 .decode_gated(data, scrub, gate, source, first_line, observed_ns)?;
-        let (kept, sampled_out, fallback_hashes) = rows
-            .map(|r| (r.kept_by_rule, r.dropped_by_rule, r.fallback_hashes))
-            .unwrap_or_default();
+        let tally = rows.map(|r| r.tally).unwrap_or_default();
         let (partition_keys, partitions) = split_by_partition(&decoded.events)?;
         Ok(Output {
             decoded,
-            kept,
-            sampled_out,
-            fallback_hashes,
+            kept: tally.kept_by_rule,
+            sampled_out: tally.dropped_by_rule,
+            fallback_hashes: tally.fallback_hashes,
             partitions,
             partition_keys,
         })
@@ -434,19 +432,9 @@ mod tests {
             let mut best = f64::MAX;
             for _ in 0..5 {
                 let cpu = thread_cpu_seconds();
-                let (mut start, mut lines) = (0, 0);
-                while start < data.len() {
-                    let end = (start + (4 << 20)).min(data.len());
-                    let end = match data[start..end].iter().rposition(|&b| b == b'\n') {
-                        Some(i) if end < data.len() => start + i + 1,
-                        _ => end,
-                    };
-                    lines += engine
-                        .process(&data[start..end], "bench", 1, 0)
-                        .unwrap()
-                        .decoded
-                        .lines;
-                    start = end;
+                let mut lines = 0;
+                for chunk in crate::decode::tests::chunks(&data, 4 << 20) {
+                    lines += engine.process(chunk, "bench", 1, 0).unwrap().decoded.lines;
                 }
                 assert_eq!(lines, 400_000);
                 best = best.min(thread_cpu_seconds() - cpu);

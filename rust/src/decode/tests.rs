@@ -369,7 +369,8 @@ fn decode_throughput() {
     }
 }
 
-fn chunks(data: &[u8], size: usize) -> Vec<&[u8]> {
+/// `data` cut after the last newline of every `size` bytes, as the file reader frames it.
+pub(crate) fn chunks(data: &[u8], size: usize) -> Vec<&[u8]> {
     let mut out = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {

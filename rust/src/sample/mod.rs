@@ -19,7 +19,7 @@ use arrow_select::filter::filter_record_batch;
 pub use config::{AdaptiveSettings, RuleConfig, SamplePolicy, COST_OPTIMIZED, REVENUE_THRESHOLD};
 pub use hash::{hash_bytes, trace_randomness, Randomness, Threshold, MAX_ADJUSTED_COUNT};
 pub use rule::{AUDIT_RULE, UNMATCHED_RULE};
-pub use sampler::{Decision, RowDecider, Sampler};
+pub use sampler::{Decision, RowDecider, Sampler, Tally};
 pub use staged::StagedEvent;
 
 use crate::error::{Error, Result};

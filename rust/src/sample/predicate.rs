@@ -12,6 +12,25 @@ use sonic_rs::{JsonType, JsonValueTrait};
 
 use crate::schema::{self, LEVELS};
 
+/// Schema indices of the columns the sampler reads by position (checked against the schema by
+/// a test): a batch row and a staged row agree on them.
+pub mod at {
+    use crate::decode::builder::col;
+
+    pub const TIMESTAMP: usize = 0;
+    pub const OBSERVED_AT: usize = 1;
+    pub const LEVEL: usize = 2;
+    /// The first of the string columns, in the order of `schema::STRING_COLUMNS`.
+    pub const FIRST_STRING: usize = 3;
+    pub const SERVICE: usize = FIRST_STRING + col::SERVICE;
+    pub const TRACE_ID: usize = FIRST_STRING + col::TRACE_ID;
+    pub const SPAN_ID: usize = FIRST_STRING + col::SPAN_ID;
+    pub const MESSAGE: usize = FIRST_STRING + col::MESSAGE;
+    pub const FIELDS: usize = 15;
+    pub const REVENUE: usize = 16;
+    pub const SAMPLE_RATE: usize = 17;
+}
+
 /// Level code of a row whose level is missing or not a known name.
 pub const NO_LEVEL: u8 = LEVELS.len() as u8;
 
@@ -339,4 +358,29 @@ fn level_codes(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
 /// The name of a level code (None for NO_LEVEL).
 pub fn level_name(code: u8) -> Option<&'static str> {
     LEVELS.get(code as usize).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::at;
+    use crate::schema::{self, STRING_COLUMNS};
+
+    #[test]
+    fn column_positions_match_the_event_schema() {
+        let schema = schema::event_schema();
+        let index = |name| schema.index_of(name).unwrap();
+        assert_eq!(index(schema::TIMESTAMP), at::TIMESTAMP);
+        assert_eq!(index(schema::OBSERVED_AT), at::OBSERVED_AT);
+        assert_eq!(index(schema::LEVEL), at::LEVEL);
+        for (i, name) in STRING_COLUMNS.iter().enumerate() {
+            assert_eq!(index(name), at::FIRST_STRING + i, "{name}");
+        }
+        assert_eq!(index(schema::SERVICE), at::SERVICE);
+        assert_eq!(index(schema::TRACE_ID), at::TRACE_ID);
+        assert_eq!(index(schema::SPAN_ID), at::SPAN_ID);
+        assert_eq!(index(schema::MESSAGE), at::MESSAGE);
+        assert_eq!(index(schema::FIELDS), at::FIELDS);
+        assert_eq!(index(schema::REVENUE), at::REVENUE);
+        assert_eq!(index(schema::SAMPLE_RATE), at::SAMPLE_RATE);
+    }
 }

@@ -9,11 +9,10 @@ use arrow_buffer::BooleanBufferBuilder;
 use super::adaptive::Adaptive;
 use super::config::SamplePolicy;
 use super::hash::{self, Randomness, Threshold};
-use super::predicate::{BatchView, EventView};
-use super::rule::{self, column_index, Action, Rule, UNMATCHED_RULE};
+use super::predicate::{at, BatchView, EventView};
+use super::rule::{self, Action, Rule, UNMATCHED_RULE};
 use super::Decisions;
 use crate::error::Result;
-use crate::schema;
 
 /// Marks a null key column in the adaptive key hash.
 const NULL_KEY: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -24,31 +23,7 @@ const NULL_KEY: u64 = 0x9e37_79b9_7f4a_7c15;
 pub struct Sampler {
     rules: Vec<Rule>,
     seed: u64,
-    hashed: HashedColumns,
     adaptive: Mutex<Adaptive>,
-}
-
-/// Schema indices of the columns the randomness reads.
-#[derive(Clone, Copy, Debug)]
-struct HashedColumns {
-    trace_id: usize,
-    service: usize,
-    span_id: usize,
-    message: usize,
-    level: usize,
-}
-
-impl HashedColumns {
-    fn new() -> HashedColumns {
-        let index = |name| column_index(name).expect("a column of the event schema");
-        HashedColumns {
-            trace_id: index(schema::TRACE_ID),
-            service: index(schema::SERVICE),
-            span_id: index(schema::SPAN_ID),
-            message: index(schema::MESSAGE),
-            level: index(schema::LEVEL),
-        }
-    }
 }
 
 /// One event's decision.
@@ -77,7 +52,6 @@ impl Sampler {
         Ok(Sampler {
             rules,
             seed: policy.seed,
-            hashed: HashedColumns::new(),
             adaptive: Mutex::new(adaptive),
         })
     }
@@ -124,9 +98,7 @@ impl Sampler {
         lock(&self.adaptive).advance(now_ns);
         RowDecider {
             sampler: self,
-            kept_by_rule: vec![0; self.rules.len() + 1],
-            dropped_by_rule: vec![0; self.rules.len() + 1],
-            fallback_hashes: 0,
+            tally: Tally::new(self.rules.len() + 1),
         }
     }
 
@@ -171,7 +143,7 @@ impl Sampler {
     /// 56 bits of randomness: the trace id's, else a seeded hash of the event.
     #[inline]
     fn randomness(&self, e: &impl EventView, fallback: &mut bool) -> u64 {
-        let id = e.text(self.hashed.trace_id).unwrap_or_default();
+        let id = e.text(at::TRACE_ID).unwrap_or_default();
         match hash::trace_randomness(id) {
             Randomness::Trace(r) => return r,
             Randomness::Unusable => *fallback = true,
@@ -191,16 +163,16 @@ impl Sampler {
         let text = |index| e.text(index).unwrap_or_default();
         let time = e.sent_timestamp().map_or(NULL_KEY, |ts| ts as u64);
         let h = hash::hash_u64(self.seed, time);
-        let h = hash::hash_bytes(h, text(self.hashed.service));
-        let h = hash::hash_bytes(h, text(self.hashed.span_id));
-        hash::hash_bytes(h, text(self.hashed.message))
+        let h = hash::hash_bytes(h, text(at::SERVICE));
+        let h = hash::hash_bytes(h, text(at::SPAN_ID));
+        hash::hash_bytes(h, text(at::MESSAGE))
     }
 
     /// The adaptive key of an event: a hash of the key columns' values.
     #[inline]
     fn key_hash(&self, key: &[usize], e: &impl EventView) -> u64 {
         key.iter().fold(self.seed, |h, &column| {
-            let value = match column == self.hashed.level {
+            let value = match column == at::LEVEL {
                 true => super::predicate::level_name(e.level_code()).map(str::as_bytes),
                 false => e.text(column),
             };
@@ -212,15 +184,39 @@ impl Sampler {
     }
 }
 
-/// Decides for events one at a time and counts the ones it drops.
-pub struct RowDecider<'s> {
-    sampler: &'s Sampler,
-    /// Events kept, per rule index.
+/// What a run of decisions kept and dropped, per rule index.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
     pub kept_by_rule: Vec<u64>,
-    /// Events sampled out, per rule index.
     pub dropped_by_rule: Vec<u64>,
     /// Events whose trace id could not serve as randomness.
     pub fallback_hashes: u64,
+}
+
+impl Tally {
+    fn new(rules: usize) -> Tally {
+        Tally {
+            kept_by_rule: vec![0; rules],
+            dropped_by_rule: vec![0; rules],
+            fallback_hashes: 0,
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, d: &Decision) {
+        let counts = match d.kept {
+            true => &mut self.kept_by_rule,
+            false => &mut self.dropped_by_rule,
+        };
+        counts[d.rule] += 1;
+        self.fallback_hashes += u64::from(d.fallback);
+    }
+}
+
+/// Decides for events one at a time and counts what it keeps and drops.
+pub struct RowDecider<'s> {
+    sampler: &'s Sampler,
+    pub tally: Tally,
 }
 
 impl RowDecider<'_> {
@@ -231,12 +227,7 @@ impl RowDecider<'_> {
         let d = self
             .sampler
             .decide_event(e, |slot, key| lock(adaptive).threshold(slot, key));
-        self.fallback_hashes += u64::from(d.fallback);
-        let counts = match d.kept {
-            true => &mut self.kept_by_rule,
-            false => &mut self.dropped_by_rule,
-        };
-        counts[d.rule] += 1;
+        self.tally.count(&d);
         d.kept.then_some(d.sample_rate)
     }
 }
@@ -251,9 +242,7 @@ struct Builder {
     keep: BooleanBufferBuilder,
     sample_rate: Vec<f64>,
     rule: Vec<u16>,
-    kept_by_rule: Vec<u64>,
-    dropped_by_rule: Vec<u64>,
-    fallback_hashes: u64,
+    tally: Tally,
 }
 
 impl Builder {
@@ -262,9 +251,7 @@ impl Builder {
             keep: BooleanBufferBuilder::new(rows),
             sample_rate: Vec::with_capacity(rows),
             rule: Vec::with_capacity(rows),
-            kept_by_rule: vec![0; rules],
-            dropped_by_rule: vec![0; rules],
-            fallback_hashes: 0,
+            tally: Tally::new(rules),
         }
     }
 
@@ -273,12 +260,7 @@ impl Builder {
         self.keep.append(d.kept);
         self.sample_rate.push(d.sample_rate);
         self.rule.push(d.rule as u16);
-        let counter = match d.kept {
-            true => &mut self.kept_by_rule,
-            false => &mut self.dropped_by_rule,
-        };
-        counter[d.rule] += 1;
-        self.fallback_hashes += u64::from(d.fallback);
+        self.tally.count(&d);
     }
 
     fn finish(mut self) -> Decisions {
@@ -286,9 +268,9 @@ impl Builder {
             keep: BooleanArray::new(self.keep.finish(), None),
             sample_rate: Float64Array::from(self.sample_rate),
             rule: self.rule,
-            kept_by_rule: self.kept_by_rule,
-            dropped_by_rule: self.dropped_by_rule,
-            fallback_hashes: self.fallback_hashes,
+            kept_by_rule: self.tally.kept_by_rule,
+            dropped_by_rule: self.tally.dropped_by_rule,
+            fallback_hashes: self.tally.fallback_hashes,
         }
     }
 }

@@ -3,17 +3,10 @@
 
 use std::cell::OnceCell;
 
+use super::predicate::at::{FIELDS, FIRST_STRING, OBSERVED_AT, REVENUE, SAMPLE_RATE, TIMESTAMP};
 use super::predicate::{Cell, EventView, NO_LEVEL};
 use super::sampler::RowDecider;
 use crate::decode::{Gate, NoScrub, Row, Scrub};
-
-/// Schema indices of the columns a staged row holds (checked against the schema by a test).
-const TIMESTAMP: usize = 0;
-const OBSERVED_AT: usize = 1;
-const FIRST_STRING: usize = 3;
-const FIELDS: usize = 15;
-const REVENUE: usize = 16;
-const SAMPLE_RATE: usize = 17;
 
 /// A staged row as the sampler reads it.
 pub struct StagedEvent<'r, 'a> {
@@ -94,26 +87,5 @@ impl Gate for RowDecider<'_> {
     #[inline]
     fn admit(&mut self, row: &Row<'_>, observed_ns: i64) -> Option<f64> {
         self.decide(&StagedEvent::new(row, observed_ns))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::{self, STRING_COLUMNS};
-
-    #[test]
-    fn column_indices_match_the_event_schema() {
-        let schema = schema::event_schema();
-        let index = |name| schema.index_of(name).unwrap();
-        assert_eq!(index(schema::TIMESTAMP), TIMESTAMP);
-        assert_eq!(index(schema::OBSERVED_AT), OBSERVED_AT);
-        assert_eq!(index(STRING_COLUMNS[0]), FIRST_STRING);
-        for (i, name) in STRING_COLUMNS.iter().enumerate() {
-            assert_eq!(index(name), FIRST_STRING + i, "{name}");
-        }
-        assert_eq!(index(schema::FIELDS), FIELDS);
-        assert_eq!(index(schema::REVENUE), REVENUE);
-        assert_eq!(index(schema::SAMPLE_RATE), SAMPLE_RATE);
     }
 }
