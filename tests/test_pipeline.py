@@ -56,6 +56,47 @@ def test_files_are_sorted_by_timestamp_and_no_temp_files_remain(tmp_path):
     assert ts.is_sorted()
 
 
+def unsorted_frame(category: str, n: int) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "timestamp": pl.Series([(i * 7919) % n for i in range(n)], dtype=pl.Datetime("ns")),
+            "category": [category] * n,
+        }
+    )
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_files_committed_together_are_each_sorted(tmp_path, fsync):
+    store = Store(tmp_path, load_config(**{"store.fsync": fsync}).store)
+    keys = [(f"app.c{i}", "2023-11-14", "22") for i in range(5)]
+    paths = store.write_partitions([(k, unsorted_frame(k[0], 97), frozenset()) for k in keys])
+    store.close()
+    assert [p.parent.parent.parent.name for p in paths] == [f"category=app.c{i}" for i in range(5)]
+    assert [p.name for p in paths] == [f"part-w0-{i:08d}.parquet" for i in range(5)]
+    for path in paths:
+        frame = pl.read_parquet(path)
+        assert frame.height == 97 and frame["timestamp"].is_sorted()
+    assert store.stats.files == 5 and store.stats.rows == 5 * 97
+
+
+def test_a_failed_file_among_several_leaves_none_behind(tmp_path, monkeypatch):
+    store = Store(tmp_path)
+    write = store._write_parquet
+
+    def failing(path, frame, metadata):
+        if frame["category"][0] == "app.c2":
+            raise OSError(28, "No space left on device")
+        write(path, frame, metadata)
+
+    monkeypatch.setattr(store, "_write_parquet", failing)
+    keys = [(f"app.c{i}", "2023-11-14", "22") for i in range(5)]
+    with pytest.raises(OSError, match="No space"):
+        store.write_partitions([(k, unsorted_frame(k[0], 50), frozenset()) for k in keys])
+    store.close()
+    assert [f for f in (tmp_path / "hot").rglob("*") if f.is_file()] == []
+    assert store.stats.files == 0
+
+
 def test_partitions_follow_the_design_layout(tmp_path):
     with Pipeline(tmp_path) as p:
         p.process(b'{"ts":"2024-03-05T07:30:00Z","category":"security.audit_logs"}\n')

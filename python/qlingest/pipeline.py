@@ -338,13 +338,12 @@ class Pipeline:
         for key in keys:
             frames = self._buffers.pop(key)
             self._buffer_sizes.pop(key)
-            frame = sorted_by_time(
-                pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
-            )
+            frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
             wal = frozenset(self._buffer_wal.pop(key, ()))
             audited = False
             if self._may_audit(key[0]):
-                frame, audited = self._audit.chain(frame)
+                # The chain follows the file's row order; other files are sorted as written.
+                frame, audited = self._audit.chain(sorted_by_time(frame))
             if audited:
                 # Files keep the order of ``keys``: the plain ones before this one go first.
                 self._commit_plain(plain)
