@@ -11,11 +11,13 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote
 
 import polars as pl
@@ -27,6 +29,7 @@ GENESIS = "0" * 64
 AUDIT_CATEGORY = "security.audit_logs"
 KEY_ENV = "QLINGEST_AUDIT_KEY"
 TIERS = ("hot", "warm", "cold")
+log = logging.getLogger("qlingest.audit")
 _MAX_SAFE_INTEGER = 2**53 - 1
 # The columns of a stored file (docs/audit-chain.md §2.1): the record's 21 and its hash.
 EVENT_COLUMNS = (
@@ -133,11 +136,32 @@ def append_checkpoint(
     entry["seal"] = seal(key, chain, seq, head, time_ns, file) if key else None
     path = checkpoint_path(data_dir, chain)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8") as log:
-        log.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
+    line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+    with open(path, "ab+") as log:
+        _end_last_line(log)
+        log.write(line.encode())
         log.flush()
         os.fsync(log.fileno())
     return entry
+
+
+def _end_last_line(log: BinaryIO) -> None:
+    """A crash mid-append leaves a last line without its newline. A whole entry gets its
+    newline; a torn one, which readers skip, is cut: either way the next entry starts a line
+    of its own instead of joining the torn bytes into a line no reader can take."""
+    size = log.seek(0, os.SEEK_END)
+    if size == 0:
+        return
+    log.seek(size - 1)
+    if log.read(1) == b"\n":
+        return
+    log.seek(0)
+    data = log.read()
+    start = data.rfind(b"\n") + 1
+    if _checkpoint_entry(data[start:]) is not None:
+        log.write(b"\n")
+    else:
+        log.truncate(start)
 
 
 def read_checkpoints(data_dir: str | Path) -> list[dict]:
@@ -207,7 +231,7 @@ def seal(key: bytes, chain: str, seq: int, head: str, time_ns: int, file: str) -
 
 def recover_head(data_dir: str | Path, chain: str) -> tuple[int, str] | None:
     """The (seq, hash) of the last record of `chain` in the committed files, or None."""
-    last = _last_record(data_dir, chain)
+    last, _ = _last_record(data_dir, chain)
     return None if last is None else (last["audit_seq"], last["audit_hash"])
 
 
@@ -216,7 +240,7 @@ def checkpoint_recovered_head(
 ) -> dict | None:
     """After a restart, checkpoints the recovered head if a crash came between a file's commit
     and its checkpoint; returns the entry appended, or None when the log was up to date."""
-    last = _last_record(data_dir, chain)
+    last, _ = _last_record(data_dir, chain)
     logged = [c["seq"] for c in read_checkpoints(data_dir) if c["chain"] == chain]
     if last is None or last["audit_seq"] <= max(logged, default=0):
         return None
@@ -224,13 +248,64 @@ def checkpoint_recovered_head(
     return append_checkpoint(data_dir, chain, seq, head, file, key=key)
 
 
-def _last_record(data_dir: str | Path, chain: str) -> dict | None:
-    """The chain's last record, read from the footers and three columns of the writer's files."""
+def start_head(
+    data_dir: str | Path, chain: str, *, key: bytes | None = None
+) -> tuple[int, str] | None:
+    """The head a restarting writer continues from: its last committed record (checkpointed
+    first when a crash came between that file's commit and its checkpoint).
+
+    When a file of the chain cannot be read and the log holds a checkpoint beyond every record
+    read, the chain continues from that checkpoint instead: the damaged file's records keep
+    their seqs, so no seq is issued twice, and a verifier still reports the file (unreadable),
+    or, once it is removed, its records as deleted."""
+    last, skipped = _last_record(data_dir, chain)
+    logged = [c for c in read_checkpoints(data_dir) if c["chain"] == chain]
+    newest = max(logged, key=lambda c: c["seq"], default=None)
+    read = None if last is None else (last["audit_seq"], last["audit_hash"])
+    if read is not None and (newest is None or read[0] > newest["seq"]):
+        append_checkpoint(data_dir, chain, *read, last["source_file"], key=key)
+        return read
+    if skipped and newest is not None and newest["seq"] > (read or (0,))[0]:
+        # Limitation: records of a damaged file past the newest checkpoint (a crash between
+        # its commit and its checkpoint, then damage) are unknown, and their seqs are issued
+        # again; verification reports the file for as long as it is there.
+        log.warning(
+            "Audit chain %s continues from its checkpoint at seq %d (%s): the records read "
+            "end at seq %d, the rest are in unreadable files.",
+            chain, newest["seq"], newest["file"], (read or (0,))[0],
+        )  # fmt: skip
+        return newest["seq"], newest["head"]
+    return read
+
+
+def _last_record(data_dir: str | Path, chain: str) -> tuple[dict | None, list[Path]]:
+    """The chain's last record, read from the footers and three columns of the writer's files,
+    and the files left out because they cannot be read (each named in a warning)."""
     root = Path(data_dir)
     files = [p for tier in TIERS for p in (root / tier).rglob(f"part-{chain}-*.parquet")]
     if not files:
-        return None
-    frame = (
+        return None, []
+    try:
+        frame, skipped = _tail_record(files, chain), []
+    except (OSError, pl.exceptions.PolarsError):
+        # One damaged file fails a scan of them all: read them one at a time, without it.
+        parts, skipped = [], []
+        for path in sorted(files):
+            try:
+                parts.append(_tail_record([path], chain))
+            except (OSError, pl.exceptions.PolarsError) as e:
+                log.warning("Skipped unreadable file %s: %s", path, _first_line(e))
+                skipped.append(path)
+        frame = pl.concat(parts, how="vertical_relaxed").sort("audit_seq").tail(1)
+    if frame.is_empty():
+        return None, skipped
+    row = frame.row(0, named=True)
+    row["source_file"] = Path(row["source_file"]).relative_to(root).as_posix()
+    return row, skipped
+
+
+def _tail_record(files: list[Path], chain: str) -> pl.DataFrame:
+    return (
         pl.scan_parquet(files, hive_partitioning=False, include_file_paths="source_file")
         .select("audit_chain", "audit_seq", "audit_hash", "source_file")
         .filter(pl.col("audit_chain") == chain)
@@ -238,11 +313,11 @@ def _last_record(data_dir: str | Path, chain: str) -> dict | None:
         .tail(1)
         .collect()
     )
-    if frame.is_empty():
-        return None
-    row = frame.row(0, named=True)
-    row["source_file"] = Path(row["source_file"]).relative_to(root).as_posix()
-    return row
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def check_key(data_dir: str | Path, key: bytes | None) -> None:
@@ -279,10 +354,8 @@ class ChainWriter:
         self.chain_id = chain
         self.key = key
         check_key(self.root, key)
-        checkpoint_recovered_head(self.root, chain, key=key)
-        self._chain = _core.AuditChain(
-            chain, recover_head(self.root, chain), config_json=config_json
-        )
+        head = start_head(self.root, chain, key=key)
+        self._chain = _core.AuditChain(chain, head, config_json=config_json)
 
     def chain(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
         """The frame with its audit columns filled; whether it holds audit rows."""
@@ -321,15 +394,24 @@ def verify(
         raise ValueError(f"require_seals needs a key: pass key= or set {KEY_ENV}")
     report = VerifyReport(keyed=key is not None)
     broken = unreadable_files(data_dir)
+    walk = _StoreWalk(Path(data_dir), categories, key, require_seals, anchor or {})
+    try:
+        if not broken:
+            walk.run()
+    except _UnreadableFile as e:
+        # A footer that reads can still front a damaged page, found only when rows are read.
+        broken = [e.args]
     if broken:
         file, reason = broken[0]
         failure = Failure("unreadable", 0, file, None, "a readable Parquet file", reason, "file")
         report.chains.append(ChainReport(chain=None, failure=failure))
         return report
-    walk = _StoreWalk(Path(data_dir), categories, key, require_seals, anchor or {})
-    walk.run()
     report.chains.extend(walk.reports())
     return report
+
+
+class _UnreadableFile(Exception):
+    """A stored file whose rows cannot be read: (its path in the store, the reason)."""
 
 
 class _StoreWalk:
@@ -364,7 +446,11 @@ class _StoreWalk:
 
     def run(self) -> None:
         for path in _files_in_commit_order(self.root):
-            frame, misplaced = _read_file(self.root, path)
+            try:
+                frame, misplaced = _read_file(self.root, path)
+            except (OSError, pl.exceptions.PolarsError) as e:
+                relative = path.relative_to(self.root).as_posix()
+                raise _UnreadableFile(relative, _first_line(e)) from None
             for check, failure in misplaced.items():
                 self.stray.setdefault(check, failure)
             if "audit_chain" not in frame.columns:
@@ -532,7 +618,7 @@ def unreadable_files(data_dir: str | Path) -> list[tuple[str, str]]:
         try:
             pl.read_parquet_schema(path)
         except Exception as e:
-            bad.append((path.relative_to(root).as_posix(), str(e).splitlines()[0]))
+            bad.append((path.relative_to(root).as_posix(), _first_line(e)))
     return bad
 
 

@@ -135,7 +135,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from qlingest.query import parse_time, readable_files, scan
+    from qlingest.query import EMPTY, parse_time, readable_files, scan
 
     if args.estimate and not args.count:
         return _fail("--estimate goes with --count")
@@ -155,12 +155,16 @@ def cmd_query(args: argparse.Namespace) -> int:
     except ValueError as e:
         return _fail(str(e))
     except polars_error():
-        # A damaged file (a torn footer, say) fails the whole scan: find and leave it out.
+        # A damaged file fails the whole scan: find and leave it out. A torn footer shows
+        # when footers are read; a damaged data page only when rows are.
         good, bad = readable_files(args.data_dir)
-        if not bad:
+        if all(line.endswith(EMPTY) for line in bad):
+            good, bad = readable_files(args.data_dir, rows=True)
+        if all(line.endswith(EMPTY) for line in bad):
             raise
         for line in bad:
-            _stderr(f"qlingest: warning: skipped unreadable file {line}")
+            if not line.endswith(EMPTY):  # ``scan`` named the empty ones
+                _stderr(f"qlingest: warning: skipped unreadable file {line}")
         _stderr(f"qlingest: warning: {len(bad)} unreadable files skipped")
         if not good and args.count:
             print(0)

@@ -22,6 +22,8 @@ LEVEL_SYNONYMS = {
 log = logging.getLogger("qlingest.query")
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+#: Why a zero-byte file is skipped.
+EMPTY = "empty (0 bytes)"
 
 
 def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = None) -> pl.LazyFrame:
@@ -36,7 +38,7 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
         # was damaged (truncated), and is named rather than counted as nothing.
         empty = {path for path in found if _size(path) == 0}
         for path in sorted(empty):
-            log.warning("skipped unreadable file %s: empty (0 bytes)", path)
+            log.warning("skipped unreadable file %s: %s", path, EMPTY)
         if empty:
             files = [path for path in found if path not in empty]
     if files is not None and not files:
@@ -50,15 +52,23 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
     )
 
 
-def readable_files(data_dir: str | Path, tier: str = "hot") -> tuple[list[Path], list[str]]:
-    """The committed files of a tier whose footer reads, and one line on each that does not."""
+def readable_files(
+    data_dir: str | Path, tier: str = "hot", *, rows: bool = False
+) -> tuple[list[Path], list[str]]:
+    """The committed files of a tier whose footer reads, and one line on each that does not
+    (zero-byte files included, as ``<path>: empty (0 bytes)``). With ``rows``, every row is
+    read too, which finds a damaged data page behind a footer that reads."""
     good: list[Path] = []
     bad: list[str] = []
     for path in sorted((Path(data_dir) / tier).rglob("*.parquet")):
         if _size(path) == 0:
-            continue  # named by ``scan``
+            bad.append(f"{path}: {EMPTY}")
+            continue
         try:
-            pl.read_parquet_schema(path)
+            if rows:
+                pl.read_parquet(path, hive_partitioning=False)
+            else:
+                pl.read_parquet_schema(path)
         except (OSError, pl.exceptions.PolarsError) as e:
             bad.append(f"{path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
         else:

@@ -6,6 +6,7 @@ import ctypes
 import fcntl
 import io
 import json
+import logging
 import os
 import re
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -33,6 +34,7 @@ PARTITION_KEY = "qlingest.partition"
 #: Dead-letter field: the sidecar's WAL record a dead letter came from.
 WAL_RECORD_FIELD = "wal_record"
 
+log = logging.getLogger("qlingest.store")
 LEVELS = ["debug", "info", "warn", "error", "critical"]
 LEVEL_ENUM = pl.Enum(LEVELS)
 _PART = re.compile(r"^part-(?P<writer>[A-Za-z0-9_.-]+)-(?P<seq>\d+)\.(parquet|ndjson\.zst)$")
@@ -289,7 +291,16 @@ class Store:
             seq = file_seq(path)
             if seq is None or seq < first_file:
                 continue
-            frame = pl.read_ndjson(io.BytesIO(zstandard.decompress(path.read_bytes())))
+            try:
+                frame = pl.read_ndjson(io.BytesIO(zstandard.decompress(path.read_bytes())))
+            except (OSError, zstandard.ZstdError, pl.exceptions.PolarsError) as e:
+                # Its records count as not committed: what the log still holds is replayed.
+                log.warning(
+                    "Skipped unreadable file %s: %s",
+                    path,
+                    (str(e) or type(e).__name__).splitlines()[0],
+                )
+                continue
             if WAL_RECORD_FIELD in frame.columns:
                 out.update(frame[WAL_RECORD_FIELD].drop_nulls().unique().to_list())
         return out

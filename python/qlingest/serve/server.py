@@ -155,7 +155,13 @@ class Server:
             seq = file_seq(path)
             if seq is None or seq < first_file:
                 continue
-            meta = pl.read_parquet_metadata(path)
+            try:
+                meta = pl.read_parquet_metadata(path)
+            except (OSError, pl.exceptions.PolarsError) as e:
+                # Its records count as not committed: what the log still holds is replayed.
+                error = str(e).splitlines()[0] if str(e) else type(e).__name__
+                log("warn", "Skipped an unreadable file.", file=str(path), error=error)
+                continue
             if WAL_KEY not in meta:
                 continue
             key = tuple(json.loads(meta[PARTITION_KEY]))
