@@ -165,6 +165,21 @@ class TestTornCheckpointLog:
         assert after.startswith(whole + b"\n") and len(after.splitlines()) == 7
         assert verify(store, require_seals=True, key=KEY).ok
 
+    def test_a_writer_starts_past_an_unreadable_line_that_verify_keeps_reporting(
+        self, store, caplog
+    ):
+        log = checkpoint_path(store, "w0")
+        lines = log.read_text().splitlines(keepends=True)
+        lines[2] = lines[2][:40] + "\n"
+        log.write_text("".join(lines))
+
+        ingest(store, audit_events(1, start=20))
+
+        assert "Skipped unreadable checkpoint: audit/checkpoints-w0.ndjson line 3." in caplog.text
+        assert stored_seqs(store) == [1, 2, 3, 4, 5, 6, 7]
+        failure = only_failure(store)
+        assert (failure.kind, failure.origin, failure.row) == ("unreadable", "checkpoint log", 2)
+
 
 def stored_seqs(store: Path) -> list[int]:
     frame = pl.concat(

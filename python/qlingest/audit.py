@@ -259,7 +259,11 @@ def start_head(
     their seqs, so no seq is issued twice, and a verifier still reports the file (unreadable),
     or, once it is removed, its records as deleted."""
     last, skipped = _last_record(data_dir, chain)
-    logged = [c for c in read_checkpoints(data_dir) if c["chain"] == chain]
+    entries, unreadable = _read_checkpoint_log(data_dir)
+    for _, bad in unreadable:
+        # Verification reports the line; what the writer needs is the newest entry.
+        log.warning("Skipped unreadable checkpoint: %s line %d.", bad.file, bad.row + 1)
+    logged = [c for c in entries if c["chain"] == chain]
     newest = max(logged, key=lambda c: c["seq"], default=None)
     read = None if last is None else (last["audit_seq"], last["audit_hash"])
     if read is not None and (newest is None or read[0] > newest["seq"]):
