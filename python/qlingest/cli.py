@@ -371,8 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     query = sub.add_parser("query", help="read events back from the store")
     query.add_argument("--data-dir", required=True)
-    query.add_argument("--since", help="RFC 3339 time or look-back (15m, 2h, 7d)")
-    query.add_argument("--until", help="RFC 3339 time or look-back")
+    query.add_argument(
+        "--since",
+        help="RFC 3339 time (UTC when it has no offset, as stored) or look-back (15m, 2h, 7d)",
+    )
+    query.add_argument("--until", help="RFC 3339 time (UTC when it has no offset) or look-back")
     query.add_argument("--level", help="this level and above")
     query.add_argument("--service")
     query.add_argument("--category")
