@@ -73,6 +73,14 @@ class TestWriterStart:
         ingest(store, audit_events(1, start=20))
         assert stored_seqs(store) == [1, 2, 3, 4, 5, 7]
 
+    def test_when_no_file_of_the_chain_reads_the_chain_goes_on_from_the_log(self, tmp_path):
+        root = tmp_path / "one"
+        ingest(root, audit_events(1))
+        for path in root.rglob("*.parquet"):
+            tear(path)
+        ingest(root, audit_events(1, start=20))
+        assert stored_seqs(root) == [2]
+
     def test_a_torn_application_file_does_not_stop_an_ingest_of_audit_records(self, store):
         app = next((store / "hot" / "category=application.logs").rglob("*.parquet"))
         tear(app)

@@ -300,6 +300,8 @@ def _last_record(data_dir: str | Path, chain: str) -> tuple[dict | None, list[Pa
             except (OSError, pl.exceptions.PolarsError) as e:
                 log.warning("Skipped unreadable file %s: %s", path, _first_line(e))
                 skipped.append(path)
+        if not parts:
+            return None, skipped
         frame = pl.concat(parts, how="vertical_relaxed").sort("audit_seq").tail(1)
     if frame.is_empty():
         return None, skipped

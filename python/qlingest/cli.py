@@ -119,9 +119,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         for path in args.paths:
             shown = _shown_path(path)
             if shown != path:
-                # Limitation: an input whose name is not UTF-8 is not ingested (the pipeline
-                # names each input's events and dead letters by its path, as UTF-8 text); it
-                # fails alone, named with escapes, and the other inputs go on.
+                # Limitation: an input whose name is not UTF-8 is not ingested (the core takes
+                # the path, which names the input's dead letters, as UTF-8 text); it fails
+                # alone, named with escapes, and the other inputs go on.
                 _stderr(f"qlingest: error: {shown}: the file name is not UTF-8; rename the file")
                 pipeline.summary.inputs_failed.append(redact_message(shown))
                 continue
