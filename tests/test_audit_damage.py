@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from qlingest.audit import checkpoint_path, verify
-from serve_helpers import ServeProcess, events, stored
+from serve_helpers import ServeProcess, dead_letters, events, stored
 from test_audit_tamper import KEY, audit_events, cli, file_with, ingest
 
 SERVE_CONFIG = "[serve]\nflush_interval_s = 0.05\n"
@@ -109,6 +109,27 @@ class TestWriterStart:
         assert warning["file"] == str(first) and warning["level"] == "warn"
         first.unlink()
         assert sorted(stored(root)["message"].to_list()) == [f"e{i}" for i in range(10)]
+
+    def test_the_sidecar_starts_past_a_torn_dead_letter_file_and_replays_it(self, tmp_path):
+        root = tmp_path / "s"
+        srv = ServeProcess(root, SERVE_CONFIG)
+        assert srv.post("/v1/events", b"not json\n")[0] == 200
+        deadline = time.monotonic() + 5
+        while not list((root / "dead-letter").rglob("*.ndjson.zst")):
+            assert time.monotonic() < deadline, "no dead letter committed"
+            time.sleep(0.02)
+        srv.kill()
+        (torn,) = (root / "dead-letter").rglob("*.ndjson.zst")
+        tear(torn, keep=10)
+
+        srv = ServeProcess(root, SERVE_CONFIG)
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.proc.wait(30) == 0
+        err = srv.proc.stderr.read().decode()
+        srv.kill()
+        assert f"Skipped unreadable file {torn}" in err
+        torn.unlink()
+        assert [r["raw"] for r in dead_letters(root)] == ["not json"]
 
 
 class TestQuery:
