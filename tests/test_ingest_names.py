@@ -1,4 +1,4 @@
-"""Input names the command line meets: a file name that is not UTF-8 fails alone."""
+"""Input names the command line meets: a file name that is not UTF-8 is read like any other."""
 
 from __future__ import annotations
 
@@ -7,24 +7,39 @@ import os
 import subprocess
 import sys
 
+import zstandard
 from qlingest.query import scan
 
 
-def test_a_file_name_that_is_not_utf8_fails_alone_named_with_an_escape(tmp_path):
+def test_a_file_name_that_is_not_utf8_is_ingested_and_named_with_an_escape(tmp_path):
     good = tmp_path / "good.ndjson"
     good.write_bytes(b'{"msg": "good"}\n')
     odd = os.fsencode(tmp_path) + b"/b5-\xff-x.ndjson"
     with open(odd, "wb") as f:
-        f.write(b'{"msg": "odd"}\n')
+        f.write(b'{"msg": "odd"}\n{broken\n')
     store = tmp_path / "store"
 
     cmd = [sys.executable, "-m", "qlingest", "ingest", os.fsencode(good), odd]
     out = subprocess.run([*cmd, "--data-dir", str(store), "--json"], capture_output=True)
 
-    assert out.returncode == 1
-    err = out.stderr.decode()
-    assert "b5-\\xff-x.ndjson: the file name is not UTF-8" in err
-    assert "Traceback" not in err and "UnicodeEncodeError" not in err
-    (failed,) = json.loads(out.stdout)["inputs_failed"]
-    assert failed.endswith("/b5-\\xff-x.ndjson")
-    assert scan(store).collect()["message"].to_list() == ["good"]
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stderr.decode()
+    summary = json.loads(out.stdout)
+    assert (summary["events_written"], summary["inputs_failed"]) == (2, [])
+    assert sorted(scan(store).collect()["message"].to_list()) == ["good", "odd"]
+    letters = list((store / "dead-letter").rglob("*.ndjson.zst"))
+    raw = b"".join(zstandard.ZstdDecompressor().decompress(f.read_bytes()) for f in letters)
+    (letter,) = [json.loads(line) for line in raw.splitlines()]
+    assert letter["source"].endswith("/b5-\\xff-x.ndjson") and letter["line"] == 2
+
+
+def test_a_missing_file_whose_name_is_not_utf8_is_a_one_line_error(tmp_path):
+    missing = os.fsencode(tmp_path) + b"/gone-\xff.ndjson"
+    cmd = [sys.executable, "-m", "qlingest", "ingest", missing, "--data-dir", str(tmp_path)]
+    out = subprocess.run(cmd, capture_output=True)
+    assert out.returncode == 2
+    assert (
+        out.stderr.decode()
+        .strip()
+        .endswith("input file not found: " + str(tmp_path) + "/gone-\\xff.ndjson")
+    )

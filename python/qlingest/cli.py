@@ -25,6 +25,11 @@ def _stderr(text: str) -> None:
     """Prints one of qlingest's own messages, redacted: paths and excerpts can hold secrets."""
     from qlingest.redact import redact_message
 
+    # A file name's bytes that are not UTF-8 (lone surrogates here) print as ``\xff`` escapes.
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file name byte stands for
+        text = text.encode("utf-8", "backslashreplace").decode()
     print(redact_message(text), file=sys.stderr)
 
 
@@ -88,7 +93,6 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from qlingest.config import load_config, sampling_policy
     from qlingest.pipeline import Pipeline
-    from qlingest.redact import redact_message
 
     missing = [p for p in args.paths if p != "-" and not Path(p).exists()]
     if missing:
@@ -117,14 +121,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     bar = _progress(args.paths)
     with Pipeline(args.data_dir, config) as pipeline:
         for path in args.paths:
-            shown = _shown_path(path)
-            if shown != path:
-                # Limitation: an input whose name is not UTF-8 is not ingested (the core takes
-                # the path, which names the input's dead letters, as UTF-8 text); it fails
-                # alone, named with escapes, and the other inputs go on.
-                _stderr(f"qlingest: error: {shown}: the file name is not UTF-8; rename the file")
-                pipeline.summary.inputs_failed.append(redact_message(shown))
-                continue
             try:
                 pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
             except InputError as e:
@@ -141,12 +137,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         n = len(summary.inputs_failed)
         return _fail(f"{n} of {len(args.paths)} inputs could not be read to their end", 1)
     return 0
-
-
-def _shown_path(path: str) -> str:
-    """A path as UTF-8 text: bytes the file system name holds that are not UTF-8 (Python
-    keeps them as lone surrogates) shown as ``\\xff`` escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -395,7 +395,8 @@ class Pipeline:
         the lines read before the damage are committed to the buffers. Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
         thread partitions and commits, so reading, decoding and writing overlap."""
         max_line = self.config.input.max_line_bytes
-        source = str(path)
+        # The name labels dead letters: bytes of it that are not UTF-8 become ``\xff`` escapes.
+        source = os.fsencode(path).decode("utf-8", "backslashreplace")
         threads = self.config.input.threads or os.cpu_count() or 1
         pending: deque[tuple[Future[Batch], int]] = deque()
         failures: list[BaseException] = []
