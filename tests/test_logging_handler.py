@@ -135,3 +135,37 @@ logging.getLogger("app").warning("hello")
     done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
     assert stored(tmp_path)["message"].to_list() == ["hello"]
+
+
+class TestEventsThatCannotBeEncoded:
+    """Breaker report s5 item 5: a failed encoding left partial bytes that corrupted the next
+    event, and logging's own error report printed a card number unredacted."""
+
+    @pytest.mark.parametrize("bad", [{"msg": "x", "obj": object()}, {"msg": "lone \ud800"}])
+    def test_the_failure_raises_counts_and_spares_the_next_event(self, tmp_path, bad):
+        with Emitter(tmp_path, config()) as emitter:
+            emitter.emit({"message": "before"})
+            with pytest.raises((TypeError, UnicodeEncodeError)):
+                emitter.emit(bad)
+            emitter.emit({"message": "after"})
+        assert emitter.rejected_events == 1
+        assert emitter.pipeline.summary.dead_lettered == 0
+        assert sorted(stored(tmp_path)["message"].to_list()) == ["after", "before"]
+
+    def test_the_handler_reports_one_redacted_line_and_keeps_going(self, tmp_path, capsys):
+        handler = Handler(tmp_path, config())
+        log = logging.getLogger(f"qlingest-test-{tmp_path.name}")
+        log.propagate = False
+        log.addHandler(handler)
+        name = "rep\udcffort.pdf"  # os.fsdecode(b"rep\xffort.pdf")
+        log.warning("upload %s by card %s", name, "4111 1111 1111 1111")
+        log.warning("innocent next record")
+        log.removeHandler(handler)
+        handler.close()
+
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a log record was not stored" in err
+        assert "UnicodeEncodeError" in err and log.name in err
+        assert "4111" not in err and "ort.pdf" not in err
+        assert stored(tmp_path)["message"].to_list() == ["innocent next record"]
+        assert handler.emitter.rejected_events == 1

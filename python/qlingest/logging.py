@@ -9,8 +9,10 @@ dropped and counted rather than blocking the application. ``Handler`` is the sam
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ import msgspec
 from qlingest import _core
 from qlingest.config import Config
 from qlingest.pipeline import Pipeline
+from qlingest.redact import redact_message
 
 __all__ = ["Emitter", "Handler"]
 
@@ -51,7 +54,10 @@ class Emitter:
         self.pipeline = pipeline or Pipeline(data_dir, config)
         self.batch_bytes = batch_bytes
         self.flush_interval = flush_interval
+        #: Events dropped because the queue was full.
         self.dropped_events = 0
+        #: Events ``emit`` raised on, stored nowhere: not encodable as JSON.
+        self.rejected_events = 0
         self.error: BaseException | None = None
         self._encode_into = msgspec.json.Encoder().encode_into
         self._buffer = bytearray()
@@ -63,13 +69,24 @@ class Emitter:
         self._thread.start()
 
     def emit(self, event: dict[str, Any] | bytes) -> None:
-        """Queues one event: a dict (encoded here) or the bytes of one JSON object."""
+        """Queues one event: a dict (encoded here) or the bytes of one JSON object.
+
+        An event that cannot be encoded (an ``object()``, a lone surrogate in a string)
+        raises, is counted in ``rejected_events`` and leaves the buffer as it was.
+        """
         with self._lock:
             buffer = self._buffer
-            if isinstance(event, bytes):
-                buffer += event
-            else:
-                self._encode_into(event, buffer, -1)
+            start = len(buffer)
+            try:
+                if isinstance(event, bytes):
+                    buffer += event
+                else:
+                    self._encode_into(event, buffer, -1)
+            except Exception:
+                # The encoder stops part-way: its bytes would corrupt the next event.
+                del buffer[start:]
+                self.rejected_events += 1
+                raise
             buffer += b"\n"
             self._events += 1
             if len(buffer) >= self.batch_bytes:
@@ -192,6 +209,29 @@ class Handler(logging.Handler):
             self.emitter.emit(self.to_event(record))
         except Exception:
             self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Prints one redacted line on stderr: the record was not stored, and why.
+
+        ``logging.Handler.handleError`` prints the record's message and arguments, which are
+        what this handler exists to redact; only the logger, the call site and the error
+        are named here. Silent when ``logging.raiseExceptions`` is false, as logging is.
+        """
+        if not logging.raiseExceptions or sys.stderr is None:
+            return
+        error = sys.exc_info()[1]
+        reason = type(error).__name__ if error is not None else "unknown error"
+        if error is not None and str(error):
+            reason += f": {error}"
+        note = (
+            f"qlingest: a log record was not stored (logger {record.name!r}, "
+            f"{record.pathname}:{record.lineno}): {reason}"
+        )
+        # A lone surrogate cannot be redacted or printed: it goes escaped.
+        note = note.encode("utf-8", "backslashreplace").decode("utf-8")
+        # A closed or vanished stderr leaves nowhere to say it.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(redact_message(" ".join(note.split())) + "\n")
 
     def to_event(self, record: logging.LogRecord) -> dict[str, Any]:
         """The event of one log record."""
