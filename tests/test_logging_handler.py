@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
 import threading
+import weakref
 
 import polars as pl
 import pytest
 from qlingest.config import load_config
-from qlingest.logging import Emitter, Handler
+from qlingest.logging import Emitter, EmitterClosedError, Handler
 from qlingest.pipeline import Pipeline
 
 
@@ -169,3 +171,54 @@ class TestEventsThatCannotBeEncoded:
         assert "4111" not in err and "ort.pdf" not in err
         assert stored(tmp_path)["message"].to_list() == ["innocent next record"]
         assert handler.emitter.rejected_events == 1
+
+
+class TestExitAndClose:
+    """Breaker report s5, item 7: an emitter never closed lost its events at exit, and
+    ``emit`` after ``close`` was accepted and dropped."""
+
+    def test_an_emitter_left_open_is_stored_at_exit(self, tmp_path):
+        script = f"""
+from qlingest.config import load_config
+from qlingest.logging import Emitter
+emitter = Emitter({str(tmp_path)!r}, load_config(**{{"store.fsync": False}}))
+for i in range(10):
+    emitter.emit({{"message": f"exit-{{i}}"}})
+"""
+        done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()
+        assert sorted(stored(tmp_path)["message"].to_list()) == [f"exit-{i}" for i in range(10)]
+
+    def test_records_logged_by_an_earlier_exit_hook_are_stored(self, tmp_path):
+        # Exit hooks run last-registered first: the application's runs after qlingest's and
+        # before logging.shutdown, which closes the handler and its emitter.
+        script = f"""
+import atexit, logging
+atexit.register(lambda: logging.getLogger("app").warning("last words"))
+from qlingest.config import load_config
+from qlingest.logging import Handler
+handler = Handler({str(tmp_path)!r}, load_config(**{{"store.fsync": False}}))
+logging.getLogger("app").addHandler(handler)
+logging.getLogger("app").warning("hello")
+"""
+        done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()
+        assert b"not stored" not in done.stderr
+        assert sorted(stored(tmp_path)["message"].to_list()) == ["hello", "last words"]
+
+    def test_emit_after_close_raises_and_counts(self, tmp_path):
+        emitter = Emitter(tmp_path, config())
+        emitter.close()
+        with pytest.raises(EmitterClosedError, match="closed"):
+            emitter.emit({"message": "late"})
+        assert emitter.rejected_events == 1
+        emitter.flush()
+        emitter.close()
+
+    def test_a_closed_emitter_is_not_kept_alive(self, tmp_path):
+        emitter = Emitter(tmp_path, config())
+        emitter.close()
+        ref = weakref.ref(emitter)
+        del emitter
+        gc.collect()
+        assert ref() is None

@@ -8,6 +8,7 @@ import io
 import json
 import os
 import re
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,10 @@ import polars as pl
 import zstandard
 
 from qlingest.config import StoreConfig
+from qlingest.exceptions import QlingestError
 
 __all__ = [
+    "ForkedError",
     "Store",
     "category_problem",
     "decode_ranges",
@@ -81,17 +84,52 @@ def sorted_by_time(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort("timestamp", maintain_order=True)
 
 
+class ForkedError(QlingestError, RuntimeError):
+    """A store (or the pipeline, emitter or handler built on it) used in a process forked
+    from the one that opened it."""
+
+
 class Store:
-    """One writer's view of a data directory. Files appear under their final name complete."""
+    """One writer's view of a data directory. Files appear under their final name complete.
+
+    A store belongs to the process that opened it: in a child forked from that process it
+    refuses to write (:class:`ForkedError`), since parent and child would otherwise number
+    files of the same writer id and overwrite each other's.
+    """
 
     def __init__(self, data_dir: str | Path, config: StoreConfig | None = None) -> None:
         self.root = Path(data_dir)
         self.config = config or StoreConfig()
         self.root.mkdir(parents=True, exist_ok=True)
         self.writer, self._lock = self._claim_writer(self.config.writer)
+        self._pid = os.getpid()
         self._seq = self._recover_seq()
         self.stats = CommitStats()
         self._pool: ThreadPoolExecutor | None = None
+        _open_stores.add(self)
+
+    @property
+    def forked(self) -> bool:
+        """Whether this process is a child forked from the one that opened the store."""
+        return self._pid != os.getpid()
+
+    def check_process(self) -> None:
+        """Raises :class:`ForkedError` in a process forked from the one that opened the store."""
+        if self._pid != os.getpid():
+            raise ForkedError(
+                f"this store was opened as writer {self.writer!r} by process {self._pid}, "
+                "before a fork: a child cannot write with it. Build the Pipeline, Emitter or "
+                "Handler in the child process (see README, Embedded use)."
+            )
+
+    def _after_fork_in_child(self) -> None:
+        """Lets go of what the child inherited: the writer lock and the writer threads."""
+        if self._lock >= 0:
+            # Closed, never unlocked: the lock is the parent's, held through its own descriptor,
+            # and a child living on after the parent must not keep the writer id taken.
+            os.close(self._lock)
+            self._lock = -1
+        self._pool = None  # its threads stayed in the parent
 
     def _claim_writer(self, wanted: str | None) -> tuple[str, int]:
         """Holds ``writers/<id>.lock`` for the life of the store, so concurrent writers differ."""
@@ -131,6 +169,7 @@ class Store:
         if self._lock >= 0:
             os.close(self._lock)
             self._lock = -1
+        _open_stores.discard(self)
 
     def next_name(self, suffix: str) -> str:
         name = f"part-{self.writer}-{self._seq:08d}.{suffix}"
@@ -198,6 +237,7 @@ class Store:
         ``wal_records`` (the sidecar's log records the rows came from) go into the file's
         metadata, so a restart knows which records this partition already holds.
         """
+        self.check_process()
         metadata = _metadata(category, date, hour, wal_records)
         path = self._commit_file(
             self.partition_dir(category, date, hour),
@@ -231,6 +271,7 @@ class Store:
         aside side by side, one file-system sync makes their contents durable, all are renamed
         into place and a second sync makes the names durable. Two syncs in all, where one file
         at a time takes three to five, which is what many small partitions cost."""
+        self.check_process()
         if len(files) < 2:
             return [self.write_partition(*key, frame, wal_records=wal) for key, frame, wal in files]
         staged: list[tuple[Path, Path, int]] = []
@@ -268,6 +309,7 @@ class Store:
 
     def write_dead_letters(self, frame: pl.DataFrame, date: str) -> Path:
         """Commits dead letters as zstd NDJSON: source, line, reason, detail, raw (or raw_hex)."""
+        self.check_process()
         buf = io.BytesIO()
         frame.write_ndjson(buf)
         data = zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
@@ -293,6 +335,18 @@ class Store:
             if WAL_RECORD_FIELD in frame.columns:
                 out.update(frame[WAL_RECORD_FIELD].drop_nulls().unique().to_list())
         return out
+
+
+#: Stores not yet closed, for the fork hook; weak, so an abandoned store is not kept alive.
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_open_stores):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _metadata(category: str, date: str, hour: str, wal_records: frozenset[int]) -> dict | None:
