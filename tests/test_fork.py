@@ -94,11 +94,14 @@ def test_a_child_does_not_keep_the_parents_writer_id(tmp_path):
         """
         p = Pipeline(data_dir, config)
         r, w = os.pipe()
+        started_r, started_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(w)
+            os.write(started_w, b"s")  # the fork hooks have run by now
             in_child(lambda: os.read(r, 1))  # lives on until the parent has checked
         os.close(r)
+        os.read(started_r, 1)
         p.close()
         print("writer after parent close:", Store(data_dir).writer)
         os.close(w)
