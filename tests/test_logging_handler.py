@@ -109,6 +109,19 @@ class TestHandler:
         assert '"order":7' in frame["fields"][0].replace(" ", "")
         assert logger.name in frame["fields"][0]
 
+    def test_stack_info_travels_in_stack(self, logger, tmp_path):
+        # Breaker report s5, minor: stack_info was dropped.
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.error("with both", exc_info=True, stack_info=True)
+        logger.warning("where am I", stack_info=True)
+        logger.handlers[0].close()
+        stacks = stored(tmp_path).sort("timestamp")["stack"].to_list()
+        assert "ValueError: boom" in stacks[0] and "Stack (most recent call last)" in stacks[0]
+        assert stacks[1].startswith("Stack (most recent call last)")
+        assert "test_stack_info_travels_in_stack" in stacks[1]
+
     def test_extra_cannot_override_the_records_time_level_or_message(self, logger, tmp_path):
         extra = {"level": "debug", "ts": 0, "body": "forged", "service": "other", "user_id": "u1"}
         logger.warning("real", extra=extra)

@@ -258,7 +258,8 @@ class Handler(logging.Handler):
     """A ``logging.Handler`` that turns records into events for an ``Emitter``.
 
     ``service`` fills the service column; the logger name, and the traceback of
-    ``exc_info``, travel as ``logger`` and ``stack``. Attributes given through
+    ``exc_info`` followed by the call stack of ``stack_info``, travel as ``logger`` and
+    ``stack``. Attributes given through
     ``extra=`` that are JSON-encodable are kept as fields.
     """
 
@@ -331,8 +332,14 @@ class Handler(logging.Handler):
         }
         if self.service is not None:
             event["service"] = self.service
+        formatter = self.formatter or _FORMATTER
+        stack = []
         if record.exc_info:
-            event["stack"] = (self.formatter or _FORMATTER).formatException(record.exc_info)
+            stack.append(formatter.formatException(record.exc_info))
+        if record.stack_info:
+            stack.append(formatter.formatStack(record.stack_info))
+        if stack:
+            event["stack"] = "\n".join(stack)
         extra: dict[str, Any] = {}
         for key, value in record.__dict__.items():
             if key not in self._RESERVED and isinstance(value, str | int | float | bool):
