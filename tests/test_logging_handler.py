@@ -185,6 +185,19 @@ class TestEventsThatCannotBeEncoded:
         assert stored(tmp_path)["message"].to_list() == ["innocent next record"]
         assert handler.emitter.rejected_events == 1
 
+    def test_an_error_quoting_a_secret_is_redacted_in_the_note(self, tmp_path, capsys):
+        class Unprintable:
+            def __str__(self):
+                raise ValueError("cannot print card 4111 1111 1111 1111")
+
+        handler = Handler(tmp_path, config())
+        record = logging.makeLogRecord({"name": "app", "msg": "%s", "args": (Unprintable(),)})
+        handler.handle(record)
+        handler.close()
+
+        err = capsys.readouterr().err
+        assert "ValueError: cannot print card" in err and "4111" not in err
+
 
 class TestExitAndClose:
     """Breaker report s5, item 7: an emitter never closed lost its events at exit, and

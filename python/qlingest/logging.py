@@ -232,7 +232,10 @@ def _close_at_exit() -> None:
         try:
             emitter.close()
         except Exception as e:
-            log.error("Events buffered at exit were not stored. error=%s", _error_line(e))
+            log.error(
+                "Events buffered at exit were not stored. error=%s",
+                _one_redacted_line(_error_line(e)),
+            )
 
 
 def _after_fork_in_child() -> None:
@@ -245,8 +248,13 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _error_line(error: BaseException) -> str:
-    """An error as one redacted line: its message can quote what was being stored."""
-    text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    """An error as text: its type and message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _one_redacted_line(text: str) -> str:
+    """``text`` on one line, redacted: an error can quote what was being stored. A lone
+    surrogate, which can be neither redacted nor printed, goes escaped."""
     text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return redact_message(" ".join(text.split()))
 
@@ -313,14 +321,14 @@ class Handler(logging.Handler):
         if not logging.raiseExceptions or sys.stderr is None:
             return
         error = sys.exc_info()[1]
-        note = (
+        note = _one_redacted_line(
             f"qlingest: a log record was not stored (logger {record.name!r}, "
             f"{record.pathname}:{record.lineno}): "
             + (_error_line(error) if error is not None else "unknown error")
         )
         # A closed or vanished stderr leaves nowhere to say it.
         with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(note.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+            sys.stderr.write(note + "\n")
 
     def to_event(self, record: logging.LogRecord) -> dict[str, Any]:
         """The event of one log record."""
