@@ -12,8 +12,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import polars as pl
+import pytest
 
 PRELUDE = """
 import os, signal, sys, time
@@ -159,3 +161,22 @@ def test_an_emitter_built_in_the_child_takes_its_own_writer_id(tmp_path):
     )
     assert "child writer w1" in out and "child exit 0" in out
     assert messages(tmp_path) == ["child", "parent"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads are read from /proc")
+def test_a_store_opened_in_a_child_of_a_process_running_polars_refuses(tmp_path):
+    # Polars' worker threads stay in the parent: a child writing Parquet waits for them
+    # forever, so a store opened there refuses instead of hanging.
+    out = run(
+        tmp_path,
+        """
+        import polars as pl
+        pl.DataFrame({"a": list(range(100_000))}).sort("a")  # starts polars' threads
+        pid = os.fork()
+        if pid == 0:
+            in_child(lambda: Pipeline(data_dir, config))
+        print("child exit", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        """,
+    )
+    assert "child refused: polars' worker threads had started" in out
+    assert "child exit 3" in out

@@ -98,6 +98,13 @@ class Store:
     """
 
     def __init__(self, data_dir: str | Path, config: StoreConfig | None = None) -> None:
+        if _polars_threads_lost:
+            raise ForkedError(
+                "polars' worker threads had started when this process was forked, and a "
+                "forked child cannot run them: writing Parquet here would hang. Start the "
+                "process with multiprocessing's 'spawn' or 'forkserver' method, or fork before "
+                "anything runs polars (see README, Embedded use)."
+            )
         self.root = Path(data_dir)
         self.config = config or StoreConfig()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -341,12 +348,46 @@ class Store:
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 
 
+#: Whether polars' worker threads ran in the process this one was forked from: they did not
+#: come along, and polars waits for them forever when it writes Parquet.
+_polars_threads_lost = False
+_polars_threads_at_fork = False
+
+
+def _polars_threads_started() -> bool:
+    """Whether polars' worker threads (``polars-<n>``) run in this process.
+
+    Limitation: read from ``/proc/self/task``, so on systems without it (macOS) this says no
+    and a store opened in a forked child can still hang in polars.
+    """
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                name = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if re.match(r"polars-\d", name):
+            return True
+    return False
+
+
+def _before_fork() -> None:
+    global _polars_threads_at_fork
+    _polars_threads_at_fork = _polars_threads_started()
+
+
 def _after_fork_in_child() -> None:
+    global _polars_threads_lost
+    _polars_threads_lost = _polars_threads_lost or _polars_threads_at_fork
     for store in list(_open_stores):
         store._after_fork_in_child()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def _metadata(category: str, date: str, hour: str, wal_records: frozenset[int]) -> dict | None:
