@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
 import threading
+import weakref
 
 import polars as pl
 import pytest
 from qlingest.config import load_config
-from qlingest.logging import Emitter, Handler
+from qlingest.logging import Emitter, EmitterClosedError, Handler
 from qlingest.pipeline import Pipeline
 
 
@@ -107,6 +109,19 @@ class TestHandler:
         assert '"order":7' in frame["fields"][0].replace(" ", "")
         assert logger.name in frame["fields"][0]
 
+    def test_stack_info_travels_in_stack(self, logger, tmp_path):
+        # Breaker report s5, minor: stack_info was dropped.
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.error("with both", exc_info=True, stack_info=True)
+        logger.warning("where am I", stack_info=True)
+        logger.handlers[0].close()
+        stacks = stored(tmp_path).sort("timestamp")["stack"].to_list()
+        assert "ValueError: boom" in stacks[0] and "Stack (most recent call last)" in stacks[0]
+        assert stacks[1].startswith("Stack (most recent call last)")
+        assert "test_stack_info_travels_in_stack" in stacks[1]
+
     def test_extra_cannot_override_the_records_time_level_or_message(self, logger, tmp_path):
         extra = {"level": "debug", "ts": 0, "body": "forged", "service": "other", "user_id": "u1"}
         logger.warning("real", extra=extra)
@@ -135,3 +150,101 @@ logging.getLogger("app").warning("hello")
     done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
     assert done.returncode == 0, done.stderr.decode()
     assert stored(tmp_path)["message"].to_list() == ["hello"]
+
+
+class TestEventsThatCannotBeEncoded:
+    """Breaker report s5 item 5: a failed encoding left partial bytes that corrupted the next
+    event, and logging's own error report printed a card number unredacted."""
+
+    @pytest.mark.parametrize("bad", [{"msg": "x", "obj": object()}, {"msg": "lone \ud800"}])
+    def test_the_failure_raises_counts_and_spares_the_next_event(self, tmp_path, bad):
+        with Emitter(tmp_path, config()) as emitter:
+            emitter.emit({"message": "before"})
+            with pytest.raises((TypeError, UnicodeEncodeError)):
+                emitter.emit(bad)
+            emitter.emit({"message": "after"})
+        assert emitter.rejected_events == 1
+        assert emitter.pipeline.summary.dead_lettered == 0
+        assert sorted(stored(tmp_path)["message"].to_list()) == ["after", "before"]
+
+    def test_the_handler_reports_one_redacted_line_and_keeps_going(self, tmp_path, capsys):
+        handler = Handler(tmp_path, config())
+        log = logging.getLogger(f"qlingest-test-{tmp_path.name}")
+        log.propagate = False
+        log.addHandler(handler)
+        name = "rep\udcffort.pdf"  # os.fsdecode(b"rep\xffort.pdf")
+        log.warning("upload %s by card %s", name, "4111 1111 1111 1111")
+        log.warning("innocent next record")
+        log.removeHandler(handler)
+        handler.close()
+
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "a log record was not stored" in err
+        assert "UnicodeEncodeError" in err and log.name in err
+        assert "4111" not in err and "ort.pdf" not in err
+        assert stored(tmp_path)["message"].to_list() == ["innocent next record"]
+        assert handler.emitter.rejected_events == 1
+
+    def test_an_error_quoting_a_secret_is_redacted_in_the_note(self, tmp_path, capsys):
+        class Unprintable:
+            def __str__(self):
+                raise ValueError("cannot print card 4111 1111 1111 1111")
+
+        handler = Handler(tmp_path, config())
+        record = logging.makeLogRecord({"name": "app", "msg": "%s", "args": (Unprintable(),)})
+        handler.handle(record)
+        handler.close()
+
+        err = capsys.readouterr().err
+        assert "ValueError: cannot print card" in err and "4111" not in err
+
+
+class TestExitAndClose:
+    """Breaker report s5, item 7: an emitter never closed lost its events at exit, and
+    ``emit`` after ``close`` was accepted and dropped."""
+
+    def test_an_emitter_left_open_is_stored_at_exit(self, tmp_path):
+        script = f"""
+from qlingest.config import load_config
+from qlingest.logging import Emitter
+emitter = Emitter({str(tmp_path)!r}, load_config(**{{"store.fsync": False}}))
+for i in range(10):
+    emitter.emit({{"message": f"exit-{{i}}"}})
+"""
+        done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()
+        assert sorted(stored(tmp_path)["message"].to_list()) == [f"exit-{i}" for i in range(10)]
+
+    def test_records_logged_by_an_earlier_exit_hook_are_stored(self, tmp_path):
+        # Exit hooks run last-registered first: the application's runs after qlingest's and
+        # before logging.shutdown, which closes the handler and its emitter.
+        script = f"""
+import atexit, logging
+atexit.register(lambda: logging.getLogger("app").warning("last words"))
+from qlingest.config import load_config
+from qlingest.logging import Handler
+handler = Handler({str(tmp_path)!r}, load_config(**{{"store.fsync": False}}))
+logging.getLogger("app").addHandler(handler)
+logging.getLogger("app").warning("hello")
+"""
+        done = subprocess.run([sys.executable, "-c", script], timeout=60, capture_output=True)
+        assert done.returncode == 0, done.stderr.decode()
+        assert b"not stored" not in done.stderr
+        assert sorted(stored(tmp_path)["message"].to_list()) == ["hello", "last words"]
+
+    def test_emit_after_close_raises_and_counts(self, tmp_path):
+        emitter = Emitter(tmp_path, config())
+        emitter.close()
+        with pytest.raises(EmitterClosedError, match="closed"):
+            emitter.emit({"message": "late"})
+        assert emitter.rejected_events == 1
+        emitter.flush()
+        emitter.close()
+
+    def test_a_closed_emitter_is_not_kept_alive(self, tmp_path):
+        emitter = Emitter(tmp_path, config())
+        emitter.close()
+        ref = weakref.ref(emitter)
+        del emitter
+        gc.collect()
+        assert ref() is None

@@ -9,9 +9,14 @@ dropped and counted rather than blocking the application. ``Handler`` is the sam
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
+import os
 import queue
+import sys
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +24,14 @@ import msgspec
 
 from qlingest import _core
 from qlingest.config import Config
+from qlingest.exceptions import QlingestError
 from qlingest.pipeline import Pipeline
+from qlingest.redact import redact_message
+from qlingest.store import ForkedError
 
-__all__ = ["Emitter", "Handler"]
+__all__ = ["Emitter", "EmitterClosedError", "ForkedError", "Handler"]
+
+log = logging.getLogger("qlingest")
 
 #: A buffer is handed to the pipeline once it holds this many bytes.
 BATCH_BYTES = 1 << 20
@@ -31,11 +41,18 @@ QUEUE_BATCHES = 64
 FLUSH_INTERVAL_S = 0.5
 
 
+class EmitterClosedError(QlingestError, RuntimeError):
+    """An event emitted after the emitter was closed: it is not stored."""
+
+
 class Emitter:
     """Encodes events on the caller's thread and ingests them on a background thread.
 
     ``pipeline`` is used as given (and closed by ``close``); otherwise one is built on
-    ``data_dir`` with ``config``.
+    ``data_dir`` with ``config``. An emitter still open when the interpreter exits is closed
+    then, so what it buffered is stored. An emitter belongs to the process that built it: in
+    a child forked from that process ``emit`` raises :class:`ForkedError` (what the parent
+    buffered is the parent's to store) and ``close`` returns at once.
     """
 
     def __init__(
@@ -51,29 +68,64 @@ class Emitter:
         self.pipeline = pipeline or Pipeline(data_dir, config)
         self.batch_bytes = batch_bytes
         self.flush_interval = flush_interval
+        #: Events dropped because the queue was full.
         self.dropped_events = 0
+        #: Events ``emit`` raised on, stored nowhere: not encodable as JSON, or emitted after
+        #: ``close`` or in a forked child.
+        self.rejected_events = 0
         self.error: BaseException | None = None
         self._encode_into = msgspec.json.Encoder().encode_into
         self._buffer = bytearray()
         self._events = 0
         self._lock = threading.Lock()
+        self._close_lock = threading.Lock()
         self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queue_batches)
         self._thread = threading.Thread(target=self._run, name="qlingest-emitter", daemon=True)
+        #: Set under ``_lock``: ``emit`` refuses from then on.
         self._closed = False
+        #: Set once ``close`` has stored what was left.
+        self._done = False
+        self._forked = False
+        #: The Handler that built this emitter: ``logging.shutdown`` closes it then.
+        self._owner: weakref.ref[Handler] | None = None
         self._thread.start()
+        _open_emitters.add(self)
 
     def emit(self, event: dict[str, Any] | bytes) -> None:
-        """Queues one event: a dict (encoded here) or the bytes of one JSON object."""
+        """Queues one event: a dict (encoded here) or the bytes of one JSON object.
+
+        An event that cannot be encoded (an ``object()``, a lone surrogate in a string)
+        raises, is counted in ``rejected_events`` and leaves the buffer as it was; so does an
+        event emitted after ``close`` (:class:`EmitterClosedError`) or in a forked child.
+        """
         with self._lock:
+            if self._closed:
+                self.rejected_events += 1
+                raise self._refusal()
             buffer = self._buffer
-            if isinstance(event, bytes):
-                buffer += event
-            else:
-                self._encode_into(event, buffer, -1)
+            start = len(buffer)
+            try:
+                if isinstance(event, bytes):
+                    buffer += event
+                else:
+                    self._encode_into(event, buffer, -1)
+            except Exception:
+                # The encoder stops part-way: its bytes would corrupt the next event.
+                del buffer[start:]
+                self.rejected_events += 1
+                raise
             buffer += b"\n"
             self._events += 1
             if len(buffer) >= self.batch_bytes:
                 self._hand_over()
+
+    def _refusal(self) -> Exception:
+        if self._forked:
+            return ForkedError(
+                "this Emitter was built before a fork: a child cannot emit through it. Build "
+                "the Emitter or Handler in the child process (see README, Embedded use)."
+            )
+        return EmitterClosedError("this Emitter is closed: the event was not stored")
 
     def _hand_over(self) -> None:
         """Queues the buffer (the lock is held); a full queue drops it, counted."""
@@ -91,6 +143,8 @@ class Emitter:
 
     def flush(self, timeout: float | None = None) -> None:
         """Hands over what is buffered and waits until the pipeline has taken every batch."""
+        if self._forked:
+            return  # nothing buffered here is the child's
         with self._lock:
             if self._events:
                 self._queue.put((bytes(self._buffer), self._events), timeout=timeout)
@@ -99,20 +153,38 @@ class Emitter:
         self._queue.join()
 
     def close(self) -> None:
-        """Ingests what is left, commits it and stops the background thread."""
-        if self._closed:
-            return
-        self.flush()
-        self._closed = True
-        self._queue.put(None)
-        self._thread.join()
-        self.pipeline.close()
+        """Ingests what is left, commits it and stops the background thread; from then on
+        ``emit`` raises."""
+        with self._close_lock:
+            if self._done:
+                return
+            if not self._forked:
+                with self._lock:
+                    self._closed = True
+                self.flush()
+                self._queue.put(None)
+                self._thread.join()
+            self._done = True
+            _open_emitters.discard(self)
+            self.pipeline.close()
 
     def __enter__(self) -> Emitter:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _after_fork_in_child(self) -> None:
+        """Makes the child's copy refuse events, so nothing waits on the background thread,
+        which stayed in the parent."""
+        # Another thread of the parent may have held a lock at the fork: the child's are new.
+        self._lock = threading.Lock()
+        self._close_lock = threading.Lock()
+        # What was buffered is the parent's, which stores it.
+        self._buffer = bytearray()
+        self._events = 0
+        self._forked = True
+        self._closed = True
 
     def _run(self) -> None:
         while True:
@@ -145,6 +217,48 @@ class Emitter:
             self.error = e
 
 
+#: Emitters not yet closed; weak, so this set keeps none of them alive.
+_open_emitters: weakref.WeakSet[Emitter] = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """Closes the emitters left open, so their buffered events are stored. One whose Handler
+    is alive is left to ``logging.shutdown``, which runs later and closes the Handler after
+    the last records (logged by earlier exit hooks) are in."""
+    for emitter in list(_open_emitters):
+        owner = emitter._owner() if emitter._owner is not None else None
+        if owner is not None and not emitter._forked:
+            continue
+        try:
+            emitter.close()
+        except Exception as e:
+            log.error(
+                "Events buffered at exit were not stored. error=%s",
+                _one_redacted_line(_error_line(e)),
+            )
+
+
+def _after_fork_in_child() -> None:
+    for emitter in list(_open_emitters):
+        emitter._after_fork_in_child()
+
+
+atexit.register(_close_at_exit)
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _error_line(error: BaseException) -> str:
+    """An error as text: its type and message."""
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _one_redacted_line(text: str) -> str:
+    """``text`` on one line, redacted: an error can quote what was being stored. A lone
+    surrogate, which can be neither redacted nor printed, goes escaped."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return redact_message(" ".join(text.split()))
+
+
 _FORMATTER = logging.Formatter()
 
 
@@ -152,7 +266,8 @@ class Handler(logging.Handler):
     """A ``logging.Handler`` that turns records into events for an ``Emitter``.
 
     ``service`` fills the service column; the logger name, and the traceback of
-    ``exc_info``, travel as ``logger`` and ``stack``. Attributes given through
+    ``exc_info`` followed by the call stack of ``stack_info``, travel as ``logger`` and
+    ``stack``. Attributes given through
     ``extra=`` that are JSON-encodable are kept as fields.
     """
 
@@ -175,7 +290,10 @@ class Handler(logging.Handler):
         level: int = logging.NOTSET,
     ) -> None:
         super().__init__(level)
-        self.emitter = emitter or Emitter(data_dir, config)
+        if emitter is None:
+            emitter = Emitter(data_dir, config)
+            emitter._owner = weakref.ref(self)
+        self.emitter = emitter
         self.service = service
         self.addFilter(self._not_our_own)
 
@@ -193,6 +311,25 @@ class Handler(logging.Handler):
         except Exception:
             self.handleError(record)
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Prints one redacted line on stderr: the record was not stored, and why.
+
+        ``logging.Handler.handleError`` prints the record's message and arguments, which are
+        what this handler exists to redact; only the logger, the call site and the error
+        are named here. Silent when ``logging.raiseExceptions`` is false, as logging is.
+        """
+        if not logging.raiseExceptions or sys.stderr is None:
+            return
+        error = sys.exc_info()[1]
+        note = _one_redacted_line(
+            f"qlingest: a log record was not stored (logger {record.name!r}, "
+            f"{record.pathname}:{record.lineno}): "
+            + (_error_line(error) if error is not None else "unknown error")
+        )
+        # A closed or vanished stderr leaves nowhere to say it.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(note + "\n")
+
     def to_event(self, record: logging.LogRecord) -> dict[str, Any]:
         """The event of one log record."""
         event: dict[str, Any] = {
@@ -203,8 +340,14 @@ class Handler(logging.Handler):
         }
         if self.service is not None:
             event["service"] = self.service
+        formatter = self.formatter or _FORMATTER
+        stack = []
         if record.exc_info:
-            event["stack"] = (self.formatter or _FORMATTER).formatException(record.exc_info)
+            stack.append(formatter.formatException(record.exc_info))
+        if record.stack_info:
+            stack.append(formatter.formatStack(record.stack_info))
+        if stack:
+            event["stack"] = "\n".join(stack)
         extra: dict[str, Any] = {}
         for key, value in record.__dict__.items():
             if key not in self._RESERVED and isinstance(value, str | int | float | bool):

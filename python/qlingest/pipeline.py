@@ -208,6 +208,8 @@ class Pipeline:
     ) -> Batch:
         """Decodes, redacts and samples whole lines of ``data`` into an event frame and a
         dead-letter frame."""
+        if self.store is not None:
+            self.store.check_process()
         fmt = format if format and format != "auto" else self.config.input.format
         engine = self._engine(fmt)
         observed_ns = self._observed_ns if observed_ns is None else observed_ns
@@ -287,6 +289,7 @@ class Pipeline:
         here."""
         if events.height == 0 or self.store is None:
             return
+        self.store.check_process()
         cfg = self.config.store
         for key, part in _runs(events, parts) if parts is not None else _split(events):
             if key in self._wal_skip:
@@ -436,7 +439,14 @@ class Pipeline:
         return lines_before + batch.lines
 
     def close(self) -> Summary:
-        """Commits what is buffered, releases the writer id and returns the summary."""
+        """Commits what is buffered, releases the writer id and returns the summary.
+
+        In a process forked from the one that built the pipeline, what is buffered is the
+        parent's, which commits it: the child drops its copy and commits nothing.
+        """
+        if self.store is not None and self.store.forked:
+            self.abort()
+            return self.summary
         self.flush()
         s = self.summary
         s.elapsed_s = time.perf_counter() - self._started

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +19,10 @@ import polars as pl
 import zstandard
 
 from qlingest.config import StoreConfig
+from qlingest.exceptions import QlingestError
 
 __all__ = [
+    "ForkedError",
     "Store",
     "category_problem",
     "decode_ranges",
@@ -83,17 +86,59 @@ def sorted_by_time(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort("timestamp", maintain_order=True)
 
 
+class ForkedError(QlingestError, RuntimeError):
+    """A store (or the pipeline, emitter or handler built on it) used in a process forked
+    from the one that opened it."""
+
+
 class Store:
-    """One writer's view of a data directory. Files appear under their final name complete."""
+    """One writer's view of a data directory. Files appear under their final name complete.
+
+    A store belongs to the process that opened it: in a child forked from that process it
+    refuses to write (:class:`ForkedError`), since parent and child would otherwise number
+    files of the same writer id and overwrite each other's.
+    """
 
     def __init__(self, data_dir: str | Path, config: StoreConfig | None = None) -> None:
+        if _polars_threads_lost:
+            raise ForkedError(
+                "polars' worker threads had started when this process was forked, and a "
+                "forked child cannot run them: writing Parquet here would hang. Start the "
+                "process with multiprocessing's 'spawn' or 'forkserver' method, or fork before "
+                "anything runs polars (see README, Embedded use)."
+            )
         self.root = Path(data_dir)
         self.config = config or StoreConfig()
         self.root.mkdir(parents=True, exist_ok=True)
         self.writer, self._lock = self._claim_writer(self.config.writer)
+        self._pid = os.getpid()
         self._seq = self._recover_seq()
         self.stats = CommitStats()
         self._pool: ThreadPoolExecutor | None = None
+        _open_stores.add(self)
+
+    @property
+    def forked(self) -> bool:
+        """Whether this process is a child forked from the one that opened the store."""
+        return self._pid != os.getpid()
+
+    def check_process(self) -> None:
+        """Raises :class:`ForkedError` in a process forked from the one that opened the store."""
+        if self._pid != os.getpid():
+            raise ForkedError(
+                f"this store was opened as writer {self.writer!r} by process {self._pid}, "
+                "before a fork: a child cannot write with it. Build the Pipeline, Emitter or "
+                "Handler in the child process (see README, Embedded use)."
+            )
+
+    def _after_fork_in_child(self) -> None:
+        """Lets go of what the child inherited: the writer lock and the writer threads."""
+        if self._lock >= 0:
+            # Closed, never unlocked: the lock is the parent's, held through its own descriptor,
+            # and a child living on after the parent must not keep the writer id taken.
+            os.close(self._lock)
+            self._lock = -1
+        self._pool = None  # its threads stayed in the parent
 
     def _claim_writer(self, wanted: str | None) -> tuple[str, int]:
         """Holds ``writers/<id>.lock`` for the life of the store, so concurrent writers differ."""
@@ -133,6 +178,7 @@ class Store:
         if self._lock >= 0:
             os.close(self._lock)
             self._lock = -1
+        _open_stores.discard(self)
 
     def next_name(self, suffix: str) -> str:
         name = f"part-{self.writer}-{self._seq:08d}.{suffix}"
@@ -200,6 +246,7 @@ class Store:
         ``wal_records`` (the sidecar's log records the rows came from) go into the file's
         metadata, so a restart knows which records this partition already holds.
         """
+        self.check_process()
         metadata = _metadata(category, date, hour, wal_records)
         path = self._commit_file(
             self.partition_dir(category, date, hour),
@@ -233,6 +280,7 @@ class Store:
         aside side by side, one file-system sync makes their contents durable, all are renamed
         into place and a second sync makes the names durable. Two syncs in all, where one file
         at a time takes three to five, which is what many small partitions cost."""
+        self.check_process()
         if len(files) < 2:
             return [self.write_partition(*key, frame, wal_records=wal) for key, frame, wal in files]
         staged: list[tuple[Path, Path, int]] = []
@@ -270,6 +318,7 @@ class Store:
 
     def write_dead_letters(self, frame: pl.DataFrame, date: str) -> Path:
         """Commits dead letters as zstd NDJSON: source, line, reason, detail, raw (or raw_hex)."""
+        self.check_process()
         buf = io.BytesIO()
         frame.write_ndjson(buf)
         data = zstandard.ZstdCompressor(level=3).compress(buf.getvalue())
@@ -304,6 +353,52 @@ class Store:
             if WAL_RECORD_FIELD in frame.columns:
                 out.update(frame[WAL_RECORD_FIELD].drop_nulls().unique().to_list())
         return out
+
+
+#: Stores not yet closed, for the fork hook; weak, so an abandoned store is not kept alive.
+_open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+#: Whether polars' worker threads ran in the process this one was forked from: they did not
+#: come along, and polars waits for them forever when it writes Parquet.
+_polars_threads_lost = False
+_polars_threads_at_fork = False
+
+
+def _polars_threads_started() -> bool:
+    """Whether polars' worker threads (``polars-<n>``) run in this process.
+
+    Limitation: read from ``/proc/self/task``, so on systems without it (macOS) this says no
+    and a store opened in a forked child can still hang in polars.
+    """
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return False
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/comm") as f:
+                name = f.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        if re.match(r"polars-\d", name):
+            return True
+    return False
+
+
+def _before_fork() -> None:
+    global _polars_threads_at_fork
+    _polars_threads_at_fork = _polars_threads_started()
+
+
+def _after_fork_in_child() -> None:
+    global _polars_threads_lost
+    _polars_threads_lost = _polars_threads_lost or _polars_threads_at_fork
+    for store in list(_open_stores):
+        store._after_fork_in_child()
+
+
+os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 
 
 def _metadata(category: str, date: str, hour: str, wal_records: frozenset[int]) -> dict | None:
