@@ -2,7 +2,15 @@
 
 from qlingest._core import AuditError, ConfigError, DecodeError, QlingestError
 
-__all__ = ["AuditError", "ConfigError", "DecodeError", "InputError", "QlingestError"]
+__all__ = [
+    "AuditError",
+    "ConfigError",
+    "DecodeError",
+    "EmitterClosedError",
+    "ForkedError",
+    "InputError",
+    "QlingestError",
+]
 
 
 class InputError(DecodeError):
@@ -13,3 +21,12 @@ class InputError(DecodeError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class ForkedError(QlingestError, RuntimeError):
+    """A store (or the pipeline, emitter or handler built on it) used in a process forked
+    from the one that opened it."""
+
+
+class EmitterClosedError(QlingestError, RuntimeError):
+    """An event emitted after the emitter was closed: it is not stored."""

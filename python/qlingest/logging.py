@@ -24,10 +24,9 @@ import msgspec
 
 from qlingest import _core
 from qlingest.config import Config
-from qlingest.exceptions import QlingestError
+from qlingest.exceptions import EmitterClosedError, ForkedError
 from qlingest.pipeline import Pipeline
 from qlingest.redact import redact_message
-from qlingest.store import ForkedError
 
 __all__ = ["Emitter", "EmitterClosedError", "ForkedError", "Handler"]
 
@@ -39,10 +38,6 @@ BATCH_BYTES = 1 << 20
 QUEUE_BATCHES = 64
 #: The background thread takes a partial buffer after this many seconds without one.
 FLUSH_INTERVAL_S = 0.5
-
-
-class EmitterClosedError(QlingestError, RuntimeError):
-    """An event emitted after the emitter was closed: it is not stored."""
 
 
 class Emitter:

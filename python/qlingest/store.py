@@ -19,7 +19,7 @@ import polars as pl
 import zstandard
 
 from qlingest.config import StoreConfig
-from qlingest.exceptions import QlingestError
+from qlingest.exceptions import ForkedError
 
 __all__ = [
     "ForkedError",
@@ -84,11 +84,6 @@ def sorted_by_time(frame: pl.DataFrame) -> pl.DataFrame:
     if frame.get_column("timestamp").is_sorted():
         return frame
     return frame.sort("timestamp", maintain_order=True)
-
-
-class ForkedError(QlingestError, RuntimeError):
-    """A store (or the pipeline, emitter or handler built on it) used in a process forked
-    from the one that opened it."""
 
 
 class Store:
