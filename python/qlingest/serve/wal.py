@@ -173,7 +173,11 @@ class Wal:
             fsync_dir(self.dir)
 
     def append(self, records: list[tuple[int, str, Sequence[bytes]]]) -> list[WalRecord]:
-        """Writes ``(observed_ns, source, parts)`` records in one ``writev``; numbers them."""
+        """Writes ``(observed_ns, source, parts)`` records in one ``writev``; numbers them.
+
+        A write that fails (a full disk) raises; what it wrote is cut off again and its
+        numbers are given to the next records, so refused writes leave no gap in the log."""
+        first_seq = self.next_seq
         out, buffers = [], []
         for observed_ns, source, parts in records:
             src = source.encode()
@@ -185,11 +189,24 @@ class Wal:
             buffers += [struct.pack("<I", crc), rest, src, *parts]
             out.append(WalRecord(self.next_seq, observed_ns, source, tuple(parts)))
             self.next_seq += 1
-        written = _write_all(self._fd, buffers)
         seg = self._segments[-1]
+        try:
+            written = _write_all(self._fd, buffers)
+        except OSError:
+            self.next_seq = first_seq
+            self._cut(seg)
+            raise
         seg.size += written
         seg.last_seq = out[-1].seq if out else seg.last_seq
         return out
+
+    def _cut(self, seg: _Segment) -> None:
+        """Cuts what a failed write left after the segment's last whole record. Should that
+        fail too, the bytes stay: recovery finds the next record by its number past them."""
+        try:
+            os.ftruncate(self._fd, seg.size)
+        except OSError:
+            seg.size = os.fstat(self._fd).st_size
 
     def sync(self) -> None:
         if self._fd >= 0:
@@ -260,7 +277,13 @@ def _incomplete(data: bytes, pos: int) -> bool:
     return pos + _RECORD_HEAD.size + src_len + length > len(data)
 
 
-#: How many record numbers past the last good one a resynchronising search tries.
+#: How many record numbers past the last good one a resynchronising search tries. Numbers
+#: are consecutive in a segment (a failed ``append`` gives its numbers to the next records),
+#: so the next intact record is the first number past the damaged ones: one for a flipped
+#: bit, a few for a lost disk block of small records. Each number tried costs a search of
+#: the rest of the segment, which bounds them.
+#: Limitation: damage that takes more records than this with it loses the rest of its
+#: segment (kept under ``damaged/``, and logged).
 _RESYNC_SEQS = 64
 
 
