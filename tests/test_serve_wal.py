@@ -79,7 +79,7 @@ async def post(port: int, body: bytes) -> tuple[int, dict[str, str]]:
 
 def test_a_paused_writer_makes_the_server_refuse_with_retry_after(tmp_path):
     config = load_config(
-        None, **{"serve.max_queue_bytes": 100_000, "serve.http_port": 0, "serve.otlp_port": None}
+        None, **{"serve.max_queue_bytes": 100_000, "serve.http_port": 0, "serve.otlp_port": 0}
     )
 
     async def scenario() -> None:
@@ -114,7 +114,7 @@ def test_a_paused_writer_makes_the_server_refuse_with_retry_after(tmp_path):
 def test_other_fsync_policies_still_commit_everything(tmp_path, policy):
     config = load_config(
         None,
-        **{"serve.wal_fsync": policy, "serve.http_port": 0, "serve.otlp_port": None},
+        **{"serve.wal_fsync": policy, "serve.http_port": 0, "serve.otlp_port": 0},
     )
 
     async def scenario() -> None:
