@@ -273,3 +273,19 @@ def test_a_broken_stderr_during_a_log_write_failure_stops_nothing(tmp_path, monk
 
     asyncio.run(scenario())
     assert messages(tmp_path) == expected(range(5, 10))
+
+
+def test_refused_log_writes_are_logged_once_per_run(tmp_path, monkeypatch, capsys):
+    async def scenario() -> None:
+        server = Server(tmp_path, serve_config())
+        port = (await server.start())["http"]
+        monkeypatch.setattr(server.wal, "append", no_space)
+        assert [(await post(port, events(range(1))))[0] for _ in range(5)] == [503] * 5
+        monkeypatch.undo()
+        assert (await post(port, events(range(1))))[0] == 200
+        assert await server.shutdown()
+
+    asyncio.run(scenario())
+    logged = [r["msg"] for r in log_lines(capsys)]
+    assert logged.count("Log write failed; requests are refused with 503.") == 1
+    assert "Log writes resumed." in logged

@@ -125,6 +125,7 @@ class Server:
         #: Why commits of buffered rows fail, while they do; set on the pipeline thread.
         self.commit_failure: str | None = None
         self._commit_failures = 0
+        self._wal_failures = 0
 
     # ----- start and recovery
 
@@ -261,12 +262,22 @@ class Server:
                 try:
                     logged = await loop.run_in_executor(self._wal_pool, self._log_group, batch)
                 except OSError as e:
-                    log("error", "Log write failed.", error=str(e))
+                    self._wal_failures += 1
+                    if self._wal_failures % 100 == 1:
+                        log(
+                            "error",
+                            "Log write failed; requests are refused with 503.",
+                            error=one_line(e),
+                            attempts=self._wal_failures,
+                        )
                     for _, payload, fut in batch:
                         self.queue_bytes -= len(payload)
                         if not fut.done():
                             fut.set_exception(e)
                     continue
+                if self._wal_failures:
+                    log("info", "Log writes resumed.", failed_attempts=self._wal_failures)
+                    self._wal_failures = 0
                 self.metrics.wal_commit.observe(time.perf_counter() - started)
                 self.metrics.wal_bytes.set(self.wal.bytes)
                 for _, _, fut in batch:
