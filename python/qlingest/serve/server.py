@@ -22,7 +22,7 @@ import ssl
 import sys
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import zstandard
 
 from qlingest.config import Config
 from qlingest.pipeline import Batch, Pipeline
-from qlingest.redact import redact_message
+from qlingest.redact import Redactor, redact_message
 from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
@@ -59,6 +59,10 @@ PIECE_BYTES = 256 << 10
 COMMIT_ERRORS = (OSError, pl.exceptions.PolarsError)
 #: The longest wait between retries of a failing commit.
 RETRY_MAX_S = 10.0
+#: The open log segment is closed once its first record is this old, so that it is deleted
+#: as soon as its records are committed: the raw request bodies in it (secrets included)
+#: stay on disk about this long at most, however slowly the segment fills.
+WAL_SEGMENT_MAX_AGE_S = 60.0
 
 
 def log(level: str, msg: str, **fields: object) -> None:
@@ -105,6 +109,7 @@ class Server:
             self.store.root / "wal" / self.store.writer,
             segment_bytes=self.cfg.wal_segment_bytes,
             fsync=fsync,
+            scrub=_redactor_of_bytes(config),
         )
         self._wal_pool = ThreadPoolExecutor(1, thread_name_prefix="qlingest-wal")
         self._pipe_pool = ThreadPoolExecutor(1, thread_name_prefix="qlingest-pipeline")
@@ -437,9 +442,20 @@ class Server:
             log("info", "Commits resumed.", failed_attempts=self._commit_failures)
             self.commit_failure, self._commit_failures = None, 0
             self._resumed.set()
-        await loop.run_in_executor(self._wal_pool, self.wal.release, below)
+        try:
+            await loop.run_in_executor(self._wal_pool, self._release_log, below)
+        except OSError as e:
+            # Everything is committed; the log keeps more than it needs until the next flush.
+            log("warn", "Log segment rotation failed.", error=one_line(e))
         self.metrics.wal_bytes.set(self.wal.bytes)
         return True
+
+    def _release_log(self, committed_below: int) -> None:
+        """On the log thread: closes the open segment once it is ``WAL_SEGMENT_MAX_AGE_S``
+        old, and deletes the segments whose records are all committed."""
+        if self.wal.open_age() >= WAL_SEGMENT_MAX_AGE_S:
+            self.wal.open_segment(self.store._seq)
+        self.wal.release(committed_below)
 
     def _note_commit_failure(self, error: BaseException) -> None:
         """Logs a failed commit (one line, the first of a run and then every tenth) and marks
@@ -886,6 +902,17 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     if size > limit:
         raise BodyError(413, "body_too_large")
     return b"".join(parts)
+
+
+def _redactor_of_bytes(config: Config) -> Callable[[bytes], bytes]:
+    """Raw bytes redacted with the configured rules, as text read byte for byte (Latin-1),
+    so that bytes that are not UTF-8 come back unchanged."""
+    redactor = Redactor(config.redaction)
+
+    def scrub(data: bytes) -> bytes:
+        return redactor.redact(data.decode("latin-1")).encode("latin-1", "replace")
+
+    return scrub
 
 
 def _otlp_type(as_json: bool) -> str:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +57,24 @@ class _Segment:
     first_file: int
     last_seq: int = -1
     size: int = 0
+    #: When its first record was written (``time.monotonic``); None while it holds none.
+    first_written: float | None = None
 
 
 class Wal:
     """Appends records to the current segment; segments wholly committed are deleted."""
 
-    def __init__(self, directory: str | Path, *, segment_bytes: int, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        segment_bytes: int,
+        fsync: bool = True,
+        scrub: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.dir = Path(directory)
+        #: Applied to damaged bytes before they are kept (the server redacts them).
+        self.scrub = scrub
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self.fsync_enabled = fsync
@@ -156,21 +168,32 @@ class Wal:
         """Saves bytes recovery cannot read, and says so in ``damage``."""
         kept = self.dir / "damaged" / f"{path.stem}-{offset}.bin"
         kept.parent.mkdir(exist_ok=True)
-        kept.write_bytes(data)
+        kept.write_bytes(data if self.scrub is None else self.scrub(data))
         self.damage.append(
             f"{path}: {len(data)} bytes at offset {offset} {reason}, not replayed; kept in {kept}"
         )
 
     def open_segment(self, first_file: int) -> None:
-        """Starts a new segment; ``first_file`` is the store's next file number."""
-        self._close_fd()
+        """Starts a new segment; ``first_file`` is the store's next file number.
+
+        A newest segment that holds no record has the new one's name, and is replaced by it
+        (else releasing it would delete the new one). If the new segment cannot be started
+        (a full disk), the open one stays open and the error is raised."""
         path = self.dir / f"{self.next_seq:020d}.wal"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        os.write(self._fd, _SEGMENT_HEAD.pack(MAGIC, first_file))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, _SEGMENT_HEAD.pack(MAGIC, first_file))
+            if self.fsync_enabled:
+                os.fsync(fd)
+                fsync_dir(self.dir)
+            self._close_fd()
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+        if self._segments and self._segments[-1].path == path:
+            self._segments.pop()
         self._segments.append(_Segment(path, self.next_seq, first_file, size=_SEGMENT_HEAD.size))
-        if self.fsync_enabled:
-            os.fsync(self._fd)
-            fsync_dir(self.dir)
 
     def append(self, records: list[tuple[int, str, Sequence[bytes]]]) -> list[WalRecord]:
         """Writes ``(observed_ns, source, parts)`` records in one ``writev``; numbers them.
@@ -198,6 +221,8 @@ class Wal:
             raise
         seg.size += written
         seg.last_seq = out[-1].seq if out else seg.last_seq
+        if out and seg.first_written is None:
+            seg.first_written = time.monotonic()
         return out
 
     def _cut(self, seg: _Segment) -> None:
@@ -214,6 +239,11 @@ class Wal:
 
     def should_rotate(self) -> bool:
         return bool(self._segments) and self._segments[-1].size >= self.segment_bytes
+
+    def open_age(self) -> float:
+        """Seconds since the open segment's first record was written; 0 while it holds none."""
+        first = self._segments[-1].first_written if self._segments else None
+        return 0.0 if first is None else time.monotonic() - first
 
     def release(self, committed_below: int) -> int:
         """Deletes closed segments whose records are all below ``committed_below``."""
