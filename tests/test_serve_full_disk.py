@@ -289,3 +289,26 @@ def test_refused_log_writes_are_logged_once_per_run(tmp_path, monkeypatch, capsy
     logged = [r["msg"] for r in log_lines(capsys)]
     assert logged.count("Log write failed; requests are refused with 503.") == 1
     assert "Log writes resumed." in logged
+
+
+def test_a_start_whose_replay_cannot_be_committed_keeps_the_log_and_retries(tmp_path, monkeypatch):
+    wal = Wal(tmp_path / "wal" / "w0", segment_bytes=1 << 20)
+    wal.open_segment(first_file=0)
+    wal.append([(1_700_000_000_000_000_000, "http", [events(range(30))])])
+    wal.close()  # as a crash leaves it
+
+    async def scenario() -> None:
+        disk = FullDisk(monkeypatch)
+        server = Server(tmp_path, serve_config())
+        port = (await server.start())["http"]
+        assert server.commit_failure is not None
+        assert (await get(port, "/readyz"))[0] == 503
+        assert (tmp_path / "wal" / "w0" / f"{0:020d}.wal").exists()
+
+        disk.free()
+        await until(lambda: server.commit_failure is None)
+        assert not (tmp_path / "wal" / "w0" / f"{0:020d}.wal").exists()
+        assert await server.shutdown()
+
+    asyncio.run(scenario())
+    assert messages(tmp_path) == expected(range(30))

@@ -351,6 +351,8 @@ class Pipeline:
         Rows leave the buffers only once their file is committed: when a write fails (a full
         disk) the error is raised and the rows stay for the next commit to write."""
         assert self.store is not None and self._audit is not None
+        # Limitation: the store raises too when only the sync after its renames fails, with
+        # the files in place; their rows then stay buffered and are stored a second time.
         self._commit_chained()
         plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]] = []
         for key in keys:
