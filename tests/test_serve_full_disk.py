@@ -312,3 +312,19 @@ def test_a_start_whose_replay_cannot_be_committed_keeps_the_log_and_retries(tmp_
 
     asyncio.run(scenario())
     assert messages(tmp_path) == expected(range(30))
+
+
+def test_a_refused_fsync_cuts_its_records_off_too(tmp_path, monkeypatch):
+    wal = Wal(tmp_path, segment_bytes=1 << 20)
+    wal.open_segment(first_file=0)
+    wal.append([(0, "http", [b"ok\n"])], sync=True)
+    monkeypatch.setattr(wal_module.os, "fsync", no_space)
+    with pytest.raises(OSError):
+        wal.append([(1, "http", [b"refused\n"])], sync=True)
+    monkeypatch.undo()
+    assert wal.append([(2, "http", [b"after\n"])], sync=True)[0].seq == 1
+    wal.close()
+
+    again = Wal(tmp_path, segment_bytes=1 << 20)
+    assert [r.payload for r in again.recover()] == [b"ok\n", b"after\n"]
+    assert again.damage == []

@@ -309,9 +309,7 @@ class Server:
 
     def _log_group(self, batch: list[tuple[str, bytes, asyncio.Future]]) -> list[WalRecord]:
         """On the log thread: groups the requests into records, writes and fsyncs them."""
-        logged = self.wal.append(self._group(batch))
-        if self.cfg.wal_fsync == "always":
-            self.wal.sync()
+        logged = self.wal.append(self._group(batch), sync=self.cfg.wal_fsync == "always")
         if self.wal.should_rotate():
             self.wal.open_segment(self.store._seq)
         return logged

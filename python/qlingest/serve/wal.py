@@ -195,11 +195,15 @@ class Wal:
             self._segments.pop()
         self._segments.append(_Segment(path, self.next_seq, first_file, size=_SEGMENT_HEAD.size))
 
-    def append(self, records: list[tuple[int, str, Sequence[bytes]]]) -> list[WalRecord]:
-        """Writes ``(observed_ns, source, parts)`` records in one ``writev``; numbers them.
+    def append(
+        self, records: list[tuple[int, str, Sequence[bytes]]], *, sync: bool = False
+    ) -> list[WalRecord]:
+        """Writes ``(observed_ns, source, parts)`` records in one ``writev``, then fsyncs
+        them if ``sync``; numbers them.
 
-        A write that fails (a full disk) raises; what it wrote is cut off again and its
-        numbers are given to the next records, so refused writes leave no gap in the log."""
+        A write or fsync that fails (a full disk) raises; what was written is cut off again
+        and its numbers are given to the next records, so refused writes leave no gap in the
+        log, and a refused request is not replayed."""
         first_seq = self.next_seq
         out, buffers = [], []
         for observed_ns, source, parts in records:
@@ -215,6 +219,8 @@ class Wal:
         seg = self._segments[-1]
         try:
             written = _write_all(self._fd, buffers)
+            if sync:
+                os.fsync(self._fd)
         except OSError:
             self.next_seq = first_seq
             self._cut(seg)
