@@ -328,3 +328,19 @@ def test_a_refused_fsync_cuts_its_records_off_too(tmp_path, monkeypatch):
     again = Wal(tmp_path, segment_bytes=1 << 20)
     assert [r.payload for r in again.recover()] == [b"ok\n", b"after\n"]
     assert again.damage == []
+
+
+def test_a_refused_rotation_does_not_refuse_requests_already_logged(tmp_path, monkeypatch):
+    config = serve_config(**{"serve.wal_segment_bytes": 1})
+
+    async def scenario() -> None:
+        server = Server(tmp_path, config)
+        port = (await server.start())["http"]
+        monkeypatch.setattr(server.wal, "open_segment", no_space)
+        assert (await post(port, events(range(5))))[0] == 200
+        monkeypatch.undo()
+        assert (await post(port, events(range(5, 10))))[0] == 200
+        assert await server.shutdown()
+
+    asyncio.run(scenario())
+    assert messages(tmp_path) == expected(range(10))

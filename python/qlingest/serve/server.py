@@ -311,7 +311,12 @@ class Server:
         """On the log thread: groups the requests into records, writes and fsyncs them."""
         logged = self.wal.append(self._group(batch), sync=self.cfg.wal_fsync == "always")
         if self.wal.should_rotate():
-            self.wal.open_segment(self.store._seq)
+            try:
+                self.wal.open_segment(self.store._seq)
+            except OSError as e:
+                # The records are logged: they are acknowledged. The open segment stays open,
+                # and the next write tries the rotation again.
+                log("warn", "Log segment rotation failed.", error=one_line(e))
         return logged
 
     async def _syncer(self) -> None:
