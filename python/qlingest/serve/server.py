@@ -449,7 +449,7 @@ class Server:
             await loop.run_in_executor(self._wal_pool, self._release_log, below)
         except OSError as e:
             # Everything is committed; the log keeps more than it needs until the next flush.
-            log("warn", "Log segment rotation failed.", error=one_line(e))
+            log("warn", "Log segment rotation or release failed.", error=one_line(e))
         self.metrics.wal_bytes.set(self.wal.bytes)
         return True
 
