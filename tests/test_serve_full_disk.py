@@ -344,3 +344,14 @@ def test_a_refused_rotation_does_not_refuse_requests_already_logged(tmp_path, mo
 
     asyncio.run(scenario())
     assert messages(tmp_path) == expected(range(10))
+
+
+def test_a_failed_bad_category_dead_letter_still_buffers_the_rest(tmp_path, monkeypatch):
+    pipeline = Pipeline(tmp_path)
+    disk = FullDisk(monkeypatch)
+    with pytest.raises(OSError):
+        pipeline.process(events(range(1), category="x" * 300) + events(range(1, 10)))
+
+    disk.free()
+    pipeline.close()
+    assert messages(tmp_path) == expected(range(1, 10))

@@ -293,7 +293,10 @@ class Pipeline:
             if key in self._wal_skip:
                 continue
             if problem := self._category_problem(key[0]):
-                self._dead_letter_rows(part, "bad_category", problem)
+                try:
+                    self._dead_letter_rows(part, "bad_category", problem)
+                except Exception as e:
+                    failure = failure or e
                 continue
             self._buffers.setdefault(key, []).append(part)
             if self._wal_tag:
