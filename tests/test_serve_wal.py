@@ -79,7 +79,7 @@ async def post(port: int, body: bytes) -> tuple[int, dict[str, str]]:
 
 def test_a_paused_writer_makes_the_server_refuse_with_retry_after(tmp_path):
     config = load_config(
-        None, **{"serve.max_queue_bytes": 100_000, "serve.http_port": 0, "serve.otlp_port": None}
+        None, **{"serve.max_queue_bytes": 100_000, "serve.http_port": 0, "serve.otlp_port": 0}
     )
 
     async def scenario() -> None:
@@ -114,7 +114,7 @@ def test_a_paused_writer_makes_the_server_refuse_with_retry_after(tmp_path):
 def test_other_fsync_policies_still_commit_everything(tmp_path, policy):
     config = load_config(
         None,
-        **{"serve.wal_fsync": policy, "serve.http_port": 0, "serve.otlp_port": None},
+        **{"serve.wal_fsync": policy, "serve.http_port": 0, "serve.otlp_port": 0},
     )
 
     async def scenario() -> None:
@@ -262,3 +262,20 @@ def test_damage_in_a_closed_segment_is_kept_and_the_rest_replayed(tmp_path):
     assert [r.seq for r in again.recover()] == [*range(9), *range(10, 15)]
     assert "cut short" in again.damage[0]
     assert len(list((tmp_path / "damaged").iterdir())) == 1
+
+
+def test_a_start_after_a_crash_right_after_a_rotation_keeps_its_own_segment(tmp_path):
+    wal = Wal(tmp_path, segment_bytes=1 << 20)
+    wal.open_segment(first_file=0)
+    wal.append([(1, "http", [b"a\n"])])
+    wal.open_segment(first_file=0)  # rotated, then killed before the next record
+    wal._close_fd()
+
+    again = Wal(tmp_path, segment_bytes=1 << 20)
+    assert [r.payload for r in again.recover()] == [b"a\n"]
+    again.open_segment(first_file=0)
+    again.release_recovered()  # the replay was committed
+    again.append([(2, "http", [b"b\n"])])
+    again.close()
+    third = Wal(tmp_path, segment_bytes=1 << 20)
+    assert [r.payload for r in third.recover()] == [b"b\n"]

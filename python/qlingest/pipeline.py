@@ -291,23 +291,36 @@ class Pipeline:
             return
         self.store.check_process()
         cfg = self.config.store
+        failure: Exception | None = None
         for key, part in _runs(events, parts) if parts is not None else _split(events):
             if key in self._wal_skip:
                 continue
             if problem := self._category_problem(key[0]):
-                self._dead_letter_rows(part, "bad_category", problem)
+                try:
+                    self._dead_letter_rows(part, "bad_category", problem)
+                except Exception as e:
+                    failure = failure or e
                 continue
             self._buffers.setdefault(key, []).append(part)
             if self._wal_tag:
                 self._buffer_wal.setdefault(key, set()).update(self._wal_tag)
             self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + part.estimated_size()
-            if self._buffer_sizes[key] >= cfg.target_file_bytes:
-                self._commit([key])
-            elif len(self._buffers) > cfg.max_buffered_partitions:
-                # Dicts keep insertion order: the partitions started longest ago go first,
-                # together, so their commit costs two file-system syncs however many they are.
-                excess = len(self._buffers) - cfg.max_buffered_partitions // 2
-                self._commit(list(self._buffers)[:excess])
+            if failure is not None:
+                continue
+            try:
+                if self._buffer_sizes[key] >= cfg.target_file_bytes:
+                    self._commit([key])
+                elif len(self._buffers) > cfg.max_buffered_partitions:
+                    # Dicts keep insertion order: the partitions started longest ago go first,
+                    # together, so their commit costs two file-system syncs however many they are.
+                    excess = len(self._buffers) - cfg.max_buffered_partitions // 2
+                    self._commit(list(self._buffers)[:excess])
+            except Exception as e:
+                # A failed commit keeps its rows buffered; the rest of the frame is buffered
+                # too before the error is raised, so the caller loses nothing of it.
+                failure = e
+        if failure is not None:
+            raise failure
         while self.buffered_bytes > cfg.max_buffer_bytes:
             self._commit([max(self._buffer_sizes, key=self._buffer_sizes.__getitem__)])
 
@@ -333,37 +346,65 @@ class Pipeline:
         self.summary.dead_letters[reason] += rows.height
         self.store.write_dead_letters(frame, time.strftime("%Y-%m-%d", time.gmtime()))
 
+    #: A file whose rows are chained already, with its path once written: it is committed
+    #: (and checkpointed) before anything else is chained, so a failed write leaves no gap.
+    _chained: tuple[PartitionKey, pl.DataFrame, frozenset[int], Path | None] | None = None
+
     def _commit(self, keys: list[PartitionKey]) -> None:
         """Commits buffered partitions. Files with audit rows are committed one at a time, in
-        chain order, each followed by its checkpoint; the others are committed together."""
+        chain order, each followed by its checkpoint; the others are committed together.
+
+        Rows leave the buffers only once their file is committed: when a write fails (a full
+        disk) the error is raised and the rows stay for the next commit to write."""
         assert self.store is not None and self._audit is not None
+        # Limitation: the store raises too when only the sync after its renames fails, with
+        # the files in place; their rows then stay buffered and are stored a second time.
+        self._commit_chained()
         plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]] = []
         for key in keys:
-            frames = self._buffers.pop(key)
-            self._buffer_sizes.pop(key)
+            frames = self._buffers[key]
             frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
-            wal = frozenset(self._buffer_wal.pop(key, ()))
+            wal = frozenset(self._buffer_wal.get(key, ()))
             audited = False
             if self._may_audit(key[0]):
                 # The chain follows the file's row order; other files are sorted as written.
                 frame, audited = self._audit.chain(sorted_by_time(frame))
             if audited:
-                # Files keep the order of ``keys``: the plain ones before this one go first.
+                # Chained rows are held as chained from here; the plain files before this one
+                # go first, so files keep the order of ``keys``.
+                self._unbuffer(key)
+                self._chained = (key, frame, wal, None)
                 self._commit_plain(plain)
-                path = self.store.write_partition(*key, frame, wal_records=wal)
-                self._audit.committed(path)
-                self._committed(key, frame.height, wal)
+                self._commit_chained()
             else:
                 plain.append((key, frame, wal))
         self._commit_plain(plain)
+
+    def _commit_chained(self) -> None:
+        """Commits the file of chained rows, if one is held, then records its checkpoint."""
+        assert self.store is not None and self._audit is not None
+        if self._chained is None:
+            return
+        key, frame, wal, path = self._chained
+        if path is None:
+            path = self.store.write_partition(*key, frame, wal_records=wal)
+            self._chained = (key, frame, wal, path)
+            self._committed(key, frame.height, wal)
+        self._audit.committed(path)
+        self._chained = None
 
     def _commit_plain(self, plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]]) -> None:
         """Commits files without audit rows together, and empties ``plain``."""
         assert self.store is not None
         self.store.write_partitions(plain)
         for key, frame, wal in plain:
+            self._unbuffer(key)
             self._committed(key, frame.height, wal)
         plain.clear()
+
+    def _unbuffer(self, key: PartitionKey) -> None:
+        del self._buffers[key], self._buffer_sizes[key]
+        self._buffer_wal.pop(key, None)
 
     def _may_audit(self, category: str) -> bool:
         """Whether rows of ``category`` can be audit records; the chain leaves others as they
@@ -387,8 +428,8 @@ class Pipeline:
         return sum(self._buffer_sizes.values())
 
     def flush(self) -> None:
-        """Commits every buffered partition."""
-        if self._buffers:
+        """Commits every buffered partition; raises, keeping the rows, when a write fails."""
+        if self._buffers or self._chained is not None:
             self._commit(list(self._buffers))
 
     def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:

@@ -12,6 +12,7 @@ exactly what is missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import itertools
 import json
@@ -21,7 +22,7 @@ import ssl
 import sys
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import zstandard
 
 from qlingest.config import Config
 from qlingest.pipeline import Batch, Pipeline
-from qlingest.redact import redact_message
+from qlingest.redact import Redactor, redact_message
 from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
@@ -53,12 +54,33 @@ Key = tuple[str, str, str]
 PIECE_BYTES = 256 << 10
 
 
+#: What a failed commit of buffered rows raises: the OS's error, or Polars' for a Parquet
+#: write (a full disk is ``ComputeError: ... No space left on device``).
+COMMIT_ERRORS = (OSError, pl.exceptions.PolarsError)
+#: The longest wait between retries of a failing commit.
+RETRY_MAX_S = 10.0
+#: The open log segment is closed once its first record is this old, so that it is deleted
+#: as soon as its records are committed: the raw request bodies in it (secrets included)
+#: stay on disk about this long at most, however slowly the segment fills.
+WAL_SEGMENT_MAX_AGE_S = 60.0
+
+
 def log(level: str, msg: str, **fields: object) -> None:
-    """qlingest's own log: one JSON object per line on stderr; never a payload, only counts."""
+    """qlingest's own log: one JSON object per line on stderr; never a payload, only counts.
+
+    It never raises: a closed or full stderr must not stop the caller (often an error
+    handler), so such a line is lost."""
     record = {"ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "level": level}
     record["msg"] = msg
     record.update(fields)
-    print(redact_message(json.dumps(record)), file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError, ValueError):
+        print(redact_message(json.dumps(record, default=str)), file=sys.stderr, flush=True)
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line for the log: its type and the first line of its message."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 class BindError(Exception):
@@ -87,6 +109,7 @@ class Server:
             self.store.root / "wal" / self.store.writer,
             segment_bytes=self.cfg.wal_segment_bytes,
             fsync=fsync,
+            scrub=_redactor_of_bytes(config),
         )
         self._wal_pool = ThreadPoolExecutor(1, thread_name_prefix="qlingest-wal")
         self._pipe_pool = ThreadPoolExecutor(1, thread_name_prefix="qlingest-pipeline")
@@ -104,6 +127,10 @@ class Server:
         self.ready = False
         self.stopping = False
         self._seen = _SummarySeen()
+        #: Why commits of buffered rows fail, while they do; set on the pipeline thread.
+        self.commit_failure: str | None = None
+        self._commit_failures = 0
+        self._wal_failures = 0
 
     # ----- start and recovery
 
@@ -114,6 +141,9 @@ class Server:
             loop.add_signal_handler(sig, self.request_stop)
         replayed = await loop.run_in_executor(self._pipe_pool, self._recover)
         self._kick, self._work, self._drained = asyncio.Event(), asyncio.Event(), asyncio.Event()
+        self._resumed = asyncio.Event()
+        if self.commit_failure is None:
+            self._resumed.set()
         for job in (self._committer, self._writer, self._flusher, self._syncer):
             self._tasks.append(loop.create_task(job()))
         ports = await self._listen()
@@ -139,9 +169,14 @@ class Server:
         replayed = self._process(self.wal.recover(), committed, dead_done)
         for damage in self.wal.damage:
             log("error", "Write-ahead log damaged: records lost.", detail=damage)
-        self._flush_pipeline()
+        try:
+            self._flush_pipeline()
+        except COMMIT_ERRORS as e:
+            # The replayed rows stay buffered and their segments stay until a retry commits.
+            self._note_commit_failure(e)
         self.wal.open_segment(self.store._seq)
-        self.wal.release_recovered()
+        if self.commit_failure is None:
+            self.wal.release_recovered()
         self._processed_below = self.wal.next_seq
         self.metrics.wal_bytes.set(self.wal.bytes)
         return replayed
@@ -238,12 +273,22 @@ class Server:
                 try:
                     logged = await loop.run_in_executor(self._wal_pool, self._log_group, batch)
                 except OSError as e:
-                    log("error", "Log write failed.", error=str(e))
+                    self._wal_failures += 1
+                    if self._wal_failures % 100 == 1:
+                        log(
+                            "error",
+                            "Log write failed; requests are refused with 503.",
+                            error=one_line(e),
+                            attempts=self._wal_failures,
+                        )
                     for _, payload, fut in batch:
                         self.queue_bytes -= len(payload)
                         if not fut.done():
                             fut.set_exception(e)
                     continue
+                if self._wal_failures:
+                    log("info", "Log writes resumed.", failed_attempts=self._wal_failures)
+                    self._wal_failures = 0
                 self.metrics.wal_commit.observe(time.perf_counter() - started)
                 self.metrics.wal_bytes.set(self.wal.bytes)
                 for _, _, fut in batch:
@@ -270,11 +315,14 @@ class Server:
 
     def _log_group(self, batch: list[tuple[str, bytes, asyncio.Future]]) -> list[WalRecord]:
         """On the log thread: groups the requests into records, writes and fsyncs them."""
-        logged = self.wal.append(self._group(batch))
-        if self.cfg.wal_fsync == "always":
-            self.wal.sync()
+        logged = self.wal.append(self._group(batch), sync=self.cfg.wal_fsync == "always")
         if self.wal.should_rotate():
-            self.wal.open_segment(self.store._seq)
+            try:
+                self.wal.open_segment(self.store._seq)
+            except OSError as e:
+                # The records are logged: they are acknowledged. The open segment stays open,
+                # and the next write tries the rotation again.
+                log("warn", "Log segment rotation failed.", error=one_line(e))
         return logged
 
     async def _syncer(self) -> None:
@@ -294,6 +342,11 @@ class Server:
             await self._work.wait()
             self._work.clear()
             while self._queue:
+                if self._commits_stalled():
+                    # Commits fail and the buffers are full: decoding waits, so the queue
+                    # fills and requests are refused with 429 until a retry commits.
+                    self._resumed.clear()
+                    await self._resumed.wait()
                 batch, self._queue = self._queue, []
                 await loop.run_in_executor(self._pipe_pool, self._process, batch)
                 self._processed_below = batch[-1].seq + 1
@@ -358,33 +411,89 @@ class Server:
         # The pipeline would commit dead letters untagged, one file per record.
         batch.dead_letters = dead.clear()
         skip = committed.get(rec.seq, ())
-        with self.pipeline.wal_records([rec.seq], skip=skip):
-            self.pipeline.absorb(batch, rec.size)
+        try:
+            with self.pipeline.wal_records([rec.seq], skip=skip):
+                self.pipeline.absorb(batch, rec.size)
+            self.dead_letters.commit_if_full()
+        except COMMIT_ERRORS as e:
+            # The record's rows are buffered; a failed commit keeps them for the next one.
+            self._note_commit_failure(e)
         self.metrics.batch.observe(time.perf_counter() - started)
 
     async def _flusher(self) -> None:
+        """Commits every ``flush_interval_s``; while commits fail, retries at doubling
+        intervals up to ``RETRY_MAX_S``."""
+        delay = self.cfg.flush_interval_s
         while True:
-            await asyncio.sleep(self.cfg.flush_interval_s)
-            await self.flush()
+            await asyncio.sleep(delay)
+            if await self.flush():
+                delay = self.cfg.flush_interval_s
+            else:
+                delay = min(delay * 2, max(RETRY_MAX_S, self.cfg.flush_interval_s))
 
-    async def flush(self) -> None:
-        """Commits every buffered partition, then deletes log segments wholly committed."""
+    async def flush(self) -> bool:
+        """Commits every buffered partition, then deletes log segments wholly committed.
+
+        Returns whether everything buffered is committed; when a write fails the rows stay
+        buffered and their log segments stay on disk."""
         loop = asyncio.get_running_loop()
         below = self._processed_below
         started = time.perf_counter()
-        await loop.run_in_executor(self._pipe_pool, self._flush_pipeline)
+        try:
+            await loop.run_in_executor(self._pipe_pool, self._flush_pipeline)
+        except COMMIT_ERRORS as e:
+            self._note_commit_failure(e)
+            return False
+        finally:
+            self.metrics.buffer_bytes.set(self._buffered_bytes())
         self.metrics.commit.observe(time.perf_counter() - started)
-        await loop.run_in_executor(self._wal_pool, self.wal.release, below)
+        if self.commit_failure is not None:
+            log("info", "Commits resumed.", failed_attempts=self._commit_failures)
+            self.commit_failure, self._commit_failures = None, 0
+            self._resumed.set()
+        try:
+            await loop.run_in_executor(self._wal_pool, self._release_log, below)
+        except OSError as e:
+            # Everything is committed; the log keeps more than it needs until the next flush.
+            log("warn", "Log segment rotation or release failed.", error=one_line(e))
         self.metrics.wal_bytes.set(self.wal.bytes)
-        self.metrics.buffer_bytes.set(self._buffered_bytes())
+        return True
+
+    def _release_log(self, committed_below: int) -> None:
+        """On the log thread: closes the open segment once it is ``WAL_SEGMENT_MAX_AGE_S``
+        old, and deletes the segments whose records are all committed."""
+        if self.wal.open_age() >= WAL_SEGMENT_MAX_AGE_S:
+            self.wal.open_segment(self.store._seq)
+        self.wal.release(committed_below)
+
+    def _note_commit_failure(self, error: BaseException) -> None:
+        """Logs a failed commit (one line, the first of a run and then every tenth) and marks
+        the server not ready until a commit succeeds."""
+        self.commit_failure = one_line(error)
+        self._commit_failures += 1
+        if self._commit_failures % 10 == 1:
+            log(
+                "error",
+                "Commit failed; the rows stay buffered and in the log until a retry commits them.",
+                error=self.commit_failure,
+                attempts=self._commit_failures,
+            )
+
+    def _commits_stalled(self) -> bool:
+        """Whether decoding waits for a commit: commits fail and the buffers are full. Not
+        while stopping: the queue is finite then, and its records are kept in the log."""
+        full = self._buffered_bytes() > self.config.store.max_buffer_bytes
+        return bool(self.commit_failure) and full and not self.stopping
 
     def _buffered_bytes(self) -> int:
         return self.pipeline.buffered_bytes + self.dead_letters.bytes
 
     def _flush_pipeline(self) -> None:
-        self.pipeline.flush()
-        self.dead_letters.commit()
-        self._seen.update(self.pipeline, self.metrics)
+        try:
+            self.pipeline.flush()
+            self.dead_letters.commit()
+        finally:
+            self._seen.update(self.pipeline, self.metrics)
 
     # ----- HTTP routes
 
@@ -400,7 +509,7 @@ class Server:
         if req.path == "/healthz":
             return Response(200, b"ok\n")
         if req.path == "/readyz":
-            ok = self.ready and not self.stopping and self.admits(1)
+            ok = self.ready and not self.stopping and self.admits(1) and not self.commit_failure
             return Response(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
         if self.cfg.tokens and not self._authorized(req):
             self._reject("unauthorized")
@@ -503,15 +612,22 @@ class Server:
         await self._stop.wait()
         log("info", "Stopping.", deadline_s=self.cfg.shutdown_deadline_s)
         try:
-            await asyncio.wait_for(self.shutdown(), self.cfg.shutdown_deadline_s)
+            return await asyncio.wait_for(self.shutdown(), self.cfg.shutdown_deadline_s)
         except TimeoutError:
-            log("error", "Shutdown deadline passed; the log keeps what was not committed.")
+            log(
+                "error",
+                "Shutdown deadline passed; the log keeps what was not committed.",
+                commit_failure=self.commit_failure,
+            )
             return False
-        return True
 
-    async def shutdown(self) -> None:
-        """Stops accepting, finishes requests in hand, drains the queue and commits it all."""
+    async def shutdown(self) -> bool:
+        """Stops accepting, finishes requests in hand, drains the queue and commits it all.
+
+        Returns whether everything was committed. Only then is the log deleted; otherwise it
+        is kept, and the next start replays it."""
         self.stopping = True
+        self._resumed.set()
         for srv in self._servers:
             srv.close()
         for conn in list(self._connections):
@@ -522,14 +638,38 @@ class Server:
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
-        await self.flush()
         loop = asyncio.get_running_loop()
+        if not await self.flush():
+            return await self._stop_uncommitted()
         # Everything logged is decoded and committed now, so nothing is left to replay.
         await loop.run_in_executor(self._wal_pool, self.wal.remove)
         summary = await loop.run_in_executor(self._pipe_pool, self.pipeline.close)
+        self._shutdown_pools()
+        log("info", "Stopped.", events_written=summary.events_written, files=summary.files)
+        return True
+
+    async def _stop_uncommitted(self) -> bool:
+        """Stops with rows not committed: the log is closed, not deleted, so the next start
+        replays what it holds; the buffered rows are dropped. Returns ``False``."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._wal_pool, self.wal.close)
+        except OSError as e:
+            log("error", "Closing the log failed.", error=one_line(e))
+        await loop.run_in_executor(self._pipe_pool, self.pipeline.abort)
+        self._shutdown_pools()
+        log(
+            "error",
+            "Stopped with rows not committed; the log is kept and the next start replays it.",
+            error=self.commit_failure,
+            wal=str(self.wal.dir),
+            events_written=self.pipeline.summary.events_written,
+        )
+        return False
+
+    def _shutdown_pools(self) -> None:
         for pool in (self._wal_pool, self._pipe_pool, self._decode_pool, self._aux_pool):
             pool.shutdown(wait=True)
-        log("info", "Stopped.", events_written=summary.events_written, files=summary.files)
 
 
 class TcpProtocol(asyncio.Protocol):
@@ -637,10 +777,13 @@ class _DeadLetters:
     def add(self, frame: pl.DataFrame, seq: int) -> None:
         self.frames.append(frame.with_columns(pl.lit(seq, pl.Int64).alias(WAL_RECORD_FIELD)))
         self.bytes += frame.estimated_size()
+
+    def commit_if_full(self) -> None:
         if self.bytes >= self.limit:
             self.commit()
 
     def commit(self) -> None:
+        """Commits what is buffered; a failed write raises and keeps it buffered."""
         if not self.frames:
             return
         frame = pl.concat(self.frames) if len(self.frames) > 1 else self.frames[0]
@@ -768,6 +911,17 @@ def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
     if size > limit:
         raise BodyError(413, "body_too_large")
     return b"".join(parts)
+
+
+def _redactor_of_bytes(config: Config) -> Callable[[bytes], bytes]:
+    """Raw bytes redacted with the configured rules, as text read byte for byte (Latin-1),
+    so that bytes that are not UTF-8 come back unchanged."""
+    redactor = Redactor(config.redaction)
+
+    def scrub(data: bytes) -> bytes:
+        return redactor.redact(data.decode("latin-1")).encode("latin-1", "replace")
+
+    return scrub
 
 
 def _otlp_type(as_json: bool) -> str:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import struct
+import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +57,24 @@ class _Segment:
     first_file: int
     last_seq: int = -1
     size: int = 0
+    #: When its first record was written (``time.monotonic``); None while it holds none.
+    first_written: float | None = None
 
 
 class Wal:
     """Appends records to the current segment; segments wholly committed are deleted."""
 
-    def __init__(self, directory: str | Path, *, segment_bytes: int, fsync: bool = True) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        segment_bytes: int,
+        fsync: bool = True,
+        scrub: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.dir = Path(directory)
+        #: Applied to damaged bytes before they are kept (the server redacts them).
+        self.scrub = scrub
         self.dir.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self.fsync_enabled = fsync
@@ -156,24 +168,43 @@ class Wal:
         """Saves bytes recovery cannot read, and says so in ``damage``."""
         kept = self.dir / "damaged" / f"{path.stem}-{offset}.bin"
         kept.parent.mkdir(exist_ok=True)
-        kept.write_bytes(data)
+        kept.write_bytes(data if self.scrub is None else self.scrub(data))
         self.damage.append(
             f"{path}: {len(data)} bytes at offset {offset} {reason}, not replayed; kept in {kept}"
         )
 
     def open_segment(self, first_file: int) -> None:
-        """Starts a new segment; ``first_file`` is the store's next file number."""
-        self._close_fd()
-        path = self.dir / f"{self.next_seq:020d}.wal"
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        os.write(self._fd, _SEGMENT_HEAD.pack(MAGIC, first_file))
-        self._segments.append(_Segment(path, self.next_seq, first_file, size=_SEGMENT_HEAD.size))
-        if self.fsync_enabled:
-            os.fsync(self._fd)
-            fsync_dir(self.dir)
+        """Starts a new segment; ``first_file`` is the store's next file number.
 
-    def append(self, records: list[tuple[int, str, Sequence[bytes]]]) -> list[WalRecord]:
-        """Writes ``(observed_ns, source, parts)`` records in one ``writev``; numbers them."""
+        A newest segment that holds no record has the new one's name, and is replaced by it
+        (else releasing it would delete the new one). If the new segment cannot be started
+        (a full disk), the open one stays open and the error is raised."""
+        path = self.dir / f"{self.next_seq:020d}.wal"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, _SEGMENT_HEAD.pack(MAGIC, first_file))
+            if self.fsync_enabled:
+                os.fsync(fd)
+                fsync_dir(self.dir)
+            self._close_fd()
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd = fd
+        if self._segments and self._segments[-1].path == path:
+            self._segments.pop()
+        self._segments.append(_Segment(path, self.next_seq, first_file, size=_SEGMENT_HEAD.size))
+
+    def append(
+        self, records: list[tuple[int, str, Sequence[bytes]]], *, sync: bool = False
+    ) -> list[WalRecord]:
+        """Writes ``(observed_ns, source, parts)`` records in one ``writev``, then fsyncs
+        them if ``sync``; numbers them.
+
+        A write or fsync that fails (a full disk) raises; what was written is cut off again
+        and its numbers are given to the next records, so refused writes leave no gap in the
+        log, and a refused request is not replayed."""
+        first_seq = self.next_seq
         out, buffers = [], []
         for observed_ns, source, parts in records:
             src = source.encode()
@@ -185,11 +216,28 @@ class Wal:
             buffers += [struct.pack("<I", crc), rest, src, *parts]
             out.append(WalRecord(self.next_seq, observed_ns, source, tuple(parts)))
             self.next_seq += 1
-        written = _write_all(self._fd, buffers)
         seg = self._segments[-1]
+        try:
+            written = _write_all(self._fd, buffers)
+            if sync:
+                os.fsync(self._fd)
+        except OSError:
+            self.next_seq = first_seq
+            self._cut(seg)
+            raise
         seg.size += written
         seg.last_seq = out[-1].seq if out else seg.last_seq
+        if out and seg.first_written is None:
+            seg.first_written = time.monotonic()
         return out
+
+    def _cut(self, seg: _Segment) -> None:
+        """Cuts what a failed write left after the segment's last whole record. Should that
+        fail too, the bytes stay: recovery finds the next record by its number past them."""
+        try:
+            os.ftruncate(self._fd, seg.size)
+        except OSError:
+            seg.size = os.fstat(self._fd).st_size
 
     def sync(self) -> None:
         if self._fd >= 0:
@@ -197,6 +245,11 @@ class Wal:
 
     def should_rotate(self) -> bool:
         return bool(self._segments) and self._segments[-1].size >= self.segment_bytes
+
+    def open_age(self) -> float:
+        """Seconds since the open segment's first record was written; 0 while it holds none."""
+        first = self._segments[-1].first_written if self._segments else None
+        return 0.0 if first is None else time.monotonic() - first
 
     def release(self, committed_below: int) -> int:
         """Deletes closed segments whose records are all below ``committed_below``."""
@@ -260,7 +313,13 @@ def _incomplete(data: bytes, pos: int) -> bool:
     return pos + _RECORD_HEAD.size + src_len + length > len(data)
 
 
-#: How many record numbers past the last good one a resynchronising search tries.
+#: How many record numbers past the last good one a resynchronising search tries. Numbers
+#: are consecutive in a segment (a failed ``append`` gives its numbers to the next records),
+#: so the next intact record is the first number past the damaged ones: one for a flipped
+#: bit, a few for a lost disk block of small records. Each number tried costs a search of
+#: the rest of the segment, which bounds them.
+#: Limitation: damage that takes more records than this with it loses the rest of its
+#: segment (kept under ``damaged/``, and logged).
 _RESYNC_SEQS = 64
 
 
