@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 
 import polars as pl
@@ -36,6 +37,7 @@ def url(server, signal: str) -> str:
     return f"http://127.0.0.1:{server.ports['otlp']}/v1/{signal}"
 
 
+JSON = {"Content-Type": "application/json"}
 RESOURCE = Resource.create({"service.name": "checkout", "deployment.environment": "test"})
 
 
@@ -226,3 +228,48 @@ def test_deeply_nested_otlp_is_400_and_counted(server):
     assert metric(text, "qlingest_requests_rejected_total", reason="bad_otlp") == 4
     assert metric(text, "qlingest_requests_rejected_total", reason="internal_error") == 0
     assert server.stop() == 0
+
+
+def json_logs(*records: dict, resource: list | None = None) -> bytes:
+    """An OTLP/JSON logs request holding ``records``, under one resource."""
+    scope = {"scopeLogs": [{"logRecords": list(records)}]}
+    if resource is not None:
+        scope["resource"] = {"attributes": resource}
+    return json.dumps({"resourceLogs": [scope]}).encode()
+
+
+def kv(key: str, value: dict) -> dict:
+    return {"key": key, "value": value}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_bodies_that_are_not_strings_are_stored_as_readable_redacted_text(server, tmp_path):
+    """Breaker report s5 S1: a kvlist body was stored base64-encoded, its secrets unredacted."""
+    bodies = {
+        "kvlist": {"kvlistValue": {"values": [kv("token", {"stringValue": "hunter28"})]}},
+        "array": {"arrayValue": {"values": [{"stringValue": "password=hunter29"}]}},
+        "int": {"intValue": "4111111111111111"},
+        "bytes": {"bytesValue": b64("auth password=hunter30")},
+        "bool": {"boolValue": True},
+        "double": {"doubleValue": 1.5},
+        "binary": {"bytesValue": base64.b64encode(b"\xff\x00").decode()},
+    }
+    records = [
+        {"body": body, "attributes": [kv("shape", {"stringValue": shape})]}
+        for shape, body in bodies.items()
+    ]
+    status, _, _ = server.post("/v1/logs", json_logs(*records), JSON, "otlp")
+    assert status == 200 and server.stop() == 0
+
+    rows = {
+        json.loads(r["fields"])["shape"]: r["message"]
+        for r in stored(tmp_path / "store").to_dicts()
+    }
+    assert json.loads(rows["kvlist"]) == {"token": "[REDACTED:secret_param]"}
+    assert json.loads(rows["array"]) == ["password=[REDACTED:secret_param]"]
+    assert rows["int"] == "[REDACTED:credit_card]"
+    assert rows["bytes"] == "auth password=[REDACTED:secret_param]"
+    assert (rows["bool"], rows["double"], rows["binary"]) == ("true", "1.5", "/wA=")

@@ -1,7 +1,7 @@
 """OTLP/HTTP requests (protobuf or JSON) to NDJSON lines the Rust decoder reads.
 
 Log records: severity number to ``severity_number`` (the decoder maps it to a level), body to
-``message``, attributes to top-level keys (they land in ``fields``), resource ``service.name``
+``message`` (as text: a structured body as JSON, so redaction sees every value), attributes to top-level keys (they land in ``fields``), resource ``service.name``
 to ``service``. Spans: category ``trace.spans`` with ids, name, kind, status, start, end and
 duration. Metric points: category ``metrics`` with name, unit, type and value or buckets.
 Records with malformed ids or no data are rejected and reported as partial success.
@@ -163,8 +163,19 @@ def _any_value(v: Any) -> Any:
     if kind == "array_value":
         return [_any_value(x) for x in v.array_value.values]
     if kind == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode()
+        return _bytes_text(v.bytes_value)
     return getattr(v, kind)
+
+
+def _bytes_text(data: bytes) -> str:
+    """Bytes as their UTF-8 text, which redaction can read; base64 only when they are not text.
+
+    Limitation: a secret inside bytes that are not UTF-8 is stored base64-encoded, unredacted.
+    """
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode()
 
 
 def _attributes(kvs: Any) -> dict[str, Any]:
@@ -240,11 +251,16 @@ def _logs(message: Any, out: list[bytes]) -> int:
                     event["level"] = rec.severity_text
                 body = _any_value(rec.body)
                 if body is not None:
-                    event["message"] = body if isinstance(body, str) else _encoder.encode(body)
+                    event["message"] = _text(body)
                 if rec.event_name:
                     event["event_name"] = rec.event_name
                 _emit(out, event, rec.attributes)
     return rejected
+
+
+def _text(body: Any) -> str:
+    """A log body as the text of ``message``: a string as it is, any other value as JSON."""
+    return body if isinstance(body, str) else _encoder.encode(body).decode()
 
 
 def _spans(message: Any, out: list[bytes]) -> int:
