@@ -273,3 +273,19 @@ def test_bodies_that_are_not_strings_are_stored_as_readable_redacted_text(server
     assert rows["int"] == "[REDACTED:credit_card]"
     assert rows["bytes"] == "auth password=[REDACTED:secret_param]"
     assert (rows["bool"], rows["double"], rows["binary"]) == ("true", "1.5", "/wA=")
+
+
+def test_a_400_answer_does_not_echo_a_secret_the_client_sent(server):
+    """Breaker report s5 S2: the parse error quoted a GitHub token and a card number."""
+    token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+    bad_id = json_logs({"traceId": token})
+    bad_time = json_logs({"timeUnixNano": "4111 1111 1111 1111 password=hunter2"})
+    replies = [server.post("/v1/logs", body, JSON, "otlp") for body in (bad_id, bad_time)]
+
+    assert [status for status, _, _ in replies] == [400, 400]
+    first, second = (json.loads(reply)["message"] for _, _, reply in replies)
+    assert "traceId is not hex" in first and "[REDACTED:github_token]" in first
+    assert "[REDACTED:credit_card]" in second and "[REDACTED:secret_param]" in second
+    for secret in (token, "4111", "hunter2"):
+        assert secret not in first + second
+    assert server.stop() == 0

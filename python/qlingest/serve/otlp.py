@@ -20,6 +20,8 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
 
+from qlingest.redact import redact_message
+
 __all__ = ["OtlpError", "Signal", "convert", "error_status", "response"]
 
 SPAN_KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"]
@@ -114,7 +116,9 @@ def response(signal: Signal, converted: Converted, *, json: bool) -> bytes:
 
 
 def error_status(code: int, message: str, *, json: bool) -> bytes:
-    """A ``google.rpc.Status`` body, as OTLP/HTTP answers errors."""
+    """A ``google.rpc.Status`` body, as OTLP/HTTP answers errors. The message is redacted: a
+    parse error quotes the value it could not read, which can be a token or a card number."""
+    message = redact_message(message)
     if json:
         return _encoder.encode({"code": code, "message": message})
     text = message.encode()
