@@ -11,6 +11,7 @@ import time
 
 import pytest
 import zstandard
+from qlingest.serve.http import ChunkedBody
 from serve_helpers import ROOT, ServeProcess, events, metric, stored
 
 
@@ -353,3 +354,63 @@ def test_a_body_arriving_slowly_is_not_cut_by_the_idle_timeout(tmp_path):
             assert s.recv(10) == b""
     finally:
         srv.kill()
+
+
+def chunked(body: bytes, sizes: list[int], extension: bytes = b"") -> bytes:
+    """``body`` in chunks of the given sizes (cycled), each size line with ``extension``."""
+    out, at, i = [], 0, 0
+    while at < len(body):
+        size = sizes[i % len(sizes)]
+        part = body[at : at + size]
+        out.append(b"%x%s\r\n%s\r\n" % (len(part), extension, part))
+        at, i = at + size, i + 1
+    return b"".join(out) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("read", [1, 2, 3, 7, 1000])
+def test_a_chunked_body_decodes_the_same_however_its_reads_are_cut(read):
+    body = events(range(40))
+    wire = chunked(body, [1, 300, 17, 4096], b";ext=1") + b"GET /next"
+    reader = ChunkedBody(1 << 20)
+    ends = [reader.feed(wire[at : at + read]) for at in range(0, len(wire), read)]
+    done = [(i, end) for i, end in enumerate(ends) if end is not None]
+    assert len(done) == 1
+    i, end = done[0]
+    assert wire[i * read + end :] == b"GET /next"
+    assert reader.body() == body
+
+
+def test_a_chunked_body_in_small_reads_costs_linear_time():
+    """Breaker report s5 item 8: each read re-parsed the whole body (40 MB took 6.7 s)."""
+    wire = chunked(b"x" * 4000, [1], b";" + b"e" * 1000)  # 4 MB of framing for 4 KB
+    reader = ChunkedBody(len(wire))
+    started = time.perf_counter()
+    for at in range(0, len(wire), 1024):
+        reader.feed(wire[at : at + 1024])
+    assert time.perf_counter() - started < 1.0
+    assert reader.body() == b"x" * 4000
+
+
+def test_chunk_framing_counts_against_the_body_limit(server):
+    """Breaker report s5 item 8: 1-byte chunks with 1000-byte extensions were not limited."""
+    head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    framed = chunked(b"{}\n" * 100, [1], b";" + b"e" * 1000)  # 300 KB on the wire
+    out = raw(server, head + framed)
+    assert out.startswith(b"HTTP/1.1 413") and b"body_too_large" in out
+    fits = chunked(events(range(10)), [64], b";e=1")
+    assert (
+        raw(server, head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n") + fits)[-15:]
+        == b'{"accepted":10}'
+    )
+    assert server.get("/healthz")[0] == 200
+
+
+def test_a_chunked_post_expecting_100_continue_gets_it(server):
+    head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    head += b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=10) as s:
+        s.sendall(head)
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(chunked(events(range(3)), [100]))
+        out = s.recv(65536)
+    assert out.startswith(b"HTTP/1.1 200") and out.endswith(b'{"accepted":3}')

@@ -5,8 +5,10 @@ Framing follows RFC 9112 strictly: lines end in CRLF (a bare LF is a 400), a req
 body states its length (411 otherwise), and conflicting lengths are a 400.
 
 Requests on one connection are handled one at a time, in order (reading pauses meanwhile), so
-a client that pipelines cannot make the server buffer without bound. A ``Content-Length`` body
-arriving over many reads is kept as the list of reads and joined once, when complete.
+a client that pipelines cannot make the server buffer without bound. A body arriving over many
+reads is read as it comes, each byte looked at once: a ``Content-Length`` body is kept as the
+list of reads and joined once, when complete; a chunked body is decoded read by read, and its
+framing (size lines, extensions, CRLFs) counts against ``max_body_bytes`` with its data.
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 __all__ = ["HttpProtocol", "Request", "Response"]
+
+#: Seconds a connection closed after an answer keeps reading (and dropping) what the client
+#: still sends, so that the client reads the answer rather than a reset.
+LINGER_S = 2.0
+#: Longest chunk size line, extensions included (400 beyond it).
+MAX_CHUNK_LINE = 1024
 
 
 @dataclass(slots=True)
@@ -75,14 +83,12 @@ class HttpProtocol(asyncio.Protocol):
         self.buf = bytearray()
         self.busy = False
         self.closing = False
+        self.lingering = False
         self._continued = False
         self._scanned = 0
-        # A request whose head is parsed and whose body is still arriving, its length, and
-        # the body's reads so far.
+        # A request whose head is parsed and whose body is still arriving, and its reader.
         self._awaiting: tuple[Request, bool] | None = None
-        self._want = 0
-        self._chunks: list[bytes | bytearray] = []
-        self._have = 0
+        self._reader: LengthBody | ChunkedBody | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._active = 0.0
 
@@ -111,24 +117,30 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return
         self._active = time.monotonic()
         if self._awaiting is not None:
-            self._chunks.append(data)
-            self._have += len(data)
-            if self._have >= self._want:
-                self._body_complete()
+            self._body_received(data)
             return
         self.buf += data
         if not self.busy:
             self._next()
 
-    def _body_complete(self) -> None:
-        """Joins the body's reads (one copy) and handles the request; the rest is the next."""
+    def _body_received(self, data: bytes) -> None:
+        """Feeds a read to the body in hand; once complete, handles the request, and what
+        follows the body is the start of the next."""
+        try:
+            end = self._reader.feed(data)  # type: ignore[union-attr]
+        except HttpError as e:
+            self._fail(e)
+            return
+        if end is None:
+            return
         request, keep_alive = self._awaiting  # type: ignore[misc]
-        blob = b"".join(self._chunks)
-        request.body = blob[: self._want] if len(blob) > self._want else blob
-        self.buf = bytearray(blob[self._want :])
-        self._awaiting, self._chunks, self._have = None, [], 0
+        request.body = self._reader.body()  # type: ignore[union-attr]
+        self.buf = bytearray(data[end:])
+        self._awaiting, self._reader = None, None
         self._dispatch(request, keep_alive)
 
     def _arm_idle(self) -> None:
@@ -155,12 +167,15 @@ class HttpProtocol(asyncio.Protocol):
         try:
             parsed = self._parse()
         except HttpError as e:
-            self.on_reject(e.reason)
-            self._send(Response(e.status, f"{e.reason}\n".encode()), close=True)
+            self._fail(e)
             return
         if parsed is None:
             return
         self._dispatch(*parsed)
+
+    def _fail(self, e: HttpError) -> None:
+        self.on_reject(e.reason)
+        self._send(Response(e.status, f"{e.reason}\n".encode()), close=True)
 
     def _dispatch(self, request: Request, keep_alive: bool) -> None:
         self.busy = True
@@ -196,7 +211,20 @@ class HttpProtocol(asyncio.Protocol):
             head.append("Connection: close")
         t.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
         if close:
+            self._linger(t)
+
+    def _linger(self, t: asyncio.Transport) -> None:
+        """Closes after an answer: the sending side at once, the reading side when the client
+        closes or after ``LINGER_S``, dropping what it still sends meanwhile. Closing both at
+        once would answer a client still sending a refused body with a reset, which can
+        destroy the answer before the client reads it."""
+        if not t.can_write_eof():
             t.close()
+            return
+        t.write_eof()
+        self.lingering = True
+        t.resume_reading()
+        asyncio.get_running_loop().call_later(LINGER_S, t.close)
 
     def _parse(self) -> tuple[Request, bool] | None:
         lim = self.limits
@@ -221,24 +249,25 @@ class HttpProtocol(asyncio.Protocol):
             if name == "content-length" and headers.get(name, value) != value:
                 raise HttpError(400, "bad_content_length")
             headers[name] = value
-        body_at = end + 4
-        parsed = self._body(method, headers, body_at)
+        reader = self._body_reader(method, headers)
         conn = headers.get("connection", "").lower()
         keep_alive = conn != "close" and (version == "HTTP/1.1" or conn == "keep-alive")
         request = Request(method, target.split("?", 1)[0], headers)
-        if parsed is None:
-            if self._want:
-                # The head is done; the body's reads are gathered apart from now on.
-                self._awaiting = request, keep_alive
-                self._chunks, self._have = [self.buf[body_at:]], len(self.buf) - body_at
-                self.buf = bytearray()
-                self._continued = False
-                self._scanned = 0
-            return None
-        request.body, consumed = parsed
-        del self.buf[:consumed]
+        body_at = end + 4
         self._continued = False
         self._scanned = 0
+        if reader is None:
+            del self.buf[:body_at]
+            return request, keep_alive
+        body_end = reader.feed(self.buf, body_at)
+        if body_end is None:
+            # The head is done; the body is read apart from now on.
+            self._continue(headers)
+            self._awaiting, self._reader = (request, keep_alive), reader
+            self.buf = bytearray()
+            return None
+        request.body = reader.body()
+        del self.buf[:body_end]
         return request, keep_alive
 
     def _head_end(self) -> int:
@@ -257,15 +286,13 @@ class HttpProtocol(asyncio.Protocol):
         self._scanned = pos
         return -1
 
-    def _body(self, method: str, headers: dict[str, str], at: int) -> tuple[bytes, int] | None:
-        """The body and the bytes the request took, or ``None`` while more must arrive (then
-        ``_want`` is the length of a ``Content-Length`` body, else 0)."""
-        self._want = 0
+    def _body_reader(self, method: str, headers: dict[str, str]) -> LengthBody | ChunkedBody | None:
+        """What reads the request's body, or ``None`` when it has none."""
         if "transfer-encoding" in headers and "content-length" in headers:
             # RFC 9112 6.1: both at once is a smuggling attempt or a broken client.
             raise HttpError(400, "conflicting_length")
         if headers.get("transfer-encoding", "").lower() == "chunked":
-            return self._chunked(at)
+            return ChunkedBody(self.limits.max_body_bytes)
         if "transfer-encoding" in headers:
             raise HttpError(501, "unsupported_transfer_encoding")
         if "content-length" not in headers and method in ("POST", "PUT", "PATCH"):
@@ -278,11 +305,7 @@ class HttpProtocol(asyncio.Protocol):
         length = int(text)
         if length > self.limits.max_body_bytes:
             raise HttpError(413, "body_too_large")
-        if len(self.buf) - at < length:
-            self._continue(headers)
-            self._want = length
-            return None
-        return bytes(self.buf[at : at + length]), at + length
+        return LengthBody(length) if length else None
 
     def _continue(self, headers: dict[str, str]) -> None:
         if self._continued or self.transport is None:
@@ -291,30 +314,84 @@ class HttpProtocol(asyncio.Protocol):
             self._continued = True
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _chunked(self, at: int) -> tuple[bytes, int] | None:
-        parts, pos, total = [], at, 0
-        while True:
-            eol = self.buf.find(b"\r\n", pos, pos + 1024)
-            if eol < 0:
-                if len(self.buf) - pos > 1024:
+
+class LengthBody:
+    """A ``Content-Length`` body: its reads are kept as they come and joined once."""
+
+    def __init__(self, length: int) -> None:
+        self.want = length
+        self.parts: list[bytes | bytearray] = []
+
+    def feed(self, data: bytes | bytearray, pos: int = 0) -> int | None:
+        """Takes ``data[pos:]``; where the body ends in ``data`` once complete, else ``None``."""
+        end = min(len(data), pos + self.want)
+        self.parts.append(data if (pos, end) == (0, len(data)) else data[pos:end])
+        self.want -= end - pos
+        return end if not self.want else None
+
+    def body(self) -> bytes:
+        part = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
+        return part if isinstance(part, bytes) else bytes(part)
+
+
+class ChunkedBody:
+    """A chunked body decoded read by read: each byte is looked at once, only a size line or
+    CRLF cut by the end of a read is carried over (at most ``MAX_CHUNK_LINE`` bytes).
+
+    Data and framing together count against ``limit`` (413 beyond it), so chunk extensions
+    cannot make a small body cost unbounded reading. Trailers are not supported.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[bytes | bytearray] = []
+        self.size = 0  # data and framing so far
+        self._left = 0  # data of the current chunk still to come
+        self._expect = b""  # the CRLF due after a chunk's data, or after the last chunk
+        self._last = False
+        self._carry = b""
+
+    def feed(self, data: bytes | bytearray, pos: int = 0) -> int | None:
+        """Takes ``data[pos:]``; where the body ends in ``data`` once complete, else ``None``."""
+        shift = 0  # where data[pos] is once the carried bytes are put before it
+        if self._carry:
+            shift = len(self._carry) - pos
+            data, pos, self._carry = self._carry + data[pos:], 0, b""
+        while pos < len(data):
+            if self._left:
+                take = min(self._left, len(data) - pos)
+                self.parts.append(data[pos : pos + take])
+                pos, self._left = pos + take, self._left - take
+                self._expect = b"" if self._left else b"\r\n"
+            elif self._expect:
+                if len(data) - pos < 2:
+                    break
+                if data[pos : pos + 2] != b"\r\n":
                     raise HttpError(400, "bad_chunk")
-                return None
-            size = _chunk_size(bytes(self.buf[pos:eol]))
-            total += size
-            if total > self.limits.max_body_bytes:
-                raise HttpError(413, "body_too_large")
-            start = eol + 2
-            if len(self.buf) < start + size + 2:
-                return None
-            if size == 0:
-                # Trailers are not supported; the body ends at the blank line.
-                if self.buf[start : start + 2] != b"\r\n":
-                    raise HttpError(400, "bad_chunk")
-                return b"".join(parts), start + 2
-            if self.buf[start + size : start + size + 2] != b"\r\n":
-                raise HttpError(400, "bad_chunk")
-            parts.append(bytes(self.buf[start : start + size]))
-            pos = start + size + 2
+                pos, self._expect = pos + 2, b""
+                if self._last:
+                    return pos - shift
+            else:
+                eol = data.find(b"\r\n", pos, pos + MAX_CHUNK_LINE + 2)
+                if eol < 0:
+                    if len(data) - pos > MAX_CHUNK_LINE + 1:
+                        raise HttpError(400, "bad_chunk")
+                    break
+                self._chunk(_chunk_size(bytes(data[pos:eol])), eol + 2 - pos)
+                pos = eol + 2
+        self._carry = bytes(data[pos:])
+        return None
+
+    def _chunk(self, size: int, line: int) -> None:
+        """Counts a chunk, its size line and its CRLF; the last chunk has size 0."""
+        self.size += size + line + 2
+        if self.size > self.limit:
+            raise HttpError(413, "body_too_large")
+        self._left, self._last = size, not size
+        self._expect = b"\r\n" if not size else b""
+
+    def body(self) -> bytes:
+        return b"".join(self.parts)
 
 
 def _chunk_size(line: bytes) -> int:
