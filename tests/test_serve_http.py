@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -414,3 +415,27 @@ def test_a_chunked_post_expecting_100_continue_gets_it(server):
         s.sendall(chunked(events(range(3)), [100]))
         out = s.recv(65536)
     assert out.startswith(b"HTTP/1.1 200") and out.endswith(b'{"accepted":3}')
+
+
+def test_a_client_that_pipelines_and_never_reads_stops_being_read(server):
+    """Breaker report s5 item 9: answers to pipelined requests piled up in server memory
+    (+10 MB/s) for as long as the client kept sending without reading."""
+    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def answered() -> float:
+        text = server.get("/metrics")[1]
+        return metric(text, "qlingest_requests_total", code="200", route="/metrics")
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", server.ports["http"]))
+        s.settimeout(1)
+        with contextlib.suppress(TimeoutError):
+            s.sendall(request * 20_000)
+        counts = [answered()]
+        for _ in range(4):
+            time.sleep(0.3)
+            counts.append(answered())
+    # Once the unsent answers pass the bound nothing more is read; only the counting
+    # requests themselves still add one each.
+    assert counts[-1] - counts[-3] == 2 and counts[-1] < 5_000

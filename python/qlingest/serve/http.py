@@ -84,6 +84,7 @@ class HttpProtocol(asyncio.Protocol):
         self.busy = False
         self.closing = False
         self.lingering = False
+        self.write_paused = False
         self._continued = False
         self._scanned = 0
         # A request whose head is parsed and whose body is still arriving, and its reader.
@@ -194,9 +195,25 @@ class HttpProtocol(asyncio.Protocol):
         if close or self.transport is None or self.transport.is_closing():
             return
         self._arm_idle()
-        self.transport.resume_reading()
+        if not self.write_paused:
+            self._read_on()
+
+    def _read_on(self) -> None:
+        """Reads again after an answer: first the requests already buffered."""
+        self.transport.resume_reading()  # type: ignore[union-attr]
         if self.buf:
             self._next()
+
+    def pause_writing(self) -> None:
+        """Answers not yet sent passed the write buffer's high mark: a client that pipelines
+        and does not read its answers is not read from until it does."""
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        t = self.transport
+        if not self.busy and not self.lingering and t is not None and not t.is_closing():
+            self._read_on()
 
     def _send(self, response: Response, *, close: bool) -> None:
         t = self.transport

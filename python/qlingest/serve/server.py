@@ -538,6 +538,7 @@ class TcpProtocol(asyncio.Protocol):
         self.skipping = False
         self.chunks: asyncio.Queue[bytes] = asyncio.Queue()
         self.paused = False
+        self.write_paused = False
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task | None = None
 
@@ -590,6 +591,17 @@ class TcpProtocol(asyncio.Protocol):
             self.paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
 
+    def pause_writing(self) -> None:
+        """Answers not yet sent passed the write buffer's high mark: the client is not read
+        from until it reads them."""
+        self.write_paused = True
+        self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.paused and self.transport and not self.transport.is_closing():
+            self.transport.resume_reading()
+
     async def _consume(self) -> None:
         while chunk := await self.chunks.get():
             self.busy = True
@@ -608,7 +620,8 @@ class TcpProtocol(asyncio.Protocol):
             self.busy = False
             if self.paused and self.chunks.qsize() <= 2 and self.transport:
                 self.paused = False
-                self.transport.resume_reading()
+                if not self.write_paused:
+                    self.transport.resume_reading()
             if self.server.stopping and self.chunks.empty():
                 self.close_when_idle()
         # The end of the input: after a half-close the answers are all written by now.
