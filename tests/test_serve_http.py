@@ -4,6 +4,7 @@ import contextlib
 import gzip
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -72,7 +73,9 @@ def test_bad_requests_get_the_right_status_and_are_counted(server):
 
     socks = [socket.create_connection(("127.0.0.1", server.ports["http"])) for _ in range(8)]
     try:
+        # Beyond the limit only health checks are answered.
         extra = socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=5)
+        extra.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         assert extra.recv(100).startswith(b"HTTP/1.1 503")
         extra.close()
     finally:
@@ -439,3 +442,79 @@ def test_a_client_that_pipelines_and_never_reads_stops_being_read(server):
     # Once the unsent answers pass the bound nothing more is read; only the counting
     # requests themselves still add one each.
     assert counts[-1] - counts[-3] == 2 and counts[-1] < 5_000
+
+
+@pytest.fixture
+def strict(tmp_path):
+    """A server with 4 connections, 1 s to send a request and 1 s of idleness allowed."""
+    config = "[serve]\nmax_connections = 4\nidle_timeout_s = 1.0\nrequest_timeout_s = 1.0\n"
+    srv = ServeProcess(tmp_path / "store", config, tcp=True)
+    yield srv
+    if srv.proc.poll() is None:
+        srv.kill()
+
+
+def slow_body(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+    return s
+
+
+def trickle(s: socket.socket, piece: bytes) -> bytes:
+    """Sends ``piece`` every 0.2 s (often enough for the idle timeout never to fire) until
+    the server answers or closes; what it sent."""
+    for _ in range(20):
+        s.sendall(piece)
+        if select.select([s], [], [], 0.2)[0]:
+            return s.recv(100)
+    raise AssertionError("no answer in 4 s")
+
+
+def test_a_body_arriving_too_slowly_gets_408_at_the_request_deadline(strict):
+    """Breaker report s5 item 10: a body at 1 byte/s held its connection for ever."""
+    with slow_body(strict.ports["http"]) as s:
+        started = time.monotonic()
+        out = trickle(s, b" ")
+    assert out.startswith(b"HTTP/1.1 408") and 1.0 <= time.monotonic() - started < 2.5
+    text = strict.get("/metrics")[1]
+    assert metric(text, "qlingest_requests_rejected_total", reason="request_timeout") == 1
+
+
+def test_health_checks_answer_while_every_connection_is_held(strict):
+    """Breaker report s5 item 10: four slow bodies made /healthz answer 503."""
+    held = [slow_body(strict.ports["http"]) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        assert strict.get("/healthz") == (200, b"ok\n")
+        assert strict.get("/readyz")[0] == 200
+        assert strict.post("/v1/events", events(range(3)))[0] == 503
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_idle_tcp_connections_are_closed_and_do_not_lock_out_health_checks(strict):
+    """Breaker report s5 item 10: idle TCP sockets had no timeout and took every slot."""
+    idle = [socket.create_connection(("127.0.0.1", strict.ports["tcp"])) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        assert strict.get("/healthz")[0] == 200
+        for s in idle:
+            s.settimeout(3)
+            assert s.recv(10) == b""  # closed by the server after the idle timeout
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_a_tcp_line_arriving_too_slowly_is_dropped_and_the_connection_closed(strict, tmp_path):
+    with socket.create_connection(("127.0.0.1", strict.ports["tcp"]), timeout=5) as s:
+        s.sendall(events(range(2)))
+        assert s.recv(100) == b"ok 2\n"
+        started = time.monotonic()
+        assert trickle(s, b'{"msg":') == b""  # a line that never ends
+    assert 1.0 <= time.monotonic() - started < 2.5
+    text = strict.get("/metrics")[1]
+    assert metric(text, "qlingest_requests_rejected_total", reason="request_timeout") == 1
+    assert strict.stop() == 0
+    assert stored(tmp_path / "store").height == 2

@@ -24,6 +24,12 @@ __all__ = ["HttpProtocol", "Request", "Response"]
 #: Seconds a connection closed after an answer keeps reading (and dropping) what the client
 #: still sends, so that the client reads the answer rather than a reset.
 LINGER_S = 2.0
+#: Connections accepted beyond ``max_connections`` for health checks alone: each answers one
+#: request for a path of ``HEALTH_PATHS`` (503 to any other), sent within ``PROBE_TIMEOUT_S``
+#: of connecting, and is closed.
+PROBE_SLOTS = 8
+PROBE_TIMEOUT_S = 2.0
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 #: Longest chunk size line, extensions included (400 beyond it).
 MAX_CHUNK_LINE = 1024
 
@@ -51,6 +57,8 @@ class Limits:
     max_body_bytes: int
     idle_timeout_s: float
     max_connections: int
+    #: A request's head and body must be in within this many seconds of its first byte.
+    request_timeout_s: float = 30.0
 
 
 class HttpError(Exception):
@@ -74,11 +82,14 @@ class HttpProtocol(asyncio.Protocol):
         limits: Limits,
         on_reject: Callable[[str], None],
         connections: set[HttpProtocol],
+        probes: set[HttpProtocol] | None = None,
     ) -> None:
         self.handler = handler
         self.limits = limits
         self.on_reject = on_reject
         self.connections = connections
+        self.probes = probes
+        self.probe = False
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
         self.busy = False
@@ -92,19 +103,29 @@ class HttpProtocol(asyncio.Protocol):
         self._reader: LengthBody | ChunkedBody | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._active = 0.0
+        self._deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        if len(self.connections) >= self.limits.max_connections:
+        if len(self.connections) < self.limits.max_connections:
+            self.connections.add(self)
+            self._arm_idle()
+            return
+        if self.probes is None or len(self.probes) >= PROBE_SLOTS:
             self.refuse(503, "too_many_connections")
             return
-        self.connections.add(self)
-        self._arm_idle()
+        # Slow or idle clients holding every connection must not take health checks down.
+        self.probe = True
+        self.probes.add(self)
+        self._begin()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connections.discard(self)
-        if self._idle:
-            self._idle.cancel()
+        if self.probes is not None:
+            self.probes.discard(self)
+        for timer in (self._idle, self._deadline):
+            if timer:
+                timer.cancel()
 
     def refuse(self, status: int, reason: str) -> None:
         """Answers without reading a request (too many connections) and closes."""
@@ -126,6 +147,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.buf += data
         if not self.busy:
+            self._begin()
             self._next()
 
     def _body_received(self, data: bytes) -> None:
@@ -163,6 +185,25 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.transport.close()
 
+    def _begin(self) -> None:
+        """Starts the clock of the request whose first bytes are in (of a health check
+        connection: at connecting); it must be whole before the deadline."""
+        if self._deadline is None:
+            timeout = PROBE_TIMEOUT_S if self.probe else self.limits.request_timeout_s
+            loop = asyncio.get_running_loop()
+            self._deadline = loop.call_later(timeout, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        """A request too slow to arrive (a slow or stalled client holding a connection) gets
+        408 and the connection closes; on a health check connection, the 503 of the limit."""
+        self._deadline = None
+        if self.busy or not self.transport or self.transport.is_closing():
+            return
+        if self.probe:
+            self.refuse(503, "too_many_connections")
+        else:
+            self._fail(HttpError(408, "request_timeout"))
+
     def _next(self) -> None:
         """Parses one complete request from the buffer, if there is one, and handles it."""
         try:
@@ -179,18 +220,25 @@ class HttpProtocol(asyncio.Protocol):
         self._send(Response(e.status, f"{e.reason}\n".encode()), close=True)
 
     def _dispatch(self, request: Request, keep_alive: bool) -> None:
+        if self._deadline:
+            self._deadline.cancel()
+            self._deadline = None
         self.busy = True
         self.transport.pause_reading()  # type: ignore[union-attr]
         asyncio.get_running_loop().create_task(self._handle(request, keep_alive))
 
     async def _handle(self, request: Request, keep_alive: bool) -> None:
         try:
-            response = await self.handler(request)
+            if self.probe and request.path not in HEALTH_PATHS:
+                self.on_reject("too_many_connections")
+                response = Response(503, b"too_many_connections\n")
+            else:
+                response = await self.handler(request)
         except Exception:
             self.on_reject("internal_error")
             response = Response(500, b"internal error\n")
         self.busy = False
-        close = not keep_alive or self.closing
+        close = not keep_alive or self.closing or self.probe
         self._send(response, close=close)
         if close or self.transport is None or self.transport.is_closing():
             return
@@ -202,6 +250,7 @@ class HttpProtocol(asyncio.Protocol):
         """Reads again after an answer: first the requests already buffered."""
         self.transport.resume_reading()  # type: ignore[union-attr]
         if self.buf:
+            self._begin()
             self._next()
 
     def pause_writing(self) -> None:

@@ -98,6 +98,7 @@ class Server:
         self.queue_bytes = 0
         self._processed_below = 0
         self._connections: set = set()
+        self._probes: set = set()  # health checks beyond max_connections
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: list[asyncio.Task] = []
         self._stop = asyncio.Event()
@@ -173,11 +174,12 @@ class Server:
             self.cfg.max_body_bytes,
             self.cfg.idle_timeout_s,
             self.cfg.max_connections,
+            self.cfg.request_timeout_s,
         )
         ports: dict[str, int] = {}
 
         def http():
-            return HttpProtocol(self._route, limits, self._reject, self._connections)
+            return HttpProtocol(self._route, limits, self._reject, self._connections, self._probes)
 
         receivers = (
             ("http", self.cfg.http_port, http),
@@ -529,7 +531,9 @@ class Server:
 class TcpProtocol(asyncio.Protocol):
     """Newline-delimited JSON; each chunk of whole lines is answered ``ok <lines>`` once logged.
 
-    When the queue is full the server stops reading this socket until it drains.
+    When the queue is full the server stops reading this socket until it drains. A connection
+    that sends nothing for ``idle_timeout_s`` with nothing in hand is closed, and so is one
+    whose line has been arriving for longer than ``request_timeout_s`` (that line is dropped).
     """
 
     def __init__(self, server: Server) -> None:
@@ -550,10 +554,14 @@ class TcpProtocol(asyncio.Protocol):
             return
         self.busy = False
         self.server._connections.add(self)
-        self.task = asyncio.get_running_loop().create_task(self._consume())
+        loop = asyncio.get_running_loop()
+        self.task = loop.create_task(self._consume())
+        self._active, self._line_since = time.monotonic(), None
+        self._idle = loop.call_later(self.server.cfg.idle_timeout_s, self._on_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._connections.discard(self)
+        self._idle.cancel()
         if self.buf and not self.skipping:
             self.chunks.put_nowait(bytes(self.buf) + b"\n")
         self.chunks.put_nowait(b"")
@@ -571,13 +579,50 @@ class TcpProtocol(asyncio.Protocol):
         if self.transport and not self.busy and self.chunks.empty():
             self.transport.close()
 
+    def _on_idle(self) -> None:
+        """Closes the connection once it has sent nothing for ``idle_timeout_s`` and nothing
+        of it is in hand: not a chunk waiting or being logged, nor reading paused by us."""
+        t, timeout = self.transport, self.server.cfg.idle_timeout_s
+        if t is None or t.is_closing():
+            return
+        quiet = time.monotonic() - self._active
+        held = self.busy or not self.chunks.empty() or self.paused or self.write_paused
+        if quiet >= timeout and not held:
+            self._close_dropping_line()
+            return
+        delay = timeout - quiet if quiet < timeout else timeout
+        self._idle = asyncio.get_running_loop().call_later(delay, self._on_idle)
+
+    def _close_dropping_line(self) -> None:
+        """Closes; an unfinished line was never acknowledged and is not taken as a last line."""
+        self.buf.clear()
+        self.skipping = True
+        self.transport.close()  # type: ignore[union-attr]
+
+    def _line_deadline(self, ended: bool) -> bool:
+        """Times the line in progress; ``False`` (and the connection closed) when it has been
+        arriving for longer than ``request_timeout_s``."""
+        now = time.monotonic()
+        self._active = now
+        if not (self.buf or self.skipping):
+            self._line_since = None
+        elif ended or self._line_since is None:
+            self._line_since = now
+        elif now - self._line_since > self.server.cfg.request_timeout_s:
+            self.server._reject("request_timeout")
+            self._close_dropping_line()
+            return False
+        return True
+
     def data_received(self, data: bytes) -> None:
         limit = self.server.config.input.max_line_bytes
+        skipped = False
         if self.skipping:
             end = data.find(b"\n")
             if end < 0:
+                self._line_deadline(False)
                 return
-            data, self.skipping = data[end + 1 :], False
+            data, self.skipping, skipped = data[end + 1 :], False, True
         self.buf += data
         cut = self.buf.rfind(b"\n")
         if cut >= 0:
@@ -587,6 +632,8 @@ class TcpProtocol(asyncio.Protocol):
             self.server._reject("line_too_long")
             self.buf.clear()
             self.skipping = True
+        if not self._line_deadline(skipped or cut >= 0):
+            return
         if self.chunks.qsize() > 8 and not self.paused:
             self.paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
