@@ -453,6 +453,8 @@ def strict(tmp_path):
     yield srv
     if srv.proc.poll() is None:
         srv.kill()
+    for pipe in (srv.proc.stdout, srv.proc.stderr):
+        pipe.close()
 
 
 def slow_body(port: int) -> socket.socket:
@@ -496,9 +498,10 @@ def test_health_checks_answer_while_every_connection_is_held(strict):
 
 def test_idle_tcp_connections_are_closed_and_do_not_lock_out_health_checks(strict):
     """Breaker report s5 item 10: idle TCP sockets had no timeout and took every slot."""
-    idle = [socket.create_connection(("127.0.0.1", strict.ports["tcp"])) for _ in range(4)]
+    idle = [socket.create_connection(("127.0.0.1", strict.ports["tcp"])) for _ in range(5)]
     try:
-        time.sleep(0.2)
+        idle[-1].settimeout(3)
+        assert idle[-1].recv(10) == b""  # the fifth, beyond the limit, is closed at once
         assert strict.get("/healthz")[0] == 200
         for s in idle:
             s.settimeout(3)
@@ -506,6 +509,9 @@ def test_idle_tcp_connections_are_closed_and_do_not_lock_out_health_checks(stric
     finally:
         for s in idle:
             s.close()
+    strict.proc.send_signal(signal.SIGTERM)
+    assert strict.proc.wait(10) == 0
+    assert "Traceback" not in strict.proc.stderr.read().decode()
 
 
 def test_a_tcp_line_arriving_too_slowly_is_dropped_and_the_connection_closed(strict, tmp_path):

@@ -128,9 +128,10 @@ class HttpProtocol(asyncio.Protocol):
                 timer.cancel()
 
     def refuse(self, status: int, reason: str) -> None:
-        """Answers without reading a request (too many connections) and closes."""
+        """Answers without reading a request (too many connections) and closes at once: a
+        flood of connections must not be kept open to linger."""
         self.on_reject(reason)
-        self._send(Response(status, f"{reason}\n".encode()), close=True)
+        self._send(Response(status, f"{reason}\n".encode()), close=True, linger=False)
 
     def close_when_idle(self) -> None:
         """Graceful shutdown: close now if idle, else after the request in hand."""
@@ -264,7 +265,7 @@ class HttpProtocol(asyncio.Protocol):
         if not self.busy and not self.lingering and t is not None and not t.is_closing():
             self._read_on()
 
-    def _send(self, response: Response, *, close: bool) -> None:
+    def _send(self, response: Response, *, close: bool, linger: bool = True) -> None:
         t = self.transport
         if t is None or t.is_closing():
             return
@@ -276,8 +277,10 @@ class HttpProtocol(asyncio.Protocol):
         if close:
             head.append("Connection: close")
         t.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
-        if close:
+        if close and linger:
             self._linger(t)
+        elif close:
+            t.close()
 
     def _linger(self, t: asyncio.Transport) -> None:
         """Closes after an answer: the sending side at once, the reading side when the client

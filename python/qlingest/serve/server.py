@@ -546,6 +546,7 @@ class TcpProtocol(asyncio.Protocol):
         self.write_paused = False
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task | None = None
+        self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -562,7 +563,8 @@ class TcpProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._connections.discard(self)
-        self._idle.cancel()
+        if self._idle:
+            self._idle.cancel()
         if self.buf and not self.skipping:
             self.chunks.put_nowait(bytes(self.buf) + b"\n")
         self.chunks.put_nowait(b"")
@@ -582,12 +584,13 @@ class TcpProtocol(asyncio.Protocol):
 
     def _on_idle(self) -> None:
         """Closes the connection once it has sent nothing for ``idle_timeout_s`` and nothing
-        of it is in hand: not a chunk waiting or being logged, nor reading paused by us."""
+        of it is in hand: not a chunk waiting or being logged, nor reading paused for a full
+        queue (a client that does not read its answers is idle, though)."""
         t, timeout = self.transport, self.server.cfg.idle_timeout_s
         if t is None or t.is_closing():
             return
         quiet = time.monotonic() - self._active
-        held = self.busy or not self.chunks.empty() or self.paused or self.write_paused
+        held = self.busy or not self.chunks.empty() or self.paused
         if quiet >= timeout and not held:
             self._close_dropping_line()
             return
