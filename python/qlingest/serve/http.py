@@ -217,8 +217,10 @@ class HttpProtocol(asyncio.Protocol):
         self._dispatch(*parsed)
 
     def _fail(self, e: HttpError) -> None:
+        """Refuses the request in hand and closes; a health check connection does not linger,
+        so its slot is free at once."""
         self.on_reject(e.reason)
-        self._send(Response(e.status, f"{e.reason}\n".encode()), close=True)
+        self._send(Response(e.status, f"{e.reason}\n".encode()), close=True, linger=not self.probe)
 
     def _dispatch(self, request: Request, keep_alive: bool) -> None:
         if self._deadline:
@@ -230,11 +232,7 @@ class HttpProtocol(asyncio.Protocol):
 
     async def _handle(self, request: Request, keep_alive: bool) -> None:
         try:
-            if self.probe and request.path not in HEALTH_PATHS:
-                self.on_reject("too_many_connections")
-                response = Response(503, b"too_many_connections\n")
-            else:
-                response = await self.handler(request)
+            response = await self.handler(request)
         except Exception:
             self.on_reject("internal_error")
             response = Response(500, b"internal error\n")
@@ -309,6 +307,9 @@ class HttpProtocol(asyncio.Protocol):
         if len(parts) != 3 or not _http1(parts[2]):
             raise HttpError(400, "bad_request_line")
         method, target, version = parts
+        if self.probe and target.split("?", 1)[0] not in HEALTH_PATHS:
+            # Refused before its body is read: these connections are beyond the limit.
+            raise HttpError(503, "too_many_connections")
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, sep, value = line.partition(":")
