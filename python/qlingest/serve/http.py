@@ -410,6 +410,10 @@ class ChunkedBody:
 
     Data and framing together count against ``limit`` (413 beyond it), so chunk extensions
     cannot make a small body cost unbounded reading. Trailers are not supported.
+
+    Limitation: each chunk costs about 1.3 µs of the event loop, so the smallest chunks cost
+    the most: 16 MiB sent as 1-byte chunks takes about 3.8 s (at most ~75 ms per read), 8 KiB
+    chunks 0.02 s. Small chunks are not refused, since streaming clients send them.
     """
 
     def __init__(self, limit: int) -> None:
