@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -11,6 +13,8 @@ import time
 
 import pytest
 import zstandard
+from qlingest.serve.http import ChunkedBody
+from qlingest.serve.server import count_events
 from serve_helpers import ROOT, ServeProcess, events, metric, stored
 
 
@@ -70,7 +74,9 @@ def test_bad_requests_get_the_right_status_and_are_counted(server):
 
     socks = [socket.create_connection(("127.0.0.1", server.ports["http"])) for _ in range(8)]
     try:
+        # Beyond the limit only health checks are answered.
         extra = socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=5)
+        extra.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
         assert extra.recv(100).startswith(b"HTTP/1.1 503")
         extra.close()
     finally:
@@ -353,3 +359,199 @@ def test_a_body_arriving_slowly_is_not_cut_by_the_idle_timeout(tmp_path):
             assert s.recv(10) == b""
     finally:
         srv.kill()
+
+
+def chunked(body: bytes, sizes: list[int], extension: bytes = b"") -> bytes:
+    """``body`` in chunks of the given sizes (cycled), each size line with ``extension``."""
+    out, at, i = [], 0, 0
+    while at < len(body):
+        size = sizes[i % len(sizes)]
+        part = body[at : at + size]
+        out.append(b"%x%s\r\n%s\r\n" % (len(part), extension, part))
+        at, i = at + size, i + 1
+    return b"".join(out) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize("read", [1, 2, 3, 7, 1000])
+def test_a_chunked_body_decodes_the_same_however_its_reads_are_cut(read):
+    body = events(range(40))
+    wire = chunked(body, [1, 300, 17, 4096], b";ext=1") + b"GET /next"
+    reader = ChunkedBody(1 << 20)
+    ends = [reader.feed(wire[at : at + read]) for at in range(0, len(wire), read)]
+    done = [(i, end) for i, end in enumerate(ends) if end is not None]
+    assert len(done) == 1
+    i, end = done[0]
+    assert wire[i * read + end :] == b"GET /next"
+    assert reader.body() == body
+
+
+def test_a_chunked_body_in_small_reads_costs_linear_time():
+    """Breaker report s5 item 8: each read re-parsed the whole body (40 MB took 6.7 s)."""
+    wire = chunked(b"x" * 4000, [1], b";" + b"e" * 1000)  # 4 MB of framing for 4 KB
+    reader = ChunkedBody(len(wire))
+    started = time.perf_counter()
+    for at in range(0, len(wire), 1024):
+        reader.feed(wire[at : at + 1024])
+    assert time.perf_counter() - started < 1.0
+    assert reader.body() == b"x" * 4000
+
+
+def test_chunk_framing_counts_against_the_body_limit(server):
+    """Breaker report s5 item 8: 1-byte chunks with 1000-byte extensions were not limited."""
+    head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    framed = chunked(b"{}\n" * 100, [1], b";" + b"e" * 1000)  # 300 KB on the wire
+    out = raw(server, head + framed)
+    assert out.startswith(b"HTTP/1.1 413") and b"body_too_large" in out
+    fits = chunked(events(range(10)), [64], b";e=1")
+    assert (
+        raw(server, head.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n") + fits)[-15:]
+        == b'{"accepted":10}'
+    )
+    assert server.get("/healthz")[0] == 200
+
+
+def test_a_chunked_post_expecting_100_continue_gets_it(server):
+    head = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+    head += b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=10) as s:
+        s.sendall(head)
+        assert s.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(chunked(events(range(3)), [100]))
+        out = s.recv(65536)
+    assert out.startswith(b"HTTP/1.1 200") and out.endswith(b'{"accepted":3}')
+
+
+def test_a_client_that_pipelines_and_never_reads_stops_being_read(server):
+    """Breaker report s5 item 9: answers to pipelined requests piled up in server memory
+    (+10 MB/s) for as long as the client kept sending without reading."""
+    request = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def answered() -> float:
+        text = server.get("/metrics")[1]
+        return metric(text, "qlingest_requests_total", code="200", route="/metrics")
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", server.ports["http"]))
+        s.settimeout(1)
+        with contextlib.suppress(TimeoutError):
+            s.sendall(request * 20_000)
+        counts = [answered()]
+        for _ in range(4):
+            time.sleep(0.3)
+            counts.append(answered())
+    # Once the unsent answers pass the bound nothing more is read; only the counting
+    # requests themselves still add one each.
+    assert counts[-1] - counts[-3] == 2 and counts[-1] < 5_000
+
+
+@pytest.fixture
+def strict(tmp_path):
+    """A server with 4 connections, 1 s to send a request and 1 s of idleness allowed."""
+    config = "[serve]\nmax_connections = 4\nidle_timeout_s = 1.0\nrequest_timeout_s = 1.0\n"
+    srv = ServeProcess(tmp_path / "store", config, tcp=True)
+    yield srv
+    if srv.proc.poll() is None:
+        srv.kill()
+    for pipe in (srv.proc.stdout, srv.proc.stderr):
+        pipe.close()
+
+
+def slow_body(port: int) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+    return s
+
+
+def trickle(s: socket.socket, piece: bytes) -> bytes:
+    """Sends ``piece`` every 0.2 s (often enough for the idle timeout never to fire) until
+    the server answers or closes; what it sent."""
+    for _ in range(20):
+        s.sendall(piece)
+        if select.select([s], [], [], 0.2)[0]:
+            return s.recv(100)
+    raise AssertionError("no answer in 4 s")
+
+
+def test_a_body_arriving_too_slowly_gets_408_at_the_request_deadline(strict):
+    """Breaker report s5 item 10: a body at 1 byte/s held its connection for ever."""
+    with slow_body(strict.ports["http"]) as s:
+        started = time.monotonic()
+        out = trickle(s, b" ")
+    assert out.startswith(b"HTTP/1.1 408") and 0.8 <= time.monotonic() - started < 2.5
+    text = strict.get("/metrics")[1]
+    assert metric(text, "qlingest_requests_rejected_total", reason="request_timeout") == 1
+
+
+def test_health_checks_answer_while_every_connection_is_held(strict):
+    """Breaker report s5 item 10: four slow bodies made /healthz answer 503."""
+    held = [slow_body(strict.ports["http"]) for _ in range(4)]
+    try:
+        time.sleep(0.2)
+        assert strict.get("/healthz") == (200, b"ok\n")
+        assert strict.get("/readyz")[0] == 200
+        assert strict.post("/v1/events", events(range(3)))[0] == 503
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_idle_tcp_connections_are_closed_and_do_not_lock_out_health_checks(strict):
+    """Breaker report s5 item 10: idle TCP sockets had no timeout and took every slot."""
+    idle = [socket.create_connection(("127.0.0.1", strict.ports["tcp"])) for _ in range(5)]
+    try:
+        idle[-1].settimeout(3)
+        assert idle[-1].recv(10) == b""  # the fifth, beyond the limit, is closed at once
+        assert strict.get("/healthz")[0] == 200
+        for s in idle:
+            s.settimeout(3)
+            assert s.recv(10) == b""  # closed by the server after the idle timeout
+    finally:
+        for s in idle:
+            s.close()
+    strict.proc.send_signal(signal.SIGTERM)
+    assert strict.proc.wait(10) == 0
+    assert "Traceback" not in strict.proc.stderr.read().decode()
+
+
+def test_a_tcp_line_arriving_too_slowly_is_dropped_and_the_connection_closed(strict, tmp_path):
+    with socket.create_connection(("127.0.0.1", strict.ports["tcp"]), timeout=5) as s:
+        s.sendall(events(range(2)))
+        assert s.recv(100) == b"ok 2\n"
+        started = time.monotonic()
+        assert trickle(s, b'{"msg":') == b""  # a line that never ends
+    assert 0.8 <= time.monotonic() - started < 2.5
+    text = strict.get("/metrics")[1]
+    assert metric(text, "qlingest_requests_rejected_total", reason="request_timeout") == 1
+    assert strict.stop() == 0
+    assert stored(tmp_path / "store").height == 2
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.1x", b"HTTP/1.", b"HTTP/1.10", b"HTTP/2.0"])
+def test_a_request_line_with_a_malformed_version_is_400(server, version):
+    out = raw(server, b"GET /healthz " + version + b"\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400") and b"bad_request_line" in out
+
+
+@pytest.mark.parametrize(
+    ("data", "n"),
+    [(b"", 0), (b"\n", 0), (b"a", 1), (b"a\n\n", 1), (b"\r\n \t\na\n", 1), (b"a\n b\n\x0c\nc", 3)],
+)
+def test_count_events_leaves_out_blank_lines(data, n):
+    assert count_events(data) == n
+
+
+def test_accepted_counts_leave_out_blank_lines(tmp_path):
+    """Breaker report s5 (minor): ``accepted`` and ``ok N`` counted blank lines as events."""
+    srv = ServeProcess(tmp_path / "store", tcp=True)
+    try:
+        body = b"\n" + events(range(3)).replace(b"\n", b"\n\r\n  \n")
+        assert srv.post("/v1/events", body)[2] == b'{"accepted":3}'
+        with socket.create_connection(("127.0.0.1", srv.ports["tcp"]), timeout=5) as s:
+            s.sendall(body)
+            assert s.recv(100) == b"ok 3\n"
+        assert srv.stop() == 0
+        assert stored(tmp_path / "store").height == 6
+    finally:
+        if srv.proc.poll() is None:
+            srv.kill()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import json
 
 import polars as pl
@@ -36,6 +37,7 @@ def url(server, signal: str) -> str:
     return f"http://127.0.0.1:{server.ports['otlp']}/v1/{signal}"
 
 
+JSON = {"Content-Type": "application/json"}
 RESOURCE = Resource.create({"service.name": "checkout", "deployment.environment": "test"})
 
 
@@ -226,3 +228,76 @@ def test_deeply_nested_otlp_is_400_and_counted(server):
     assert metric(text, "qlingest_requests_rejected_total", reason="bad_otlp") == 4
     assert metric(text, "qlingest_requests_rejected_total", reason="internal_error") == 0
     assert server.stop() == 0
+
+
+def json_logs(*records: dict, resource: list | None = None) -> bytes:
+    """An OTLP/JSON logs request holding ``records``, under one resource."""
+    scope = {"scopeLogs": [{"logRecords": list(records)}]}
+    if resource is not None:
+        scope["resource"] = {"attributes": resource}
+    return json.dumps({"resourceLogs": [scope]}).encode()
+
+
+def kv(key: str, value: dict) -> dict:
+    return {"key": key, "value": value}
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def test_bodies_that_are_not_strings_are_stored_as_readable_redacted_text(server, tmp_path):
+    """Breaker report s5 S1: a kvlist body was stored base64-encoded, its secrets unredacted."""
+    bodies = {
+        "kvlist": {"kvlistValue": {"values": [kv("token", {"stringValue": "hunter28"})]}},
+        "array": {"arrayValue": {"values": [{"stringValue": "password=hunter29"}]}},
+        "int": {"intValue": "4111111111111111"},
+        "bytes": {"bytesValue": b64("auth password=hunter30")},
+        "bool": {"boolValue": True},
+        "double": {"doubleValue": 1.5},
+        "binary": {"bytesValue": base64.b64encode(b"\xff\x00").decode()},
+    }
+    records = [
+        {"body": body, "attributes": [kv("shape", {"stringValue": shape})]}
+        for shape, body in bodies.items()
+    ]
+    status, _, _ = server.post("/v1/logs", json_logs(*records), JSON, "otlp")
+    assert status == 200 and server.stop() == 0
+
+    rows = {
+        json.loads(r["fields"])["shape"]: r["message"]
+        for r in stored(tmp_path / "store").to_dicts()
+    }
+    assert json.loads(rows["kvlist"]) == {"token": "[REDACTED:secret_param]"}
+    assert json.loads(rows["array"]) == ["password=[REDACTED:secret_param]"]
+    assert rows["int"] == "[REDACTED:credit_card]"
+    assert rows["bytes"] == "auth password=[REDACTED:secret_param]"
+    assert (rows["bool"], rows["double"], rows["binary"]) == ("true", "1.5", "/wA=")
+
+
+def test_a_400_answer_does_not_echo_a_secret_the_client_sent(server):
+    """Breaker report s5 S2: the parse error quoted a GitHub token and a card number."""
+    token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
+    bad_id = json_logs({"traceId": token})
+    bad_time = json_logs({"timeUnixNano": "4111 1111 1111 1111 password=hunter2"})
+    replies = [server.post("/v1/logs", body, JSON, "otlp") for body in (bad_id, bad_time)]
+
+    assert [status for status, _, _ in replies] == [400, 400]
+    first, second = (json.loads(reply)["message"] for _, _, reply in replies)
+    assert "traceId is not hex" in first and "[REDACTED:github_token]" in first
+    assert "[REDACTED:credit_card]" in second and "[REDACTED:secret_param]" in second
+    for secret in (token, "4111", "hunter2"):
+        assert secret not in first + second
+    assert server.stop() == 0
+
+
+def test_a_service_name_that_is_not_a_string_stays_in_the_resource(server, tmp_path):
+    """Breaker report s5 (minor): it was dropped from both ``service`` and ``fields``."""
+    resource = [kv("service.name", {"intValue": "42"}), kv("team", {"stringValue": "a"})]
+    body = json_logs({"body": {"stringValue": "hello"}}, resource=resource)
+    assert server.post("/v1/logs", body, JSON, "otlp")[0] == 200
+    assert server.stop() == 0
+
+    (row,) = stored(tmp_path / "store").to_dicts()
+    assert row["service"] is None
+    assert json.loads(row["fields"])["resource"] == {"service.name": 42, "team": "a"}

@@ -126,8 +126,12 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     wal_record_bytes: int = 8 << 20
     #: Seconds to drain and commit on SIGTERM/SIGINT before giving up (the log keeps the rest).
     shutdown_deadline_s: float = 30.0
-    #: Idle keep-alive connections are closed after this many seconds.
+    #: Connections that send nothing for this many seconds are closed: HTTP keep-alive
+    #: connections between requests and TCP connections with nothing in hand.
     idle_timeout_s: float = 60.0
+    #: An HTTP request's head and body, or a TCP line, must arrive within this many seconds
+    #: of its first byte (HTTP answers 408), so slow clients cannot hold connections forever.
+    request_timeout_s: float = 30.0
 
 
 class CustomRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -1,7 +1,7 @@
 """OTLP/HTTP requests (protobuf or JSON) to NDJSON lines the Rust decoder reads.
 
 Log records: severity number to ``severity_number`` (the decoder maps it to a level), body to
-``message``, attributes to top-level keys (they land in ``fields``), resource ``service.name``
+``message`` (as text: a structured body as JSON, so redaction sees every value), attributes to top-level keys (they land in ``fields``), resource ``service.name``
 to ``service``. Spans: category ``trace.spans`` with ids, name, kind, status, start, end and
 duration. Metric points: category ``metrics`` with name, unit, type and value or buckets.
 Records with malformed ids or no data are rejected and reported as partial success.
@@ -19,6 +19,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
+
+from qlingest.redact import redact_message
 
 __all__ = ["OtlpError", "Signal", "convert", "error_status", "response"]
 
@@ -114,7 +116,9 @@ def response(signal: Signal, converted: Converted, *, json: bool) -> bytes:
 
 
 def error_status(code: int, message: str, *, json: bool) -> bytes:
-    """A ``google.rpc.Status`` body, as OTLP/HTTP answers errors."""
+    """A ``google.rpc.Status`` body, as OTLP/HTTP answers errors. The message is redacted: a
+    parse error quotes the value it could not read, which can be a token or a card number."""
+    message = redact_message(message)
     if json:
         return _encoder.encode({"code": code, "message": message})
     text = message.encode()
@@ -163,8 +167,19 @@ def _any_value(v: Any) -> Any:
     if kind == "array_value":
         return [_any_value(x) for x in v.array_value.values]
     if kind == "bytes_value":
-        return base64.b64encode(v.bytes_value).decode()
+        return _bytes_text(v.bytes_value)
     return getattr(v, kind)
+
+
+def _bytes_text(data: bytes) -> str:
+    """Bytes as their UTF-8 text, which redaction can read; base64 only when they are not text.
+
+    Limitation: a secret inside bytes that are not UTF-8 is stored base64-encoded, unredacted.
+    """
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode()
 
 
 def _attributes(kvs: Any) -> dict[str, Any]:
@@ -173,8 +188,12 @@ def _attributes(kvs: Any) -> dict[str, Any]:
 
 def _resource(resource: Any) -> tuple[dict[str, Any], str | None]:
     attrs = _attributes(resource.attributes)
-    service = attrs.pop("service.name", None)
-    return attrs, service if isinstance(service, str) else None
+    service = attrs.get("service.name")
+    if not isinstance(service, str):
+        # Not a name the service column can hold: kept with the other resource attributes.
+        return attrs, None
+    del attrs["service.name"]
+    return attrs, service
 
 
 def _base(
@@ -240,11 +259,16 @@ def _logs(message: Any, out: list[bytes]) -> int:
                     event["level"] = rec.severity_text
                 body = _any_value(rec.body)
                 if body is not None:
-                    event["message"] = body if isinstance(body, str) else _encoder.encode(body)
+                    event["message"] = _text(body)
                 if rec.event_name:
                     event["event_name"] = rec.event_name
                 _emit(out, event, rec.attributes)
     return rejected
+
+
+def _text(body: Any) -> str:
+    """A log body as the text of ``message``: a string as it is, any other value as JSON."""
+    return body if isinstance(body, str) else _encoder.encode(body).decode()
 
 
 def _spans(message: Any, out: list[bytes]) -> int:

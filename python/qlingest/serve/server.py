@@ -17,6 +17,7 @@ import io
 import itertools
 import json
 import os
+import re
 import signal
 import ssl
 import sys
@@ -121,6 +122,7 @@ class Server:
         self.queue_bytes = 0
         self._processed_below = 0
         self._connections: set = set()
+        self._probes: set = set()  # health checks beyond max_connections
         self._servers: list[asyncio.base_events.Server] = []
         self._tasks: list[asyncio.Task] = []
         self._stop = asyncio.Event()
@@ -214,11 +216,12 @@ class Server:
             self.cfg.max_body_bytes,
             self.cfg.idle_timeout_s,
             self.cfg.max_connections,
+            self.cfg.request_timeout_s,
         )
         ports: dict[str, int] = {}
 
         def http():
-            return HttpProtocol(self._route, limits, self._reject, self._connections)
+            return HttpProtocol(self._route, limits, self._reject, self._connections, self._probes)
 
         receivers = (
             ("http", self.cfg.http_port, http),
@@ -563,7 +566,7 @@ class Server:
         if ctype not in NDJSON_TYPES:
             self._reject("unsupported_content_type")
             return Response(415, b"send NDJSON (application/x-ndjson)\n")
-        lines = count_lines(body) + (1 if body and not body.endswith(b"\n") else 0)
+        lines = count_events(body)
         if not body:
             return Response(200, b'{"accepted":0}', "application/json")
         if not self.admits(len(body)):
@@ -675,7 +678,9 @@ class Server:
 class TcpProtocol(asyncio.Protocol):
     """Newline-delimited JSON; each chunk of whole lines is answered ``ok <lines>`` once logged.
 
-    When the queue is full the server stops reading this socket until it drains.
+    When the queue is full the server stops reading this socket until it drains. A connection
+    that sends nothing for ``idle_timeout_s`` with nothing in hand is closed, and so is one
+    whose line has been arriving for longer than ``request_timeout_s`` (that line is dropped).
     """
 
     def __init__(self, server: Server) -> None:
@@ -684,8 +689,10 @@ class TcpProtocol(asyncio.Protocol):
         self.skipping = False
         self.chunks: asyncio.Queue[bytes] = asyncio.Queue()
         self.paused = False
+        self.write_paused = False
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task | None = None
+        self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -695,10 +702,15 @@ class TcpProtocol(asyncio.Protocol):
             return
         self.busy = False
         self.server._connections.add(self)
-        self.task = asyncio.get_running_loop().create_task(self._consume())
+        loop = asyncio.get_running_loop()
+        self.task = loop.create_task(self._consume())
+        self._active, self._line_since = time.monotonic(), None
+        self._idle = loop.call_later(self.server.cfg.idle_timeout_s, self._on_idle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server._connections.discard(self)
+        if self._idle:
+            self._idle.cancel()
         if self.buf and not self.skipping:
             self.chunks.put_nowait(bytes(self.buf) + b"\n")
         self.chunks.put_nowait(b"")
@@ -716,13 +728,51 @@ class TcpProtocol(asyncio.Protocol):
         if self.transport and not self.busy and self.chunks.empty():
             self.transport.close()
 
+    def _on_idle(self) -> None:
+        """Closes the connection once it has sent nothing for ``idle_timeout_s`` and nothing
+        of it is in hand: not a chunk waiting or being logged, nor reading paused for a full
+        queue (a client that does not read its answers is idle, though)."""
+        t, timeout = self.transport, self.server.cfg.idle_timeout_s
+        if t is None or t.is_closing():
+            return
+        quiet = time.monotonic() - self._active
+        held = self.busy or not self.chunks.empty() or self.paused
+        if quiet >= timeout and not held:
+            self._close_dropping_line()
+            return
+        delay = timeout - quiet if quiet < timeout else timeout
+        self._idle = asyncio.get_running_loop().call_later(delay, self._on_idle)
+
+    def _close_dropping_line(self) -> None:
+        """Closes; an unfinished line was never acknowledged and is not taken as a last line."""
+        self.buf.clear()
+        self.skipping = True
+        self.transport.close()  # type: ignore[union-attr]
+
+    def _line_deadline(self, ended: bool) -> bool:
+        """Times the line in progress; ``False`` (and the connection closed) when it has been
+        arriving for longer than ``request_timeout_s``."""
+        now = time.monotonic()
+        self._active = now
+        if not (self.buf or self.skipping):
+            self._line_since = None
+        elif ended or self._line_since is None:
+            self._line_since = now
+        elif now - self._line_since > self.server.cfg.request_timeout_s:
+            self.server._reject("request_timeout")
+            self._close_dropping_line()
+            return False
+        return True
+
     def data_received(self, data: bytes) -> None:
         limit = self.server.config.input.max_line_bytes
+        skipped = False
         if self.skipping:
             end = data.find(b"\n")
             if end < 0:
+                self._line_deadline(False)
                 return
-            data, self.skipping = data[end + 1 :], False
+            data, self.skipping, skipped = data[end + 1 :], False, True
         self.buf += data
         cut = self.buf.rfind(b"\n")
         if cut >= 0:
@@ -732,9 +782,22 @@ class TcpProtocol(asyncio.Protocol):
             self.server._reject("line_too_long")
             self.buf.clear()
             self.skipping = True
+        if not self._line_deadline(skipped or cut >= 0):
+            return
         if self.chunks.qsize() > 8 and not self.paused:
             self.paused = True
             self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def pause_writing(self) -> None:
+        """Answers not yet sent passed the write buffer's high mark: the client is not read
+        from until it reads them."""
+        self.write_paused = True
+        self.transport.pause_reading()  # type: ignore[union-attr]
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if not self.paused and self.transport and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     async def _consume(self) -> None:
         while chunk := await self.chunks.get():
@@ -747,14 +810,15 @@ class TcpProtocol(asyncio.Protocol):
             except OSError:
                 self.transport.close()  # type: ignore[union-attr]
                 return
-            lines = count_lines(chunk)
+            lines = count_events(chunk)
             self.server.metrics.received.labels("tcp").inc(lines)
             if self.transport and not self.transport.is_closing():
                 self.transport.write(b"ok %d\n" % lines)
             self.busy = False
             if self.paused and self.chunks.qsize() <= 2 and self.transport:
                 self.paused = False
-                self.transport.resume_reading()
+                if not self.write_paused:
+                    self.transport.resume_reading()
             if self.server.stopping and self.chunks.empty():
                 self.close_when_idle()
         # The end of the input: after a half-close the answers are all written by now.
@@ -861,6 +925,29 @@ def count_lines(data: bytes) -> int:
     if data.count(b"\n", 0, 4096) > 128:
         return data.count(b"\n")
     return len(data) - len(data.replace(b"\n", b""))
+
+
+#: A line after the first that starts with ASCII whitespace, the only kind that can be blank.
+_MAYBE_BLANK = re.compile(rb"\n[ \t\r\x0c\n]")
+_WHITESPACE = b" \t\r\x0c"
+
+
+def count_events(data: bytes) -> int:
+    """The lines of ``data`` that are not blank (all ASCII whitespace, which the decoder
+    skips), a last one without a newline included: what an answer says was accepted.
+
+    Lines are counted at memchr speed; only a body with a line starting in whitespace is
+    split to tell the blank ones. The check for one costs about 0.05 µs a line.
+    """
+    if not data:
+        return 0
+    lines = count_lines(data) + (0 if data.endswith(b"\n") else 1)
+    if data[:1] not in _WHITESPACE + b"\n" and not _MAYBE_BLANK.search(data):
+        return lines
+    pieces = data.split(b"\n")
+    if data.endswith(b"\n"):
+        pieces.pop()
+    return lines - sum(1 for piece in pieces if not piece.strip(_WHITESPACE))
 
 
 def _merge(batches: list[Batch]) -> Batch:
