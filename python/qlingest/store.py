@@ -251,10 +251,20 @@ class Store:
         self.stats.rows += frame.height
         return path
 
-    def _writers(self) -> ThreadPoolExecutor:
+    def _submit(self, write, *args) -> Future[None]:
+        """Runs ``write`` on the writer pool, or here once the interpreter is exiting (thread
+        pools take no work then, and an emitter closed at exit still commits)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(os.cpu_count() or 1, "qlingest-write")
-        return self._pool
+        try:
+            return self._pool.submit(write, *args)
+        except RuntimeError:
+            done: Future[None] = Future()
+            try:
+                done.set_result(write(*args))
+            except BaseException as e:
+                done.set_exception(e)
+            return done
 
     def _write_parquet(self, path: Path, frame: pl.DataFrame, metadata: dict | None) -> None:
         cfg = self.config
@@ -288,9 +298,7 @@ class Store:
                 staged.append((directory / f".{name}.tmp", directory / name, frame.height))
                 metadata = _metadata(category, date, hour, wal)
                 # Polars encodes a file of one row group on one core: files go side by side.
-                jobs.append(
-                    self._writers().submit(self._write_parquet, staged[-1][0], frame, metadata)
-                )
+                jobs.append(self._submit(self._write_parquet, staged[-1][0], frame, metadata))
             for job in jobs:
                 job.result()
             if self.config.fsync:
