@@ -75,6 +75,7 @@ fn assemble(config: RedactConfig, rules: Vec<Rule>, prefilter: Prefilter) -> Res
         renderer,
         pseudonymize: config.pseudonymize,
         hash_fallback,
+        id: super::memo::next_id(),
     })
 }
 

@@ -15,6 +15,7 @@ mod gate;
 mod json;
 mod keys;
 mod lenient;
+mod memo;
 mod prefilter;
 mod rules;
 mod text;
@@ -31,6 +32,8 @@ mod tests_blocks;
 mod tests_corpus;
 #[cfg(test)]
 mod tests_gate;
+#[cfg(test)]
+mod tests_memo;
 #[cfg(test)]
 mod tests_prefilter;
 #[cfg(test)]
@@ -92,6 +95,8 @@ pub struct Redactor {
     renderer: Renderer,
     pseudonymize: Vec<String>,
     hash_fallback: bool,
+    /// Names this redactor's verdicts in the per-thread memory of clean strings.
+    id: u64,
 }
 
 impl Redactor {
@@ -119,7 +124,19 @@ impl Redactor {
 
     /// Redacts free text (message, stack, a log line); borrowed when nothing matched.
     pub fn redact_text<'a>(&self, text: &'a str, counts: &mut [u64]) -> Cow<'a, str> {
-        self.redact_in(text, "", counts).0
+        // Ids are proven clean outright, and would only crowd the memory of repeated values.
+        if self.prefilter.proven_clean(text) {
+            return Cow::Borrowed(text);
+        }
+        let key = memo::Key::of(self.id, text);
+        if key.is_some_and(|k| memo::seen_clean(&k)) {
+            return Cow::Borrowed(text);
+        }
+        let redacted = self.redact_in(text, "", counts).0;
+        if let (Some(k), Cow::Borrowed(_)) = (key, &redacted) {
+            memo::remember(k);
+        }
+        redacted
     }
 
     /// Whether a key name alone makes its value secret (`password`, `apiKey`, `X-Api-Key`).

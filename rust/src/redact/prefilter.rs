@@ -46,6 +46,8 @@ pub struct Prefilter {
     overflow: bool,
     /// The block pass, where the CPU runs it; else every string takes the byte-wise pass.
     blocks: Option<Fingerprint>,
+    /// Whether every hex word (hex digits with a letter, as ids are) is proven to wake nothing.
+    hex_clean: bool,
 }
 
 /// What one pass over a string found.
@@ -89,6 +91,7 @@ impl Prefilter {
             min_digits: 0,
             overflow: triggers.len() > 64,
             blocks: None,
+            hex_clean: false,
         };
         for (i, t) in triggers.iter().enumerate() {
             pf.add(i, t);
@@ -97,7 +100,26 @@ impl Prefilter {
         pf.min_digits = pf.digits.iter().map(|d| d.0).min().unwrap_or(0);
         pf.custom = build_custom(triggers, custom)?;
         pf.blocks = Fingerprint::available().then(|| pf.fingerprint());
+        pf.hex_clean = pf.hex_words_wake_nothing();
         Ok(pf)
+    }
+
+    /// Whether the tables prove that no hex word wakes a rule: no literal is made of hex digits
+    /// alone (either case), no trigger byte is one, no backslash or percent sign can occur, and a
+    /// digit run glued to a letter never counts (`longest_digit_run`), so a hex word with a
+    /// letter has none. Custom patterns and rules past the mask width run on any string.
+    fn hex_words_wake_nothing(&self) -> bool {
+        let hex = |w: &[u8]| w.iter().all(u8::is_ascii_hexdigit);
+        self.custom.is_none()
+            && !self.overflow
+            && !self.words.iter().any(|w| hex(w))
+            && !self.bytes.iter().any(|(b, _)| b.is_ascii_hexdigit())
+    }
+
+    /// Whether `text` is a hex word (hex digits only, a letter among them: trace, span and
+    /// session ids) and the tables prove such words clean; then no rule can match it.
+    pub fn proven_clean(&self, text: &str) -> bool {
+        self.hex_clean && hex_word(text.as_bytes())
     }
 
     fn fingerprint(&self) -> Fingerprint {
@@ -317,6 +339,21 @@ impl Prefilter {
             false => mask,
         }
     }
+}
+
+/// Hex digits only, with at least one letter; read 16 bytes at a time so prose fails early.
+fn hex_word(b: &[u8]) -> bool {
+    let mut letter = false;
+    for chunk in b.chunks(16) {
+        let (hex, alpha) = chunk.iter().fold((true, false), |(h, a), c| {
+            (h & c.is_ascii_hexdigit(), a | c.is_ascii_alphabetic())
+        });
+        if !hex {
+            return false;
+        }
+        letter |= alpha;
+    }
+    letter
 }
 
 fn trigger_bit(k: usize) -> u64 {

@@ -248,3 +248,76 @@ fn decode_cost() {
         per_event(best[1] - best[0])
     );
 }
+
+/// Redaction of one part of a row only: column values and messages, or `fields`.
+struct Part<'r> {
+    redactor: &'r Redactor,
+    columns: bool,
+}
+
+impl crate::decode::Scrub for Part<'_> {
+    fn text<'a>(&self, text: &'a str, counts: &mut [u64]) -> Cow<'a, str> {
+        match self.columns {
+            true => self.redactor.redact_text(text, counts),
+            false => Cow::Borrowed(text),
+        }
+    }
+
+    fn field(&self, key: &str, raw: &str, out: &mut String, counts: &mut [u64]) -> bool {
+        match self.columns {
+            true => crate::decode::NoScrub.field(key, raw, out, counts),
+            false => self.redactor.write_field(key, raw, out, counts),
+        }
+    }
+
+    fn bytes<'a>(&self, raw: &'a [u8], counts: &mut [u64]) -> Cow<'a, [u8]> {
+        self.redactor.redact_bytes(raw, counts)
+    }
+
+    fn pseudonym(&self, column: &str, value: &str) -> Option<String> {
+        self.redactor.pseudonymize(column, value)
+    }
+
+    fn rule_count(&self) -> usize {
+        self.redactor.names.len()
+    }
+}
+
+/// `decode_cost` split: what redacting column values and messages adds, and what `fields` adds.
+/// Run: `cargo test --release --lib redact::tests_bench::decode_cost_by_part -- --ignored
+/// --nocapture`.
+#[test]
+#[ignore = "throughput measurement; run in release with --ignored --nocapture"]
+fn decode_cost_by_part() {
+    use crate::decode::{DecodeConfig, Decoder, NoScrub, Scrub};
+    let mut data = Vec::new();
+    crate::generate::generate(200_000, 7, &mut data);
+    let decoder = Decoder::new(DecodeConfig::default()).unwrap();
+    let redactor = Redactor::new(RedactConfig::default()).unwrap();
+    let columns = Part {
+        redactor: &redactor,
+        columns: true,
+    };
+    let fields = Part {
+        redactor: &redactor,
+        columns: false,
+    };
+    let scrubs: [&dyn Scrub; 4] = [&NoScrub, &columns, &fields, &redactor];
+    let best = scrubs.map(|scrub| {
+        (0..5)
+            .map(|_| {
+                let start = thread_cpu_seconds();
+                decoder.decode(&data, scrub, "bench", 1, 0).unwrap();
+                thread_cpu_seconds() - start
+            })
+            .fold(f64::MAX, f64::min)
+    });
+    let added = |secs: f64| (secs - best[0]) / 200_000.0 * 1e6;
+    println!(
+        "redaction adds per event (thread CPU time): column values and messages {:.2} µs, \
+         fields {:.2} µs, both {:.2} µs",
+        added(best[1]),
+        added(best[2]),
+        added(best[3])
+    );
+}
