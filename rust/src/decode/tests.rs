@@ -473,4 +473,25 @@ fn decode_stages() {
             .events
             .num_rows()
     });
+    // One line of the mix repeated: every branch predicted, so the gap to the mix's 4 MB calls
+    // is what the mix's variety costs in mispredictions.
+    let line = text.lines().nth(2).unwrap();
+    let same = format!("{line}\n").repeat(1_000_000);
+    time("decode, one line repeated, 4 MB calls", &|| {
+        chunks(same.as_bytes(), 4 << 20)
+            .iter()
+            .map(|c| decoder.decode(c, &NoScrub, "b", 1, OBSERVED).unwrap().lines as usize)
+            .sum()
+    });
+    time("decode, the mix, 4 MB calls", &|| {
+        chunks(&data, 4 << 20)
+            .iter()
+            .map(|c| decoder.decode(c, &NoScrub, "b", 1, OBSERVED).unwrap().lines as usize)
+            .sum()
+    });
+    let mix = data.len() as f64 / 1e6;
+    println!(
+        "(the repeated line: {} bytes; the mix: {mix:.0} bytes a line)",
+        line.len() + 1
+    );
 }
