@@ -21,9 +21,14 @@ struct Carry {
     in_string: u64,
 }
 
+/// Whether this machine runs the probe: it has no fallback of its own.
+pub fn available() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("pclmulqdq")
+}
+
 /// The index of `data`; its last partial block is padded with spaces.
 pub fn index(data: &[u8], out: &mut Index) {
-    assert!(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("pclmulqdq"));
+    assert!(available());
     let blocks = data.len().div_ceil(64);
     out.structural.clear();
     out.control.clear();
@@ -164,6 +169,9 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn structurals_match_a_byte_walk(s in "[\"\\\\{}\\[\\]:,a\n é]{0,200}") {
+            if !available() {
+                return Ok(());
+            }
             let mut idx = Index::default();
             index(s.as_bytes(), &mut idx);
             let mut flat = Vec::new();

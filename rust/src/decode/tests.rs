@@ -438,7 +438,7 @@ fn decode_stages() {
             .sum()
     });
     #[cfg(target_arch = "x86_64")]
-    {
+    if super::stage1::available() {
         let index = std::cell::RefCell::new(super::stage1::Index::default());
         let flat = std::cell::RefCell::new(Vec::new());
         // Buffers reused from run to run, as a chunked decoder would keep them.
