@@ -130,7 +130,7 @@ impl ViewColumn {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, value: Option<&str>) {
         match value {
             Some(s) if s.len() <= INLINE => self.push_view(inline_view(s.as_bytes()), true),
