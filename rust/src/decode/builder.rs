@@ -82,6 +82,8 @@ pub struct ViewColumn {
 #[derive(Default)]
 struct Validity {
     words: Vec<u64>,
+    /// The bits of the word being filled, stored to `words` once full.
+    word: u64,
     len: usize,
     nulls: usize,
 }
@@ -96,17 +98,20 @@ impl Validity {
 
     #[inline(always)]
     fn push(&mut self, valid: bool) {
-        let at = self.len;
-        if at % 64 == 0 {
-            self.words.push(0);
-        }
-        self.words[at / 64] |= u64::from(valid) << (at % 64);
+        let at = self.len % 64;
+        self.word |= u64::from(valid) << at;
         self.nulls += usize::from(!valid);
         self.len += 1;
+        if at == 63 {
+            self.words.push(std::mem::take(&mut self.word));
+        }
     }
 
     /// The bitmap, or none when every value is valid.
-    fn finish(self) -> Option<NullBuffer> {
+    fn finish(mut self) -> Option<NullBuffer> {
+        if self.len % 64 != 0 {
+            self.words.push(self.word);
+        }
         let bits = BooleanBuffer::new(Buffer::from_vec(self.words), 0, self.len);
         (self.nulls > 0).then(|| NullBuffer::new(bits))
     }
@@ -125,7 +130,7 @@ impl ViewColumn {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, value: Option<&str>) {
         match value {
             Some(s) if s.len() <= INLINE => self.push_view(inline_view(s.as_bytes()), true),

@@ -140,6 +140,7 @@ const fn table() -> [[Entry; WAYS]; SLOTS] {
 }
 
 /// Where `key` goes, by one hash and at most a few word compares.
+#[inline(always)]
 pub fn target(key: &str) -> Target {
     let bytes = key.as_bytes();
     let (lo, hi) = halves(bytes);

@@ -8,6 +8,8 @@ pub mod level;
 mod ndjson;
 mod scan;
 pub mod scrub;
+#[cfg(all(test, target_arch = "x86_64"))]
+mod stage1;
 pub mod strptime;
 mod text;
 pub mod time;

@@ -9,7 +9,7 @@ use super::builder::{Reason, Row};
 use super::json::{bracket_count, exact_depth, unescape};
 use super::keys::{target, Target};
 use super::level::{level_from_otel, level_from_str, level_from_syslog};
-use super::scan;
+use super::scan::{self, Member};
 use super::time::{parse_epoch, parse_timestamp_str};
 use super::{Decoder, Reject};
 use crate::schema::Level;
@@ -20,6 +20,9 @@ impl Decoder {
         let result = match scan::object(text, self.config.max_depth, &mut found) {
             Some(()) => found.iter().try_for_each(|m| {
                 let (key, raw) = (slice(text, m.key), slice(text, m.value));
+                if !(m.key_escaped || m.escaped) {
+                    return self.place_plain(key, m, raw, text, row);
+                }
                 let kind = Kind(m.kind, m.escaped);
                 // An escaped key is unescaped here, a lone surrogate becoming U+FFFD as in values.
                 let key = match m.key_escaped {
@@ -68,6 +71,37 @@ impl Decoder {
         Ok(())
     }
 
+    /// `place` for a member the scanner read without an escape in its key or value: its text
+    /// is borrowed as it stands, and a string column's value needs no check of its quotes.
+    #[inline(always)]
+    fn place_plain<'a>(
+        &self,
+        key: &'a str,
+        m: &Member,
+        raw: &'a str,
+        text: &'a str,
+        row: &mut Row<'a>,
+    ) -> Result<(), Reject> {
+        let target = target(key);
+        let Target::Str(i) = target else {
+            let kind = Kind(m.kind, false);
+            return self.place_at(target, key.into(), kind, raw.into(), row);
+        };
+        let value = match m.kind {
+            // The scanner's range of a string runs from its opening quote to past its closing one.
+            JsonType::String => Some(slice(text, (m.value.0 + 1, m.value.1 - 1))),
+            JsonType::Number | JsonType::Boolean => Some(raw),
+            _ => None,
+        };
+        match value {
+            Some(value) if row.strings[i].is_none() => row.strings[i] = Some(value.into()),
+            // A null for a schema column is the column's null; anything else not placed is kept.
+            _ if m.kind != JsonType::Null => row.members.push((key.into(), raw.into())),
+            _ => {}
+        }
+        Ok(())
+    }
+
     fn place<'a>(
         &self,
         key: Cow<'a, str>,
@@ -75,7 +109,17 @@ impl Decoder {
         raw: Cow<'a, str>,
         row: &mut Row<'a>,
     ) -> Result<(), Reject> {
-        let target = target(&key);
+        self.place_at(target(&key), key, kind, raw, row)
+    }
+
+    fn place_at<'a>(
+        &self,
+        target: Target,
+        key: Cow<'a, str>,
+        kind: Kind,
+        raw: Cow<'a, str>,
+        row: &mut Row<'a>,
+    ) -> Result<(), Reject> {
         let kept = match target {
             Target::Str(i) if row.strings[i].is_none() => string_value(kind, &raw).map(|s| {
                 row.strings[i] = Some(s);

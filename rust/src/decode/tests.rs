@@ -437,6 +437,24 @@ fn decode_stages() {
             })
             .sum()
     });
+    #[cfg(target_arch = "x86_64")]
+    if super::stage1::available() {
+        let index = std::cell::RefCell::new(super::stage1::Index::default());
+        let flat = std::cell::RefCell::new(Vec::new());
+        // Buffers reused from run to run, as a chunked decoder would keep them.
+        time("stage1", &|| {
+            super::stage1::index(&data, &mut index.borrow_mut());
+            index.borrow().structural.len()
+        });
+        time("flatten", &|| {
+            super::stage1::flatten(&index.borrow(), &mut flat.borrow_mut());
+            flat.borrow().len()
+        });
+        let flat = flat.into_inner();
+        time("walk", &|| {
+            flat.iter().map(|&i| usize::from(data[i as usize])).sum()
+        });
+    }
     let decoder = Decoder::new(DecodeConfig::default()).unwrap();
     time("decode_json", &|| {
         let mut row = builder::Row::default();
@@ -455,4 +473,25 @@ fn decode_stages() {
             .events
             .num_rows()
     });
+    // One line of the mix repeated: every branch predicted, so the gap to the mix's 4 MB calls
+    // is what the mix's variety costs in mispredictions.
+    let line = text.lines().nth(2).unwrap();
+    let same = format!("{line}\n").repeat(1_000_000);
+    time("decode, one line repeated, 4 MB calls", &|| {
+        chunks(same.as_bytes(), 4 << 20)
+            .iter()
+            .map(|c| decoder.decode(c, &NoScrub, "b", 1, OBSERVED).unwrap().lines as usize)
+            .sum()
+    });
+    time("decode, the mix, 4 MB calls", &|| {
+        chunks(&data, 4 << 20)
+            .iter()
+            .map(|c| decoder.decode(c, &NoScrub, "b", 1, OBSERVED).unwrap().lines as usize)
+            .sum()
+    });
+    let mix = data.len() as f64 / 1e6;
+    println!(
+        "(the repeated line: {} bytes; the mix: {mix:.0} bytes a line)",
+        line.len() + 1
+    );
 }
