@@ -152,6 +152,19 @@ class TestQuery:
         assert f"skipped unreadable file {torn}: " in out.stderr
         assert "2 unreadable files skipped" in out.stderr
 
+    def test_a_torn_footer_and_a_damaged_page_are_both_skipped_and_named(self, store):
+        # Breaker report s5 (second round): the footer pass found the torn file, and the scan
+        # of the rest then failed on the damaged page, unnamed.
+        torn, damaged = file_with(store, 4), file_with(store, 3)
+        tear(torn, keep=60)
+        damage_pages(damaged)
+        out = query(store, "--format", "ndjson")
+        assert out.returncode == 0, out.stderr
+        assert f"skipped unreadable file {torn}: " in out.stderr
+        assert f"skipped unreadable file {damaged}: " in out.stderr
+        assert "2 unreadable files skipped" in out.stderr
+        assert len(out.stdout.splitlines()) == 10
+
 
 class TestVerify:
     @pytest.mark.parametrize("as_json", [False, True])

@@ -43,3 +43,21 @@ def test_a_missing_file_whose_name_is_not_utf8_is_a_one_line_error(tmp_path):
         .strip()
         .endswith("input file not found: " + str(tmp_path) + "/gone-\\xff.ndjson")
     )
+
+
+def test_query_skips_and_names_a_store_file_whose_path_is_not_utf8(tmp_path):
+    # Breaker report s5, second round: a file moved by hand under a directory whose name is
+    # not UTF-8 made `query` fail with a traceback.
+    src = tmp_path / "in.ndjson"
+    src.write_bytes(b'{"msg": "a", "category": "app.x"}\n{"msg": "b", "category": "app.y"}\n')
+    store = tmp_path / "store"
+    run = [sys.executable, "-m", "qlingest"]
+    assert subprocess.run([*run, "ingest", src, "--data-dir", store]).returncode == 0
+    (moved,) = (store / "hot").glob("category=app.y")
+    odd = os.fsencode(store / "hot") + b"/category=app.\xff"
+    os.rename(os.fsencode(moved), odd)
+
+    out = subprocess.run([*run, "query", "--data-dir", store, "--count"], capture_output=True)
+    assert (out.returncode, out.stdout.strip()) == (0, b"1"), out.stderr
+    assert b"category=app.\\xff/" in out.stderr and b"its path is not UTF-8" in out.stderr
+    assert b"Traceback" not in out.stderr

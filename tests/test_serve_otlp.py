@@ -291,6 +291,16 @@ def test_a_400_answer_does_not_echo_a_secret_the_client_sent(server):
     assert server.stop() == 0
 
 
+def test_bytes_that_are_not_base64_are_refused_not_stored(server, tmp_path):
+    """Breaker report s5, second round: text sent as ``bytesValue`` was read leniently as
+    base64 and stored re-encoded, a token in it legible and unredacted."""
+    sent = {"bytesValue": "hunter41 ghp_abcdefghijklmnopqrstuvwxyz0123456789"}
+    status, _, reply = server.post("/v1/logs", json_logs({"body": sent}), JSON, "otlp")
+    assert status == 400 and "bytesValue is not base64" in json.loads(reply)["message"]
+    assert server.stop() == 0
+    assert not list((tmp_path / "store").rglob("*.parquet"))
+
+
 def test_a_service_name_that_is_not_a_string_stays_in_the_resource(server, tmp_path):
     """Breaker report s5 (minor): it was dropped from both ``service`` and ``fields``."""
     resource = [kv("service.name", {"intValue": "42"}), kv("team", {"stringValue": "a"})]

@@ -140,7 +140,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from qlingest.query import EMPTY, parse_time, readable_files, scan
+    from qlingest.query import parse_time, scan
 
     if args.estimate and not args.count:
         return _fail("--estimate goes with --count")
@@ -159,22 +159,40 @@ def cmd_query(args: argparse.Namespace) -> int:
         return _fail(str(e))
     except ValueError as e:
         return _fail(str(e))
-    except polars_error():
-        # A damaged file fails the whole scan: find and leave it out. A torn footer shows
-        # when footers are read; a damaged data page only when rows are.
-        good, bad = readable_files(args.data_dir)
+    except polars_error() as e:
+        return _query_past_damage(args, e)
+
+
+def _query_past_damage(args: argparse.Namespace, error: Exception) -> int:
+    """The query over the files that read, after a damaged file failed the whole scan. A torn
+    footer shows when footers are read; a damaged data page only when rows are, which costs a
+    read of every row, so it is looked for only when the files whose footer reads still fail."""
+    from qlingest.query import EMPTY, readable_files, scan
+
+    good, bad = readable_files(args.data_dir)
+    code = None
+    if any(not line.endswith(EMPTY) for line in bad):
+        try:
+            code = _run_query(args, scan(args.data_dir, files=good)) if good else None
+        except polars_error():
+            code = None
+    if code is None:
+        good, more = readable_files(args.data_dir, rows=True, files=good)
+        bad += more
         if all(line.endswith(EMPTY) for line in bad):
-            good, bad = readable_files(args.data_dir, rows=True)
-        if all(line.endswith(EMPTY) for line in bad):
-            raise
-        for line in bad:
-            if not line.endswith(EMPTY):  # ``scan`` named the empty ones
-                _stderr(f"qlingest: warning: skipped unreadable file {line}")
-        _stderr(f"qlingest: warning: {len(bad)} unreadable files skipped")
-        if not good and args.count:
+            raise error
+        if good:
+            code = _run_query(args, scan(args.data_dir, files=good))
+        elif args.count:
             print(0)
-            return 0
-        return _run_query(args, scan(args.data_dir, files=good))
+            code = 0
+    for line in bad:
+        if not line.endswith(EMPTY):  # ``scan`` named the empty ones
+            _stderr(f"qlingest: warning: skipped unreadable file {line}")
+    _stderr(f"qlingest: warning: {len(bad)} unreadable files skipped")
+    return (
+        code if code is not None else _fail(f"no readable Parquet files under {args.data_dir}", 1)
+    )
 
 
 def _run_query(args: argparse.Namespace, frame) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 #: Why a zero-byte file is skipped.
 EMPTY = "empty (0 bytes)"
+#: Why a file whose path is not UTF-8 is skipped.
+NOT_UTF8 = "its path is not UTF-8"
 
 
 def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = None) -> pl.LazyFrame:
@@ -39,8 +42,13 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
         empty = {path for path in found if _size(path) == 0}
         for path in sorted(empty):
             log.warning("skipped unreadable file %s: %s", path, EMPTY)
-        if empty:
-            files = [path for path in found if path not in empty]
+        # Polars takes paths as UTF-8 text; a name that is not (written by hand: the store
+        # escapes what it writes) is named and left out.
+        odd = {path for path in found if not _utf8(path)}
+        for path in sorted(odd):
+            log.warning("skipped unreadable file %s: %s", _shown(path), NOT_UTF8)
+        if empty or odd:
+            files = [path for path in found if path not in empty and path not in odd]
     if files is not None and not files:
         raise FileNotFoundError(f"no readable Parquet files under {root}")
     source = [str(f) for f in files] if files is not None else str(root / "**" / "*.parquet")
@@ -53,16 +61,24 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
 
 
 def readable_files(
-    data_dir: str | Path, tier: str = "hot", *, rows: bool = False
+    data_dir: str | Path,
+    tier: str = "hot",
+    *,
+    rows: bool = False,
+    files: list[Path] | None = None,
 ) -> tuple[list[Path], list[str]]:
-    """The committed files of a tier whose footer reads, and one line on each that does not
-    (zero-byte files included, as ``<path>: empty (0 bytes)``). With ``rows``, every row is
-    read too, which finds a damaged data page behind a footer that reads."""
+    """The committed files of a tier (or ``files``) whose footer reads, and one line on each
+    that does not (zero-byte files included, as ``<path>: empty (0 bytes)``). With ``rows``,
+    every row is read too, which finds a damaged data page behind a footer that reads."""
     good: list[Path] = []
     bad: list[str] = []
-    for path in sorted((Path(data_dir) / tier).rglob("*.parquet")):
+    found = sorted((Path(data_dir) / tier).rglob("*.parquet")) if files is None else files
+    for path in found:
         if _size(path) == 0:
             bad.append(f"{path}: {EMPTY}")
+            continue
+        if not _utf8(path):
+            bad.append(f"{_shown(path)}: {NOT_UTF8}")
             continue
         try:
             if rows:
@@ -74,6 +90,19 @@ def readable_files(
         else:
             good.append(path)
     return good, bad
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        str(path).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(path: Path) -> str:
+    """A path with the bytes of its name that are not UTF-8 as ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _size(path: Path) -> int:

@@ -10,6 +10,7 @@ Records with malformed ids or no data are rejected and reported as partial succe
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,6 +135,10 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+#: Base64 as protobuf's JSON mapping writes it: standard or URL-safe, padding optional.
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+
+
 def _hex_ids_to_base64(raw: dict) -> dict:
     """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields."""
 
@@ -148,6 +153,11 @@ def _hex_ids_to_base64(raw: dict) -> dict:
                         obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
                     except ValueError:
                         raise OtlpError(f"{key} is not hex: {value[:40]!r}") from None
+            # The JSON mapping's own parser skips what is not base64, so text sent here would
+            # come out as bytes that are not UTF-8 and be stored base64, past redaction.
+            value = obj.get("bytesValue")
+            if isinstance(value, str) and not _BASE64.fullmatch(value):
+                raise OtlpError("bytesValue is not base64")
             for value in obj.values():
                 fix(value, depth + 1)
         elif isinstance(obj, list):
