@@ -101,8 +101,10 @@ pub static BUILTIN: &[BuiltinRule] = &[
         optional: false,
         action: Action::Mask,
         trigger: || lits(&["eyj"]),
+        // No word boundary before the header: a token glued to a word (`x_eyJ...`) is still a
+        // token, and two `eyJ` segments joined by a dot are evidence enough on their own.
         patterns: &[strong(
-            r"(?-u:\b)eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
+            r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*",
             0,
         )],
     },

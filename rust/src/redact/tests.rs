@@ -212,6 +212,14 @@ fn escaped_and_url_encoded_secrets_are_caught() {
 }
 
 #[test]
+fn a_jwt_glued_to_a_word_is_still_caught() {
+    // Breaker report s5: `x_eyJ...` passed, the leading `_` leaving no word boundary.
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N";
+    assert_eq!(red(&format!("sid=x_{jwt} ok")), "sid=x_[REDACTED:jwt] ok");
+    assert_eq!(red(&format!("token{jwt}")), "token[REDACTED:jwt]");
+}
+
+#[test]
 fn overlapping_matches_are_merged_once() {
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N";
     assert_eq!(
