@@ -483,6 +483,23 @@ def test_a_body_arriving_too_slowly_gets_408_at_the_request_deadline(strict):
     assert metric(text, "qlingest_requests_rejected_total", reason="request_timeout") == 1
 
 
+def test_a_request_begun_is_answered_408_even_past_a_shorter_idle_timeout(tmp_path):
+    """Breaker report s5, second round: with idle_timeout_s below request_timeout_s, a
+    stalled request was closed at the idle timeout without an answer."""
+    config = "[serve]\nidle_timeout_s = 0.5\nrequest_timeout_s = 1.5\n"
+    srv = ServeProcess(tmp_path / "store", config)
+    try:
+        with socket.create_connection(("127.0.0.1", srv.ports["http"]), timeout=5) as s:
+            started = time.monotonic()
+            s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")
+            out = s.recv(100)
+        assert out.startswith(b"HTTP/1.1 408") and 1.3 <= time.monotonic() - started < 3.5
+    finally:
+        srv.kill()
+        for pipe in (srv.proc.stdout, srv.proc.stderr):
+            pipe.close()
+
+
 def test_health_checks_answer_while_every_connection_is_held(strict):
     """Breaker report s5 item 10: four slow bodies made /healthz answer 503."""
     held = [slow_body(strict.ports["http"]) for _ in range(4)]

@@ -176,8 +176,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def _on_idle(self) -> None:
         """Closes a connection that sent nothing for the idle timeout; one that sent data
-        since the timer was armed (a body arriving slowly) gets the rest of its time."""
-        if self.busy or not self.transport:
+        since the timer was armed (a body arriving slowly) gets the rest of its time, and one
+        with a request begun is left to the request's deadline, which answers 408."""
+        if self.busy or not self.transport or self._deadline is not None:
             return
         quiet = time.monotonic() - self._active
         if quiet < self.limits.idle_timeout_s:
