@@ -251,3 +251,40 @@ logging.getLogger("app").warning("hello")
         del emitter
         gc.collect()
         assert ref() is None
+
+
+class TestFullDiskAtClose:
+    """Breaker report s5, second round: on a full disk a Handler printed a long traceback at
+    exit and ``Emitter.close`` raised with the loss neither kept nor counted."""
+
+    @staticmethod
+    def full(store) -> None:
+        def refuse(path, frame, metadata):
+            raise OSError(28, "No space left on device")
+
+        store._write_parquet = refuse
+
+    def test_emitter_close_raises_keeps_the_error_and_counts_the_loss(self, tmp_path):
+        emitter = Emitter(tmp_path, load_config(**{"store.fsync": False}))
+        for i in range(3):
+            emitter.emit({"message": f"m{i}"})
+        self.full(emitter.pipeline.store)
+        with pytest.raises(OSError, match="No space"):
+            emitter.close()
+        assert isinstance(emitter.error, OSError) and emitter.dropped_events == 3
+
+    def test_handler_close_prints_one_redacted_line(self, tmp_path, capsys):
+        handler = Handler(tmp_path, load_config(**{"store.fsync": False}))
+        logger = logging.getLogger("full-disk-test")
+        logger.addHandler(handler)
+        try:
+            logger.warning("card 4111 1111 1111 1111 charged")
+            handler.flush()
+            self.full(handler.emitter.pipeline.store)
+            handler.close()
+        finally:
+            logger.removeHandler(handler)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err and "4111" not in err
+        assert "1 log records were not stored at close: OSError" in err
+        assert handler.emitter.dropped_events == 1

@@ -161,7 +161,13 @@ class Emitter:
                 self._thread.join()
             self._done = True
             _open_emitters.discard(self)
-            self.pipeline.close()
+            try:
+                self.pipeline.close()
+            except Exception as e:
+                # A full disk, say: what the pipeline still held is lost, and counted.
+                self.error = e
+                self.dropped_events += self.pipeline.buffered_rows
+                raise
 
     def __enter__(self) -> Emitter:
         return self
@@ -361,7 +367,15 @@ class Handler(logging.Handler):
         self.emitter.flush()
 
     def close(self) -> None:
+        # ``logging.shutdown`` closes handlers at exit: a failure is one redacted line there,
+        # not a traceback; the emitter keeps the error and counts what was lost.
         try:
             self.emitter.close()
+        except Exception as e:
+            # Straight to stderr: a record logged here would come back through this handler.
+            if sys.stderr is not None:
+                lost = self.emitter.dropped_events
+                line = f"qlingest: {lost} log records were not stored at close: {_error_line(e)}"
+                print(_one_redacted_line(line), file=sys.stderr)
         finally:
             super().close()

@@ -423,6 +423,13 @@ class Pipeline:
         return len(self._buffers)
 
     @property
+    def buffered_rows(self) -> int:
+        """Events held by partitions not yet committed."""
+        held = sum(frame.height for frames in self._buffers.values() for frame in frames)
+        chained = self._chained
+        return held + (chained[1].height if chained is not None and chained[3] is None else 0)
+
+    @property
     def buffered_bytes(self) -> int:
         """Estimated memory held by partitions not yet committed."""
         return sum(self._buffer_sizes.values())
