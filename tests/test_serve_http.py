@@ -13,7 +13,7 @@ import time
 
 import pytest
 import zstandard
-from qlingest.serve.http import ChunkedBody
+from qlingest.serve.http import ChunkedBody, HttpError
 from qlingest.serve.server import count_events
 from serve_helpers import ROOT, ServeProcess, events, metric, stored
 
@@ -383,6 +383,25 @@ def test_a_chunked_body_decodes_the_same_however_its_reads_are_cut(read):
     i, end = done[0]
     assert wire[i * read + end :] == b"GET /next"
     assert reader.body() == body
+
+
+@pytest.mark.parametrize("read", [1, 2, 5, 1000])
+def test_trailer_fields_after_the_last_chunk_are_read_past(read):
+    """Breaker report s5, second round: a valid body with trailer fields got 400."""
+    body = events(range(5))
+    trailers = b"X-Checksum: abc\r\nX-Other: 2\r\n"
+    wire = chunked(body, [64])[: -len(b"\r\n")] + trailers + b"\r\nGET /next"
+    reader = ChunkedBody(1 << 20)
+    ends = [reader.feed(wire[at : at + read]) for at in range(0, len(wire), read)]
+    ((i, end),) = [(i, end) for i, end in enumerate(ends) if end is not None]
+    assert wire[i * read + end :] == b"GET /next" and reader.body() == body
+
+
+def test_trailer_fields_count_against_the_body_limit():
+    wire = chunked(b"x", [1])[: -len(b"\r\n")] + b"X-T: " + b"y" * 900 + b"\r\n" * 2
+    with pytest.raises(HttpError) as refused:
+        ChunkedBody(500).feed(wire)
+    assert refused.value.status == 413
 
 
 def test_a_chunked_body_in_small_reads_costs_linear_time():

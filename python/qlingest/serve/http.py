@@ -410,7 +410,8 @@ class ChunkedBody:
     CRLF cut by the end of a read is carried over (at most ``MAX_CHUNK_LINE`` bytes).
 
     Data and framing together count against ``limit`` (413 beyond it), so chunk extensions
-    cannot make a small body cost unbounded reading. Trailers are not supported.
+    cannot make a small body cost unbounded reading. Trailer fields after the last chunk are
+    read past and dropped (counted against the limit too).
 
     Limitation: each chunk costs about 1.3 µs of the event loop, so the smallest chunks cost
     the most: 16 MiB sent as 1-byte chunks takes about 3.8 s (at most ~75 ms per read), 8 KiB
@@ -442,7 +443,17 @@ class ChunkedBody:
                 if len(data) - pos < 2:
                     break
                 if data[pos : pos + 2] != b"\r\n":
-                    raise HttpError(400, "bad_chunk")
+                    if not self._last:
+                        raise HttpError(400, "bad_chunk")
+                    # A trailer field after the last chunk: counted, bounded and dropped.
+                    eol = data.find(b"\r\n", pos, pos + MAX_CHUNK_LINE + 2)
+                    if eol < 0:
+                        if len(data) - pos > MAX_CHUNK_LINE + 1:
+                            raise HttpError(400, "bad_chunk")
+                        break
+                    self._count(eol + 2 - pos)
+                    pos = eol + 2
+                    continue
                 pos, self._expect = pos + 2, b""
                 if self._last:
                     return pos - shift
@@ -459,11 +470,14 @@ class ChunkedBody:
 
     def _chunk(self, size: int, line: int) -> None:
         """Counts a chunk, its size line and its CRLF; the last chunk has size 0."""
-        self.size += size + line + 2
-        if self.size > self.limit:
-            raise HttpError(413, "body_too_large")
+        self._count(size + line + 2)
         self._left, self._last = size, not size
         self._expect = b"\r\n" if not size else b""
+
+    def _count(self, framed: int) -> None:
+        self.size += framed
+        if self.size > self.limit:
+            raise HttpError(413, "body_too_large")
 
     def body(self) -> bytes:
         return b"".join(self.parts)
