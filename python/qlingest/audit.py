@@ -23,7 +23,7 @@ from urllib.parse import unquote
 import polars as pl
 
 from qlingest import _core
-from qlingest.exceptions import ConfigError
+from qlingest.exceptions import ConfigError, first_line
 
 GENESIS = "0" * 64
 AUDIT_CATEGORY = "security.audit_logs"
@@ -298,7 +298,7 @@ def _last_record(data_dir: str | Path, chain: str) -> tuple[dict | None, list[Pa
             try:
                 parts.append(_tail_record([path], chain))
             except (OSError, pl.exceptions.PolarsError) as e:
-                log.warning("Skipped unreadable file %s: %s", path, _first_line(e))
+                log.warning("Skipped unreadable file %s: %s", path, first_line(e))
                 skipped.append(path)
         if not parts:
             return None, skipped
@@ -319,11 +319,6 @@ def _tail_record(files: list[Path], chain: str) -> pl.DataFrame:
         .tail(1)
         .collect()
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error)
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def check_key(data_dir: str | Path, key: bytes | None) -> None:
@@ -456,7 +451,7 @@ class _StoreWalk:
                 frame, misplaced = _read_file(self.root, path)
             except (OSError, pl.exceptions.PolarsError) as e:
                 relative = path.relative_to(self.root).as_posix()
-                raise _UnreadableFile(relative, _first_line(e)) from None
+                raise _UnreadableFile(relative, first_line(e)) from None
             for check, failure in misplaced.items():
                 self.stray.setdefault(check, failure)
             if "audit_chain" not in frame.columns:
@@ -624,7 +619,7 @@ def unreadable_files(data_dir: str | Path) -> list[tuple[str, str]]:
         try:
             pl.read_parquet_schema(path)
         except Exception as e:
-            bad.append((path.relative_to(root).as_posix(), _first_line(e)))
+            bad.append((path.relative_to(root).as_posix(), first_line(e)))
     return bad
 
 

@@ -25,11 +25,6 @@ def _stderr(text: str) -> None:
     """Prints one of qlingest's own messages, redacted: paths and excerpts can hold secrets."""
     from qlingest.redact import redact_message
 
-    # A file name's bytes that are not UTF-8 (lone surrogates here) print as ``\xff`` escapes.
-    try:
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    except UnicodeEncodeError:  # a surrogate that no file name byte stands for
-        text = text.encode("utf-8", "backslashreplace").decode()
     print(redact_message(text), file=sys.stderr)
 
 

@@ -10,6 +10,8 @@ __all__ = [
     "ForkedError",
     "InputError",
     "QlingestError",
+    "error_line",
+    "first_line",
 ]
 
 
@@ -30,3 +32,15 @@ class ForkedError(QlingestError, RuntimeError):
 
 class EmitterClosedError(QlingestError, RuntimeError):
     """An event emitted after the emitter was closed: it is not stored."""
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message, its first line only, or its type's name when it has none."""
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+def error_line(error: BaseException) -> str:
+    """An error as one line: its type's name and the first line of its message."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__

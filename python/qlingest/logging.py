@@ -254,9 +254,7 @@ def _error_line(error: BaseException) -> str:
 
 
 def _one_redacted_line(text: str) -> str:
-    """``text`` on one line, redacted: an error can quote what was being stored. A lone
-    surrogate, which can be neither redacted nor printed, goes escaped."""
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    """``text`` on one line, redacted: an error can quote what was being stored."""
     return redact_message(" ".join(text.split()))
 
 

@@ -21,9 +21,9 @@ import zstandard
 from qlingest import _core
 from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
-from qlingest.exceptions import InputError
+from qlingest.exceptions import InputError, error_line
 from qlingest.redact import redact_message
-from qlingest.source import Chunk, open_input, read_chunks
+from qlingest.source import Chunk, open_input, path_text, read_chunks
 from qlingest.store import LEVEL_ENUM, Store, category_problem, sorted_by_time
 
 __all__ = ["Batch", "Pipeline", "Summary"]
@@ -447,7 +447,7 @@ class Pipeline:
         thread partitions and commits, so reading, decoding and writing overlap."""
         max_line = self.config.input.max_line_bytes
         # The name labels dead letters: bytes of it that are not UTF-8 become ``\xff`` escapes.
-        source = os.fsencode(path).decode("utf-8", "backslashreplace")
+        source = path_text(path)
         threads = self.config.input.threads or os.cpu_count() or 1
         pending: deque[tuple[Future[Batch], int]] = deque()
         failures: list[BaseException] = []
@@ -532,8 +532,7 @@ def _reason(error: BaseException) -> str:
         return error.strerror
     if isinstance(error, zlib.error):
         return f"corrupt gzip data ({error})"
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return error_line(error)
 
 
 def _sniff(data: bytes, lines: int = 64) -> str:

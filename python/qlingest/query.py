@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 
+from qlingest.exceptions import first_line
+from qlingest.source import path_text
 from qlingest.store import LEVELS
 
 __all__ = ["parse_time", "readable_files", "scan", "select"]
@@ -46,7 +47,7 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
         # escapes what it writes) is named and left out.
         odd = {path for path in found if not _utf8(path)}
         for path in sorted(odd):
-            log.warning("skipped unreadable file %s: %s", _shown(path), NOT_UTF8)
+            log.warning("skipped unreadable file %s: %s", path_text(path), NOT_UTF8)
         if empty or odd:
             files = [path for path in found if path not in empty and path not in odd]
     if files is not None and not files:
@@ -78,7 +79,7 @@ def readable_files(
             bad.append(f"{path}: {EMPTY}")
             continue
         if not _utf8(path):
-            bad.append(f"{_shown(path)}: {NOT_UTF8}")
+            bad.append(f"{path_text(path)}: {NOT_UTF8}")
             continue
         try:
             if rows:
@@ -86,7 +87,7 @@ def readable_files(
             else:
                 pl.read_parquet_schema(path)
         except (OSError, pl.exceptions.PolarsError) as e:
-            bad.append(f"{path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            bad.append(f"{path}: {first_line(e)}")
         else:
             good.append(path)
     return good, bad
@@ -98,11 +99,6 @@ def _utf8(path: Path) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _shown(path: Path) -> str:
-    """A path with the bytes of its name that are not UTF-8 as ``\\xff`` escapes."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _size(path: Path) -> int:

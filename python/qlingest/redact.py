@@ -74,7 +74,13 @@ def _nested(series: pl.Series) -> bool:
 def redact_message(text: str) -> str:
     """One of qlingest's own messages (an error, a warning, a log line) with the built-in
     rules applied: a path, a URL or an excerpt of input in it can hold a secret. Keyed-hash
-    rules mask here, since the message is for people, not for joins."""
+    rules mask here, since the message is for people, not for joins. Lone surrogates (the
+    bytes of a file name that are not UTF-8, as Python holds them) come out as escapes:
+    ``\\xff`` for such a byte, ``\\udXXX`` for any other."""
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode()
     return _message_redactor().redact_texts([text])[0][0]
 
 

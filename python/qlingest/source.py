@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import zstandard
 
-__all__ = ["Chunk", "GzipReader", "ZstdReader", "open_input", "read_chunks"]
+__all__ = ["Chunk", "GzipReader", "ZstdReader", "open_input", "path_text", "read_chunks"]
 
 CHUNK_BYTES = 4 << 20
 
@@ -31,6 +31,11 @@ class Chunk:
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def path_text(path: str | Path) -> str:
+    """A path as UTF-8 text: the bytes of its name that are not UTF-8 as ``\\xff`` escapes."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def open_input(path: str | Path) -> BinaryIO:

@@ -19,7 +19,7 @@ import polars as pl
 import zstandard
 
 from qlingest.config import StoreConfig
-from qlingest.exceptions import ForkedError
+from qlingest.exceptions import ForkedError, first_line
 
 __all__ = [
     "ForkedError",
@@ -119,7 +119,7 @@ class Store:
 
     def check_process(self) -> None:
         """Raises :class:`ForkedError` in a process forked from the one that opened the store."""
-        if self._pid != os.getpid():
+        if self.forked:
             raise ForkedError(
                 f"this store was opened as writer {self.writer!r} by process {self._pid}, "
                 "before a fork: a child cannot write with it. Build the Pipeline, Emitter or "
@@ -347,11 +347,7 @@ class Store:
                 frame = pl.read_ndjson(io.BytesIO(zstandard.decompress(path.read_bytes())))
             except (OSError, zstandard.ZstdError, pl.exceptions.PolarsError) as e:
                 # Its records count as not committed: what the log still holds is replayed.
-                log.warning(
-                    "Skipped unreadable file %s: %s",
-                    path,
-                    (str(e) or type(e).__name__).splitlines()[0],
-                )
+                log.warning("Skipped unreadable file %s: %s", path, first_line(e))
                 continue
             if WAL_RECORD_FIELD in frame.columns:
                 out.update(frame[WAL_RECORD_FIELD].drop_nulls().unique().to_list())

@@ -31,6 +31,7 @@ import polars as pl
 import zstandard
 
 from qlingest.config import Config
+from qlingest.exceptions import error_line, first_line
 from qlingest.pipeline import Batch, Pipeline
 from qlingest.redact import Redactor, redact_message
 from qlingest.serve import otlp
@@ -76,12 +77,6 @@ def log(level: str, msg: str, **fields: object) -> None:
     record.update(fields)
     with contextlib.suppress(OSError, ValueError):
         print(redact_message(json.dumps(record, default=str)), file=sys.stderr, flush=True)
-
-
-def one_line(error: BaseException) -> str:
-    """An error as one line for the log: its type and the first line of its message."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
 class BindError(Exception):
@@ -196,8 +191,7 @@ class Server:
                 meta = pl.read_parquet_metadata(path)
             except (OSError, pl.exceptions.PolarsError) as e:
                 # Its records count as not committed: what the log still holds is replayed.
-                error = str(e).splitlines()[0] if str(e) else type(e).__name__
-                log("warn", "Skipped an unreadable file.", file=str(path), error=error)
+                log("warn", "Skipped an unreadable file.", file=str(path), error=first_line(e))
                 continue
             if WAL_KEY not in meta:
                 continue
@@ -281,7 +275,7 @@ class Server:
                         log(
                             "error",
                             "Log write failed; requests are refused with 503.",
-                            error=one_line(e),
+                            error=error_line(e),
                             attempts=self._wal_failures,
                         )
                     for _, payload, fut in batch:
@@ -325,7 +319,7 @@ class Server:
             except OSError as e:
                 # The records are logged: they are acknowledged. The open segment stays open,
                 # and the next write tries the rotation again.
-                log("warn", "Log segment rotation failed.", error=one_line(e))
+                log("warn", "Log segment rotation failed.", error=error_line(e))
         return logged
 
     async def _syncer(self) -> None:
@@ -458,7 +452,7 @@ class Server:
             await loop.run_in_executor(self._wal_pool, self._release_log, below)
         except OSError as e:
             # Everything is committed; the log keeps more than it needs until the next flush.
-            log("warn", "Log segment rotation or release failed.", error=one_line(e))
+            log("warn", "Log segment rotation or release failed.", error=error_line(e))
         self.metrics.wal_bytes.set(self.wal.bytes)
         return True
 
@@ -472,7 +466,7 @@ class Server:
     def _note_commit_failure(self, error: BaseException) -> None:
         """Logs a failed commit (one line, the first of a run and then every tenth) and marks
         the server not ready until a commit succeeds."""
-        self.commit_failure = one_line(error)
+        self.commit_failure = error_line(error)
         self._commit_failures += 1
         if self._commit_failures % 10 == 1:
             log(
@@ -658,7 +652,7 @@ class Server:
         try:
             await loop.run_in_executor(self._wal_pool, self.wal.close)
         except OSError as e:
-            log("error", "Closing the log failed.", error=one_line(e))
+            log("error", "Closing the log failed.", error=error_line(e))
         await loop.run_in_executor(self._pipe_pool, self.pipeline.abort)
         self._shutdown_pools()
         log(

@@ -16,6 +16,15 @@ fn keyed() -> Redactor {
     Redactor::new(config).unwrap()
 }
 
+/// The built-in rules with these optional ones turned on.
+fn with_optional(names: &[&str]) -> Redactor {
+    let config = RedactConfig {
+        optional: names.iter().map(|n| n.to_string()).collect(),
+        ..Default::default()
+    };
+    Redactor::new(config).unwrap()
+}
+
 fn red(text: &str) -> String {
     let r = redactor();
     let mut counts = vec![0; r.rule_names().len()];
@@ -236,11 +245,7 @@ fn overlapping_matches_are_merged_once() {
 
 #[test]
 fn phone_numbers_grouped_by_dots_wake_the_phone_rule() {
-    let config = RedactConfig {
-        optional: vec!["phone".into()],
-        ..Default::default()
-    };
-    let r = Redactor::new(config).unwrap();
+    let r = with_optional(&["phone"]);
     let out = r.redact_text(
         "call 415.555.0100 or (415) 555.0100; ref a123-45-6789.4111",
         &mut [],
@@ -269,11 +274,7 @@ fn optional_rules_are_off_by_default_and_opt_in() {
         red("from 10.1.2.3 call +1 415-555-0100"),
         "from 10.1.2.3 call +1 415-555-0100"
     );
-    let config = RedactConfig {
-        optional: vec!["ipv4".into(), "ipv6".into(), "phone".into()],
-        ..Default::default()
-    };
-    let r = Redactor::new(config).unwrap();
+    let r = with_optional(&["ipv4", "ipv6", "phone"]);
     let out = r.redact_text(
         "from 10.1.2.3 and fe80::1ff:fe23:4567:890a call (415) 555-0100",
         &mut [],
