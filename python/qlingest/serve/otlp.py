@@ -1,9 +1,10 @@
 """OTLP/HTTP requests (protobuf or JSON) to NDJSON lines the Rust decoder reads.
 
 Log records: severity number to ``severity_number`` (the decoder maps it to a level), body to
-``message`` (as text: a structured body as JSON, so redaction sees every value), attributes to top-level keys (they land in ``fields``), resource ``service.name``
-to ``service``. Spans: category ``trace.spans`` with ids, name, kind, status, start, end and
-duration. Metric points: category ``metrics`` with name, unit, type and value or buckets.
+``message`` (as text: a structured body as JSON, so redaction sees every value), attributes
+to top-level keys (they land in ``fields``), resource ``service.name`` to ``service``. Spans:
+category ``trace.spans`` with ids, name, kind, status, start, end and duration. Metric
+points: category ``metrics`` with name, unit, type and value or buckets.
 Records with malformed ids or no data are rejected and reported as partial success.
 """
 
