@@ -277,9 +277,13 @@ class TestVerifyStore:
             audit.verify(root, require_seals=True, key=b"k").chains[0].failure.kind
             == "seal_missing"
         )
-        entry = audit.checkpoint_recovered_head(root, "w0", key=b"k")
+        head = audit.start_head(root, "w0", key=b"k")
+        assert head == audit.recover_head(root, "w0") and head[0] == 8
+        entry = audit.read_checkpoints(root)[-1]
         assert (entry["seq"], entry["file"].endswith("part-w0-2.parquet")) == (8, True)
-        assert audit.checkpoint_recovered_head(root, "w0", key=b"k") is None
+        # Up to date now: a second start appends nothing.
+        assert audit.start_head(root, "w0", key=b"k") == head
+        assert len(log.read_text().splitlines()) == 2
         assert audit.verify(root, require_seals=True, key=b"k").ok
 
     def test_two_writers_keep_two_chains(self, store):

@@ -235,19 +235,6 @@ def recover_head(data_dir: str | Path, chain: str) -> tuple[int, str] | None:
     return None if last is None else (last["audit_seq"], last["audit_hash"])
 
 
-def checkpoint_recovered_head(
-    data_dir: str | Path, chain: str, *, key: bytes | None = None
-) -> dict | None:
-    """After a restart, checkpoints the recovered head if a crash came between a file's commit
-    and its checkpoint; returns the entry appended, or None when the log was up to date."""
-    last, _ = _last_record(data_dir, chain)
-    logged = [c["seq"] for c in read_checkpoints(data_dir) if c["chain"] == chain]
-    if last is None or last["audit_seq"] <= max(logged, default=0):
-        return None
-    seq, head, file = last["audit_seq"], last["audit_hash"], last["source_file"]
-    return append_checkpoint(data_dir, chain, seq, head, file, key=key)
-
-
 def start_head(
     data_dir: str | Path, chain: str, *, key: bytes | None = None
 ) -> tuple[int, str] | None:
