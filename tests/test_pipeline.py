@@ -97,6 +97,41 @@ def test_a_failed_file_among_several_leaves_none_behind(tmp_path, monkeypatch):
     assert store.stats.files == 0
 
 
+def test_a_file_written_behind_that_fails_keeps_its_rows_until_a_later_commit(
+    tmp_path, monkeypatch
+):
+    # Full partitions are written on the committer thread while decoding goes on; a failed
+    # write is noticed by a later call, which raises with every row back in the buffers.
+    cfg = load_config(**{"store.target_file_bytes": 2_000})
+    p = Pipeline(tmp_path, cfg)
+    write = p.store._write_parquet
+    full = {"disk": True}
+
+    def failing(path, frame, metadata):
+        if full["disk"]:
+            raise OSError(28, "No space left on device")
+        write(path, frame, metadata)
+
+    monkeypatch.setattr(p.store, "_write_parquet", failing)
+    errors = []
+    for start in range(0, 400, 40):
+        try:
+            p.process(ndjson(40, start))  # a batch whose call raises is buffered all the same
+        except OSError as e:
+            errors.append(e)
+    with pytest.raises(OSError, match="No space"):
+        p.flush()
+    assert errors and all(e.errno == 28 for e in errors)
+    assert p.summary.events_written == 0 and p.buffered_rows == 400
+    full["disk"] = False
+    for start in range(400, 480, 40):
+        p.process(ndjson(40, start))
+    p.close()
+    assert p.buffered_rows == 0 and p.summary.events_written == 480
+    stored = scan(tmp_path).collect()["message"].to_list()
+    assert sorted(stored) == sorted(f"event {i}" for i in range(480))
+
+
 def test_partitions_follow_the_design_layout(tmp_path):
     with Pipeline(tmp_path) as p:
         p.process(b'{"ts":"2024-03-05T07:30:00Z","category":"security.audit_logs"}\n')

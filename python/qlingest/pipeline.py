@@ -8,7 +8,7 @@ import time
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,8 @@ log = logging.getLogger("qlingest")
 
 #: A store partition: category, UTC date and hour, as they appear in the directory names.
 PartitionKey = tuple[str, str, str]
+#: A file of rows without audit records: its partition, rows and the WAL records they hold.
+PlainFile = tuple[PartitionKey, pl.DataFrame, frozenset[int]]
 #: What reading an input can raise: an unreadable file, a truncated or corrupt stream.
 READ_ERRORS = (OSError, EOFError, zlib.error, zstandard.ZstdError)
 Format = Literal["auto", "ndjson", "text"]
@@ -131,6 +133,9 @@ class Pipeline:
         self._buffers: dict[tuple[str, str, str], list[pl.DataFrame]] = {}
         self._buffer_sizes: dict[tuple[str, str, str], int] = {}
         self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
+        # Plain files being written behind the caller, oldest first; their rows count as
+        # buffered until the write is reaped, and go back to the buffers if it failed.
+        self._behind: deque[tuple[Future[list[Path]], list[PlainFile], int]] = deque()
         self._category_checked: dict[str, str | None] = {}
         self._sampling_names: list[str] | None = None
         self._source = "-"
@@ -168,6 +173,9 @@ class Pipeline:
 
     def abort(self) -> None:
         """Drops what is buffered and releases the writer id."""
+        # Files being written are let finish, so the store is not closed under them.
+        wait([job for job, _, _ in self._behind])
+        self._behind.clear()
         self._buffers.clear()
         self._buffer_sizes.clear()
         self._buffer_wal.clear()
@@ -291,7 +299,9 @@ class Pipeline:
             return
         self.store.check_process()
         cfg = self.config.store
-        failure: Exception | None = None
+        # Files written behind since the last call are counted first; a failed one has put
+        # its rows back and its error is raised once this frame is buffered too.
+        failure: Exception | None = self._reap()
         for key, part in _runs(events, parts) if parts is not None else _split(events):
             if key in self._wal_skip:
                 continue
@@ -309,20 +319,23 @@ class Pipeline:
                 continue
             try:
                 if self._buffer_sizes[key] >= cfg.target_file_bytes:
-                    self._commit([key])
+                    self._commit([key], behind=True)
                 elif len(self._buffers) > cfg.max_buffered_partitions:
                     # Dicts keep insertion order: the partitions started longest ago go first,
                     # together, so their commit costs two file-system syncs however many they are.
                     excess = len(self._buffers) - cfg.max_buffered_partitions // 2
-                    self._commit(list(self._buffers)[:excess])
+                    self._commit(list(self._buffers)[:excess], behind=True)
             except Exception as e:
                 # A failed commit keeps its rows buffered; the rest of the frame is buffered
                 # too before the error is raised, so the caller loses nothing of it.
                 failure = e
         if failure is not None:
             raise failure
-        while self.buffered_bytes > cfg.max_buffer_bytes:
-            self._commit([max(self._buffer_sizes, key=self._buffer_sizes.__getitem__)])
+        if self.buffered_bytes > cfg.max_buffer_bytes:
+            if failure := self._reap(block=True):
+                raise failure
+            while self._buffer_sizes and self.buffered_bytes > cfg.max_buffer_bytes:
+                self._commit([max(self._buffer_sizes, key=self._buffer_sizes.__getitem__)])
 
     def _category_problem(self, category: str) -> str | None:
         if category not in self._category_checked:
@@ -350,35 +363,86 @@ class Pipeline:
     #: (and checkpointed) before anything else is chained, so a failed write leaves no gap.
     _chained: tuple[PartitionKey, pl.DataFrame, frozenset[int], Path | None] | None = None
 
-    def _commit(self, keys: list[PartitionKey]) -> None:
+    def _commit(self, keys: list[PartitionKey], *, behind: bool = False) -> None:
         """Commits buffered partitions. Files with audit rows are committed one at a time, in
-        chain order, each followed by its checkpoint; the others are committed together.
+        chain order, each followed by its checkpoint; the others are committed together, on
+        the store's committer thread while audit rows are chained here.
 
         Rows leave the buffers only once their file is committed: when a write fails (a full
-        disk) the error is raised and the rows stay for the next commit to write."""
+        disk) the error is raised and the rows stay for the next commit to write. With
+        ``behind`` the plain files are left to finish behind the caller (a later call counts
+        them, or raises their error with their rows buffered again)."""
         assert self.store is not None and self._audit is not None
         # Limitation: the store raises too when only the sync after its renames fails, with
         # the files in place; their rows then stay buffered and are stored a second time.
         self._commit_chained()
-        plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]] = []
+        plain: list[PlainFile] = []
+        audit: list[PartitionKey] = []
         for key in keys:
+            if self._may_audit(key[0]):
+                audit.append(key)
+            else:
+                plain.append(self._take(key))
+        self._write_behind(plain)
+        for key in audit:
             frames = self._buffers[key]
             frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+            # The chain follows the file's row order; other files are sorted as written.
+            frame, audited = self._audit.chain(sorted_by_time(frame))
             wal = frozenset(self._buffer_wal.get(key, ()))
-            audited = False
-            if self._may_audit(key[0]):
-                # The chain follows the file's row order; other files are sorted as written.
-                frame, audited = self._audit.chain(sorted_by_time(frame))
+            self._unbuffer(key)
             if audited:
-                # Chained rows are held as chained from here; the plain files before this one
-                # go first, so files keep the order of ``keys``.
-                self._unbuffer(key)
+                # Chained rows are held as chained from here, and committed before anything
+                # else is chained.
                 self._chained = (key, frame, wal, None)
-                self._commit_plain(plain)
                 self._commit_chained()
             else:
                 plain.append((key, frame, wal))
-        self._commit_plain(plain)
+        self._write_behind(plain)
+        if not behind and (failure := self._reap(block=True)):
+            raise failure
+
+    def _take(self, key: PartitionKey) -> PlainFile:
+        """The rows of a buffered partition as one file, out of the buffers."""
+        frames = self._buffers[key]
+        frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+        wal = frozenset(self._buffer_wal.get(key, ()))
+        self._unbuffer(key)
+        return key, frame, wal
+
+    def _write_behind(self, plain: list[PlainFile]) -> None:
+        """Hands files without audit rows to the store's committer, and empties ``plain``.
+        At most two such writes are in flight: a third waits for the oldest."""
+        assert self.store is not None
+        if not plain:
+            return
+        while len(self._behind) >= 2:
+            if failure := self._reap(block=True, only_oldest=True):
+                self._rebuffer(plain)
+                plain.clear()
+                raise failure
+        size = sum(frame.estimated_size() for _, frame, _ in plain)
+        self._behind.append((self.store.write_partitions_behind(list(plain)), list(plain), size))
+        plain.clear()
+
+    def _reap(self, *, block: bool = False, only_oldest: bool = False) -> Exception | None:
+        """Counts the files written behind that are done (all of them with ``block``). The rows
+        of a failed write go back to the buffers, and its error is returned once every write
+        in flight has ended, so no other failure follows it later."""
+        failure: Exception | None = None
+        while self._behind and (block or failure or self._behind[0][0].done()):
+            job, files, _ = self._behind.popleft()
+            try:
+                job.result()
+            except Exception as e:
+                failure = failure or e
+                self._rebuffer(files)
+            else:
+                for key, frame, wal in files:
+                    self._committed(key, frame.height, wal)
+            if only_oldest and not failure:
+                break
+        return failure
 
     def _commit_chained(self) -> None:
         """Commits the file of chained rows, if one is held, then records its checkpoint."""
@@ -393,14 +457,13 @@ class Pipeline:
         self._audit.committed(path)
         self._chained = None
 
-    def _commit_plain(self, plain: list[tuple[PartitionKey, pl.DataFrame, frozenset[int]]]) -> None:
-        """Commits files without audit rows together, and empties ``plain``."""
-        assert self.store is not None
-        self.store.write_partitions(plain)
-        for key, frame, wal in plain:
-            self._unbuffer(key)
-            self._committed(key, frame.height, wal)
-        plain.clear()
+    def _rebuffer(self, files: list[PlainFile]) -> None:
+        """Puts the rows of files not written back in the buffers, ahead of later rows."""
+        for key, frame, wal in files:
+            self._buffers.setdefault(key, []).insert(0, frame)
+            self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + frame.estimated_size()
+            if wal:
+                self._buffer_wal.setdefault(key, set()).update(wal)
 
     def _unbuffer(self, key: PartitionKey) -> None:
         del self._buffers[key], self._buffer_sizes[key]
@@ -419,25 +482,28 @@ class Pipeline:
 
     @property
     def buffered_partitions(self) -> int:
-        """Partitions holding rows not yet committed."""
+        """Partitions gathering rows (files being written are not counted)."""
         return len(self._buffers)
 
     @property
     def buffered_rows(self) -> int:
-        """Events held by partitions not yet committed."""
+        """Events not yet committed: gathering, chained, or in files being written."""
         held = sum(frame.height for frames in self._buffers.values() for frame in frames)
+        held += sum(frame.height for _, files, _ in self._behind for _, frame, _ in files)
         chained = self._chained
         return held + (chained[1].height if chained is not None and chained[3] is None else 0)
 
     @property
     def buffered_bytes(self) -> int:
-        """Estimated memory held by partitions not yet committed."""
-        return sum(self._buffer_sizes.values())
+        """Estimated memory held by rows not yet committed."""
+        return sum(self._buffer_sizes.values()) + sum(size for _, _, size in self._behind)
 
     def flush(self) -> None:
         """Commits every buffered partition; raises, keeping the rows, when a write fails."""
         if self._buffers or self._chained is not None:
             self._commit(list(self._buffers))
+        elif failure := self._reap(block=True):
+            raise failure
 
     def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:
         """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline.

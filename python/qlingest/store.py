@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import threading
 import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -109,7 +110,10 @@ class Store:
         self._pid = os.getpid()
         self._seq = self._recover_seq()
         self.stats = CommitStats()
+        # File numbers and commit counts are taken by the caller's thread and the committer.
+        self._counting = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._committer: ThreadPoolExecutor | None = None
         _open_stores.add(self)
 
     @property
@@ -133,7 +137,8 @@ class Store:
             # and a child living on after the parent must not keep the writer id taken.
             os.close(self._lock)
             self._lock = -1
-        self._pool = None  # its threads stayed in the parent
+        self._pool = self._committer = None  # their threads stayed in the parent
+        self._counting = threading.Lock()
 
     def _claim_writer(self, wanted: str | None) -> tuple[str, int]:
         """Holds ``writers/<id>.lock`` for the life of the store, so concurrent writers differ."""
@@ -167,6 +172,9 @@ class Store:
         return highest + 1
 
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.shutdown()
+            self._committer = None
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
@@ -176,9 +184,18 @@ class Store:
         _open_stores.discard(self)
 
     def next_name(self, suffix: str) -> str:
-        name = f"part-{self.writer}-{self._seq:08d}.{suffix}"
-        self._seq += 1
+        with self._counting:
+            name = f"part-{self.writer}-{self._seq:08d}.{suffix}"
+            self._seq += 1
         return name
+
+    def _count(self, path: Path, rows: int) -> None:
+        size = path.stat().st_size
+        with self._counting:
+            self.stats.files += 1
+            self.stats.rows += rows
+            self.stats.bytes += size
+            self.stats.paths.append(path)
 
     def _make_dir(self, directory: Path) -> None:
         """Creates a partition directory and makes each new level durable."""
@@ -212,10 +229,6 @@ class Store:
             raise
         if self.config.fsync:
             fsync_dir(directory)
-        size = final.stat().st_size
-        self.stats.files += 1
-        self.stats.bytes += size
-        self.stats.paths.append(final)
         return final
 
     def partition_dir(self, category: str, date: str, hour: str, tier: str = "hot") -> Path:
@@ -248,23 +261,14 @@ class Store:
             self.next_name("parquet"),
             lambda path: self._write_parquet(path, frame, metadata),
         )
-        self.stats.rows += frame.height
+        self._count(path, frame.height)
         return path
 
     def _submit(self, write, *args) -> Future[None]:
-        """Runs ``write`` on the writer pool, or here once the interpreter is exiting (thread
-        pools take no work then, and an emitter closed at exit still commits)."""
+        """Runs ``write`` on the writer pool."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(os.cpu_count() or 1, "qlingest-write")
-        try:
-            return self._pool.submit(write, *args)
-        except RuntimeError:
-            done: Future[None] = Future()
-            try:
-                done.set_result(write(*args))
-            except BaseException as e:
-                done.set_exception(e)
-            return done
+        return _submit_or_run(self._pool, write, *args)
 
     def _write_parquet(self, path: Path, frame: pl.DataFrame, metadata: dict | None) -> None:
         cfg = self.config
@@ -313,11 +317,18 @@ class Store:
         if self.config.fsync:
             sync_filesystem(self.root)
         for _, final, rows in staged:
-            self.stats.files += 1
-            self.stats.rows += rows
-            self.stats.bytes += final.stat().st_size
-            self.stats.paths.append(final)
+            self._count(final, rows)
         return [final for _, final, _ in staged]
+
+    def write_partitions_behind(
+        self, files: list[tuple[tuple[str, str, str], pl.DataFrame, frozenset[int]]]
+    ) -> Future[list[Path]]:
+        """``write_partitions`` on the committer thread, so the caller goes on decoding while
+        the files are encoded; the future holds the paths or the error."""
+        self.check_process()
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(1, "qlingest-commit")
+        return _submit_or_run(self._committer, self.write_partitions, files)
 
     def write_dead_letters(self, frame: pl.DataFrame, date: str) -> Path:
         """Commits dead letters as zstd NDJSON: source, line, reason, detail, raw (or raw_hex)."""
@@ -330,7 +341,9 @@ class Store:
             path.write_bytes(data)
 
         directory = self.root / "dead-letter" / f"date={date}"
-        return self._commit_file(directory, self.next_name("ndjson.zst"), write)
+        path = self._commit_file(directory, self.next_name("ndjson.zst"), write)
+        self._count(path, 0)
+        return path
 
     def dead_letter_wal_records(self, first_file: int) -> set[int]:
         """WAL records whose dead letters this writer committed in files from ``first_file`` on.
@@ -356,6 +369,20 @@ class Store:
 
 #: Stores not yet closed, for the fork hook; weak, so an abandoned store is not kept alive.
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _submit_or_run(pool: ThreadPoolExecutor, work, *args) -> Future:
+    """Runs ``work`` on ``pool``, or here once the interpreter is exiting: thread pools take no
+    work then, and an emitter closed at exit still commits."""
+    try:
+        return pool.submit(work, *args)
+    except RuntimeError:
+        done: Future = Future()
+        try:
+            done.set_result(work(*args))
+        except BaseException as e:
+            done.set_exception(e)
+        return done
 
 
 #: Whether polars' worker threads ran in the process this one was forked from: they did not
