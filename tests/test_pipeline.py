@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -77,6 +78,28 @@ def test_files_committed_together_are_each_sorted(tmp_path, fsync):
         frame = pl.read_parquet(path)
         assert frame.height == 97 and frame["timestamp"].is_sorted()
     assert store.stats.files == 5 and store.stats.rows == 5 * 97
+
+
+def test_several_files_sync_themselves_and_their_directories_only(tmp_path, monkeypatch):
+    # A file-system wide sync would wait for every other program's writes on the disk too.
+    import os
+
+    synced = []
+    real = os.fsync
+
+    def fsync(fd):
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    store = Store(tmp_path, load_config(**{"store.fsync": True}).store)
+    keys = [(f"app.c{i}", "2023-11-14", "22") for i in range(3)]
+    paths = store.write_partitions([(k, unsorted_frame(k[0], 10), frozenset()) for k in keys])
+    store.close()
+    files = {p.parent / f".{p.name}.tmp" for p in paths}
+    assert files <= {Path(s) for s in synced}
+    assert {p.parent for p in paths} <= {Path(s) for s in synced}
+    assert all(Path(s) == tmp_path or tmp_path in Path(s).parents for s in synced)
 
 
 def test_a_failed_file_among_several_leaves_none_behind(tmp_path, monkeypatch):

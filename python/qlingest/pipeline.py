@@ -322,7 +322,7 @@ class Pipeline:
                     self._commit([key], behind=True)
                 elif len(self._buffers) > cfg.max_buffered_partitions:
                     # Dicts keep insertion order: the partitions started longest ago go first,
-                    # together, so their commit costs two file-system syncs however many they are.
+                    # together, in one write on the committer and its writer pool.
                     excess = len(self._buffers) - cfg.max_buffered_partitions // 2
                     self._commit(list(self._buffers)[:excess], behind=True)
             except Exception as e:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import io
 import json
@@ -65,6 +64,14 @@ def partition_value(value: str) -> str:
 
 def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -217,11 +224,7 @@ class Store:
         try:
             write(tmp)
             if self.config.fsync:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fsync_file(tmp)
             os.rename(tmp, final)
         except BaseException:
             # A failed write (a full disk, say) leaves nothing half-written behind.
@@ -285,10 +288,10 @@ class Store:
     def write_partitions(
         self, files: list[tuple[tuple[str, str, str], pl.DataFrame, frozenset[int]]]
     ) -> list[Path]:
-        """Commits several files (partition key, rows, WAL records) at once: all are written
-        aside side by side, one file-system sync makes their contents durable, all are renamed
-        into place and a second sync makes the names durable. Two syncs in all, where one file
-        at a time takes three to five, which is what many small partitions cost."""
+        """Commits several files (partition key, rows, WAL records) at once: each is written
+        aside and fsynced on the writer pool, side by side; then all are renamed into place and
+        each directory is synced once. Only the store's own files are synced: a file-system
+        wide sync would also wait for whatever else is being written on the disk."""
         self.check_process()
         if len(files) < 2:
             return [self.write_partition(*key, frame, wal_records=wal) for key, frame, wal in files]
@@ -297,16 +300,14 @@ class Store:
         try:
             for (category, date, hour), frame, wal in files:
                 directory = self.partition_dir(category, date, hour)
-                directory.mkdir(parents=True, exist_ok=True)
+                self._make_dir(directory)
                 name = self.next_name("parquet")
                 staged.append((directory / f".{name}.tmp", directory / name, frame.height))
                 metadata = _metadata(category, date, hour, wal)
                 # Polars encodes a file of one row group on one core: files go side by side.
-                jobs.append(self._submit(self._write_parquet, staged[-1][0], frame, metadata))
+                jobs.append(self._submit(self._write_durable, staged[-1][0], frame, metadata))
             for job in jobs:
                 job.result()
-            if self.config.fsync:
-                sync_filesystem(self.root)
             for tmp, final, _ in staged:
                 os.rename(tmp, final)
         except BaseException:
@@ -315,10 +316,16 @@ class Store:
                 tmp.unlink(missing_ok=True)
             raise
         if self.config.fsync:
-            sync_filesystem(self.root)
+            for directory in dict.fromkeys(final.parent for _, final, _ in staged):
+                fsync_dir(directory)
         for _, final, rows in staged:
             self._count(final, rows)
         return [final for _, final, _ in staged]
+
+    def _write_durable(self, path: Path, frame: pl.DataFrame, metadata: dict | None) -> None:
+        self._write_parquet(path, frame, metadata)
+        if self.config.fsync:
+            fsync_file(path)
 
     def write_partitions_behind(
         self, files: list[tuple[tuple[str, str, str], pl.DataFrame, frozenset[int]]]
@@ -435,31 +442,6 @@ def _metadata(category: str, date: str, hour: str, wal_records: frozenset[int]) 
         WAL_KEY: encode_ranges(wal_records),
         PARTITION_KEY: json.dumps([category, date, hour]),
     }
-
-
-def _libc_syncfs():
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_SYNCFS = _libc_syncfs()
-
-
-def sync_filesystem(path: Path) -> None:
-    """Makes every written file, rename and new directory on ``path``'s file system durable
-    (``syncfs``; ``sync`` where the system has no ``syncfs``)."""
-    if _SYNCFS is None:
-        os.sync()
-        return
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        if _SYNCFS(fd) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), str(path))
-    finally:
-        os.close(fd)
 
 
 def encode_ranges(numbers: frozenset[int] | set[int]) -> str:
