@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import queue
 import subprocess
 import sys
 import threading
@@ -80,6 +81,85 @@ def test_bad_input_is_dead_lettered_not_raised(tmp_path):
     assert emitter.error is None
     assert emitter.pipeline.summary.dead_lettered == 1
     assert stored(tmp_path)["message"].to_list() == ["fine"]
+
+
+class RecordingPipeline:
+    """Keeps each batch the emitter hands over, as bytes; ``gate`` holds the first back."""
+
+    buffered_rows = 0
+
+    def __init__(self, gate: threading.Event | None = None):
+        self.batches: list[bytes] = []
+        self.gate = gate
+        self.busy = threading.Event()
+
+    def process(self, data, **kwargs):
+        self.busy.set()
+        if self.gate is not None:
+            self.gate.wait(5)
+        self.batches.append(data)
+
+    def close(self):
+        pass
+
+
+class TestBatchesHandedOver:
+    """Issue 7: the cheaper ``emit`` keeps what the pipeline is given byte for byte."""
+
+    def test_a_batch_is_the_events_as_ndjson_each_ending_in_a_newline(self):
+        pipeline = RecordingPipeline()
+        with Emitter(pipeline=pipeline) as emitter:
+            emitter.emit({"message": "a", "n": 1.5, "http": {"status": 201}})
+            emitter.emit(b'{"message":"raw"}')
+            emitter.emit({"message": "\u00e9"})
+        assert pipeline.batches == [
+            b'{"message":"a","n":1.5,"http":{"status":201}}\n'
+            b'{"message":"raw"}\n'
+            b'{"message":"\xc3\xa9"}\n'
+        ]
+
+    def test_batches_are_handed_over_once_they_reach_batch_bytes(self):
+        pipeline = RecordingPipeline()
+        line = b'{"message":"0123456789"}'  # 24 bytes, 25 with its newline
+        with Emitter(pipeline=pipeline, batch_bytes=50, queue_batches=100) as emitter:
+            for _ in range(5):
+                emitter.emit(line)
+        assert pipeline.batches == [(line + b"\n") * 2, (line + b"\n") * 2, line + b"\n"]
+
+    def test_events_from_many_threads_are_all_handed_over(self):
+        pipeline = RecordingPipeline()
+        with Emitter(pipeline=pipeline, batch_bytes=4096, queue_batches=10_000) as emitter:
+
+            def emit_many(thread):
+                for i in range(2000):
+                    emitter.emit({"thread": thread, "i": i})
+
+            threads = [threading.Thread(target=emit_many, args=(t,)) for t in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        lines = b"".join(pipeline.batches).splitlines()
+        assert len(lines) == 4 * 2000 and emitter.dropped_events == 0
+        assert sorted(lines) == sorted(
+            b'{"thread":%d,"i":%d}' % (t, i) for t in range(4) for i in range(2000)
+        )
+
+    def test_a_flush_that_times_out_leaves_its_events_pending(self):
+        gate = threading.Event()
+        pipeline = RecordingPipeline(gate)
+        emitter = Emitter(pipeline=pipeline, batch_bytes=1, queue_batches=1)
+        emitter.emit(b'{"n":0}')  # taken by the worker, which waits at the gate
+        assert pipeline.busy.wait(5)
+        emitter.emit(b'{"n":1}')  # fills the queue
+        emitter.batch_bytes = 1 << 20
+        emitter.emit(b'{"n":2}')
+        with pytest.raises(queue.Full):
+            emitter.flush(timeout=0.01)
+        gate.set()
+        emitter.close()
+        assert pipeline.batches == [b'{"n":0}\n', b'{"n":1}\n', b'{"n":2}\n']
+        assert emitter.dropped_events == 0
 
 
 class TestHandler:
@@ -234,6 +314,13 @@ logging.getLogger("app").warning("hello")
         assert done.returncode == 0, done.stderr.decode()
         assert b"not stored" not in done.stderr
         assert sorted(stored(tmp_path)["message"].to_list()) == ["hello", "last words"]
+
+    def test_an_unencodable_event_after_close_is_refused_as_closed(self, tmp_path):
+        emitter = Emitter(tmp_path, config())
+        emitter.close()
+        with pytest.raises(EmitterClosedError, match="closed"):
+            emitter.emit({"message": "late", "obj": object()})
+        assert emitter.rejected_events == 1
 
     def test_emit_after_close_raises_and_counts(self, tmp_path):
         emitter = Emitter(tmp_path, config())

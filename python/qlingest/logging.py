@@ -1,10 +1,10 @@
 """Embedded use: hand events to a background pipeline from application code.
 
-``Emitter.emit`` encodes an event on the caller's thread (msgspec into one shared buffer, so
-the call costs about a microsecond) and returns; a background thread takes full buffers from
-a bounded queue and runs them through a ``Pipeline``. When the queue is full the buffer is
-dropped and counted rather than blocking the application. ``Handler`` is the same thing as a
-``logging.Handler``.
+``Emitter.emit`` encodes an event on the caller's thread (msgspec, before taking the lock)
+and appends the bytes to the pending batch, so the call costs well under a microsecond; a
+background thread takes full batches from a bounded queue and runs them through a
+``Pipeline``. When the queue is full the batch is dropped and counted rather than blocking
+the application. ``Handler`` is the same thing as a ``logging.Handler``.
 """
 
 from __future__ import annotations
@@ -69,9 +69,10 @@ class Emitter:
         #: ``close`` or in a forked child.
         self.rejected_events = 0
         self.error: BaseException | None = None
-        self._encode_into = msgspec.json.Encoder().encode_into
-        self._buffer = bytearray()
-        self._events = 0
+        self._encode = msgspec.json.Encoder().encode
+        #: The encoded events of the batch being filled, and their bytes with newlines.
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self._lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queue_batches)
@@ -90,29 +91,39 @@ class Emitter:
         """Queues one event: a dict (encoded here) or the bytes of one JSON object.
 
         An event that cannot be encoded (an ``object()``, a lone surrogate in a string)
-        raises, is counted in ``rejected_events`` and leaves the buffer as it was; so does an
+        raises, is counted in ``rejected_events`` and leaves the batch as it was; so does an
         event emitted after ``close`` (:class:`EmitterClosedError`) or in a forked child.
         """
-        with self._lock:
+        # Encoded before the lock is taken: the encoder keeps no state between calls, and the
+        # lock is then held only to append.
+        if isinstance(event, bytes):
+            data = event
+        else:
+            try:
+                data = self._encode(event)
+            except Exception:
+                self._reject_unencodable()
+                raise
+        lock = self._lock
+        # acquire/release rather than ``with``: the context protocol costs about as much again.
+        lock.acquire()
+        try:
             if self._closed:
                 self.rejected_events += 1
                 raise self._refusal()
-            buffer = self._buffer
-            start = len(buffer)
-            try:
-                if isinstance(event, bytes):
-                    buffer += event
-                else:
-                    self._encode_into(event, buffer, -1)
-            except Exception:
-                # The encoder stops part-way: its bytes would corrupt the next event.
-                del buffer[start:]
-                self.rejected_events += 1
-                raise
-            buffer += b"\n"
-            self._events += 1
-            if len(buffer) >= self.batch_bytes:
+            self._pending.append(data)
+            self._pending_bytes += len(data) + 1
+            if self._pending_bytes >= self.batch_bytes:
                 self._hand_over()
+        finally:
+            lock.release()
+
+    def _reject_unencodable(self) -> None:
+        """Counts an event the encoder refused; a closed emitter refuses it as closed."""
+        with self._lock:
+            self.rejected_events += 1
+            if self._closed:
+                raise self._refusal() from None
 
     def _refusal(self) -> Exception:
         if self._forked:
@@ -122,11 +133,22 @@ class Emitter:
             )
         return EmitterClosedError("this Emitter is closed: the event was not stored")
 
+    def _take_batch(self) -> tuple[bytes, int]:
+        """The pending events as NDJSON and their count; the batch is emptied (the lock is
+        held)."""
+        batch = self._batch()
+        self._pending = []
+        self._pending_bytes = 0
+        return batch
+
+    def _batch(self) -> tuple[bytes, int]:
+        """The pending events as NDJSON, each line ending in a newline, and their count."""
+        pending = self._pending
+        return b"\n".join([*pending, b""]), len(pending)
+
     def _hand_over(self) -> None:
-        """Queues the buffer (the lock is held); a full queue drops it, counted."""
-        data, events = bytes(self._buffer), self._events
-        self._buffer.clear()
-        self._events = 0
+        """Queues the batch (the lock is held); a full queue drops it, counted."""
+        data, events = self._take_batch()
         try:
             self._queue.put_nowait((data, events))
         except queue.Full:
@@ -141,10 +163,11 @@ class Emitter:
         if self._forked:
             return  # nothing buffered here is the child's
         with self._lock:
-            if self._events:
-                self._queue.put((bytes(self._buffer), self._events), timeout=timeout)
-                self._buffer.clear()
-                self._events = 0
+            if self._pending:
+                # Emptied once queued: a put that times out leaves the events pending.
+                self._queue.put(self._batch(), timeout=timeout)
+                self._pending = []
+                self._pending_bytes = 0
         self._queue.join()
 
     def close(self) -> None:
@@ -182,8 +205,8 @@ class Emitter:
         self._lock = threading.Lock()
         self._close_lock = threading.Lock()
         # What was buffered is the parent's, which stores it.
-        self._buffer = bytearray()
-        self._events = 0
+        self._pending = []
+        self._pending_bytes = 0
         self._forked = True
         self._closed = True
 
@@ -204,11 +227,9 @@ class Emitter:
     def _take_partial(self) -> None:
         """After a quiet interval, ingests the partial buffer so events do not wait long."""
         with self._lock:
-            if not self._events:
+            if not self._pending:
                 return
-            data = bytes(self._buffer)
-            self._buffer.clear()
-            self._events = 0
+            data, _ = self._take_batch()
         self._ingest(data)
 
     def _ingest(self, data: bytes) -> None:
