@@ -240,6 +240,27 @@ def test_a_flipped_byte_mid_log_loses_one_record_and_keeps_its_bytes(tmp_path):
     assert len(again.damage) == 1 and "damaged, not replayed" in again.damage[0]
 
 
+@pytest.mark.parametrize("fill", [b"\0", b"\xa5"])
+def test_damage_across_more_records_than_the_number_search_tries_loses_only_them(tmp_path, fill):
+    # A lost disk block reads as zeros; other damage as anything. Either may take hundreds of
+    # small records with it: the records after it are still found.
+    wal = Wal(tmp_path, segment_bytes=1 << 20)
+    wal.open_segment(first_file=3)
+    wal.append([(i, "http", [b"r%04d\n" % i]) for i in range(600)])
+    wal.close()
+    (segment,) = tmp_path.glob("*.wal")
+    record = (segment.stat().st_size - 16) // 600  # every record is the same size here
+    data = bytearray(segment.read_bytes())
+    start, end = 16 + 100 * record + 3, 16 + 400 * record - 5
+    data[start:end] = fill * (end - start)
+    segment.write_bytes(bytes(data))
+    again = Wal(tmp_path, segment_bytes=1 << 20)
+    assert [r.seq for r in again.recover()] == [*range(100), *range(400, 600)]
+    assert again.next_seq == 600
+    (kept,) = (tmp_path / "damaged").iterdir()
+    assert len(kept.read_bytes()) == 300 * record
+
+
 def test_a_damaged_segment_header_loses_no_record(tmp_path):
     segment = logged_segment(tmp_path)
     flip(segment, 2)

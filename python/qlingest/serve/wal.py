@@ -12,6 +12,7 @@ A record's payload is written from its parts (the bodies of the requests it grou
 from __future__ import annotations
 
 import os
+import re
 import struct
 import time
 import zlib
@@ -313,13 +314,11 @@ def _incomplete(data: bytes, pos: int) -> bool:
     return pos + _RECORD_HEAD.size + src_len + length > len(data)
 
 
-#: How many record numbers past the last good one a resynchronising search tries. Numbers
-#: are consecutive in a segment (a failed ``append`` gives its numbers to the next records),
-#: so the next intact record is the first number past the damaged ones: one for a flipped
-#: bit, a few for a lost disk block of small records. Each number tried costs a search of
-#: the rest of the segment, which bounds them.
-#: Limitation: damage that takes more records than this with it loses the rest of its
-#: segment (kept under ``damaged/``, and logged).
+#: How many record numbers past the last good one a resynchronising search tries first.
+#: Numbers are consecutive in a segment (a failed ``append`` gives its numbers to the next
+#: records), so the next intact record is the first number past the damaged ones: one for a
+#: flipped bit, a few for a lost disk block of small records. Each number tried costs a search
+#: of the rest of the segment; damage that took more records than this is found by a scan.
 _RESYNC_SEQS = 64
 
 
@@ -334,6 +333,31 @@ def _resync(data: bytes, pos: int, last_seq: int) -> int | None:
             if _record_at(data, at - 8, last_seq) is not None:
                 return at - 8
             at = data.find(needle, at + 1)
+    return _scan_for_record(data, pos, last_seq)
+
+
+_NOT_ZERO = re.compile(rb"[^\x00]")
+
+
+def _scan_for_record(data: bytes, pos: int, last_seq: int) -> int | None:
+    """The first intact record past ``pos`` numbered after ``last_seq``, however many records
+    the damage took: every place holding the high half of the next numbers (at offset 12 of a
+    record) is checked, in order, so the first found is the next. Runs of zero bytes, which a
+    lost disk block reads as, are skipped whole."""
+    high = struct.pack("<I", (last_seq + 1) >> 32)
+    at = data.find(high, pos + 13)
+    while at >= 0:
+        start = at - 12
+        if _record_at(data, start, last_seq) is not None:
+            return start
+        if not any(data[start:at]):
+            # Zeros before the match too: jump to the end of the run.
+            more = _NOT_ZERO.search(data, at)
+            if more is None:
+                return None
+            at = data.find(high, max(more.start() - 3, at + 1))
+            continue
+        at = data.find(high, at + 1)
     return None
 
 
