@@ -22,7 +22,7 @@ pub(crate) enum Sink {
 
 impl Sink {
     /// The builder the row of this (redacted) category and timestamp goes to.
-    #[inline]
+    #[inline(always)]
     pub fn builder(&mut self, category: Option<&str>, timestamp: i64) -> &mut BatchBuilder {
         match self {
             Sink::Whole(rows) => rows,
@@ -59,7 +59,7 @@ impl Parts {
         }
     }
 
-    #[inline]
+    #[inline(never)]
     fn builder(&mut self, category: Option<&str>, timestamp: i64) -> &mut BatchBuilder {
         match self.slot(category, timestamp) {
             Some(at) => &mut self.parts[at].rows,
