@@ -10,6 +10,7 @@ peak RSS is ``ru_maxrss`` of the measuring process.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import resource
@@ -120,7 +121,10 @@ def generate_chunks(count: int, seed: int, batch: int = GENERATE_BATCH) -> Itera
 
 
 def generate_file(path: str | Path, count: int, seed: int = DEFAULT_SEED, progress=None) -> int:
-    """Writes ``count`` events of the standard mix to ``path``; returns the bytes written."""
+    """Writes ``count`` events of the standard mix to ``path``; returns the bytes written.
+
+    The file is synced before it is measured on: written back later, its pages would compete
+    with whatever runs then, and a run's own file syncs could wait for them."""
     written = 0
     with open(path, "wb") as out:
         for chunk in generate_chunks(count, seed):
@@ -128,6 +132,12 @@ def generate_file(path: str | Path, count: int, seed: int = DEFAULT_SEED, progre
             written += len(chunk)
             if progress is not None:
                 progress(chunk.count(b"\n"))
+        out.flush()
+        try:
+            os.fsync(out.fileno())
+        except OSError as e:
+            if e.errno != errno.EINVAL:  # a file that cannot be synced (/dev/null) is fine
+                raise
     return written
 
 
