@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import threading
 import time
 import zlib
 from collections import Counter, deque
@@ -119,6 +121,21 @@ def _events_frame(arrow: object) -> pl.DataFrame:
     return frame
 
 
+def _locked(method):
+    """Runs ``method`` holding the pipeline's lock. In a child forked from the process that
+    built the pipeline the lock is not taken: another thread of the parent may have held it
+    at the fork, and the child commits nothing anyway."""
+
+    @functools.wraps(method)
+    def locked(self: Pipeline, *args, **kwargs):
+        if self.store is not None and self.store.forked:
+            return method(self, *args, **kwargs)
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class Pipeline:
     """Decodes, transforms and stores events. Build once, feed many batches, then ``close``.
 
@@ -127,6 +144,8 @@ class Pipeline:
 
     def __init__(self, data_dir: str | Path | None = None, config: Config | None = None) -> None:
         self.config = config or load_config()
+        # Buffering and committing take turns across threads; decoding runs beside them.
+        self._lock = threading.RLock()
         self._engines: dict[str, _core.Engine] = {}
         self.store = Store(data_dir, self.config.store) if data_dir is not None else None
         self.summary = Summary()
@@ -171,10 +190,13 @@ class Pipeline:
             # acknowledged, and a second failure would only hide the first.
             self.abort()
 
+    @_locked
     def abort(self) -> None:
         """Drops what is buffered and releases the writer id."""
-        # Files being written are let finish, so the store is not closed under them.
-        wait([job for job, _, _ in self._behind])
+        # Files being written are let finish, so the store is not closed under them; in a
+        # forked child their threads stayed in the parent.
+        if self.store is None or not self.store.forked:
+            wait([job for job, _, _ in self._behind])
         self._behind.clear()
         self._buffers.clear()
         self._buffer_sizes.clear()
@@ -245,6 +267,7 @@ class Pipeline:
         self.absorb(batch, len(data))
         return batch
 
+    @_locked
     def absorb(self, batch: Batch, input_bytes: int) -> None:
         """Counts a decoded batch, commits its dead letters and buffers its events."""
         s = self.summary
@@ -289,6 +312,7 @@ class Pipeline:
         finally:
             self._wal_tag, self._wal_skip, self._observed_ns = frozenset(), frozenset(), None
 
+    @_locked
     def write(
         self, events: pl.DataFrame, parts: list[tuple[PartitionKey, int]] | None = None
     ) -> None:
@@ -384,20 +408,25 @@ class Pipeline:
             else:
                 plain.append(self._take(key))
         self._write_behind(plain)
-        for key in audit:
-            frames = self._buffers[key]
-            frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
-            # The chain follows the file's row order; other files are sorted as written.
-            frame, audited = self._audit.chain(sorted_by_time(frame))
-            wal = frozenset(self._buffer_wal.get(key, ()))
-            self._unbuffer(key)
-            if audited:
-                # Chained rows are held as chained from here, and committed before anything
-                # else is chained.
-                self._chained = (key, frame, wal, None)
-                self._commit_chained()
-            else:
-                plain.append((key, frame, wal))
+        try:
+            for key in audit:
+                frames = self._buffers[key]
+                frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+                # The chain follows the file's row order; other files are sorted as written.
+                frame, audited = self._audit.chain(sorted_by_time(frame))
+                wal = frozenset(self._buffer_wal.get(key, ()))
+                self._unbuffer(key)
+                if audited:
+                    # Chained rows are held as chained from here, and committed before
+                    # anything else is chained.
+                    self._chained = (key, frame, wal, None)
+                    self._commit_chained()
+                else:
+                    plain.append((key, frame, wal))
+        except BaseException:
+            # Partitions that turned out to hold no audit rows go back until a later commit.
+            self._rebuffer(plain)
+            raise
         self._write_behind(plain)
         if not behind and (failure := self._reap(block=True)):
             raise failure
@@ -481,11 +510,13 @@ class Pipeline:
             self.on_commit(key, wal)
 
     @property
+    @_locked
     def buffered_partitions(self) -> int:
         """Partitions gathering rows (files being written are not counted)."""
         return len(self._buffers)
 
     @property
+    @_locked
     def buffered_rows(self) -> int:
         """Events not yet committed: gathering, chained, or in files being written."""
         held = sum(frame.height for frames in self._buffers.values() for frame in frames)
@@ -494,10 +525,12 @@ class Pipeline:
         return held + (chained[1].height if chained is not None and chained[3] is None else 0)
 
     @property
+    @_locked
     def buffered_bytes(self) -> int:
         """Estimated memory held by rows not yet committed."""
         return sum(self._buffer_sizes.values()) + sum(size for _, _, size in self._behind)
 
+    @_locked
     def flush(self) -> None:
         """Commits every buffered partition; raises, keeping the rows, when a write fails."""
         if self._buffers or self._chained is not None:
@@ -552,6 +585,7 @@ class Pipeline:
             progress(size)
         return lines_before + batch.lines
 
+    @_locked
     def close(self) -> Summary:
         """Commits what is buffered, releases the writer id and returns the summary.
 
