@@ -19,8 +19,8 @@ use crate::schema::{CATEGORY, TIMESTAMP};
 
 /// What one batch produced, with the counters the summary needs.
 pub struct Output {
-    /// Decoding's counts and dead letters; the events are in `partitions`.
-    pub decoded: DecodeOutput<()>,
+    /// Decoding's output, its `events` sampled.
+    pub decoded: DecodeOutput,
     /// Events kept per sampling rule (empty without a sampler).
     pub kept: Vec<u64>,
     /// Events sampled out per sampling rule (empty without a sampler).
@@ -93,9 +93,9 @@ impl Engine {
         let gate = rows.as_mut().map(|r| r as &mut dyn Gate);
         let decoded =
             self.decoder
-                .decode_parts(data, scrub, gate, source, first_line, observed_ns)?;
+                .decode_gated(data, scrub, gate, source, first_line, observed_ns)?;
         let tally = rows.map(|r| r.tally).unwrap_or_default();
-        let ((partition_keys, partitions), decoded) = decoded.take_events();
+        let (partition_keys, partitions) = split_by_partition(&decoded.events)?;
         Ok(Output {
             decoded,
             kept: tally.kept_by_rule,
@@ -301,9 +301,7 @@ mod tests {
                 let whole = decoder.decode(part, &NoScrub, "t", 1, now).unwrap().events;
                 let decisions = batch.decide(&whole, now).unwrap();
                 let expected = crate::sample::apply(&whole, &decisions).unwrap();
-                let (keys, parts) = split_by_partition(&expected).unwrap();
-                assert_eq!(out.partition_keys, keys);
-                assert_eq!(out.partitions, parts);
+                assert_eq!(out.decoded.events, expected);
                 assert_eq!(out.sampled_out, decisions.dropped_by_rule);
                 assert_eq!(out.kept, decisions.kept_by_rule);
                 assert_eq!(out.fallback_hashes, decisions.fallback_hashes);
@@ -334,11 +332,7 @@ mod tests {
             let out = sampled_engine(policy)
                 .process(input.as_bytes(), "t", 1, now)
                 .unwrap();
-            out.partitions
-                .iter()
-                .flat_map(messages)
-                .collect::<Vec<_>>()
-                .join(",")
+            messages(&out.decoded.events).join(",")
         };
         let first = kept(1_000_000_000);
         assert_eq!(first, kept(9_000_000_000_000));
@@ -374,8 +368,8 @@ mod tests {
         );
         let input = b"{\"user_id\":\"u-1\",\"msg\":\"a\"}\n{\"user_id\":\"u-2\",\"msg\":\"b\"}\n";
         let out = engine.process(input, "t", 1, 0).unwrap();
-        assert_eq!(messages(&out.partitions[0]), vec!["a"]);
-        let users = out.partitions[0].column_by_name("user_id").unwrap();
+        assert_eq!(messages(&out.decoded.events), vec!["a"]);
+        let users = out.decoded.events.column_by_name("user_id").unwrap();
         assert_ne!(users.as_string_view().value(0), "u-1");
         assert_eq!(out.sampled_out, vec![0, 0, 1, 0]);
     }
@@ -400,55 +394,6 @@ mod tests {
         let out = engine.process(mixed.as_bytes(), "t", 1, 0).unwrap();
         let sizes: Vec<(usize, usize)> = out.partitions.iter().map(held).collect();
         assert_eq!(sizes, vec![(200, 200), (100, 100)]);
-    }
-
-    /// Rows written straight into their partition's batch come out as the whole batch split
-    /// afterwards: same partitions in the same order, same rows, same values.
-    fn parts_as_split(data: &[u8], redact: bool) {
-        let decoder = Decoder::new(DecodeConfig::default()).unwrap();
-        let redactor = crate::redact::Redactor::new(Default::default()).unwrap();
-        let scrub: &dyn Scrub = if redact { &redactor } else { &NoScrub };
-        let whole = decoder.decode_gated(data, scrub, None, "t", 1, 7).unwrap();
-        let (expected_keys, expected) = split_by_partition(&whole.events).unwrap();
-        let (parts, rest) = decoder
-            .decode_parts(data, scrub, None, "t", 1, 7)
-            .unwrap()
-            .take_events();
-        assert_eq!(parts.0, expected_keys);
-        assert_eq!(parts.1, expected);
-        assert_eq!(rest.redactions, whole.redactions);
-        assert_eq!(rest.dead_letters, whole.dead_letters);
-    }
-
-    #[test]
-    fn partitions_written_as_rows_commit_equal_the_batch_split_afterwards() {
-        for seed in [1, 2, 3] {
-            let mut data = Vec::new();
-            crate::generate::generate(3_000, seed, &mut data);
-            parts_as_split(&data, seed != 2);
-        }
-    }
-
-    proptest::proptest! {
-        /// Any mix of categories and hours, out of order, with untimed rows, and past the
-        /// number of partitions a batch holds as batches of their own.
-        #[test]
-        fn partitions_of_scattered_rows_equal_the_split(
-            rows in proptest::collection::vec((0..3u8, 0..90i64, 0..3_600i64, 0..8u8), 0..400)
-        ) {
-            let data: String = rows
-                .iter()
-                .enumerate()
-                .map(|(i, (c, h, s, untimed))| match untimed {
-                    0 => format!("{{\"category\":\"c{c}\",\"msg\":\"m{i}\"}}\n"),
-                    _ => format!(
-                        "{{\"ts\":{},\"category\":\"c{c}\",\"msg\":\"m{i}\"}}\n",
-                        1_700_000_000 + h * 3_600 + s
-                    ),
-                })
-                .collect();
-            parts_as_split(data.as_bytes(), false);
-        }
     }
 
     #[test]

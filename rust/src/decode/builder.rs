@@ -1,7 +1,7 @@
 //! Column builders: rows staged while a line is read, then appended to Arrow arrays.
 
 use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
 use arrow_array::types::UInt8Type;
@@ -343,12 +343,9 @@ impl BatchBuilder {
 }
 
 fn level_array(codes: Vec<u8>, valid: Option<NullBuffer>) -> Result<DictionaryArray<UInt8Type>> {
-    // Every batch shares one array of the level names: batches concatenated then keep it as
-    // it is, where distinct arrays would be merged (and overflow 8-bit keys past 51 batches).
-    static VALUES: OnceLock<ArrayRef> = OnceLock::new();
-    let values = VALUES.get_or_init(|| Arc::new(StringViewArray::from_iter_values(LEVELS)));
     let keys = UInt8Array::new(codes.into(), valid);
-    Ok(DictionaryArray::try_new(keys, values.clone())?)
+    let values = Arc::new(StringViewArray::from_iter_values(LEVELS));
+    Ok(DictionaryArray::try_new(keys, values)?)
 }
 
 /// The schema of a dead-letter batch.

@@ -6,7 +6,6 @@ pub mod json;
 pub(crate) mod keys;
 pub mod level;
 mod ndjson;
-mod parts;
 mod scan;
 pub mod scrub;
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -29,10 +28,8 @@ pub use builder::{dead_letter_schema, Reason, Row};
 pub use config::{DecodeConfig, Format};
 pub use scrub::{NoScrub, Scrub};
 
-use crate::engine::PartitionRuns;
 use crate::error::{Error, Result};
 use builder::{col, BatchBuilder, DeadLetters};
-use parts::{Parts, Sink};
 use strptime::TimeFormat;
 
 /// Raw bytes kept in a dead letter, after redaction.
@@ -42,10 +39,9 @@ const MAX_DEAD_RAW: usize = 64 * 1024;
 /// matches, PEM blocks aside, which are matched from their first line).
 const CUT_MARGIN: usize = 4 * 1024;
 
-/// What one call to [`Decoder::decode`] produced; `events` is one batch in input order, or
-/// (from [`Decoder::decode_parts`]) the runs and batches of each store partition.
-pub struct DecodeOutput<E = RecordBatch> {
-    pub events: E,
+/// What one call to [`Decoder::decode`] produced.
+pub struct DecodeOutput {
+    pub events: RecordBatch,
     pub dead_letters: RecordBatch,
     /// Lines consumed, blank ones included; the next call starts at `first_line + lines`.
     pub lines: u64,
@@ -137,46 +133,7 @@ impl Decoder {
         first_line: u64,
         observed_ns: i64,
     ) -> Result<DecodeOutput> {
-        let rows = BatchBuilder::with_capacity(rows_hint(data));
-        let state = State::new(scrub, gate, Sink::Whole(rows));
-        self.decode_into(data, state, source, first_line, observed_ns)?
-            .try_map(|sink| match sink {
-                Sink::Whole(rows) => rows.finish(observed_ns),
-                Sink::Parts(_) => unreachable!("a whole batch was asked for"),
-            })
-    }
-
-    /// `decode_gated`, each kept row written straight into the batch of its store partition
-    /// (category and UTC hour): partitions in order of first appearance, rows sorted by
-    /// timestamp within each (ties in input order). See `engine::split_by_partition`, which
-    /// this matches without a second pass over the rows.
-    pub fn decode_parts<'s>(
-        &self,
-        data: &[u8],
-        scrub: &'s dyn Scrub,
-        gate: Option<&'s mut (dyn Gate + 's)>,
-        source: &str,
-        first_line: u64,
-        observed_ns: i64,
-    ) -> Result<DecodeOutput<(PartitionRuns, Vec<RecordBatch>)>> {
-        // A partition's rows are a share of the batch's: its columns start smaller and grow.
-        let parts = Parts::new(rows_hint(data) / 4 + 1);
-        let state = State::new(scrub, gate, Sink::Parts(parts));
-        self.decode_into(data, state, source, first_line, observed_ns)?
-            .try_map(|sink| match sink {
-                Sink::Parts(parts) => parts.finish(observed_ns),
-                Sink::Whole(_) => unreachable!("partitions were asked for"),
-            })
-    }
-
-    fn decode_into(
-        &self,
-        data: &[u8],
-        mut state: State<'_>,
-        source: &str,
-        first_line: u64,
-        observed_ns: i64,
-    ) -> Result<DecodeOutput<Sink>> {
+        let mut state = State::new(scrub, gate, data.len() / 256 + 1);
         // One UTF-8 check for the whole input: cut at newlines and around a BOM, valid text
         // stays valid, so lines need no check of their own unless the input fails it. The
         // SIMD check is several times faster than the standard library's on long input.
@@ -197,7 +154,6 @@ impl Decoder {
             line_no += 1;
             start = end + 1;
         }
-        let scrub = state.scrub;
         // The source names a file, and a file name can hold a secret (`token=...ndjson`).
         let source = if state.dead.is_empty() {
             Cow::Borrowed(source)
@@ -205,7 +161,7 @@ impl Decoder {
             scrub.text(source, &mut state.counts)
         };
         Ok(DecodeOutput {
-            events: state.sink,
+            events: state.events.finish(observed_ns)?,
             dead_letters: state.dead.finish(&source)?,
             lines: line_no - first_line,
             blank_lines: state.blank,
@@ -299,50 +255,11 @@ fn trim_line(line: &[u8]) -> (usize, usize) {
     (from, to)
 }
 
-impl<E> DecodeOutput<E> {
-    /// The events apart from the rest of the output.
-    pub fn take_events(self) -> (E, DecodeOutput<()>) {
-        let DecodeOutput {
-            events,
-            dead_letters,
-            lines,
-            blank_lines,
-            unparsed,
-            redactions,
-        } = self;
-        let rest = DecodeOutput {
-            events: (),
-            dead_letters,
-            lines,
-            blank_lines,
-            unparsed,
-            redactions,
-        };
-        (events, rest)
-    }
-
-    fn try_map<F>(self, finish: impl FnOnce(E) -> Result<F>) -> Result<DecodeOutput<F>> {
-        Ok(DecodeOutput {
-            events: finish(self.events)?,
-            dead_letters: self.dead_letters,
-            lines: self.lines,
-            blank_lines: self.blank_lines,
-            unparsed: self.unparsed,
-            redactions: self.redactions,
-        })
-    }
-}
-
-/// Rows a batch of `data` is expected to hold, for its columns' first allocation.
-fn rows_hint(data: &[u8]) -> usize {
-    data.len() / 256 + 1
-}
-
 /// Per-call state shared by the line decoders.
 pub(crate) struct State<'s> {
     scrub: &'s dyn Scrub,
     gate: Option<&'s mut dyn Gate>,
-    sink: Sink,
+    events: BatchBuilder,
     dead: DeadLetters,
     /// Scratch for a row's `fields` members, kept empty between rows (see `recycle`).
     pairs: Vec<(&'static str, &'static str)>,
@@ -352,11 +269,11 @@ pub(crate) struct State<'s> {
 }
 
 impl<'s> State<'s> {
-    fn new(scrub: &'s dyn Scrub, gate: Option<&'s mut dyn Gate>, sink: Sink) -> State<'s> {
+    fn new(scrub: &'s dyn Scrub, gate: Option<&'s mut dyn Gate>, rows: usize) -> State<'s> {
         State {
             scrub,
             gate,
-            sink,
+            events: BatchBuilder::with_capacity(rows),
             dead: DeadLetters::default(),
             pairs: Vec::new(),
             counts: vec![0; scrub.rule_count()],
@@ -366,28 +283,49 @@ impl<'s> State<'s> {
     }
 
     fn commit(&mut self, row: &mut Row<'_>, observed_ns: i64) {
-        let State {
-            scrub,
-            sink,
-            pairs,
-            counts,
-            ..
-        } = self;
-        // The category is redacted first: the stored value names the partition.
-        let category = row.strings[col::CATEGORY]
-            .take()
-            .map(|v| clean(*scrub, counts, col::CATEGORY, v));
-        let events = sink.builder(category.as_deref(), row.timestamp.unwrap_or(observed_ns));
         for (i, slot) in row.strings.iter_mut().enumerate() {
-            if i == col::CATEGORY {
-                events.strings[i].push(category.as_deref());
-                continue;
-            }
-            let value = slot.take().map(|v| clean(*scrub, counts, i, v));
-            events.strings[i].push(value.as_deref());
+            let value = slot.take().map(|v| self.clean(i, v));
+            self.events.strings[i].push(value.as_deref());
         }
-        push_fields(*scrub, pairs, counts, events, &row.members);
-        events.push(row, observed_ns);
+        self.push_fields(&row.members);
+        self.events.push(row, observed_ns);
+    }
+
+    /// Writes the `fields` object of a row's other members straight into its column, redacted
+    /// in one pass; null when no member is left.
+    fn push_fields(&mut self, members: &[(Cow<'_, str>, Cow<'_, str>)]) {
+        if members.is_empty() {
+            return self.events.fields.push(None);
+        }
+        let mut pairs = recycle(std::mem::take(&mut self.pairs));
+        pairs.extend(members.iter().map(|(k, v)| (&**k, &**v)));
+        let (scrub, counts) = (self.scrub, &mut self.counts);
+        // Quotes, colon and comma around each member's key and raw value, and the braces.
+        let hint = 2 + pairs
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 4)
+            .sum::<usize>();
+        self.events.fields.push_with(hint, |out| {
+            out.push('{');
+            let kept = scrub.fields(&pairs, out, counts);
+            out.push('}');
+            kept > 0
+        });
+        self.pairs = recycle(pairs);
+    }
+
+    /// Normalizes and redacts one string column value.
+    fn clean<'a>(&mut self, column: usize, value: Cow<'a, str>) -> Cow<'a, str> {
+        match column {
+            col::USER_ID | col::SESSION_ID => {
+                let name = crate::schema::STRING_COLUMNS[column];
+                match self.scrub.pseudonym(name, &value) {
+                    Some(p) => Cow::Owned(p),
+                    None => redact(self.scrub, value, &mut self.counts),
+                }
+            }
+            _ => redact(self.scrub, value, &mut self.counts),
+        }
     }
 
     /// A dead letter: the whole line is redacted before it is cut to `MAX_DEAD_RAW`, and a
@@ -416,53 +354,6 @@ impl<'s> State<'s> {
             &detail,
             &String::from_utf8_lossy(&raw),
         );
-    }
-}
-
-/// Writes the `fields` object of a row's other members straight into its column, redacted
-/// in one pass; null when no member is left.
-fn push_fields(
-    scrub: &dyn Scrub,
-    scratch: &mut Vec<(&'static str, &'static str)>,
-    counts: &mut [u64],
-    events: &mut BatchBuilder,
-    members: &[(Cow<'_, str>, Cow<'_, str>)],
-) {
-    if members.is_empty() {
-        return events.fields.push(None);
-    }
-    let mut pairs = recycle(std::mem::take(scratch));
-    pairs.extend(members.iter().map(|(k, v)| (&**k, &**v)));
-    // Quotes, colon and comma around each member's key and raw value, and the braces.
-    let hint = 2 + pairs
-        .iter()
-        .map(|(k, v)| k.len() + v.len() + 4)
-        .sum::<usize>();
-    events.fields.push_with(hint, |out| {
-        out.push('{');
-        let kept = scrub.fields(&pairs, out, counts);
-        out.push('}');
-        kept > 0
-    });
-    *scratch = recycle(pairs);
-}
-
-/// Normalizes and redacts one string column value.
-fn clean<'a>(
-    scrub: &dyn Scrub,
-    counts: &mut [u64],
-    column: usize,
-    value: Cow<'a, str>,
-) -> Cow<'a, str> {
-    match column {
-        col::USER_ID | col::SESSION_ID => {
-            let name = crate::schema::STRING_COLUMNS[column];
-            match scrub.pseudonym(name, &value) {
-                Some(p) => Cow::Owned(p),
-                None => redact(scrub, value, counts),
-            }
-        }
-        _ => redact(scrub, value, counts),
     }
 }
 
