@@ -2,9 +2,12 @@
 input with the bench's configuration, the process's CPU sampled every 50 ms.
 
     python scripts/cpu_timeline.py mix1m.ndjson
+    perf record -D 1100 -g python scripts/cpu_timeline.py mix1m.ndjson 1
 
 Prints the time spent ingesting and closing, then one line per sample: seconds since the
 start and the cores busy in the 50 ms before it (CPU seconds of every thread / wall seconds).
+A second argument waits that many seconds after the imports, so a profiler started with a
+delay (perf's -D, in milliseconds) records the run alone.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from qlingest.pipeline import Pipeline
 INTERVAL = 0.05
 
 
-def main(path: str) -> None:
+def main(path: str, pause: float = 0.0) -> None:
+    time.sleep(pause)
     samples: list[tuple[float, float]] = []
     done = threading.Event()
 
@@ -47,4 +51,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], float(sys.argv[2]) if len(sys.argv) > 2 else 0.0)
