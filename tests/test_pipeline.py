@@ -155,6 +155,24 @@ def test_a_file_written_behind_that_fails_keeps_its_rows_until_a_later_commit(
     assert sorted(stored) == sorted(f"event {i}" for i in range(480))
 
 
+def test_a_full_disk_under_polars_is_an_os_error_naming_the_file(tmp_path, monkeypatch):
+    def full(self, path, **kwargs):
+        raise pl.exceptions.ComputeError(
+            "parquet: File out of specification: underlying IO error: "
+            "No space left on device (os error 28)"
+        )
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", full)
+    store = Store(tmp_path)
+    key = ("app.c0", "2023-11-14", "22")
+    with pytest.raises(OSError) as caught:
+        store.write_partition(*key, unsorted_frame("app.c0", 5))
+    store.close()
+    assert caught.value.errno == 28 and caught.value.strerror == "No space left on device"
+    assert "category=app.c0" in caught.value.filename
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
 def test_partitions_follow_the_design_layout(tmp_path):
     with Pipeline(tmp_path) as p:
         p.process(b'{"ts":"2024-03-05T07:30:00Z","category":"security.audit_logs"}\n')

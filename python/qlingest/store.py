@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import io
 import json
@@ -276,14 +277,21 @@ class Store:
     def _write_parquet(self, path: Path, frame: pl.DataFrame, metadata: dict | None) -> None:
         cfg = self.config
         frame = sorted_by_time(frame)
-        frame.write_parquet(
-            path,
-            compression="zstd",
-            compression_level=cfg.compression_level,
-            row_group_size=cfg.row_group_size,
-            statistics=True,
-            metadata=metadata,
-        )
+        try:
+            frame.write_parquet(
+                path,
+                compression="zstd",
+                compression_level=cfg.compression_level,
+                row_group_size=cfg.row_group_size,
+                statistics=True,
+                metadata=metadata,
+            )
+        except pl.exceptions.PolarsError as e:
+            # Polars reports a failed write (a full disk) as a compute error naming no file.
+            code = _io_errno(str(e))
+            if code is None:
+                raise
+            raise OSError(code, os.strerror(code), str(path)) from e
 
     def write_partitions(
         self, files: list[tuple[tuple[str, str, str], pl.DataFrame, frozenset[int]]]
@@ -376,6 +384,18 @@ class Store:
 
 #: Stores not yet closed, for the fork hook; weak, so an abandoned store is not kept alive.
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+#: Errors of writing a file that Polars reports inside its own message.
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES, errno.EFBIG)
+
+
+def _io_errno(message: str) -> int | None:
+    """The error number of an operating-system error a Polars message reports, if any."""
+    for code in _WRITE_ERRNOS:
+        if os.strerror(code) in message:
+            return code
+    return None
 
 
 def _submit_or_run(pool: ThreadPoolExecutor, work, *args) -> Future:
