@@ -355,3 +355,32 @@ def test_a_failed_bad_category_dead_letter_still_buffers_the_rest(tmp_path, monk
     disk.free()
     pipeline.close()
     assert messages(tmp_path) == expected(range(1, 10))
+
+
+def test_a_server_starts_when_its_log_cannot_start_a_segment_and_logs_once_it_can(
+    tmp_path, monkeypatch
+):
+    # The log itself filled the disk: starting a segment fails at start. The server starts,
+    # refuses requests with 503, and starts a segment on the first request once space is back.
+    settings = {"serve.http_port": 0, "serve.otlp_port": 0, "serve.flush_interval_s": 0.05}
+    opened = Wal.open_segment
+    full = {"disk": True}
+
+    def open_segment(self, first_file):
+        if full["disk"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return opened(self, first_file)
+
+    monkeypatch.setattr(Wal, "open_segment", open_segment)
+
+    async def scenario() -> None:
+        server = Server(tmp_path, load_config(None, **settings))
+        port = (await server.start())["http"]
+        assert (await post(port, events(range(5))))[0] == 503
+        full["disk"] = False
+        assert (await post(port, events(range(5, 9))))[0] == 200
+        assert await server.shutdown()
+
+    asyncio.run(scenario())
+    assert list((tmp_path / "wal").rglob("*.wal")) == []
+    assert sorted(stored(tmp_path)["message"].to_list()) == sorted(f"e{i}" for i in range(5, 9))

@@ -171,7 +171,13 @@ class Server:
         except COMMIT_ERRORS as e:
             # The replayed rows stay buffered and their segments stay until a retry commits.
             self._note_commit_failure(e)
-        self.wal.open_segment(self.store._seq)
+        try:
+            self.wal.open_segment(self.store._seq)
+        except OSError as e:
+            # A disk filled by the log itself: the server starts, refuses requests with 503
+            # and starts a segment once it can (on the next request).
+            log("error", "Log segment could not be started; requests are refused with 503 "
+                "until one can.", error=error_line(e))  # fmt: skip
         if self.commit_failure is None:
             self.wal.release_recovered()
         self._processed_below = self.wal.next_seq
@@ -312,6 +318,8 @@ class Server:
 
     def _log_group(self, batch: list[tuple[str, bytes, asyncio.Future]]) -> list[WalRecord]:
         """On the log thread: groups the requests into records, writes and fsyncs them."""
+        if not self.wal.is_open:
+            self.wal.open_segment(self.store._seq)
         logged = self.wal.append(self._group(batch), sync=self.cfg.wal_fsync == "always")
         if self.wal.should_rotate():
             try:
@@ -459,7 +467,7 @@ class Server:
     def _release_log(self, committed_below: int) -> None:
         """On the log thread: closes the open segment once it is ``WAL_SEGMENT_MAX_AGE_S``
         old, and deletes the segments whose records are all committed."""
-        if self.wal.open_age() >= WAL_SEGMENT_MAX_AGE_S:
+        if self.wal.is_open and self.wal.open_age() >= WAL_SEGMENT_MAX_AGE_S:
             self.wal.open_segment(self.store._seq)
         self.wal.release(committed_below)
 

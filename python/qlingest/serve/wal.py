@@ -11,6 +11,7 @@ A record's payload is written from its parts (the bodies of the requests it grou
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import struct
@@ -205,6 +206,8 @@ class Wal:
         A write or fsync that fails (a full disk) raises; what was written is cut off again
         and its numbers are given to the next records, so refused writes leave no gap in the
         log, and a refused request is not replayed."""
+        if not self.is_open:
+            raise OSError(errno.EBADF, "no log segment is open")
         first_seq = self.next_seq
         out, buffers = [], []
         for observed_ns, source, parts in records:
@@ -246,6 +249,11 @@ class Wal:
 
     def should_rotate(self) -> bool:
         return bool(self._segments) and self._segments[-1].size >= self.segment_bytes
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a segment is open for appends (none is until one could be started)."""
+        return self._fd >= 0
 
     def open_age(self) -> float:
         """Seconds since the open segment's first record was written; 0 while it holds none."""
