@@ -24,7 +24,7 @@ import msgspec
 
 from qlingest import _core
 from qlingest.config import Config
-from qlingest.exceptions import EmitterClosedError, ForkedError
+from qlingest.exceptions import EmitterClosedError, ForkedError, error_line
 from qlingest.pipeline import Pipeline
 from qlingest.redact import redact_message
 
@@ -256,7 +256,7 @@ def _close_at_exit() -> None:
         except Exception as e:
             log.error(
                 "Events buffered at exit were not stored. error=%s",
-                _one_redacted_line(_error_line(e)),
+                _one_redacted_line(error_line(e)),
             )
 
 
@@ -267,11 +267,6 @@ def _after_fork_in_child() -> None:
 
 atexit.register(_close_at_exit)
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _error_line(error: BaseException) -> str:
-    """An error as text: its type and message."""
-    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def _one_redacted_line(text: str) -> str:
@@ -344,7 +339,7 @@ class Handler(logging.Handler):
         note = _one_redacted_line(
             f"qlingest: a log record was not stored (logger {record.name!r}, "
             f"{record.pathname}:{record.lineno}): "
-            + (_error_line(error) if error is not None else "unknown error")
+            + (error_line(error) if error is not None else "unknown error")
         )
         # A closed or vanished stderr leaves nowhere to say it.
         with contextlib.suppress(OSError, ValueError):
@@ -394,7 +389,7 @@ class Handler(logging.Handler):
             # Straight to stderr: a record logged here would come back through this handler.
             if sys.stderr is not None:
                 lost = self.emitter.dropped_events
-                line = f"qlingest: {lost} log records were not stored at close: {_error_line(e)}"
+                line = f"qlingest: {lost} log records were not stored at close: {error_line(e)}"
                 print(_one_redacted_line(line), file=sys.stderr)
         finally:
             super().close()

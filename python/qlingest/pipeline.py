@@ -410,11 +410,9 @@ class Pipeline:
         self._write_behind(plain)
         try:
             for key in audit:
-                frames = self._buffers[key]
-                frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
+                _, frame, wal = self._buffered(key)
                 # The chain follows the file's row order; other files are sorted as written.
                 frame, audited = self._audit.chain(sorted_by_time(frame))
-                wal = frozenset(self._buffer_wal.get(key, ()))
                 self._unbuffer(key)
                 if audited:
                     # Chained rows are held as chained from here, and committed before
@@ -431,13 +429,18 @@ class Pipeline:
         if not behind and (failure := self._reap(block=True)):
             raise failure
 
-    def _take(self, key: PartitionKey) -> PlainFile:
-        """The rows of a buffered partition as one file, out of the buffers."""
+    def _buffered(self, key: PartitionKey) -> PlainFile:
+        """The rows of a buffered partition as one frame, with their WAL records; the
+        partition stays buffered."""
         frames = self._buffers[key]
         frame = pl.concat(frames, rechunk=False) if len(frames) > 1 else frames[0]
-        wal = frozenset(self._buffer_wal.get(key, ()))
+        return key, frame, frozenset(self._buffer_wal.get(key, ()))
+
+    def _take(self, key: PartitionKey) -> PlainFile:
+        """The rows of a buffered partition as one file, out of the buffers."""
+        file = self._buffered(key)
         self._unbuffer(key)
-        return key, frame, wal
+        return file
 
     def _write_behind(self, plain: list[PlainFile]) -> None:
         """Hands files without audit rows to the store's committer, and empties ``plain``.
