@@ -426,7 +426,20 @@ mod tests {
                 Some(Sampler::new(policy).unwrap()),
             ),
             ("redaction, keep all", None),
+            (
+                "redaction, drop all",
+                Some(
+                    Sampler::new(
+                        SamplePolicy::from_json(r#"{"rules":[{"name":"none","rate":0}]}"#).unwrap(),
+                    )
+                    .unwrap(),
+                ),
+            ),
         ];
+        let only = std::env::var("QLINGEST_ENGINE").ok();
+        let engines = engines
+            .into_iter()
+            .filter(|(n, _)| only.as_deref().map_or(true, |o| n.contains(o)));
         for (name, sampler) in engines {
             let engine = Engine::new(decoder(), Some(Box::new(redactor())), sampler);
             let mut best = f64::MAX;
