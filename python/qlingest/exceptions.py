@@ -1,6 +1,13 @@
 """qlingest's exceptions: one base, each also a subclass of the built-in that fits."""
 
-from qlingest._core import AuditError, ConfigError, DecodeError, QlingestError
+from qlingest._core import (
+    AuditError,
+    ConfigError,
+    DecodeError,
+    EmitterClosedError,
+    ForkedError,
+    QlingestError,
+)
 
 __all__ = [
     "AuditError",
@@ -23,15 +30,6 @@ class InputError(DecodeError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
-
-
-class ForkedError(QlingestError, RuntimeError):
-    """A store (or the pipeline, emitter or handler built on it) used in a process forked
-    from the one that opened it."""
-
-
-class EmitterClosedError(QlingestError, RuntimeError):
-    """An event emitted after the emitter was closed: it is not stored."""
 
 
 def first_line(error: BaseException) -> str:

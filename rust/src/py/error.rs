@@ -11,6 +11,8 @@ static BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CONFIG: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static DECODE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static AUDIT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static FORKED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static EMITTER_CLOSED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 fn make<'py>(
     py: Python<'py>,
@@ -48,17 +50,33 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         vec![base.clone(), value_error],
         "Input that cannot be decoded at all (bad records become dead letters instead).",
     )?;
+    let runtime_error = py.get_type::<PyRuntimeError>();
     let audit = make(
         py,
         "AuditError",
-        vec![base.clone(), py.get_type::<PyRuntimeError>()],
+        vec![base.clone(), runtime_error.clone()],
         "An audit chain was misused, for example appended to after it was finished.",
+    )?;
+    let forked = make(
+        py,
+        "ForkedError",
+        vec![base.clone(), runtime_error.clone()],
+        "A store (or the pipeline, emitter or handler built on it) used in a process forked \
+         from the one that opened it.",
+    )?;
+    let emitter_closed = make(
+        py,
+        "EmitterClosedError",
+        vec![base.clone(), runtime_error],
+        "An event emitted after the emitter was closed: it is not stored.",
     )?;
     for (cell, class) in [
         (&BASE, &base),
         (&CONFIG, &config),
         (&DECODE, &decode),
         (&AUDIT, &audit),
+        (&FORKED, &forked),
+        (&EMITTER_CLOSED, &emitter_closed),
     ] {
         m.add(class.name()?, class)?;
         let _ = cell.set(py, class.clone().unbind());
