@@ -1,5 +1,6 @@
 """Type stubs of the compiled core, ``qlingest._core``."""
 
+from collections.abc import Callable
 from typing import Any, TypedDict, final
 
 __version__: str
@@ -88,6 +89,33 @@ def verify_chain(
     key: bytes | None = None,
     require_seals: bool = False,
 ) -> str: ...
+
+@final
+class PendingBatch:
+    """The batch ``Emitter.emit`` fills, as NDJSON; full batches go to ``hand_over``."""
+
+    def __init__(
+        self,
+        batch_bytes: int,
+        *,
+        encode: Callable[[Any], bytes],
+        hand_over: Callable[[bytes, int], object],
+    ) -> None: ...
+    def emit(self, event: Any) -> None:
+        """Appends one event: ``bytes`` as they are, anything else encoded as JSON."""
+    def flush(self, put: Callable[[bytes, int], object]) -> None:
+        """Hands every batch, the partial one last, to ``put`` in order."""
+    def take(self) -> tuple[bytes, int] | None:
+        """Everything not yet handed over, with its event count."""
+    def close(self) -> None:
+        """Refuses every event from now on with ``EmitterClosedError``."""
+    def forked(self) -> PendingBatch:
+        """The batch of a forked child: empty, refusing every event with ``ForkedError``."""
+    batch_bytes: int
+    @property
+    def rejected_events(self) -> int: ...
+    @property
+    def events(self) -> int: ...
 
 # The standard-mix generator of `qlingest bench`.
 

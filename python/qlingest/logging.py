@@ -1,10 +1,12 @@
 """Embedded use: hand events to a background pipeline from application code.
 
-``Emitter.emit`` encodes an event on the caller's thread (msgspec, before taking the lock)
-and appends the bytes to the pending batch, so the call costs well under a microsecond; a
-background thread takes full batches from a bounded queue and runs them through a
-``Pipeline``. When the queue is full the batch is dropped and counted rather than blocking
-the application. ``Handler`` is the same thing as a ``logging.Handler``.
+``Emitter.emit`` is the native method of the pending batch (``_core.PendingBatch``): it
+encodes an event on the caller's thread (in Rust for the common types of a dict, msgspec for
+the rest) and appends it to the batch, with no Python frame of its own, so the call costs a
+fraction of a microsecond. A full batch is put on a bounded queue, from which a background
+thread takes it and runs it through a ``Pipeline``. When the queue is full the batch is
+dropped and counted rather than blocking the application. ``Handler`` is the same thing as a
+``logging.Handler``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import queue
 import sys
 import threading
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,24 +64,19 @@ class Emitter:
         flush_interval: float = FLUSH_INTERVAL_S,
     ) -> None:
         self.pipeline = pipeline or Pipeline(data_dir, config)
-        self.batch_bytes = batch_bytes
         self.flush_interval = flush_interval
         #: Events dropped because the queue was full.
         self.dropped_events = 0
-        #: Events ``emit`` raised on, stored nowhere: not encodable as JSON, or emitted after
-        #: ``close`` or in a forked child.
-        self.rejected_events = 0
         self.error: BaseException | None = None
-        self._encode = msgspec.json.Encoder().encode
-        #: The encoded events of the batch being filled, and their bytes with newlines.
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._lock = threading.Lock()
-        self._close_lock = threading.Lock()
         self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queue_batches)
+        #: The events not yet handed over, with the lock, counts and closed state of ``emit``.
+        self._batch = _core.PendingBatch(
+            batch_bytes, encode=msgspec.json.Encoder().encode, hand_over=self._hand_over
+        )
+        # The native method itself: no Python frame runs per event.
+        self.emit: Callable[[dict[str, Any] | bytes], None] = self._batch.emit
+        self._close_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="qlingest-emitter", daemon=True)
-        #: Set under ``_lock``: ``emit`` refuses from then on.
-        self._closed = False
         #: Set once ``close`` has stored what was left.
         self._done = False
         self._forked = False
@@ -94,61 +92,28 @@ class Emitter:
         raises, is counted in ``rejected_events`` and leaves the batch as it was; so does an
         event emitted after ``close`` (:class:`EmitterClosedError`) or in a forked child.
         """
-        # Encoded before the lock is taken: the encoder keeps no state between calls, and the
-        # lock is then held only to append.
-        if isinstance(event, bytes):
-            data = event
-        else:
-            try:
-                data = self._encode(event)
-            except Exception:
-                self._reject_unencodable()
-                raise
-        lock = self._lock
-        # acquire/release rather than ``with``: the context protocol costs about as much again.
-        lock.acquire()
-        try:
-            if self._closed:
-                self.rejected_events += 1
-                raise self._refusal()
-            self._pending.append(data)
-            self._pending_bytes += len(data) + 1
-            if self._pending_bytes >= self.batch_bytes:
-                self._hand_over()
-        finally:
-            lock.release()
+        # Each instance binds ``emit`` to its batch's native method; this one serves calls
+        # through the class.
+        self._batch.emit(event)
 
-    def _reject_unencodable(self) -> None:
-        """Counts an event the encoder refused; a closed emitter refuses it as closed."""
-        with self._lock:
-            self.rejected_events += 1
-            if self._closed:
-                raise self._refusal() from None
+    @property
+    def batch_bytes(self) -> int:
+        """A batch is handed over once it holds this many bytes, newlines included."""
+        return self._batch.batch_bytes
 
-    def _refusal(self) -> Exception:
-        if self._forked:
-            return ForkedError(
-                "this Emitter was built before a fork: a child cannot emit through it. Build "
-                "the Emitter or Handler in the child process (see README, Embedded use)."
-            )
-        return EmitterClosedError("this Emitter is closed: the event was not stored")
+    @batch_bytes.setter
+    def batch_bytes(self, value: int) -> None:
+        self._batch.batch_bytes = value
 
-    def _take_batch(self) -> tuple[bytes, int]:
-        """The pending events as NDJSON and their count; the batch is emptied (the lock is
-        held)."""
-        batch = self._batch()
-        self._pending = []
-        self._pending_bytes = 0
-        return batch
+    @property
+    def rejected_events(self) -> int:
+        """Events ``emit`` raised on, stored nowhere: not encodable as JSON, or emitted after
+        ``close`` or in a forked child."""
+        return self._batch.rejected_events
 
-    def _batch(self) -> tuple[bytes, int]:
-        """The pending events as NDJSON, each line ending in a newline, and their count."""
-        pending = self._pending
-        return b"\n".join([*pending, b""]), len(pending)
-
-    def _hand_over(self) -> None:
-        """Queues the batch (the lock is held); a full queue drops it, counted."""
-        data, events = self._take_batch()
+    def _hand_over(self, data: bytes, events: int) -> None:
+        """Queues a full batch; a full queue drops it, counted. The batch calls this from one
+        thread at a time, in the order the batches filled, without its lock held."""
         try:
             self._queue.put_nowait((data, events))
         except queue.Full:
@@ -162,12 +127,12 @@ class Emitter:
         """Hands over what is buffered and waits until the pipeline has taken every batch."""
         if self._forked:
             return  # nothing buffered here is the child's
-        with self._lock:
-            if self._pending:
-                # Emptied once queued: a put that times out leaves the events pending.
-                self._queue.put(self._batch(), timeout=timeout)
-                self._pending = []
-                self._pending_bytes = 0
+
+        def put(data: bytes, events: int) -> None:
+            self._queue.put((data, events), timeout=timeout)
+
+        # A put that times out leaves its events pending.
+        self._batch.flush(put)
         self._queue.join()
 
     def close(self) -> None:
@@ -177,8 +142,7 @@ class Emitter:
             if self._done:
                 return
             if not self._forked:
-                with self._lock:
-                    self._closed = True
+                self._batch.close()
                 self.flush()
                 self._queue.put(None)
                 self._thread.join()
@@ -202,13 +166,11 @@ class Emitter:
         """Makes the child's copy refuse events, so nothing waits on the background thread,
         which stayed in the parent."""
         # Another thread of the parent may have held a lock at the fork: the child's are new.
-        self._lock = threading.Lock()
-        self._close_lock = threading.Lock()
         # What was buffered is the parent's, which stores it.
-        self._pending = []
-        self._pending_bytes = 0
+        self._batch = self._batch.forked()
+        self.emit = self._batch.emit
+        self._close_lock = threading.Lock()
         self._forked = True
-        self._closed = True
 
     def _run(self) -> None:
         while True:
@@ -226,11 +188,9 @@ class Emitter:
 
     def _take_partial(self) -> None:
         """After a quiet interval, ingests the partial buffer so events do not wait long."""
-        with self._lock:
-            if not self._pending:
-                return
-            data, _ = self._take_batch()
-        self._ingest(data)
+        taken = self._batch.take()
+        if taken is not None:
+            self._ingest(taken[0])
 
     def _ingest(self, data: bytes) -> None:
         try:

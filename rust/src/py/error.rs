@@ -102,6 +102,19 @@ pub fn to_py(err: Error) -> PyErr {
     })
 }
 
+/// An event refused because the emitter was closed.
+pub fn emitter_closed(py: Python<'_>) -> PyErr {
+    let message = "this Emitter is closed: the event was not stored";
+    PyErr::from_type(class(py, &EMITTER_CLOSED).into_bound(py), message)
+}
+
+/// An event refused in a process forked from the one that built the emitter.
+pub fn emitter_forked(py: Python<'_>) -> PyErr {
+    let message = "this Emitter was built before a fork: a child cannot emit through it. Build \
+                   the Emitter or Handler in the child process (see README, Embedded use).";
+    PyErr::from_type(class(py, &FORKED).into_bound(py), message)
+}
+
 /// `Result` conversion for binding functions.
 pub trait IntoPyResult<T> {
     fn py_err(self) -> PyResult<T>;

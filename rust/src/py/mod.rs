@@ -3,10 +3,12 @@
 mod arrow;
 mod audit;
 mod conform;
+mod emit;
 mod engine;
 mod error;
 mod generate;
 mod input;
+mod json;
 mod redact;
 mod sample;
 
@@ -25,6 +27,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(audit::verify_chain, m)?)?;
     m.add_function(wrap_pyfunction!(key_columns, m)?)?;
     m.add_class::<audit::PyChainVerifier>()?;
+    m.add_class::<emit::PyPendingBatch>()?;
     generate::register(m)?;
     Ok(())
 }

@@ -1,0 +1,437 @@
+//! `PendingBatch`: the batch `Emitter.emit` fills. `emit` is its native method, so no Python
+//! frame runs per event: a dict is encoded here (msgspec takes what `json` does not cover), and
+//! a full batch is handed to a Python callable, in the order the batches filled.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::thread::{self, ThreadId};
+
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::sync::MutexExt;
+use pyo3::types::{PyBytes, PyDict};
+use pyo3::{PyTraverseError, PyVisit};
+
+use super::error::{emitter_closed, emitter_forked};
+use super::json;
+
+/// Full batches waiting for the thread that hands them over; past this many, a thread that
+/// fills one more waits for it (a flush blocked on a full queue), rather than let them pile up.
+const MAX_WAITING: usize = 4;
+/// Room reserved past `batch_bytes` for the event that fills a batch.
+const HEADROOM: usize = 4096;
+/// A new buffer reserves at most this much up front; a larger batch grows as it fills.
+const MAX_RESERVE: usize = 16 << 20;
+/// A thread's scratch buffer larger than this (after a very large event) is let go.
+const SCRATCH_KEPT: usize = 64 << 10;
+
+thread_local! {
+    /// Each thread encodes its events here, then takes the lock only to copy the line in.
+    /// Encoding can fail (a lone surrogate), and the exception may run the garbage collector,
+    /// whose finalizers may log, which re-enters `emit` on this thread: with the lock held,
+    /// that would deadlock.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The events not yet handed over, and the batches waiting to be.
+#[pyclass(name = "PendingBatch", module = "qlingest._core", frozen)]
+pub struct PyPendingBatch {
+    state: Mutex<State>,
+    /// Signalled when the thread handing batches over stops.
+    courier_free: Condvar,
+    /// msgspec's `Encoder.encode`, for the events `json` does not cover.
+    encode: Py<PyAny>,
+    /// Called with `(bytes, events)` for each full batch, without the lock held.
+    hand_over: Py<PyAny>,
+}
+
+struct State {
+    /// The events of the batch being filled, as NDJSON.
+    buf: Vec<u8>,
+    events: usize,
+    batch_bytes: usize,
+    life: Life,
+    rejected_events: u64,
+    /// Batches taken out full, oldest first, not yet given to a Python callable.
+    full: VecDeque<Batch>,
+    /// The one thread handing `full` over; the others leave their batches to it. A single
+    /// courier keeps the batches in order without holding the lock while Python runs.
+    courier: Option<ThreadId>,
+}
+
+/// Whether the batch takes events, and why not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Open,
+    Closed,
+    /// Built before a fork, used in the child: closed, and the buffer is the parent's.
+    Forked,
+}
+
+struct Batch {
+    data: Vec<u8>,
+    events: usize,
+}
+
+/// What the thread that filled a batch does next.
+#[derive(PartialEq, Eq)]
+enum Filled {
+    /// Nothing: the batch is not full, or the courier takes it.
+    Return,
+    /// Hand the waiting batches over: this thread is the courier now.
+    Deliver,
+    /// Wait for the courier to finish, then hand over what is left.
+    Wait,
+}
+
+#[pymethods]
+impl PyPendingBatch {
+    #[new]
+    #[pyo3(signature = (batch_bytes, *, encode, hand_over))]
+    fn new(batch_bytes: i64, encode: Py<PyAny>, hand_over: Py<PyAny>) -> Self {
+        let state = State::new(batch_bytes.max(0) as usize, Life::Open, 0);
+        Self::with_state(state, encode, hand_over)
+    }
+
+    /// Appends one event: `bytes` as they are, a `dict` encoded as compact JSON, anything else
+    /// encoded by msgspec. Raises (and counts the event rejected) when the event cannot be
+    /// encoded or the batch is closed.
+    fn emit(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<()> {
+        let filled = if let Ok(bytes) = event.cast::<PyBytes>() {
+            self.append(py, bytes.as_bytes())?
+        } else {
+            match encoded(event, |line| self.append(py, line)) {
+                Some(filled) => filled?,
+                None => self.append_encoded(py, event)?,
+            }
+        };
+        match filled {
+            Filled::Return => Ok(()),
+            Filled::Deliver => self.deliver(py, None, 0),
+            Filled::Wait => {
+                self.claim_waiting(py);
+                self.deliver(py, None, 0)
+            }
+        }
+    }
+
+    /// Hands every waiting batch and the partial one to `put`, in order, then goes on with
+    /// `hand_over` for batches that fill meanwhile. Waits while another thread hands over.
+    /// A `put` that raises leaves its batch (and those after it) waiting: `take` or the next
+    /// flush picks them up.
+    fn flush(&self, py: Python<'_>, put: &Bound<'_, PyAny>) -> PyResult<()> {
+        let me = thread::current().id();
+        let claimed = {
+            let mut state = self.lock(py);
+            match state.courier {
+                // Called from this thread's own hand-over (a finalizer that flushes): the
+                // loop further up the stack delivers everything.
+                Some(id) if id == me => return Ok(()),
+                Some(_) => false,
+                None => {
+                    state.courier = Some(me);
+                    true
+                }
+            }
+        };
+        if !claimed {
+            self.claim_waiting(py);
+        }
+        let waiting = {
+            let mut state = self.lock(py);
+            state.seal();
+            state.full.len()
+        };
+        self.deliver(py, Some(put), waiting)
+    }
+
+    /// Everything not yet handed over, as one NDJSON batch with its event count; `None` when
+    /// there is nothing, or while another thread is handing batches over.
+    fn take<'py>(&self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyBytes>, usize)>> {
+        let batches = {
+            let mut state = self.lock(py);
+            if state.courier.is_some() {
+                return Ok(None);
+            }
+            state.seal();
+            std::mem::take(&mut state.full)
+        };
+        if batches.is_empty() {
+            return Ok(None);
+        }
+        let size = batches.iter().map(|b| b.data.len()).sum();
+        let events = batches.iter().map(|b| b.events).sum();
+        let data = PyBytes::new_with(py, size, |out| {
+            let mut at = 0;
+            for batch in &batches {
+                out[at..at + batch.data.len()].copy_from_slice(&batch.data);
+                at += batch.data.len();
+            }
+            Ok(())
+        })?;
+        Ok(Some((data, events)))
+    }
+
+    /// Refuses every event from now on with `EmitterClosedError`; what is buffered stays.
+    fn close(&self, py: Python<'_>) {
+        let mut state = self.lock(py);
+        if state.life == Life::Open {
+            state.life = Life::Closed;
+        }
+    }
+
+    /// The batch of a child forked from this process: it refuses every event with
+    /// `ForkedError` and holds nothing, since what was buffered is the parent's to store.
+    fn forked(&self, py: Python<'_>) -> Self {
+        // The lock itself may be held: a thread of the parent that had taken it was waiting
+        // to re-attach to the interpreter at the fork, and that thread is not in the child.
+        // Limitation: in that case the child's rejected_events starts from 0 and its
+        // batch_bytes reads as the largest integer.
+        let (batch_bytes, rejected) = match self.state.try_lock() {
+            Ok(state) => (state.batch_bytes, state.rejected_events),
+            Err(TryLockError::Poisoned(e)) => {
+                (e.get_ref().batch_bytes, e.get_ref().rejected_events)
+            }
+            Err(TryLockError::WouldBlock) => (usize::MAX, 0),
+        };
+        let state = State::new(batch_bytes, Life::Forked, rejected);
+        Self::with_state(
+            state,
+            self.encode.clone_ref(py),
+            self.hand_over.clone_ref(py),
+        )
+    }
+
+    /// A batch is handed over once it holds this many bytes, newlines included.
+    #[getter]
+    fn get_batch_bytes(&self, py: Python<'_>) -> usize {
+        self.lock(py).batch_bytes
+    }
+
+    #[setter]
+    fn set_batch_bytes(&self, py: Python<'_>, batch_bytes: i64) {
+        self.lock(py).batch_bytes = batch_bytes.max(0) as usize;
+    }
+
+    /// Events refused: not encodable, or emitted once closed or in a forked child.
+    #[getter]
+    fn rejected_events(&self, py: Python<'_>) -> u64 {
+        self.lock(py).rejected_events
+    }
+
+    /// Events appended and not yet handed over.
+    #[getter]
+    fn events(&self, py: Python<'_>) -> usize {
+        let state = self.lock(py);
+        state.events + state.full.iter().map(|b| b.events).sum::<usize>()
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.encode)?;
+        visit.call(&self.hand_over)
+    }
+}
+
+/// Encodes a dict with `json` into this thread's scratch buffer and gives the line to
+/// `append`; `None` when `event` is not a dict or holds what `json` does not cover.
+fn encoded<T>(event: &Bound<'_, PyAny>, append: impl FnOnce(&[u8]) -> T) -> Option<T> {
+    let dict = event.cast_exact::<PyDict>().ok()?;
+    let encode = |scratch: &mut Vec<u8>| {
+        scratch.clear();
+        let line = json::write_dict(scratch, dict)
+            .ok()
+            .map(|()| append(scratch));
+        if scratch.capacity() > SCRATCH_KEPT {
+            *scratch = Vec::new();
+        }
+        line
+    };
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => encode(&mut scratch),
+        // Taken by an emit further up this thread's stack: a finalizer that logs ran while
+        // that one was encoding.
+        Err(_) => encode(&mut Vec::new()),
+    })
+}
+
+impl PyPendingBatch {
+    fn with_state(state: State, encode: Py<PyAny>, hand_over: Py<PyAny>) -> Self {
+        Self {
+            state: Mutex::new(state),
+            courier_free: Condvar::new(),
+            encode,
+            hand_over,
+        }
+    }
+
+    /// The state, taken without blocking the interpreter while another thread holds it.
+    fn lock(&self, py: Python<'_>) -> MutexGuard<'_, State> {
+        self.state
+            .lock_py_attached(py)
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one encoded event and its newline, unless the batch refuses it.
+    fn append(&self, py: Python<'_>, line: &[u8]) -> PyResult<Filled> {
+        let mut state = self.lock(py);
+        if state.life != Life::Open {
+            let life = state.life;
+            state.rejected_events += 1;
+            drop(state);
+            return Err(refusal(py, life));
+        }
+        state.buf.extend_from_slice(line);
+        state.buf.push(b'\n');
+        state.events += 1;
+        if state.buf.len() < state.batch_bytes {
+            return Ok(Filled::Return);
+        }
+        state.seal();
+        Ok(state.filled())
+    }
+
+    /// An event `json` does not cover, encoded by msgspec: its errors are raised as they are,
+    /// and count the event rejected (refused as closed, if the batch is).
+    fn append_encoded(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<Filled> {
+        let line = match self.encode.bind(py).call1((event,)) {
+            Ok(line) => line,
+            Err(e) => return Err(self.reject_unencodable(py, e)),
+        };
+        let line = line.cast_into::<PyBytes>()?;
+        self.append(py, line.as_bytes())
+    }
+
+    fn reject_unencodable(&self, py: Python<'_>, error: PyErr) -> PyErr {
+        if !error.is_instance_of::<PyException>(py) {
+            return error; // KeyboardInterrupt and the like: not the event's fault
+        }
+        let life = {
+            let mut state = self.lock(py);
+            state.rejected_events += 1;
+            state.life
+        };
+        if life == Life::Open {
+            return error;
+        }
+        let refused = refusal(py, life);
+        refused.set_cause(py, None);
+        refused
+    }
+
+    /// Waits, detached from the interpreter, until no thread hands batches over, and becomes
+    /// the one that does.
+    fn claim_waiting(&self, py: Python<'_>) {
+        let me = thread::current().id();
+        py.detach(|| {
+            let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            while state.courier.is_some() {
+                state = self
+                    .courier_free
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            state.courier = Some(me);
+        });
+    }
+
+    /// Hands the waiting batches over, oldest first: the first `blocking` to `put`, the rest
+    /// to `hand_over`. The caller is the courier and stops being it on return; a call that
+    /// raises leaves its batch first in line.
+    fn deliver(
+        &self,
+        py: Python<'_>,
+        put: Option<&Bound<'_, PyAny>>,
+        mut blocking: usize,
+    ) -> PyResult<()> {
+        let hand_over = self.hand_over.bind(py);
+        while let Some(batch) = self.next_batch(py) {
+            let call = match put {
+                Some(put) if blocking > 0 => {
+                    blocking -= 1;
+                    put
+                }
+                _ => hand_over,
+            };
+            let data = PyBytes::new(py, &batch.data);
+            if let Err(e) = call.call1((data, batch.events)) {
+                let mut state = self.lock(py);
+                state.full.push_front(batch);
+                self.release_courier(&mut state);
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next batch in line; when there is none, the courier stops.
+    fn next_batch(&self, py: Python<'_>) -> Option<Batch> {
+        let mut state = self.lock(py);
+        let batch = state.full.pop_front();
+        if batch.is_none() {
+            self.release_courier(&mut state);
+        }
+        batch
+    }
+
+    fn release_courier(&self, state: &mut State) {
+        state.courier = None;
+        self.courier_free.notify_all();
+    }
+}
+
+impl State {
+    fn new(batch_bytes: usize, life: Life, rejected_events: u64) -> Self {
+        Self {
+            buf: match life {
+                Life::Open => Vec::with_capacity(reserve(batch_bytes)),
+                Life::Closed | Life::Forked => Vec::new(),
+            },
+            events: 0,
+            batch_bytes,
+            life,
+            rejected_events,
+            full: VecDeque::new(),
+            courier: None,
+        }
+    }
+
+    /// Moves the batch being filled, if it holds any event, to the end of the line.
+    fn seal(&mut self) {
+        if self.events == 0 {
+            return;
+        }
+        let fresh = Vec::with_capacity(reserve(self.batch_bytes));
+        let data = std::mem::replace(&mut self.buf, fresh);
+        let events = std::mem::take(&mut self.events);
+        self.full.push_back(Batch { data, events });
+    }
+
+    /// What the thread that just sealed a full batch does: hand the line over if no thread
+    /// does, wait if the line is long, otherwise leave it to the courier.
+    fn filled(&mut self) -> Filled {
+        let me = thread::current().id();
+        match self.courier {
+            None => {
+                self.courier = Some(me);
+                Filled::Deliver
+            }
+            // This thread's own hand-over, further up its stack, delivers it.
+            Some(id) if id == me => Filled::Return,
+            Some(_) if self.full.len() > MAX_WAITING => Filled::Wait,
+            Some(_) => Filled::Return,
+        }
+    }
+}
+
+/// The bytes a new buffer reserves: enough for the batch and the event that fills it.
+fn reserve(batch_bytes: usize) -> usize {
+    batch_bytes.saturating_add(HEADROOM).min(MAX_RESERVE)
+}
+
+fn refusal(py: Python<'_>, life: Life) -> PyErr {
+    match life {
+        Life::Forked => emitter_forked(py),
+        Life::Open | Life::Closed => emitter_closed(py),
+    }
+}
