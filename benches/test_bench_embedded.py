@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import statistics
 import time
 
 import pytest
@@ -21,7 +22,7 @@ EVENT = {
 }
 RATE = 10_000
 SECONDS = float(os.environ.get("QLINGEST_BENCH_HOST_SECONDS", "1"))
-ROUNDS = 3
+PAIRS = int(os.environ.get("QLINGEST_BENCH_HOST_PAIRS", "12"))
 
 
 def emitter(tmp_path) -> Emitter:
@@ -66,20 +67,38 @@ def host_work(units: int, every: int, emit=None) -> tuple[float, float]:
     return time.perf_counter() - start, time.thread_time() - cpu
 
 
-def test_host_slowdown_at_10k_events_per_s(tmp_path, record_property):
+def test_host_slowdown_at_10k_events_per_s(tmp_path, record_property, benchmark):
+    """The host's loop with and without emitting, in interleaved pairs (the order alternates),
+    each pair's ratio taken; the median ratio is the figure. On a shared machine single runs
+    swing by a percent or more either way, more than the effect measured, and a median of
+    pairs holds where a best-of-three does not."""
+    # Run once as a smoke test (benchmarks off), the loop is short and the figure not quoted.
+    seconds, pairs = (SECONDS, PAIRS) if not benchmark.disabled else (0.1, 2)
     probe = 5_000
     per_unit = host_work(probe, 1)[0] / probe
     every = max(1, round(1 / (RATE * per_unit)))
-    units = int(SECONDS / per_unit)
-    bare, loaded = [], []
-    with emitter(tmp_path) as e:
-        for _ in range(ROUNDS):  # interleaved, so machine noise hits both alike
-            bare.append(host_work(units, every))
-            loaded.append(host_work(units, every, e.emit))
-    wall = min(w for w, _ in loaded) / min(w for w, _ in bare) - 1
-    cpu = min(c for _, c in loaded) / min(c for _, c in bare) - 1
-    rate = units / every / min(w for w, _ in loaded)
+    units = int(seconds / per_unit)
+    walls, cpus, rates = [], [], []
+
+    def measure():
+        with emitter(tmp_path) as e:
+            for i in range(pairs):
+                if i % 2:
+                    bare = host_work(units, every)
+                    loaded = host_work(units, every, e.emit)
+                else:
+                    loaded = host_work(units, every, e.emit)
+                    bare = host_work(units, every)
+                walls.append(loaded[0] / bare[0] - 1)
+                cpus.append(loaded[1] / bare[1] - 1)
+                rates.append(units / every / loaded[0])
+        assert e.dropped_events == 0
+
+    benchmark.pedantic(measure, rounds=1)
+    wall, cpu, rate = (statistics.median(v) for v in (walls, cpus, rates))
     record_property("slowdown_wall", wall)
     record_property("slowdown_host_cpu", cpu)
-    print(f"host slowdown at {rate:,.0f} events/s: wall {wall:.2%}, host-thread CPU {cpu:.2%}")
-    assert e.dropped_events == 0
+    print(
+        f"host slowdown at {rate:,.0f} events/s, median of {pairs} pairs: wall {wall:.2%} "
+        f"({min(walls):.2%} to {max(walls):.2%}), host-thread CPU {cpu:.2%}"
+    )
