@@ -167,14 +167,24 @@ fn partition_rows(
     ts: &TimestampNanosecondArray,
 ) -> Vec<(PartitionKey, Vec<u32>)> {
     const NS_PER_HOUR: i64 = 3_600_000_000_000;
+    // A batch mostly holds a few partitions: they are found by comparing keys, and the map
+    // (with its hashing of every row) serves only batches that hold many.
+    const SCANNED: usize = 16;
     let mut index: HashMap<(Option<&str>, i64), usize> = HashMap::new();
     let mut groups: Vec<(PartitionKey, Vec<u32>)> = Vec::new();
     for row in 0..ts.len() {
         let name = category.is_valid(row).then(|| category.value(row));
         let hour = ts.value(row).div_euclid(NS_PER_HOUR);
-        let slot = *index.entry((name, hour)).or_insert_with(|| {
+        let found = match groups.len() <= SCANNED {
+            true => groups
+                .iter()
+                .position(|(k, _)| k.hour == hour && k.category.as_deref() == name),
+            false => index.get(&(name, hour)).copied(),
+        };
+        let slot = found.unwrap_or_else(|| {
             let category = name.map(str::to_string);
             groups.push((PartitionKey { category, hour }, Vec::new()));
+            index.insert((name, hour), groups.len() - 1);
             groups.len() - 1
         });
         groups[slot].1.push(row as u32);
