@@ -258,6 +258,8 @@ fn trim_line(line: &[u8]) -> (usize, usize) {
 /// Per-call state shared by the line decoders.
 pub(crate) struct State<'s> {
     scrub: &'s dyn Scrub,
+    /// The scrub changes nothing (`Scrub::is_identity`).
+    identity: bool,
     gate: Option<&'s mut dyn Gate>,
     events: BatchBuilder,
     dead: DeadLetters,
@@ -272,6 +274,7 @@ impl<'s> State<'s> {
     fn new(scrub: &'s dyn Scrub, gate: Option<&'s mut dyn Gate>, rows: usize) -> State<'s> {
         State {
             scrub,
+            identity: scrub.is_identity(),
             gate,
             events: BatchBuilder::with_capacity(rows),
             dead: DeadLetters::default(),
@@ -283,9 +286,14 @@ impl<'s> State<'s> {
     }
 
     fn commit(&mut self, row: &mut Row<'_>, observed_ns: i64) {
-        for (i, slot) in row.strings.iter_mut().enumerate() {
-            let value = slot.take().map(|v| self.clean(i, v));
-            self.events.strings[i].push(value.as_deref());
+        if self.identity {
+            let columns = row.strings.iter_mut().zip(&mut self.events.strings);
+            columns.for_each(|(slot, column)| column.push(slot.take().as_deref()));
+        } else {
+            for (i, slot) in row.strings.iter_mut().enumerate() {
+                let value = slot.take().map(|v| self.clean(i, v));
+                self.events.strings[i].push(value.as_deref());
+            }
         }
         self.push_fields(&row.members);
         self.events.push(row, observed_ns);
