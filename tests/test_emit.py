@@ -384,3 +384,15 @@ class RecordingPipeline:
 
     def close(self):
         pass
+
+
+def test_a_subclass_that_overrides_emit_is_called():
+    # Breaker report s7: the instance attribute bound to the native method hid the override,
+    # so a subclass adding fields to every event stored them without.
+    class Tagged(Emitter):
+        def emit(self, event):
+            super().emit({**event, "host": "web-1"})
+
+    with Tagged(pipeline=RecordingPipeline()) as emitter:
+        emitter.emit({"message": "a"})
+    assert emitter.pipeline.batches == [b'{"message":"a","host":"web-1"}\n']

@@ -79,8 +79,7 @@ class Emitter:
         self._batch = _core.PendingBatch(
             batch_bytes, encode=msgspec.json.Encoder().encode, hand_over=self._hand_over
         )
-        # The native method itself: no Python frame runs per event.
-        self.emit: Callable[[dict[str, Any] | bytes], None] = self._batch.emit
+        self._bind_emit()
         # Reentrant: a signal handler or finalizer that closes may land in ``close`` itself.
         self._close_lock = threading.RLock()
         #: Set while ``close`` runs, so that such a nested call returns at once.
@@ -106,6 +105,12 @@ class Emitter:
         # Each instance binds ``emit`` to its batch's native method; this one serves calls
         # through the class.
         self._batch.emit(event)
+
+    def _bind_emit(self) -> None:
+        """Binds ``emit`` to the batch's native method, so no Python frame runs per event;
+        a subclass that overrides ``emit`` keeps its own."""
+        if type(self).emit is Emitter.emit:
+            self.emit: Callable[[dict[str, Any] | bytes], None] = self._batch.emit
 
     @property
     def batch_bytes(self) -> int:
@@ -218,7 +223,7 @@ class Emitter:
         # Another thread of the parent may have held a lock at the fork: the child's are new.
         # What was buffered is the parent's, which stores it.
         self._batch = self._batch.forked()
-        self.emit = self._batch.emit
+        self._bind_emit()
         self._close_lock = threading.RLock()
         self._closing = False
         self._forked = True
