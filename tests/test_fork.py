@@ -180,3 +180,43 @@ def test_a_store_opened_in_a_child_of_a_process_running_polars_refuses(tmp_path)
     )
     assert "child refused: polars' worker threads had started" in out
     assert "child exit 3" in out
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Rust: the batch a bound emit was taken from still takes events in the child "
+    "(PyPendingBatch.emit checks no fork); only the emitter's new batch refuses",
+)
+def test_an_emit_taken_before_the_fork_refuses_in_the_child_and_does_not_hang(tmp_path):
+    # Breaker report s7: a hot loop keeps `emit = emitter.emit`. In the child that bound
+    # method still filled the parent's batch (no ForkedError, events lost uncounted), and
+    # once a few batches waited for the courier, a thread left in the parent, it hung.
+    out = run(
+        tmp_path,
+        """
+        import threading
+        class SlowHandOver(Emitter):
+            def _hand_over(self, data, events):
+                time.sleep(0.5)  # handing a batch over when the fork comes
+                super()._hand_over(data, events)
+        e = SlowHandOver(data_dir, config, batch_bytes=64)
+        emit = e.emit
+        courier = threading.Thread(target=emit, args=({"msg": "parent", "pad": "x" * 80},))
+        courier.start()
+        time.sleep(0.1)
+        pid = os.fork()
+        if pid == 0:
+            def child():
+                signal.alarm(3)
+                for i in range(10):
+                    emit({"msg": f"child-{i}", "pad": "x" * 80})
+                print("child emitted all", flush=True)
+            in_child(child)
+        print("child exit", os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        courier.join()
+        e.close()
+        """,
+    )
+    assert "child refused: this Emitter was built before a fork" in out
+    assert "child exit 3" in out
+    assert messages(tmp_path) == ["parent"]

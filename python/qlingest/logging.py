@@ -63,6 +63,12 @@ class Emitter:
         queue_batches: int = QUEUE_BATCHES,
         flush_interval: float = FLUSH_INTERVAL_S,
     ) -> None:
+        # Checked before anything is built: a negative interval would end the background
+        # thread at its first wait, and close would then wait for it forever.
+        if not flush_interval > 0:
+            raise ValueError(
+                f"flush_interval must be a positive number of seconds, not {flush_interval!r}"
+            )
         self.pipeline = pipeline or Pipeline(data_dir, config)
         self.flush_interval = flush_interval
         #: Events dropped because the queue was full.
@@ -73,9 +79,13 @@ class Emitter:
         self._batch = _core.PendingBatch(
             batch_bytes, encode=msgspec.json.Encoder().encode, hand_over=self._hand_over
         )
-        # The native method itself: no Python frame runs per event.
-        self.emit: Callable[[dict[str, Any] | bytes], None] = self._batch.emit
-        self._close_lock = threading.Lock()
+        self._bind_emit()
+        # Reentrant: a signal handler or finalizer that closes may land in ``close`` itself.
+        self._close_lock = threading.RLock()
+        #: Set while ``close`` runs, so that such a nested call returns at once.
+        self._closing = False
+        #: Set once ``close`` has told the background thread to stop.
+        self._stop_sent = False
         self._thread = threading.Thread(target=self._run, name="qlingest-emitter", daemon=True)
         #: Set once ``close`` has stored what was left.
         self._done = False
@@ -96,6 +106,12 @@ class Emitter:
         # through the class.
         self._batch.emit(event)
 
+    def _bind_emit(self) -> None:
+        """Binds ``emit`` to the batch's native method, so no Python frame runs per event;
+        a subclass that overrides ``emit`` keeps its own."""
+        if type(self).emit is Emitter.emit:
+            self.emit: Callable[[dict[str, Any] | bytes], None] = self._batch.emit
+
     @property
     def batch_bytes(self) -> int:
         """A batch is handed over once it holds this many bytes, newlines included."""
@@ -114,6 +130,11 @@ class Emitter:
     def _hand_over(self, data: bytes, events: int) -> None:
         """Queues a full batch; a full queue drops it, counted. The batch calls this from one
         thread at a time, in the order the batches filled, without its lock held."""
+        if self._stop_sent:
+            # A close ran inside this thread's own hand-over (a signal handler or finalizer
+            # landing in ``emit``): the background thread is gone, and these events with it.
+            self.dropped_events += events
+            return
         try:
             self._queue.put_nowait((data, events))
         except queue.Full:
@@ -127,6 +148,10 @@ class Emitter:
         """Hands over what is buffered and waits until the pipeline has taken every batch."""
         if self._forked:
             return  # nothing buffered here is the child's
+        if self.on_worker_thread():
+            # A finalizer the collector ran on the background thread: waiting for that
+            # thread would wait forever, and it takes the partial batch itself.
+            return
 
         def put(data: bytes, events: int) -> None:
             self._queue.put((data, events), timeout=timeout)
@@ -137,24 +162,54 @@ class Emitter:
 
     def close(self) -> None:
         """Ingests what is left, commits it and stops the background thread; from then on
-        ``emit`` raises."""
+        ``emit`` raises. A call made while a close runs on the same thread (from a signal
+        handler, say) returns at once and leaves the storing to that close."""
         with self._close_lock:
-            if self._done:
+            if self._done or self._closing:
+                # Called again on this thread while it closes (a signal handler or finalizer
+                # landing in close): the outer call stores what is left.
                 return
-            if not self._forked:
-                self._batch.close()
-                self.flush()
-                self._queue.put(None)
-                self._thread.join()
-            self._done = True
-            _open_emitters.discard(self)
+            self._closing = True
             try:
-                self.pipeline.close()
-            except Exception as e:
-                # A full disk, say: what the pipeline still held is lost, and counted.
-                self.error = e
-                self.dropped_events += self.pipeline.buffered_rows
-                raise
+                self._close()
+            finally:
+                self._closing = False
+
+    def _close(self) -> None:
+        if not self._forked:
+            self._batch.close()
+            self._stop_worker()
+        self._done = True
+        _open_emitters.discard(self)
+        try:
+            self.pipeline.close()
+        except Exception as e:
+            # A full disk, say: what the pipeline still held is lost, and counted.
+            self.error = e
+            self.dropped_events += self.pipeline.buffered_rows
+            raise
+
+    def _stop_worker(self) -> None:
+        """Hands everything over, stops the background thread and ingests here whatever it
+        left: a close interrupted by an exception (a signal handler that exits) is taken up
+        again at exit, possibly after the thread stopped."""
+        if not self._stop_sent:
+            self.flush()
+            self._stop_sent = True
+        while self._thread.is_alive():
+            # A second stop, after a close interrupted here, is harmless.
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=self.flush_interval)
+            self._thread.join(self.flush_interval)
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                self._ingest(item[0])
+            self._queue.task_done()
+        self._take_partial()
 
     def __enter__(self) -> Emitter:
         return self
@@ -168,8 +223,9 @@ class Emitter:
         # Another thread of the parent may have held a lock at the fork: the child's are new.
         # What was buffered is the parent's, which stores it.
         self._batch = self._batch.forked()
-        self.emit = self._batch.emit
-        self._close_lock = threading.Lock()
+        self._bind_emit()
+        self._close_lock = threading.RLock()
+        self._closing = False
         self._forked = True
 
     def _run(self) -> None:
