@@ -6,6 +6,7 @@ event to msgspec, and hands full batches over in the order they filled.
 
 from __future__ import annotations
 
+import array
 import collections
 import dataclasses
 import datetime
@@ -109,11 +110,6 @@ class TestNativeEncoding:
 
 
 class TestBytesLike:
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Rust: PyPendingBatch.emit takes only bytes as they are; a bytearray or "
-        "memoryview goes to msgspec, which writes it as a base64 string",
-    )
     @pytest.mark.parametrize("kind", [bytearray, memoryview])
     def test_a_bytearray_or_memoryview_is_appended_as_bytes_are(self, kind):
         # The README's "bytes of one JSON object": read from a buffer, such an event was
@@ -249,7 +245,12 @@ class TestRefusals:
             child.emit({"child": 1})
         assert (child.rejected_events, child.batch_bytes, child.events) == (2, 100, 0)
         assert child.take() is None
-        assert batch.native.take() == (b'{"parent":1}\n', 1)
+        # `forked` runs in the child: the batch it was called on is the parent's copy, and a
+        # method bound to it before the fork refuses too, without taking its lock.
+        with pytest.raises(ForkedError):
+            batch.native.emit({"late": 1})
+        assert batch.native.take() is None
+        assert batch.native.rejected_events == 2
 
 
 def decoded(batches: list[tuple[bytes, int]]) -> list:
@@ -396,3 +397,32 @@ def test_a_subclass_that_overrides_emit_is_called():
     with Tagged(pipeline=RecordingPipeline()) as emitter:
         emitter.emit({"message": "a"})
     assert emitter.pipeline.batches == [b'{"message":"a","host":"web-1"}\n']
+
+
+class TestOneEventPerEmit:
+    def test_line_breaks_in_an_events_bytes_become_spaces(self):
+        # Counted as one event, a pretty-printed object was stored as several broken lines.
+        batch = Batch()
+        batch.native.emit(b'{\n  "a": 1,\r\n  "b": "x"\n}')
+        batch.native.emit(bytearray(b'{"c":\n2}'))
+        data, events = batch.native.take()
+        assert events == 2
+        assert [msgspec.json.decode(line) for line in data.splitlines()] == [
+            {"a": 1, "b": "x"},
+            {"c": 2},
+        ]
+
+    @pytest.mark.parametrize("event", [b"", b"  \n", bytearray(b"\t"), memoryview(b"\r\n")])
+    def test_blank_bytes_are_refused_and_counted(self, event):
+        # They had vanished: neither stored, nor dead-lettered, nor counted.
+        batch = Batch()
+        with pytest.raises(ValueError, match="must hold one JSON object"):
+            batch.native.emit(event)
+        assert batch.native.rejected_events == 1
+        assert batch.native.take() is None
+
+    def test_a_memoryview_that_is_not_of_bytes_is_refused_and_counted(self):
+        batch = Batch()
+        with pytest.raises(BufferError):
+            batch.native.emit(memoryview(array.array("i", [1, 2])))
+        assert batch.native.rejected_events == 1

@@ -182,11 +182,6 @@ def test_a_store_opened_in_a_child_of_a_process_running_polars_refuses(tmp_path)
     assert "child exit 3" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Rust: the batch a bound emit was taken from still takes events in the child "
-    "(PyPendingBatch.emit checks no fork); only the emitter's new batch refuses",
-)
 def test_an_emit_taken_before_the_fork_refuses_in_the_child_and_does_not_hang(tmp_path):
     # Breaker report s7: a hot loop keeps `emit = emitter.emit`. In the child that bound
     # method still filled the parent's batch (no ForkedError, events lost uncounted), and

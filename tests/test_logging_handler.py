@@ -468,11 +468,6 @@ emitter.close()
         frame = stored(tmp_path) if (tmp_path / "hot").exists() else pl.DataFrame()
         assert frame.height + emitter.dropped_events == 1
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Rust: a thread that ingests batches waits for the courier like any other "
-        "(PendingBatch: State::filled returns Filled::Wait)",
-    )
     def test_emit_on_the_background_thread_during_a_flush_on_a_full_queue_does_not_hang(
         self, tmp_path
     ):

@@ -102,7 +102,7 @@ class PendingBatch:
         hand_over: Callable[[bytes, int], object],
     ) -> None: ...
     def emit(self, event: Any) -> None:
-        """Appends one event: ``bytes`` as they are, anything else encoded as JSON."""
+        """Appends one event: bytes-like as one line, anything else encoded as JSON."""
     def flush(self, put: Callable[[bytes, int], object]) -> None:
         """Hands every batch, the partial one last, to ``put`` in order."""
     def take(self) -> tuple[bytes, int] | None:
@@ -110,7 +110,10 @@ class PendingBatch:
     def close(self) -> None:
         """Refuses every event from now on with ``EmitterClosedError``."""
     def forked(self) -> PendingBatch:
-        """The batch of a forked child: empty, refusing every event with ``ForkedError``."""
+        """The batch of a forked child: empty, refusing every event with ``ForkedError``;
+        this batch refuses from then on too."""
+    def drains_here(self) -> None:
+        """Marks the calling thread as the one that takes batches from ``hand_over``'s queue."""
     batch_bytes: int
     @property
     def rejected_events(self) -> int: ...

@@ -95,12 +95,14 @@ class Emitter:
         self._thread.start()
         _open_emitters.add(self)
 
-    def emit(self, event: dict[str, Any] | bytes) -> None:
-        """Queues one event: a dict (encoded here) or the bytes of one JSON object.
+    def emit(self, event: dict[str, Any] | bytes | bytearray | memoryview) -> None:
+        """Queues one event: a dict (encoded here) or the bytes of one JSON object (line
+        breaks in them become spaces, so they stay one event).
 
-        An event that cannot be encoded (an ``object()``, a lone surrogate in a string)
-        raises, is counted in ``rejected_events`` and leaves the batch as it was; so does an
-        event emitted after ``close`` (:class:`EmitterClosedError`) or in a forked child.
+        An event that cannot be encoded (an ``object()``, a lone surrogate in a string) or
+        whose bytes are blank raises, is counted in ``rejected_events`` and leaves the batch
+        as it was; so does an event emitted after ``close`` (:class:`EmitterClosedError`) or
+        in a forked child.
         """
         # Each instance binds ``emit`` to its batch's native method; this one serves calls
         # through the class.
@@ -110,7 +112,9 @@ class Emitter:
         """Binds ``emit`` to the batch's native method, so no Python frame runs per event;
         a subclass that overrides ``emit`` keeps its own."""
         if type(self).emit is Emitter.emit:
-            self.emit: Callable[[dict[str, Any] | bytes], None] = self._batch.emit
+            self.emit: Callable[[dict[str, Any] | bytes | bytearray | memoryview], None] = (
+                self._batch.emit
+            )
 
     @property
     def batch_bytes(self) -> int:
@@ -229,6 +233,9 @@ class Emitter:
         self._forked = True
 
     def _run(self) -> None:
+        # Events this thread emits (a finalizer that logs) never wait for a flush that waits
+        # for this thread to make room in the queue.
+        self._batch.drains_here()
         while True:
             try:
                 item = self._queue.get(timeout=self.flush_interval)

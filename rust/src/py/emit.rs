@@ -2,15 +2,18 @@
 //! frame runs per event: a dict is encoded here (msgspec takes what `json` does not cover), and
 //! a full batch is handed to a Python callable, in the order the batches filled.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::thread::{self, ThreadId};
 
-use pyo3::exceptions::PyException;
+use pyo3::buffer::PyBuffer;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyMemoryView};
 use pyo3::{PyTraverseError, PyVisit};
 
 use super::error::{emitter_closed, emitter_forked};
@@ -40,6 +43,12 @@ thread_local! {
 #[pyclass(name = "PendingBatch", module = "qlingest._core", frozen)]
 pub struct PyPendingBatch {
     state: Mutex<State>,
+    /// Events refused: not encodable, not one event, or emitted once closed or in a child.
+    /// Outside the lock, which a forked child may find held by a thread left in the parent.
+    rejected: AtomicU64,
+    /// Set in a forked child on the batch built before the fork: it refuses everything
+    /// without taking its lock (a parent thread may have held it at the fork).
+    parent_batch: AtomicBool,
     /// Signalled when the thread handing batches over stops.
     courier_free: Condvar,
     /// msgspec's `Encoder.encode`, for the events `json` does not cover.
@@ -54,7 +63,6 @@ struct State {
     events: usize,
     batch_bytes: usize,
     life: Life,
-    rejected_events: u64,
     /// Batches taken out full, oldest first, not yet given to a Python callable.
     full: VecDeque<Batch>,
     /// Emptied buffers of batches handed over, for the next batches to fill.
@@ -62,6 +70,9 @@ struct State {
     /// The one thread handing `full` over; the others leave their batches to it. A single
     /// courier keeps the batches in order without holding the lock while Python runs.
     courier: Option<ThreadId>,
+    /// The thread that takes batches from the queue `hand_over` fills: its events never wait
+    /// for the courier, who may be waiting for it to make room.
+    drainer: Option<ThreadId>,
 }
 
 /// Whether the batch takes events, and why not.
@@ -94,16 +105,24 @@ impl PyPendingBatch {
     #[new]
     #[pyo3(signature = (batch_bytes, *, encode, hand_over))]
     fn new(batch_bytes: i64, encode: Py<PyAny>, hand_over: Py<PyAny>) -> Self {
-        let state = State::new(batch_bytes.max(0) as usize, Life::Open, 0);
-        Self::with_state(state, encode, hand_over)
+        let state = State::new(batch_bytes.max(0) as usize, Life::Open);
+        Self::with_state(state, 0, encode, hand_over)
     }
 
-    /// Appends one event: `bytes` as they are, a `dict` encoded as compact JSON, anything else
-    /// encoded by msgspec. Raises (and counts the event rejected) when the event cannot be
-    /// encoded or the batch is closed.
+    /// Appends one event: `bytes` (or a bytearray or memoryview) as one line, a `dict` encoded
+    /// as compact JSON, anything else encoded by msgspec. Raises (and counts the event
+    /// rejected) when the event cannot be encoded, its bytes are blank, or the batch is closed.
     fn emit(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.parent_batch.load(Ordering::Relaxed) {
+            return Err(self.refuse(py, Life::Forked));
+        }
         let filled = if let Ok(bytes) = event.cast::<PyBytes>() {
-            self.append(py, bytes.as_bytes())?
+            self.append_raw(py, bytes.as_bytes())?
+        } else if event.is_instance_of::<PyByteArray>() || event.is_instance_of::<PyMemoryView>() {
+            // Copied first: while this thread waits for the lock another may resize the array.
+            let copy = PyBuffer::<u8>::get(event).and_then(|b| b.to_vec(py));
+            let copy = copy.inspect_err(|_| self.count_rejected())?;
+            self.append_raw(py, &copy)?
         } else {
             match encoded(event, |line| self.append(py, line)) {
                 Some(filled) => filled?,
@@ -125,6 +144,9 @@ impl PyPendingBatch {
     /// A `put` that raises leaves its batch (and those after it) waiting: `take` or the next
     /// flush picks them up.
     fn flush(&self, py: Python<'_>, put: &Bound<'_, PyAny>) -> PyResult<()> {
+        if self.parent_batch.load(Ordering::Relaxed) {
+            return Ok(()); // what it holds is the parent's to store
+        }
         let me = thread::current().id();
         let claimed = {
             let mut state = self.lock(py);
@@ -153,6 +175,9 @@ impl PyPendingBatch {
     /// Everything not yet handed over, as one NDJSON batch with its event count; `None` when
     /// there is nothing, or while another thread is handing batches over.
     fn take<'py>(&self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyBytes>, usize)>> {
+        if self.parent_batch.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let batches = {
             let mut state = self.lock(py);
             if state.courier.is_some() {
@@ -192,23 +217,31 @@ impl PyPendingBatch {
     /// The batch of a child forked from this process: it refuses every event with
     /// `ForkedError` and holds nothing, since what was buffered is the parent's to store.
     fn forked(&self, py: Python<'_>) -> Self {
+        // This batch, in the child, refuses from now on without its lock: a method bound to
+        // it before the fork may still be called.
+        self.parent_batch.store(true, Ordering::Relaxed);
         // The lock itself may be held: a thread of the parent that had taken it was waiting
         // to re-attach to the interpreter at the fork, and that thread is not in the child.
-        // Limitation: in that case the child's rejected_events starts from 0 and its
-        // batch_bytes reads as the largest integer.
-        let (batch_bytes, rejected) = match self.state.try_lock() {
-            Ok(state) => (state.batch_bytes, state.rejected_events),
-            Err(TryLockError::Poisoned(e)) => {
-                (e.get_ref().batch_bytes, e.get_ref().rejected_events)
-            }
-            Err(TryLockError::WouldBlock) => (usize::MAX, 0),
+        // Limitation: in that case the child's batch_bytes reads as the largest integer.
+        let batch_bytes = match self.state.try_lock() {
+            Ok(state) => state.batch_bytes,
+            Err(TryLockError::Poisoned(e)) => e.get_ref().batch_bytes,
+            Err(TryLockError::WouldBlock) => usize::MAX,
         };
-        let state = State::new(batch_bytes, Life::Forked, rejected);
+        let state = State::new(batch_bytes, Life::Forked);
         Self::with_state(
             state,
+            self.rejected.load(Ordering::Relaxed),
             self.encode.clone_ref(py),
             self.hand_over.clone_ref(py),
         )
+    }
+
+    /// Marks the calling thread as the one that takes batches from the queue `hand_over`
+    /// fills: a batch it fills (a finalizer that logs, run there) waits in line rather than
+    /// for the courier, who may be waiting for this thread to make room.
+    fn drains_here(&self, py: Python<'_>) {
+        self.lock(py).drainer = Some(thread::current().id());
     }
 
     /// A batch is handed over once it holds this many bytes, newlines included.
@@ -224,8 +257,8 @@ impl PyPendingBatch {
 
     /// Events refused: not encodable, or emitted once closed or in a forked child.
     #[getter]
-    fn rejected_events(&self, py: Python<'_>) -> u64 {
-        self.lock(py).rejected_events
+    fn rejected_events(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
     }
 
     /// Events appended and not yet handed over.
@@ -264,9 +297,11 @@ fn encoded<T>(event: &Bound<'_, PyAny>, append: impl FnOnce(&[u8]) -> T) -> Opti
 }
 
 impl PyPendingBatch {
-    fn with_state(state: State, encode: Py<PyAny>, hand_over: Py<PyAny>) -> Self {
+    fn with_state(state: State, rejected: u64, encode: Py<PyAny>, hand_over: Py<PyAny>) -> Self {
         Self {
             state: Mutex::new(state),
+            rejected: AtomicU64::new(rejected),
+            parent_batch: AtomicBool::new(false),
             courier_free: Condvar::new(),
             encode,
             hand_over,
@@ -280,14 +315,46 @@ impl PyPendingBatch {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Appends the bytes of one event, on one line: line breaks between its tokens become
+    /// spaces (a pretty-printed object stays one event); blank bytes are refused.
+    fn append_raw(&self, py: Python<'_>, event: &[u8]) -> PyResult<Filled> {
+        if event.iter().all(u8::is_ascii_whitespace) {
+            self.count_rejected();
+            return Err(PyValueError::new_err(
+                "an event's bytes must hold one JSON object; these are empty or blank",
+            ));
+        }
+        // Inside a JSON string a raw line break is invalid anyway: the line is dead-lettered
+        // either way, as one event rather than as several broken ones.
+        let line = match memchr::memchr2(b'\n', b'\r', event) {
+            None => Cow::Borrowed(event),
+            Some(_) => Cow::Owned(
+                event
+                    .iter()
+                    .map(|&b| if b == b'\n' || b == b'\r' { b' ' } else { b })
+                    .collect(),
+            ),
+        };
+        self.append(py, &line)
+    }
+
+    fn count_rejected(&self) {
+        self.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an event refused by a closed or forked batch and the error to raise.
+    fn refuse(&self, py: Python<'_>, life: Life) -> PyErr {
+        self.count_rejected();
+        refusal(py, life)
+    }
+
     /// Appends one encoded event and its newline, unless the batch refuses it.
     fn append(&self, py: Python<'_>, line: &[u8]) -> PyResult<Filled> {
         let mut state = self.lock(py);
         if state.life != Life::Open {
             let life = state.life;
-            state.rejected_events += 1;
             drop(state);
-            return Err(refusal(py, life));
+            return Err(self.refuse(py, life));
         }
         state.buf.extend_from_slice(line);
         state.buf.push(b'\n');
@@ -314,11 +381,8 @@ impl PyPendingBatch {
         if !error.is_instance_of::<PyException>(py) {
             return error; // KeyboardInterrupt and the like: not the event's fault
         }
-        let life = {
-            let mut state = self.lock(py);
-            state.rejected_events += 1;
-            state.life
-        };
+        self.count_rejected();
+        let life = self.lock(py).life;
         if life == Life::Open {
             return error;
         }
@@ -395,7 +459,7 @@ impl PyPendingBatch {
 }
 
 impl State {
-    fn new(batch_bytes: usize, life: Life, rejected_events: u64) -> Self {
+    fn new(batch_bytes: usize, life: Life) -> Self {
         Self {
             buf: match life {
                 Life::Open => Vec::with_capacity(reserve(batch_bytes)),
@@ -404,10 +468,10 @@ impl State {
             events: 0,
             batch_bytes,
             life,
-            rejected_events,
             full: VecDeque::new(),
             spare: Vec::new(),
             courier: None,
+            drainer: None,
         }
     }
 
@@ -446,7 +510,7 @@ impl State {
             }
             // This thread's own hand-over, further up its stack, delivers it.
             Some(id) if id == me => Filled::Return,
-            Some(_) if self.full.len() > MAX_WAITING => Filled::Wait,
+            Some(_) if self.full.len() > MAX_WAITING && self.drainer != Some(me) => Filled::Wait,
             Some(_) => Filled::Return,
         }
     }
