@@ -502,11 +502,6 @@ print("dropped", emitter.dropped_events)
         dropped = int(done.stdout.split()[-1])
         assert stored(tmp_path).height + dropped == 11
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Rust, then Handler.handle: records logged on the background thread are "
-        "filtered out, because emitting there could wait on the courier (see the test above)",
-    )
     def test_a_record_logged_by_a_finalizer_on_the_background_thread_is_stored(self, tmp_path):
         # The collector runs finalizers on whichever thread allocates, often the background
         # one: their records vanished there, counted nowhere.

@@ -336,12 +336,21 @@ class Handler(logging.Handler):
         self.addFilter(self._not_our_own)
 
     def _not_our_own(self, record: logging.LogRecord) -> bool:
-        """Leaves out records that qlingest logs while it ingests, and any record logged on the
-        emitter's background thread: feeding them back would wait on this handler's lock,
-        which ``logging.shutdown`` holds while the handler flushes, and never return."""
-        if record.name == "qlingest" or record.name.startswith("qlingest."):
-            return False
-        return not self.emitter.on_worker_thread()
+        """Leaves out records that qlingest logs while it ingests: fed back, each batch
+        would log about the last."""
+        return not (record.name == "qlingest" or record.name.startswith("qlingest."))
+
+    def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:
+        """Filters the record and emits it without taking the handler's lock: the emitter is
+        safe from any thread, and a record logged on its background thread (a finalizer the
+        collector runs there) would otherwise wait on that lock, which ``logging.shutdown``
+        holds while it flushes this handler, for ever."""
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):
+            record = passed  # a filter may return a changed record (Python 3.12)
+        if passed:
+            self.emit(record)
+        return passed
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
