@@ -524,11 +524,6 @@ print("dropped", emitter.dropped_events)
             app.removeHandler(handler)
         assert sorted(stored(tmp_path)["message"].to_list()) == ["first", "from a finalizer"]
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="Rust: a hand-over that raises is taken as not done, though its put may have "
-        "finished (PendingBatch.deliver pushes the batch back)",
-    )
     def test_an_interrupt_just_after_a_batch_is_queued_does_not_store_it_twice(self, tmp_path):
         # Ctrl-C (or any signal handler that raises) lands at the first bytecode after the
         # queue's put returned: emit raised, the batch went back in line, and was stored twice.

@@ -87,6 +87,8 @@ class Emitter:
         #: Set once ``close`` has told the background thread to stop.
         self._stop_sent = False
         self._thread = threading.Thread(target=self._run, name="qlingest-emitter", daemon=True)
+        #: The batch ingested last, so that a batch handed over twice is stored once.
+        self._last_ingested: bytes | None = None
         #: Set once ``close`` has stored what was left.
         self._done = False
         self._forked = False
@@ -256,6 +258,11 @@ class Emitter:
             self._ingest(taken[0])
 
     def _ingest(self, data: bytes) -> None:
+        # A hand-over that raised after its batch was queued (an interrupt at its last line)
+        # is retried with the same object, which then follows the first in the queue.
+        if data is self._last_ingested:
+            return
+        self._last_ingested = data
         try:
             self.pipeline.process(data, source="emit", format="ndjson")
         except Exception as e:  # a failed batch must not stop the host application

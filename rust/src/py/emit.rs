@@ -87,6 +87,10 @@ enum Life {
 struct Batch {
     data: Vec<u8>,
     events: usize,
+    /// The bytes object a hand-over that raised was given. The call may have raised after
+    /// queuing it (an interrupt at its last line): it is given again, the same object, so
+    /// that the side that ingests it can tell the two apart.
+    handed: Option<Py<PyBytes>>,
 }
 
 /// What the thread that filled a batch does next.
@@ -182,6 +186,11 @@ impl PyPendingBatch {
             let mut state = self.lock(py);
             if state.courier.is_some() {
                 return Ok(None);
+            }
+            if let Some(handed) = state.full.front_mut().and_then(|b| b.handed.take()) {
+                // A batch whose hand-over raised goes as the object it was given then.
+                let batch = state.full.pop_front().expect("the front batch");
+                return Ok(Some((handed.into_bound(py), batch.events)));
             }
             state.seal();
             std::mem::take(&mut state.full)
@@ -418,7 +427,7 @@ impl PyPendingBatch {
     ) -> PyResult<()> {
         let hand_over = self.hand_over.bind(py);
         let mut spent = None;
-        while let Some(batch) = self.next_batch(py, spent.take()) {
+        while let Some(mut batch) = self.next_batch(py, spent.take()) {
             let call = match put {
                 Some(put) if blocking > 0 => {
                     blocking -= 1;
@@ -426,8 +435,12 @@ impl PyPendingBatch {
                 }
                 _ => hand_over,
             };
-            let data = PyBytes::new(py, &batch.data);
-            if let Err(e) = call.call1((data, batch.events)) {
+            let data = match batch.handed.take() {
+                Some(data) => data.into_bound(py),
+                None => PyBytes::new(py, &batch.data),
+            };
+            if let Err(e) = call.call1((&data, batch.events)) {
+                batch.handed = Some(data.unbind());
                 let mut state = self.lock(py);
                 state.full.push_front(batch);
                 self.release_courier(&mut state);
@@ -496,7 +509,11 @@ impl State {
             .unwrap_or_else(|| Vec::with_capacity(reserve(self.batch_bytes)));
         let data = std::mem::replace(&mut self.buf, fresh);
         let events = std::mem::take(&mut self.events);
-        self.full.push_back(Batch { data, events });
+        self.full.push_back(Batch {
+            data,
+            events,
+            handed: None,
+        });
     }
 
     /// What the thread that just sealed a full batch does: hand the line over if no thread
