@@ -6,7 +6,7 @@ pub mod json;
 pub(crate) mod keys;
 pub mod level;
 mod ndjson;
-mod scan;
+pub(crate) mod scan;
 pub mod scrub;
 #[cfg(all(test, target_arch = "x86_64"))]
 mod stage1;

@@ -230,7 +230,7 @@ fn special(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// The first quote, backslash or control character at or after `b[i]`, eight bytes at a time.
-fn special_portable(b: &[u8], mut i: usize) -> Option<usize> {
+pub(crate) fn special_portable(b: &[u8], mut i: usize) -> Option<usize> {
     while let Some(chunk) = b.get(i..i + 8) {
         let v = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
         // Each term flags its lowest matching byte exactly (borrows only run upward), so the
