@@ -244,6 +244,9 @@ class TestRefusals:
         with pytest.raises(ForkedError, match="built before a fork: a child cannot emit"):
             child.emit({"child": 1})
         assert (child.rejected_events, child.batch_bytes, child.events) == (2, 100, 0)
+        # The size is read without the batch's lock, which a parent thread may hold at a fork.
+        batch.native.batch_bytes = 250
+        assert batch.native.forked().batch_bytes == 250
         assert child.take() is None
         # `forked` runs in the child: the batch it was called on is the parent's copy, and a
         # method bound to it before the fork refuses too, without taking its lock.

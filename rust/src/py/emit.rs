@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, ThreadId};
 
 use pyo3::buffer::PyBuffer;
@@ -49,6 +49,8 @@ pub struct PyPendingBatch {
     /// Set in a forked child on the batch built before the fork: it refuses everything
     /// without taking its lock (a parent thread may have held it at the fork).
     parent_batch: AtomicBool,
+    /// `State::batch_bytes` as last set, readable by a forked child without the lock.
+    batch_bytes: AtomicUsize,
     /// Signalled when the thread handing batches over stops.
     courier_free: Condvar,
     /// msgspec's `Encoder.encode`, for the events `json` does not cover.
@@ -229,14 +231,9 @@ impl PyPendingBatch {
         // This batch, in the child, refuses from now on without its lock: a method bound to
         // it before the fork may still be called.
         self.parent_batch.store(true, Ordering::Relaxed);
-        // The lock itself may be held: a thread of the parent that had taken it was waiting
-        // to re-attach to the interpreter at the fork, and that thread is not in the child.
-        // Limitation: in that case the child's batch_bytes reads as the largest integer.
-        let batch_bytes = match self.state.try_lock() {
-            Ok(state) => state.batch_bytes,
-            Err(TryLockError::Poisoned(e)) => e.get_ref().batch_bytes,
-            Err(TryLockError::WouldBlock) => usize::MAX,
-        };
+        // Read without the lock, which may be held: a thread of the parent that had taken it
+        // was waiting to re-attach to the interpreter at the fork, and is not in the child.
+        let batch_bytes = self.batch_bytes.load(Ordering::Relaxed);
         let state = State::new(batch_bytes, Life::Forked);
         Self::with_state(
             state,
@@ -261,7 +258,10 @@ impl PyPendingBatch {
 
     #[setter]
     fn set_batch_bytes(&self, py: Python<'_>, batch_bytes: i64) {
-        self.lock(py).batch_bytes = batch_bytes.max(0) as usize;
+        let batch_bytes = batch_bytes.max(0) as usize;
+        let mut state = self.lock(py);
+        state.batch_bytes = batch_bytes;
+        self.batch_bytes.store(batch_bytes, Ordering::Relaxed);
     }
 
     /// Events refused: not encodable, or emitted once closed or in a forked child.
@@ -308,6 +308,7 @@ fn encoded<T>(event: &Bound<'_, PyAny>, append: impl FnOnce(&[u8]) -> T) -> Opti
 impl PyPendingBatch {
     fn with_state(state: State, rejected: u64, encode: Py<PyAny>, hand_over: Py<PyAny>) -> Self {
         Self {
+            batch_bytes: AtomicUsize::new(state.batch_bytes),
             state: Mutex::new(state),
             rejected: AtomicU64::new(rejected),
             parent_batch: AtomicBool::new(false),
