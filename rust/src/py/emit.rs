@@ -46,10 +46,12 @@ pub struct PyPendingBatch {
     /// Events refused: not encodable, not one event, or emitted once closed or in a child.
     /// Outside the lock, which a forked child may find held by a thread left in the parent.
     rejected: AtomicU64,
-    /// Set in a forked child on the batch built before the fork: it refuses everything
-    /// without taking its lock (a parent thread may have held it at the fork).
-    parent_batch: AtomicBool,
-    /// `State::batch_bytes` as last set, readable by a forked child without the lock.
+    /// Set in a forked child, on the batch built before the fork and on the child's own: it
+    /// refuses everything without taking its lock (a parent thread may have held it at the
+    /// fork), and holds nothing the child could store.
+    forked: AtomicBool,
+    /// A batch is handed over once it holds this many bytes; outside the lock, so that a
+    /// forked child reads it too.
     batch_bytes: AtomicUsize,
     /// Signalled when the thread handing batches over stops.
     courier_free: Condvar,
@@ -63,8 +65,8 @@ struct State {
     /// The events of the batch being filled, as NDJSON.
     buf: Vec<u8>,
     events: usize,
-    batch_bytes: usize,
-    life: Life,
+    /// Set by `close`: events are refused from then on.
+    closed: bool,
     /// Batches taken out full, oldest first, not yet given to a Python callable.
     full: VecDeque<Batch>,
     /// Emptied buffers of batches handed over, for the next batches to fill.
@@ -75,15 +77,6 @@ struct State {
     /// The thread that takes batches from the queue `hand_over` fills: its events never wait
     /// for the courier, who may be waiting for it to make room.
     drainer: Option<ThreadId>,
-}
-
-/// Whether the batch takes events, and why not.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Life {
-    Open,
-    Closed,
-    /// Built before a fork, used in the child: closed, and the buffer is the parent's.
-    Forked,
 }
 
 struct Batch {
@@ -111,16 +104,17 @@ impl PyPendingBatch {
     #[new]
     #[pyo3(signature = (batch_bytes, *, encode, hand_over))]
     fn new(batch_bytes: i64, encode: Py<PyAny>, hand_over: Py<PyAny>) -> Self {
-        let state = State::new(batch_bytes.max(0) as usize, Life::Open);
-        Self::with_state(state, 0, encode, hand_over)
+        let batch_bytes = batch_bytes.max(0) as usize;
+        let state = State::new(reserve(batch_bytes));
+        Self::with_state(state, batch_bytes, 0, encode, hand_over)
     }
 
     /// Appends one event: `bytes` (or a bytearray or memoryview) as one line, a `dict` encoded
     /// as compact JSON, anything else encoded by msgspec. Raises (and counts the event
     /// rejected) when the event cannot be encoded, its bytes are blank, or the batch is closed.
     fn emit(&self, py: Python<'_>, event: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.parent_batch.load(Ordering::Relaxed) {
-            return Err(self.refuse(py, Life::Forked));
+        if self.forked.load(Ordering::Relaxed) {
+            return Err(self.refuse(emitter_forked(py)));
         }
         let filled = if let Ok(bytes) = event.cast::<PyBytes>() {
             self.append_raw(py, bytes.as_bytes())?
@@ -150,7 +144,7 @@ impl PyPendingBatch {
     /// A `put` that raises leaves its batch (and those after it) waiting: `take` or the next
     /// flush picks them up.
     fn flush(&self, py: Python<'_>, put: &Bound<'_, PyAny>) -> PyResult<()> {
-        if self.parent_batch.load(Ordering::Relaxed) {
+        if self.forked.load(Ordering::Relaxed) {
             return Ok(()); // what it holds is the parent's to store
         }
         let me = thread::current().id();
@@ -172,7 +166,7 @@ impl PyPendingBatch {
         }
         let waiting = {
             let mut state = self.lock(py);
-            state.seal();
+            state.seal(self.reserve());
             state.full.len()
         };
         self.deliver(py, Some(put), waiting)
@@ -181,7 +175,7 @@ impl PyPendingBatch {
     /// Everything not yet handed over, as one NDJSON batch with its event count; `None` when
     /// there is nothing, or while another thread is handing batches over.
     fn take<'py>(&self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyBytes>, usize)>> {
-        if self.parent_batch.load(Ordering::Relaxed) {
+        if self.forked.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let batches = {
@@ -194,7 +188,7 @@ impl PyPendingBatch {
                 let batch = state.full.pop_front().expect("the front batch");
                 return Ok(Some((handed.into_bound(py), batch.events)));
             }
-            state.seal();
+            state.seal(self.reserve());
             std::mem::take(&mut state.full)
         };
         if batches.is_empty() {
@@ -212,35 +206,32 @@ impl PyPendingBatch {
         })?;
         let mut state = self.lock(py);
         for batch in batches {
-            state.keep(batch.data);
+            state.keep(batch.data, self.reserve());
         }
         Ok(Some((data, events)))
     }
 
     /// Refuses every event from now on with `EmitterClosedError`; what is buffered stays.
     fn close(&self, py: Python<'_>) {
-        let mut state = self.lock(py);
-        if state.life == Life::Open {
-            state.life = Life::Closed;
-        }
+        self.lock(py).closed = true;
     }
 
     /// The batch of a child forked from this process: it refuses every event with
     /// `ForkedError` and holds nothing, since what was buffered is the parent's to store.
+    /// This batch, in the child, refuses from now on too: a method bound to it before the
+    /// fork may still be called. Nothing here takes the lock, which a thread of the parent
+    /// may have held at the fork.
     fn forked(&self, py: Python<'_>) -> Self {
-        // This batch, in the child, refuses from now on without its lock: a method bound to
-        // it before the fork may still be called.
-        self.parent_batch.store(true, Ordering::Relaxed);
-        // Read without the lock, which may be held: a thread of the parent that had taken it
-        // was waiting to re-attach to the interpreter at the fork, and is not in the child.
-        let batch_bytes = self.batch_bytes.load(Ordering::Relaxed);
-        let state = State::new(batch_bytes, Life::Forked);
-        Self::with_state(
-            state,
+        self.forked.store(true, Ordering::Relaxed);
+        let child = Self::with_state(
+            State::new(0),
+            self.batch_bytes.load(Ordering::Relaxed),
             self.rejected.load(Ordering::Relaxed),
             self.encode.clone_ref(py),
             self.hand_over.clone_ref(py),
-        )
+        );
+        child.forked.store(true, Ordering::Relaxed);
+        child
     }
 
     /// Marks the calling thread as the one that takes batches from the queue `hand_over`
@@ -252,16 +243,14 @@ impl PyPendingBatch {
 
     /// A batch is handed over once it holds this many bytes, newlines included.
     #[getter]
-    fn get_batch_bytes(&self, py: Python<'_>) -> usize {
-        self.lock(py).batch_bytes
+    fn get_batch_bytes(&self) -> usize {
+        self.batch_bytes.load(Ordering::Relaxed)
     }
 
     #[setter]
-    fn set_batch_bytes(&self, py: Python<'_>, batch_bytes: i64) {
-        let batch_bytes = batch_bytes.max(0) as usize;
-        let mut state = self.lock(py);
-        state.batch_bytes = batch_bytes;
-        self.batch_bytes.store(batch_bytes, Ordering::Relaxed);
+    fn set_batch_bytes(&self, batch_bytes: i64) {
+        self.batch_bytes
+            .store(batch_bytes.max(0) as usize, Ordering::Relaxed);
     }
 
     /// Events refused: not encodable, or emitted once closed or in a forked child.
@@ -306,12 +295,18 @@ fn encoded<T>(event: &Bound<'_, PyAny>, append: impl FnOnce(&[u8]) -> T) -> Opti
 }
 
 impl PyPendingBatch {
-    fn with_state(state: State, rejected: u64, encode: Py<PyAny>, hand_over: Py<PyAny>) -> Self {
+    fn with_state(
+        state: State,
+        batch_bytes: usize,
+        rejected: u64,
+        encode: Py<PyAny>,
+        hand_over: Py<PyAny>,
+    ) -> Self {
         Self {
-            batch_bytes: AtomicUsize::new(state.batch_bytes),
             state: Mutex::new(state),
+            batch_bytes: AtomicUsize::new(batch_bytes),
             rejected: AtomicU64::new(rejected),
-            parent_batch: AtomicBool::new(false),
+            forked: AtomicBool::new(false),
             courier_free: Condvar::new(),
             encode,
             hand_over,
@@ -352,27 +347,31 @@ impl PyPendingBatch {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts an event refused by a closed or forked batch and the error to raise.
-    fn refuse(&self, py: Python<'_>, life: Life) -> PyErr {
+    /// Counts an event refused by a closed or forked batch, and returns `error`.
+    fn refuse(&self, error: PyErr) -> PyErr {
         self.count_rejected();
-        refusal(py, life)
+        error
+    }
+
+    /// The bytes a new batch buffer reserves.
+    fn reserve(&self) -> usize {
+        reserve(self.batch_bytes.load(Ordering::Relaxed))
     }
 
     /// Appends one encoded event and its newline, unless the batch refuses it.
     fn append(&self, py: Python<'_>, line: &[u8]) -> PyResult<Filled> {
         let mut state = self.lock(py);
-        if state.life != Life::Open {
-            let life = state.life;
+        if state.closed {
             drop(state);
-            return Err(self.refuse(py, life));
+            return Err(self.refuse(emitter_closed(py)));
         }
         state.buf.extend_from_slice(line);
         state.buf.push(b'\n');
         state.events += 1;
-        if state.buf.len() < state.batch_bytes {
+        if state.buf.len() < self.batch_bytes.load(Ordering::Relaxed) {
             return Ok(Filled::Return);
         }
-        state.seal();
+        state.seal(self.reserve());
         Ok(state.filled())
     }
 
@@ -392,11 +391,10 @@ impl PyPendingBatch {
             return error; // KeyboardInterrupt and the like: not the event's fault
         }
         self.count_rejected();
-        let life = self.lock(py).life;
-        if life == Life::Open {
+        if !self.lock(py).closed {
             return error;
         }
-        let refused = refusal(py, life);
+        let refused = emitter_closed(py);
         refused.set_cause(py, None);
         refused
     }
@@ -457,7 +455,7 @@ impl PyPendingBatch {
     fn next_batch(&self, py: Python<'_>, spent: Option<Vec<u8>>) -> Option<Batch> {
         let mut state = self.lock(py);
         if let Some(buffer) = spent {
-            state.keep(buffer);
+            state.keep(buffer, self.reserve());
         }
         let batch = state.full.pop_front();
         if batch.is_none() {
@@ -473,15 +471,12 @@ impl PyPendingBatch {
 }
 
 impl State {
-    fn new(batch_bytes: usize, life: Life) -> Self {
+    /// An open batch whose buffer reserves `capacity` bytes.
+    fn new(capacity: usize) -> Self {
         Self {
-            buf: match life {
-                Life::Open => Vec::with_capacity(reserve(batch_bytes)),
-                Life::Closed | Life::Forked => Vec::new(),
-            },
+            buf: Vec::with_capacity(capacity),
             events: 0,
-            batch_bytes,
-            life,
+            closed: false,
             full: VecDeque::new(),
             spare: Vec::new(),
             courier: None,
@@ -492,22 +487,23 @@ impl State {
     /// Keeps the emptied buffer of a batch handed over for a later batch: a new buffer of a
     /// megabyte costs a page fault for every 4 KiB written (a tenth of `emit`'s cost), a reused
     /// one none. A buffer grown far past the batch size is let go.
-    fn keep(&mut self, mut buffer: Vec<u8>) {
-        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= 2 * reserve(self.batch_bytes) {
+    fn keep(&mut self, mut buffer: Vec<u8>, reserve: usize) {
+        if self.spare.len() < SPARE_BUFFERS && buffer.capacity() <= 2 * reserve {
             buffer.clear();
             self.spare.push(buffer);
         }
     }
 
-    /// Moves the batch being filled, if it holds any event, to the end of the line.
-    fn seal(&mut self) {
+    /// Moves the batch being filled, if it holds any event, to the end of the line; a new
+    /// buffer reserves `reserve` bytes.
+    fn seal(&mut self, reserve: usize) {
         if self.events == 0 {
             return;
         }
         let fresh = self
             .spare
             .pop()
-            .unwrap_or_else(|| Vec::with_capacity(reserve(self.batch_bytes)));
+            .unwrap_or_else(|| Vec::with_capacity(reserve));
         let data = std::mem::replace(&mut self.buf, fresh);
         let events = std::mem::take(&mut self.events);
         self.full.push_back(Batch {
@@ -537,11 +533,4 @@ impl State {
 /// The bytes a new buffer reserves: enough for the batch and the event that fills it.
 fn reserve(batch_bytes: usize) -> usize {
     batch_bytes.saturating_add(HEADROOM).min(MAX_RESERVE)
-}
-
-fn refusal(py: Python<'_>, life: Life) -> PyErr {
-    match life {
-        Life::Forked => emitter_forked(py),
-        Life::Open | Life::Closed => emitter_closed(py),
-    }
 }
