@@ -473,15 +473,22 @@ UNSTATED_COLUMNS = frozenset({"message", "stack", "fields", "audit_prev_hash", "
 
 def _arrow_table(frame: pl.DataFrame, metadata: dict | None) -> pa.Table:
     """``frame`` as an Arrow table without copying its strings, with ``metadata`` added to the
-    schema's (the file's key-value metadata). Polars' dictionary of views (the level Enum)
-    becomes one of plain strings, which Arrow's writer takes."""
-    table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
+    schema's (the file's key-value metadata)."""
+    # One chunk per column: Arrow takes each chunk over and writes it apart, which costs more
+    # than one copy of the rows (a partition already in time order is still its parts).
+    table = plain_dictionaries(frame.rechunk().to_arrow(compat_level=pl.CompatLevel.newest()))
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    return table
+
+
+def plain_dictionaries(table: pa.Table) -> pa.Table:
+    """``table`` with Polars' dictionaries of string views (the level Enum) turned into
+    dictionaries of plain strings, which Arrow's Parquet writer takes."""
     for i, f in enumerate(table.schema):
         if pa.types.is_dictionary(f.type) and pa.types.is_string_view(f.type.value_type):
             kind = pa.dictionary(f.type.index_type, pa.string(), f.type.ordered)
             table = table.set_column(i, f.with_type(kind), table.column(i).cast(kind))
-    if metadata:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     return table
 
 
