@@ -320,7 +320,7 @@ class Store:
                 name = self.next_name("parquet")
                 staged.append((directory / f".{name}.tmp", directory / name, frame.height))
                 metadata = _metadata(category, date, hour, wal)
-                # Polars encodes a file of one row group on one core: files go side by side.
+                # A file of one row group is encoded on one core: files go side by side.
                 jobs.append(self._submit(self._write_durable, staged[-1][0], frame, metadata))
             for job in jobs:
                 job.result()
