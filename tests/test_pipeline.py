@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 import qlingest.store
 import zstandard
@@ -119,6 +120,62 @@ def test_a_failed_file_among_several_leaves_none_behind(tmp_path, monkeypatch):
     store.close()
     assert [f for f in (tmp_path / "hot").rglob("*") if f.is_file()] == []
     assert store.stats.files == 0
+
+
+def test_a_read_only_directory_among_several_leaves_no_file_behind_elsewhere(tmp_path, monkeypatch):
+    # On a read-only file system even removing a file that is not there fails (EROFS): the
+    # other partitions' files written aside are still removed, and the write's error raised.
+    store = Store(tmp_path)
+    write = store._write_parquet
+    read_only = "category=app.c0"
+
+    def failing(path, frame, metadata):
+        if read_only in str(path):
+            raise OSError(30, "Read-only file system")
+        write(path, frame, metadata)
+
+    unlink = Path.unlink
+
+    def refusing(path, missing_ok=False):
+        if read_only in str(path):
+            raise OSError(30, "Read-only file system")
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(store, "_write_parquet", failing)
+    monkeypatch.setattr(Path, "unlink", refusing)
+    keys = [(f"app.c{i}", "2023-11-14", "22") for i in range(4)]
+    with pytest.raises(OSError, match="Read-only"):
+        store.write_partitions([(k, unsorted_frame(k[0], 50), frozenset()) for k in keys])
+    store.close()
+    assert [f for f in (tmp_path / "hot").rglob("*") if f.is_file()] == []
+
+
+def test_level_has_no_statistics_and_time_has_exact_ones(tmp_path):
+    # Arrow's writer gave `level` the bounds of its whole dictionary for a file of four
+    # levels and rows without one; the file states no bounds for it rather than wrong ones.
+    levels = ["debug", "info", "warn", "error", None]
+    data = b"".join(
+        json.dumps(
+            {"ts": 1_700_000_000 + i, "msg": str(i)} | ({"level": lv} if lv else {})
+        ).encode()
+        + b"\n"
+        for i, lv in enumerate(levels)
+    )
+    with Pipeline(tmp_path) as p:
+        p.process(data)
+    (path,) = (tmp_path / "hot").rglob("*.parquet")
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    stats = {
+        meta.column(i).path_in_schema: meta.column(i).statistics for i in range(meta.num_columns)
+    }
+    assert stats["level"] is None or not stats["level"].has_min_max
+    ts = stats["timestamp"]
+    assert ts.has_min_max and (ts.min.timestamp(), ts.max.timestamp()) == (
+        1_700_000_000,
+        1_700_000_004,
+    )
+    levels_back = pl.read_parquet(path)["level"].to_list()
+    assert levels_back == levels
 
 
 def test_a_file_written_behind_that_fails_keeps_its_rows_until_a_later_commit(

@@ -137,6 +137,19 @@ def test_a_category_too_long_for_a_directory_is_dead_lettered(tmp_path):
     assert (event["category"], event["message"]) == (long, "long")
 
 
+def test_the_hive_null_category_is_dead_lettered_not_stored_as_null(tmp_path):
+    # Hive readers (Polars too) read a partition named so back as null, escaped or not.
+    rows = [{"msg": "kept"}, {"msg": "odd", "category": "__HIVE_DEFAULT_PARTITION__"}]
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
+    with Pipeline(tmp_path / "s") as p:
+        p.process(data, source="in.ndjson")
+    assert dict(p.summary.dead_letters) == {"bad_category": 1}
+    assert messages(tmp_path / "s") == ["kept"]
+    (dead_file,) = (tmp_path / "s" / "dead-letter").rglob("*.ndjson.zst")
+    (dead,) = pl.read_ndjson(zstandard.decompress(dead_file.read_bytes())).to_dicts()
+    assert "reads back as null" in dead["detail"]
+
+
 def test_a_category_at_the_limit_is_stored(tmp_path):
     fits = "c" * MAX_CATEGORY_BYTES
     with Pipeline(tmp_path / "s") as p:

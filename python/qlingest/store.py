@@ -51,11 +51,17 @@ _PART = re.compile(r"^part-(?P<writer>[A-Za-z0-9_.-]+)-(?P<seq>\d+)\.(parquet|nd
 MAX_CATEGORY_BYTES = 200
 
 
+#: The partition value hive readers (Polars among them) read back as null, escaped or not.
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
 def category_problem(category: str) -> str | None:
     """Why ``category`` cannot name a partition directory, or ``None`` when it can."""
     size = len(partition_value(category))
     if size > MAX_CATEGORY_BYTES:
         return f"category is {size} bytes as a directory name, over {MAX_CATEGORY_BYTES}"
+    if category == HIVE_NULL:
+        return f"category {HIVE_NULL} reads back as null from a hive-partitioned store"
     return None
 
 
@@ -63,6 +69,17 @@ def partition_value(value: str) -> str:
     """A category as a safe directory name: anything but ``[A-Za-z0-9._-]`` is %-escaped."""
     escaped = quote(value, safe="")
     return escaped.replace(".", "%2E") if escaped in {".", ".."} else escaped
+
+
+def _remove(path: Path) -> None:
+    """Removes a file written aside, if it is there; a failure is logged, not raised: it
+    must not hide the error that led here, nor stop the removal of the others (on a
+    read-only file system even a missing file's removal fails)."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as e:
+        if os.path.lexists(path):
+            log.warning("could not remove %s: %s", path, e.strerror)
 
 
 def fsync_dir(path: Path) -> None:
@@ -231,7 +248,7 @@ class Store:
             os.rename(tmp, final)
         except BaseException:
             # A failed write (a full disk, say) leaves nothing half-written behind.
-            tmp.unlink(missing_ok=True)
+            _remove(tmp)
             raise
         if self.config.fsync:
             fsync_dir(directory)
@@ -329,7 +346,7 @@ class Store:
         except BaseException:
             wait(jobs)  # a writer still running would leave its file behind
             for tmp, _, _ in staged:
-                tmp.unlink(missing_ok=True)
+                _remove(tmp)
             raise
         if self.config.fsync:
             for directory in dict.fromkeys(final.parent for _, final, _ in staged):
@@ -467,8 +484,14 @@ os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
 DICTIONARY_COLUMNS = frozenset(
     {"level", "category", "service", "feature", "cost_center", "user_tier", "audit_chain"}
 )
-#: Columns written without min/max statistics: long text and hashes, which no query prunes by.
-UNSTATED_COLUMNS = frozenset({"message", "stack", "fields", "audit_prev_hash", "audit_hash"})
+#: Columns written without min/max statistics: long text and hashes, which no query prunes
+#: by, and `level`: Arrow's writer gives a dictionary column with nulls the bounds of its
+#: whole dictionary when the file holds all but one of its values (a file of debug to warn
+#: and rows without a level claimed `critical` as its maximum), and nearly every file spans
+#: the levels anyway.
+UNSTATED_COLUMNS = frozenset(
+    {"level", "message", "stack", "fields", "audit_prev_hash", "audit_hash"}
+)
 
 
 def _arrow_table(frame: pl.DataFrame, metadata: dict | None) -> pa.Table:
