@@ -23,7 +23,6 @@ import tempfile
 import time
 
 import polars as pl
-import pyarrow.parquet as pq
 from qlingest import bench, store
 from qlingest.pipeline import Pipeline
 
@@ -64,15 +63,7 @@ def store_write(frame: pl.DataFrame, *, rechunk: bool = True) -> int:
         table = store._arrow_table(frame, None)
     else:
         table = store.plain_dictionaries(frame.to_arrow(compat_level=pl.CompatLevel.newest()))
-    names = table.column_names
-    pq.write_table(
-        table,
-        out,
-        compression="zstd",
-        compression_level=3,
-        use_dictionary=[c for c in names if c in store.DICTIONARY_COLUMNS],
-        write_statistics=[c for c in names if c not in store.UNSTATED_COLUMNS],
-    )
+    store.write_table(table, out, 3)
     return out.tell()
 
 

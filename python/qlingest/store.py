@@ -14,6 +14,7 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 import polars as pl
@@ -296,21 +297,8 @@ class Store:
     def _write_parquet(self, path: Path, frame: pl.DataFrame, metadata: dict | None) -> None:
         cfg = self.config
         table = _arrow_table(sorted_by_time(frame), metadata)
-        names = table.column_names
         try:
-            # Arrow's Parquet writer, because it takes encodings and statistics column by
-            # column: Polars' tries a dictionary on every string column (hashing every
-            # message and stack trace) and keeps min/max of every one. Measured on the
-            # standard mix: 40% less CPU to write the same frames, and files 2.6% smaller.
-            pq.write_table(
-                table,
-                path,
-                compression="zstd",
-                compression_level=cfg.compression_level,
-                row_group_size=cfg.row_group_size,
-                use_dictionary=[c for c in names if c in DICTIONARY_COLUMNS],
-                write_statistics=[c for c in names if c not in UNSTATED_COLUMNS],
-            )
+            write_table(table, path, cfg.compression_level, cfg.row_group_size)
         except OSError as e:
             # Arrow names no file when a write fails (a full disk): the error names it here.
             code = e.errno or _io_errno(str(e))
@@ -492,6 +480,25 @@ DICTIONARY_COLUMNS = frozenset(
 UNSTATED_COLUMNS = frozenset(
     {"level", "message", "stack", "fields", "audit_prev_hash", "audit_hash"}
 )
+
+
+def write_table(
+    table: pa.Table, where: Path | BinaryIO, level: int, row_group_size: int | None = None
+) -> None:
+    """Writes ``table`` as zstd Parquet with Arrow's writer, because it takes encodings and
+    statistics column by column: Polars' tries a dictionary on every string column (hashing
+    every message and stack trace) and keeps min/max of every one
+    (``scripts/parquet_writer_ab.py`` measures the two on the same frames)."""
+    names = table.column_names
+    pq.write_table(
+        table,
+        where,
+        compression="zstd",
+        compression_level=level,
+        row_group_size=row_group_size,
+        use_dictionary=[c for c in names if c in DICTIONARY_COLUMNS],
+        write_statistics=[c for c in names if c not in UNSTATED_COLUMNS],
+    )
 
 
 def _arrow_table(frame: pl.DataFrame, metadata: dict | None) -> pa.Table:
