@@ -55,6 +55,19 @@ const SECRET_SUFFIXES: &[&str] = &[
     "clientsecret",
 ];
 
+/// A key whose last word (after `_`, `-`, `.`, a space, or a case change as in `apiToken`) is one
+/// of these is secret too, as in free text (`secret_param`): `api_token`, `X-Amz-Security-Token`,
+/// `aws_access_key`; glued to a word in one case (`bigtoken`, `OLDPWD`) it names something else.
+const SECRET_WORDS: &[&str] = &[
+    "token",
+    "signature",
+    "credential",
+    "credentials",
+    "passphrase",
+    "pwd",
+    "accesskey",
+];
+
 /// Keys whose value may be `user:password` (Zeek ntlm `username`, for one).
 const USER_KEYS: &[&str] = &[
     "username",
@@ -93,6 +106,8 @@ struct Node {
     exact: Option<KeyKind>,
     /// Any key ending in this name is secret.
     suffix: bool,
+    /// Any key whose last word is this name is secret.
+    word: bool,
 }
 
 impl KeyMatcher {
@@ -114,6 +129,9 @@ impl KeyMatcher {
         }
         for k in SECRET_SUFFIXES {
             m.insert(k.as_bytes()).suffix = true;
+        }
+        for k in SECRET_WORDS {
+            m.insert(k.as_bytes()).word = true;
         }
         for k in USER_KEYS {
             let node = m.insert(k.as_bytes());
@@ -152,17 +170,24 @@ impl KeyMatcher {
     /// Classifies a decoded key name.
     pub fn kind(&self, key: &[u8]) -> KeyKind {
         let mut at = 0;
-        for &b in key.iter().rev().filter(|b| !is_separator(**b)) {
+        for (i, &b) in key.iter().enumerate().rev() {
+            if is_separator(b) {
+                continue;
+            }
             let b = b.to_ascii_lowercase();
             let next = match at {
                 0 => Some(self.root[b as usize] as usize).filter(|&n| n != 0),
                 _ => self.child(at, b),
             };
-            match next {
-                Some(next) if self.nodes[next].suffix => return KeyKind::Secret,
-                Some(next) => at = next,
-                None => return KeyKind::Plain,
+            let Some(next) = next else {
+                return KeyKind::Plain;
+            };
+            let node = &self.nodes[next];
+            let word_start = i == 0 || starts_word(key[i - 1], key[i]);
+            if node.suffix || (node.word && word_start) {
+                return KeyKind::Secret;
             }
+            at = next;
         }
         self.nodes[at].exact.unwrap_or(KeyKind::Plain)
     }
@@ -202,6 +227,13 @@ pub fn normalize(key: &[u8]) -> Vec<u8> {
         .filter(|b| !is_separator(**b))
         .map(u8::to_ascii_lowercase)
         .collect()
+}
+
+/// Whether `b` starts a word after `before`: after a separator, or upper case after lower case
+/// or a digit (`apiToken`, `oauth2Token`).
+fn starts_word(before: u8, b: u8) -> bool {
+    is_separator(before)
+        || (b.is_ascii_uppercase() && (before.is_ascii_lowercase() || before.is_ascii_digit()))
 }
 
 fn is_separator(b: u8) -> bool {

@@ -131,7 +131,11 @@ pub static BUILTIN: &[BuiltinRule] = &[
         optional: false,
         action: Action::Mask,
         trigger: || lits(&["akia", "asia"]),
-        patterns: &[strong(r"(?-u:\b)(?:AKIA|ASIA)[A-Z0-9]{16}(?-u:\b)", 0)],
+        // A key may follow an underscore (`key_AKIA…`) and be followed by one.
+        patterns: &[strong(
+            r"(?:^|[^A-Za-z0-9])((?:AKIA|ASIA)[A-Z0-9]{16})(?:(?-u:\b)|_)",
+            1,
+        )],
     },
     BuiltinRule {
         name: "aws_secret_key",
@@ -139,7 +143,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
         action: Action::Mask,
         trigger: || lits(&["aws", "secret"]),
         patterns: &[PatternSpec {
-            regex: r"(?:^|[^A-Za-z0-9/+=])([A-Za-z0-9/+]{40})(?:$|[^A-Za-z0-9/+=])",
+            // An `=` may come before (`AWS_KEY=…`), not after: that would be a longer base64 text.
+            regex: r"(?:^|[^A-Za-z0-9/+])([A-Za-z0-9/+]{40})(?:$|[^A-Za-z0-9/+=])",
             group: 1,
             validator: Validator::AwsSecret,
             keywords: &["aws", "secret"],
@@ -152,8 +157,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
         action: Action::Mask,
         trigger: || lits(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"]),
         patterns: &[strong(
-            r"(?-u:\b)(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
-            0,
+            r"(?:^|[^A-Za-z0-9])(gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})",
+            1,
         )],
     },
     BuiltinRule {
@@ -161,7 +166,10 @@ pub static BUILTIN: &[BuiltinRule] = &[
         optional: false,
         action: Action::Mask,
         trigger: || lits(&["glpat-", "gldt-", "glrt-"]),
-        patterns: &[strong(r"(?-u:\b)gl(?:pat|dt|rt)-[A-Za-z0-9_-]{20,}", 0)],
+        patterns: &[strong(
+            r"(?:^|[^A-Za-z0-9])(gl(?:pat|dt|rt)-[A-Za-z0-9_-]{20,})",
+            1,
+        )],
     },
     BuiltinRule {
         name: "slack_token",
@@ -169,8 +177,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
         action: Action::Mask,
         trigger: || lits(&["xox", "xapp-", "hooks.slack.com"]),
         patterns: &[strong(
-            r"(?-u:\b)(?:xox[abposre]-[A-Za-z0-9-]{10,}|xapp-[0-9]-[A-Za-z0-9-]{10,})|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,}",
-            0,
+            r"(?:^|[^A-Za-z0-9])(xox[abposre]-[A-Za-z0-9-]{10,}|xapp-[0-9]-[A-Za-z0-9-]{10,}|https://hooks\.slack\.com/services/[A-Za-z0-9/_-]{20,})",
+            1,
         )],
     },
     BuiltinRule {
@@ -179,8 +187,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
         action: Action::Mask,
         trigger: || lits(&["k_live_", "k_test_", "whsec_"]),
         patterns: &[strong(
-            r"(?-u:\b)(?:[sr]k_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})",
-            0,
+            r"(?:^|[^A-Za-z0-9])([sr]k_(?:live|test)_[A-Za-z0-9]{10,}|whsec_[A-Za-z0-9]{20,})",
+            1,
         )],
     },
     BuiltinRule {
@@ -189,8 +197,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
         action: Action::Mask,
         trigger: || lits(&["aiza", "ya29.", "gocspx-"]),
         patterns: &[strong(
-            r"(?-u:\b)(?:AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|GOCSPX-[0-9A-Za-z_-]{20,})",
-            0,
+            r"(?:^|[^A-Za-z0-9])(AIza[0-9A-Za-z_-]{35}|ya29\.[0-9A-Za-z_-]{20,}|GOCSPX-[0-9A-Za-z_-]{20,})",
+            1,
         )],
     },
     BuiltinRule {

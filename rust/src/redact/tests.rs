@@ -138,6 +138,27 @@ fn tokens_with_documented_prefixes() {
             red(&format!("got {secret} here")),
             format!("got [REDACTED:{rule}] here")
         );
+        // Glued into an identifier after an underscore, and two in a row.
+        assert_eq!(
+            red(&format!("deploy_{secret} x")),
+            format!("deploy_[REDACTED:{rule}] x"),
+            "{secret}"
+        );
+        assert_eq!(
+            red(&format!("{secret},{secret}")),
+            format!("[REDACTED:{rule}],[REDACTED:{rule}]")
+        );
+    }
+    assert_eq!(
+        red("key_AKIAIOSFODNN7EXAMPLE_prod"),
+        "key_[REDACTED:aws_access_key_id]_prod"
+    );
+    // Inside a word of letters the prefixes are left alone.
+    for clean in [
+        "BRAKIAIOSFODNN7EXAMPLE",
+        "xghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    ] {
+        assert_eq!(red(clean), clean);
     }
 }
 
@@ -183,7 +204,11 @@ fn urls_query_params_and_connection_strings() {
         red("Server=db;User Id=sa;Password=Pa55w0rd;"),
         "Server=db;User Id=sa;Password=[REDACTED:secret_param];"
     );
-    assert_eq!(red("GET /list?nextToken=abc"), "GET /list?nextToken=abc");
+    // A token by any other name: pagination cursors are redacted with the rest.
+    assert_eq!(
+        red("GET /list?nextToken=abc"),
+        "GET /list?nextToken=[REDACTED:secret_param]"
+    );
 }
 
 #[test]
@@ -195,6 +220,15 @@ fn aws_secret_key_needs_a_keyword() {
     );
     let plain = format!("blob {secret} stored");
     assert_eq!(red(&plain), plain);
+    for name in ["AWS_KEY", "aws_key", "AWS", "awskey"] {
+        assert_eq!(
+            red(&format!("{name}={secret}")),
+            format!("{name}=[REDACTED:aws_secret_key]")
+        );
+    }
+    // A longer base64 text that happens to hold 40 characters after an `=` is not a key.
+    let longer = format!("aws blob=={secret}QQ==");
+    assert_eq!(red(&longer), longer);
 }
 
 #[test]
@@ -315,11 +349,46 @@ fn secret_key_names_across_spellings() {
         "user",
         "tokens_used",
         "password_reset",
-        "nextToken",
+        "bigtoken",
+        "OLDPWD",
+        "signature_algorithm",
         "keyboard",
         "message",
     ] {
         assert!(!r.is_secret_key(key), "{key}");
+    }
+}
+
+#[test]
+fn keys_whose_last_word_names_a_secret_are_secret() {
+    let r = redactor();
+    for key in [
+        "api_token",
+        "X-Amz-Security-Token",
+        "PRIVATE-TOKEN",
+        "bot_token",
+        "bearer_token",
+        "X-Vault-Token",
+        "csrf_token",
+        "x-api-token",
+        "githubToken",
+        "oauth2Token",
+        "credential",
+        "db_credentials",
+        "x-amz-signature",
+        "ssh.passphrase",
+        "db_pwd",
+        "aws_access_key",
+    ] {
+        assert!(r.is_secret_key(key), "{key}");
+        let mut out = String::new();
+        assert!(r.write_field(key, r#""Tok_77abc""#, &mut out, &mut []));
+        assert_eq!(out, format!(r#""{key}":"[REDACTED:secret_key]""#), "{key}");
+        assert_eq!(
+            red(&format!("{key}=Tok_77abc ok")),
+            format!("{key}=[REDACTED:secret_param] ok"),
+            "{key}"
+        );
     }
 }
 
@@ -827,7 +896,7 @@ fn assignments_under_plain_names_or_without_values_stay() {
     for clean in [
         "token_count=5",
         "password_reset=true",
-        "nextToken=abc",
+        "bigtoken=abc",
         "pass == null",
         "password : reset",
         "Cookie:",
