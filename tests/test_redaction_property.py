@@ -98,3 +98,30 @@ def test_the_documented_custom_rule_loads_and_applies(tmp_path):
     config.write_text(toml)
     batch = Pipeline(config=load_config(config)).decode(b'{"msg":"order ORD-123456 shipped"}\n')
     assert batch.events["message"].to_list() == ["order [REDACTED:order_ref] shipped"]
+
+
+# Each line once reached disk with its secret: names in fields that free text already took,
+# prefixed tokens after an underscore, an AWS secret after `=`, name/value pairs.
+FOUND_BY_AN_ATTACK = [
+    ({"msg": "f", "api_token": "TokA_1234567"}, "TokA_1234567"),
+    ({"msg": "f", "headers": {"X-Amz-Security-Token": "TokB_1234567"}}, "TokB_1234567"),
+    ({"msg": "f", "headers": {"PRIVATE-TOKEN": "TokC_1234567"}}, "TokC_1234567"),
+    ({"msg": "deploy_ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"}, "ghp_aBcDeFgHiJkLmNoPqRs"),
+    ({"msg": "key_AKIAIOSFODNN7EXAMPLE"}, "AKIAIOSFODNN7EXAMPLE"),
+    ({"msg": "AWS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}, "wJalrXUtnFEMI/K7MDENG"),
+    ({"env": [{"name": "DB_PASSWORD", "value": "TokD_1234567"}]}, "TokD_1234567"),
+    ({"attrs": [{"key": "password", "value": {"stringValue": "TokF_123"}}]}, "TokF_123"),
+    ({"name": "api_token", "value": "TokE_1234567"}, "TokE_1234567"),
+]
+
+
+def test_secrets_an_attack_found_stay_off_disk(tmp_path):
+    lines = "".join(json.dumps(event) + "\n" for event, _ in FOUND_BY_AN_ATTACK)
+    with Pipeline(tmp_path, load_config(**{"store.fsync": False})) as p:
+        p.process(lines.encode())
+    stored = pl.scan_parquet(tmp_path / "hot/**/*.parquet").collect()
+    assert stored.height == len(FOUND_BY_AN_ATTACK)
+    text = stored.select(pl.col(pl.String)).write_ndjson()
+    for _, secret in FOUND_BY_AN_ATTACK:
+        assert secret not in text
+    assert text.count("[REDACTED:") == len(FOUND_BY_AN_ATTACK)

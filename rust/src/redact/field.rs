@@ -4,9 +4,10 @@ use std::borrow::Cow;
 
 use memchr::memchr;
 
-use super::escape::push_json_string;
+use super::config::Action;
+use super::escape::{json_unescape, push_json_string};
 use super::json::Walker;
-use super::keys::KeyKind;
+use super::keys::{is_pair_name, KeyKind};
 use super::Redactor;
 use crate::decode::json::write_member;
 
@@ -87,10 +88,52 @@ impl Redactor {
         out: &mut String,
         counts: &mut [u64],
     ) -> usize {
+        let pair = self.members_pair(members);
         members
             .iter()
-            .filter(|(k, v)| self.write_field(k, v, out, counts))
+            .filter(|(k, v)| match pair {
+                Some(action) if *k == "value" => self.write_pair_value(action, v, out, counts),
+                _ => self.write_field(k, v, out, counts),
+            })
             .count()
+    }
+
+    /// The action for the `value` member when `members` are a name/value pair whose name is a
+    /// secret key name (`{"name": "DB_PASSWORD", "value": …}` as a whole event); else None.
+    fn members_pair(&self, members: &[(&str, &str)]) -> Option<Action> {
+        let action = self.key_action?;
+        let has_value = members.iter().any(|(k, _)| *k == "value");
+        let secret_name = |(k, v): &&(&str, &str)| {
+            is_pair_name(k.as_bytes())
+                && v.len() >= 2
+                && v.starts_with('"')
+                && self.keys.kind(json_unescape(&v[1..v.len() - 1]).as_bytes()) == KeyKind::Secret
+        };
+        (has_value && members.iter().any(|m| secret_name(&m))).then_some(action)
+    }
+
+    /// Appends `"value":` and `raw_value` replaced whole, as under a secret key.
+    fn write_pair_value(
+        &self,
+        action: Action,
+        raw_value: &str,
+        out: &mut String,
+        counts: &mut [u64],
+    ) -> bool {
+        let mark = out.len();
+        if !(out.is_empty() || out.ends_with('{')) {
+            out.push(',');
+        }
+        let mut pos = 0;
+        let mut walker = Walker::new(self, counts);
+        match walker.pair_value(action, "value", raw_value, &mut pos, out) {
+            Ok(true) => true,
+            // Dropped, or not JSON (decoded values always are): nothing of it is written.
+            Ok(false) | Err(_) => {
+                out.truncate(mark);
+                false
+            }
+        }
     }
 
     /// No key rule, no escape, no percent-encoding and no prefilter hit: copy it through.

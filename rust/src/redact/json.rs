@@ -9,7 +9,7 @@ use memchr::memchr;
 
 use super::config::Action;
 use super::escape::{json_unescape, push_json_string};
-use super::keys::{user_password_span, KeyKind};
+use super::keys::{is_pair_name, user_password_span, KeyKind};
 use super::text::bump;
 use super::Redactor;
 
@@ -89,6 +89,7 @@ impl<'r, 'c> Walker<'r, 'c> {
 
     fn object(&mut self, src: &str, pos: &mut usize, out: &mut String) -> Res<bool> {
         self.enter()?;
+        let pair = self.secret_pair(src, *pos);
         *pos += 1;
         out.push('{');
         let mut first = true;
@@ -106,7 +107,11 @@ impl<'r, 'c> Walker<'r, 'c> {
                     out.push(',');
                 }
                 let key = json_unescape(raw_key);
-                match self.member(&key, Some(raw_key), src, pos, out)? {
+                let kept = match pair.filter(|_| key == "value") {
+                    Some(action) => self.pair_value(action, raw_key, src, pos, out)?,
+                    None => self.member(&key, Some(raw_key), src, pos, out)?,
+                };
+                match kept {
                     true => first = false,
                     false => out.truncate(mark),
                 }
@@ -255,6 +260,33 @@ impl<'r, 'c> Walker<'r, 'c> {
         true
     }
 
+    /// The action for the `value` of a name/value pair whose name is a secret key name
+    /// (`{"name": "DB_PASSWORD", "value": …}`, as Kubernetes lists environment variables, or
+    /// `{"key": "password", "value": …}`); None for any other object. Malformed text is None
+    /// here and fails the walk itself.
+    fn secret_pair(&self, src: &str, at: usize) -> Option<Action> {
+        let action = self.r.key_action?;
+        let names = pair_names(src, at)?;
+        names
+            .iter()
+            .any(|n| self.r.keys.kind(n.as_bytes()) == KeyKind::Secret)
+            .then_some(action)
+    }
+
+    /// Writes `"value":` and the value of a secret name/value pair, replaced whole.
+    pub fn pair_value(
+        &mut self,
+        action: Action,
+        raw_key: &str,
+        src: &str,
+        pos: &mut usize,
+        out: &mut String,
+    ) -> Res<bool> {
+        push_raw_string(raw_key, out);
+        out.push(':');
+        self.secret_value(action, src, pos, out)
+    }
+
     /// A value under a secret key is replaced whole, whatever its type.
     fn secret_value(
         &mut self,
@@ -320,6 +352,44 @@ impl<'r, 'c> Walker<'r, 'c> {
         push_json_string(&s, out);
         Ok(true)
     }
+}
+
+/// Most members a name/value pair object is looked at with.
+const PAIR_MEMBERS: usize = 6;
+
+/// The string values of the `name` and `key` members of the object at `src[at]` (its `{`), when
+/// it also has a `value` member; None for any other object, and as soon as a member other than
+/// `value` holds a container or the object has more than `PAIR_MEMBERS` members, so nested
+/// objects are not read again level after level.
+fn pair_names(src: &str, at: usize) -> Option<Vec<Cow<'_, str>>> {
+    let mut pos = at + 1;
+    let (mut names, mut has_value) = (Vec::new(), false);
+    skip_ws(src, &mut pos);
+    if peek(src, pos) == Some(b'}') {
+        return None;
+    }
+    for _ in 0..PAIR_MEMBERS {
+        skip_ws(src, &mut pos);
+        let key = json_unescape(string_raw(src, &mut pos).ok()?);
+        skip_ws(src, &mut pos);
+        expect(src, &mut pos, b':').ok()?;
+        skip_ws(src, &mut pos);
+        let start = pos;
+        let first = peek(src, pos)?;
+        if key != "value" && matches!(first, b'{' | b'[') {
+            return None;
+        }
+        skip_value(src, &mut pos).ok()?;
+        if key == "value" {
+            has_value = true;
+        } else if first == b'"' && is_pair_name(key.as_bytes()) {
+            names.push(json_unescape(&src[start + 1..pos - 1]));
+        }
+        if close_or_comma(src, &mut pos, b'}').ok()? {
+            return (has_value && !names.is_empty()).then_some(names);
+        }
+    }
+    None
 }
 
 fn peek(src: &str, pos: usize) -> Option<u8> {

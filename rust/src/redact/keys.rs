@@ -202,13 +202,30 @@ impl KeyMatcher {
             let Some((start, end)) = string_before(raw, colon) else {
                 return false;
             };
-            match self.kind(&raw[start..end]) {
+            let key = &raw[start..end];
+            match self.kind(key) {
                 KeyKind::Secret => true,
                 KeyKind::User => user_value_has_colon(raw, colon + 1),
+                KeyKind::Plain if is_pair_name(key) => self.string_after_is_secret(raw, colon + 1),
                 KeyKind::Plain => false,
             }
         })
     }
+
+    /// Whether the string value starting after `after_colon` is a secret key name: the `name` of
+    /// a name/value pair (`{"name": "DB_PASSWORD", "value": …}`), whose value is then secret.
+    fn string_after_is_secret(&self, raw: &[u8], after_colon: usize) -> bool {
+        let i = skip_ws(raw, after_colon);
+        match next_string(raw, i) {
+            Some((start, end)) if start == i + 1 => self.kind(&raw[start..end]) == KeyKind::Secret,
+            _ => false,
+        }
+    }
+}
+
+/// The member names that name the `value` member of a name/value pair.
+pub fn is_pair_name(key: &[u8]) -> bool {
+    key == b"name" || key == b"key"
 }
 
 // Limitation: a configured key is seen in free text only when its last word is written as

@@ -393,6 +393,40 @@ fn keys_whose_last_word_names_a_secret_are_secret() {
 }
 
 #[test]
+fn name_value_pairs_named_as_secrets_lose_their_value() {
+    let r = redactor();
+    let env = r#"[{"name":"DB_PASSWORD","value":"TokD_123456"},{"name":"HOME","value":"/root"}]"#;
+    assert_eq!(
+        field(&r, "env", env),
+        r#"{"env":[{"name":"DB_PASSWORD","value":"[REDACTED:secret_key]"},{"name":"HOME","value":"/root"}]}"#
+    );
+    // OpenTelemetry's JSON attributes, the value an object; the pair may come in any order.
+    let attrs = r#"[{"value":{"stringValue":"hunter2xyz"},"key":"password"}]"#;
+    assert_eq!(
+        field(&r, "attributes", attrs),
+        r#"{"attributes":[{"value":"[REDACTED:secret_key]","key":"password"}]}"#
+    );
+    // A whole event shaped as a pair.
+    let mut out = String::new();
+    let members = [("name", r#""api_token""#), ("value", r#""TokE_123456""#)];
+    assert_eq!(r.write_fields(&members, &mut out, &mut []), 2);
+    assert_eq!(out, r#""name":"api_token","value":"[REDACTED:secret_key]""#);
+    // Plain names, and objects that are more than a pair, stay as they are.
+    for clean in [
+        r#"{"name":"HOME","value":"/root"}"#,
+        r#"{"name":"password_reset","value":"sent"}"#,
+        r#"{"name":"x","meta":{"name":"password"},"value":"v"}"#,
+        r#"{"name":"token","valueFrom":{"secretKeyRef":{"name":"db"}}}"#,
+    ] {
+        assert_eq!(field(&r, "k", clean), format!(r#"{{"k":{clean}}}"#));
+    }
+    let mut out = String::new();
+    let members = [("name", r#""HOME""#), ("value", r#""/root""#)];
+    r.write_fields(&members, &mut out, &mut []);
+    assert_eq!(out, r#""name":"HOME","value":"/root""#);
+}
+
+#[test]
 fn card_and_ssn_key_names_agree_in_text_and_json() {
     let r = redactor();
     for (name, spelled) in [
