@@ -8,6 +8,7 @@ use super::config::Action;
 use super::escape::{json_unescape, push_json_string};
 use super::json::Walker;
 use super::keys::{is_pair_name, KeyKind};
+use super::memo;
 use super::Redactor;
 use crate::decode::json::write_member;
 
@@ -28,7 +29,7 @@ impl Redactor {
         if !(out.is_empty() || out.ends_with('{')) {
             out.push(',');
         }
-        if self.field_is_clean(key, raw_value) {
+        if self.field_is_clean_remembered(key, raw_value) {
             write_member(out, key, raw_value);
             return true;
         }
@@ -134,6 +135,22 @@ impl Redactor {
                 false
             }
         }
+    }
+
+    /// `field_is_clean`, answered from this thread's memory of clean members when the same key
+    /// and value were judged before: fields repeat (a method, a route, a status, a user agent).
+    fn field_is_clean_remembered(&self, key: &str, raw: &str) -> bool {
+        let Some(entry) = memo::Member::of(self.id, key, raw) else {
+            return self.field_is_clean(key, raw);
+        };
+        if memo::member_seen_clean(&entry) {
+            return true;
+        }
+        let clean = self.field_is_clean(key, raw);
+        if clean {
+            memo::remember_member(&entry);
+        }
+        clean
     }
 
     /// No key rule, no escape, no percent-encoding and no prefilter hit: copy it through.

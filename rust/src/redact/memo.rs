@@ -108,3 +108,116 @@ pub fn remember(key: Key) {
         m[key.index()] = key;
     });
 }
+
+/// Longest `fields` member (key and raw value together, bytes) whose verdict is kept.
+pub const MEMBER_MAX: usize = 118;
+/// Slots of the members' table (direct-mapped, a power of two): 64 KB per thread.
+const MEMBER_SLOTS: usize = 512;
+
+/// A `fields` member being looked up: its key and raw value, borrowed, with the redactor judging
+/// it. A slot holds the bytes themselves and is compared byte for byte, so a hit means the very
+/// same key and value under the very same rules.
+pub struct Member<'a> {
+    owner: u64,
+    key: &'a [u8],
+    raw: &'a [u8],
+    index: usize,
+}
+
+/// A remembered member: the key's length, then key and value end to end.
+#[derive(Clone, Copy)]
+struct Slot {
+    owner: u64,
+    key_len: u8,
+    len: u8,
+    bytes: [u8; MEMBER_MAX],
+}
+
+impl<'a> Member<'a> {
+    /// The entry of `key` and `raw` under redactor `owner`, or None when they are too long.
+    #[inline]
+    pub fn of(owner: u64, key: &'a str, raw: &'a str) -> Option<Member<'a>> {
+        let (key, raw) = (key.as_bytes(), raw.as_bytes());
+        if key.len() + raw.len() > MEMBER_MAX {
+            return None;
+        }
+        let h = hash_words(hash_words(owner ^ (key.len() as u64) << 8, key), raw);
+        let index = (h.wrapping_mul(MIX) >> (64 - MEMBER_SLOTS.trailing_zeros())) as usize;
+        Some(Member {
+            owner,
+            key,
+            raw,
+            index,
+        })
+    }
+
+    fn is_in(&self, slot: &Slot) -> bool {
+        let key_len = self.key.len();
+        slot.owner == self.owner
+            && usize::from(slot.key_len) == key_len
+            && usize::from(slot.len) == key_len + self.raw.len()
+            && slot.bytes[..key_len] == *self.key
+            && slot.bytes[key_len..usize::from(slot.len)] == *self.raw
+    }
+
+    fn write_to(&self, slot: &mut Slot) {
+        let key_len = self.key.len();
+        slot.owner = self.owner;
+        slot.key_len = key_len as u8;
+        slot.len = (key_len + self.raw.len()) as u8;
+        slot.bytes[..key_len].copy_from_slice(self.key);
+        slot.bytes[key_len..key_len + self.raw.len()].copy_from_slice(self.raw);
+    }
+}
+
+/// Mixes `b` into `h` eight bytes at a time (the last word zero-padded).
+fn hash_words(h: u64, b: &[u8]) -> u64 {
+    let mut words = b.chunks_exact(8);
+    let mut h = words.by_ref().fold(h, |h, w| {
+        (h ^ u64::from_le_bytes(w.try_into().unwrap()))
+            .wrapping_mul(MIX)
+            .rotate_left(29)
+    });
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(w))
+            .wrapping_mul(MIX)
+            .rotate_left(29);
+    }
+    h ^ b.len() as u64
+}
+
+thread_local! {
+    static MEMBERS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether `member` was found clean on this thread by the redactor it names.
+#[inline]
+pub fn member_seen_clean(member: &Member) -> bool {
+    MEMBERS
+        .try_with(|m| {
+            m.borrow()
+                .get(member.index)
+                .is_some_and(|s| member.is_in(s))
+        })
+        .unwrap_or(false)
+}
+
+/// Records that `member` was found clean by the redactor it names.
+pub fn remember_member(member: &Member) {
+    let _ = MEMBERS.try_with(|m| {
+        let mut m = m.borrow_mut();
+        if m.is_empty() {
+            let empty = Slot {
+                owner: 0,
+                key_len: 0,
+                len: 0,
+                bytes: [0; MEMBER_MAX],
+            };
+            m.resize(MEMBER_SLOTS, empty);
+        }
+        member.write_to(&mut m[member.index]);
+    });
+}

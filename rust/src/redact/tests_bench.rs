@@ -321,3 +321,72 @@ fn decode_cost_by_part() {
         added(best[3])
     );
 }
+
+/// CPU per `write_field` call for each `fields` key of the standard mix, with how many of its
+/// values are clean; `QLINGEST_KEY` picks one key, `QLINGEST_ROUNDS` the passes (20):
+/// `cargo test --release --lib field_cost_by_key -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn field_cost_by_key() {
+    use sonic_rs::JsonContainerTrait;
+    let mut data = Vec::new();
+    crate::generate::generate(50_000, 7, &mut data);
+    let cols = [
+        "timestamp",
+        "level",
+        "severity",
+        "severity_number",
+        "service",
+        "category",
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "user_id",
+        "session_id",
+        "message",
+        "stack",
+        "feature",
+        "cost_center",
+        "user_tier",
+        "revenue",
+        "sample_rate",
+    ];
+    let mut by_key: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in data.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let v: sonic_rs::Value = sonic_rs::from_slice(line).unwrap();
+        for (k, val) in v.as_object().unwrap().iter() {
+            if !cols.contains(&k) {
+                by_key
+                    .entry(k.to_string())
+                    .or_default()
+                    .push(val.to_string());
+            }
+        }
+    }
+    let r = crate::redact::Redactor::new(Default::default()).unwrap();
+    let mut counts = vec![0; r.rule_names().len()];
+    let mut out = String::new();
+    let only = std::env::var("QLINGEST_KEY").ok();
+    let rounds: usize = std::env::var("QLINGEST_ROUNDS").map_or(20, |r| r.parse().unwrap());
+    for (k, vals) in by_key
+        .iter()
+        .filter(|(k, _)| only.as_ref().map_or(true, |o| o == *k))
+    {
+        let t = crate::bench_clock::thread_cpu_seconds();
+        for _ in 0..rounds {
+            for v in vals {
+                out.clear();
+                r.write_field(k, v, &mut out, &mut counts);
+            }
+        }
+        let per =
+            (crate::bench_clock::thread_cpu_seconds() - t) / (rounds as f64 * vals.len() as f64);
+        let clean = vals.iter().filter(|v| r.field_is_clean(k, v)).count();
+        println!(
+            "{:>8} {:>8.0} ns  clean {:>6}  {k}",
+            vals.len(),
+            per * 1e9,
+            clean
+        );
+    }
+}
