@@ -7,6 +7,7 @@ use memchr::memchr2_iter;
 
 use super::keys::{normalize, KeyKind};
 use super::text::Span;
+use super::validate::without_closers;
 use super::Redactor;
 
 /// Longest quoted value taken; a longer one is treated as unclosed.
@@ -140,7 +141,8 @@ fn value_after(b: &[u8], sep: usize, name: &[u8], ends: &mut Ends) -> Option<Ran
             return non_empty(after_scheme(b, i)..ends.line(b, i));
         }
     }
-    non_empty(i..ends.bare(b, i))
+    let end = ends.bare(b, i);
+    non_empty(i..i + without_closers(&b[i..end]))
 }
 
 fn non_empty(r: Range<usize>) -> Option<Range<usize>> {

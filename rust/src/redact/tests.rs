@@ -926,6 +926,27 @@ fn assignments_to_secret_key_names_in_free_text() {
 }
 
 #[test]
+fn json_in_text_keeps_its_closing_brackets() {
+    for (text, want) in [
+        (
+            r#"{"apiKey": 12345678}"#,
+            r#"{"apiKey": [REDACTED:secret_param]}"#,
+        ),
+        (
+            r#"body={"password":null}"#,
+            r#"body={"password":[REDACTED:secret_param]}"#,
+        ),
+        ("[token=abc123]]", "[token=[REDACTED:secret_param]]]"),
+        (
+            "password=p4ss}word ok",
+            "password=[REDACTED:secret_param] ok",
+        ),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+}
+
+#[test]
 fn assignments_under_plain_names_or_without_values_stay() {
     for clean in [
         "token_count=5",

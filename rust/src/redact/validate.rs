@@ -272,11 +272,23 @@ fn unquote(m: Range<usize>, s: &str, out: &mut Vec<Range<usize>>) {
     let quoted = b.len() >= 2 && matches!(b[0], b'"' | b'\'') && b[b.len() - 1] == b[0];
     let inner = match quoted {
         true => m.start + 1..m.end - 1,
-        false => m,
+        false => m.start..m.start + without_closers(b),
     };
     if !inner.is_empty() {
         out.push(inner);
     }
+}
+
+// Limitation: a bare value's closing brackets at its end are left, so a password ending in
+// `}` or `]` keeps that last character.
+/// The length of a bare value without the `}` and `]` that end it: those close the JSON or
+/// brackets the assignment sits in (`{"apiKey": 12345678}` in a message), not the value.
+pub fn without_closers(value: &[u8]) -> usize {
+    let mut end = value.len();
+    while end > 0 && matches!(value[end - 1], b'}' | b']') {
+        end -= 1;
+    }
+    end
 }
 
 /// Whether `text[m]` continues a run of digit groups joined by dots on either side: dotted
