@@ -16,6 +16,7 @@ __all__ = [
     "EmitterClosedError",
     "ForkedError",
     "InputError",
+    "PipelineClosedError",
     "QlingestError",
     "error_line",
     "first_line",
@@ -30,6 +31,17 @@ class InputError(DecodeError):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class PipelineClosedError(QlingestError, RuntimeError):
+    """A ``Pipeline`` used after ``close`` or ``abort``: its writer id is released, perhaps
+    to another pipeline by now, so it decodes and writes nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Pipeline is closed: its writer id is released and nothing more is stored. "
+            "Build a new Pipeline to ingest more."
+        )
 
 
 def first_line(error: BaseException) -> str:
