@@ -35,6 +35,18 @@ def test_a_secret_in_a_path_is_redacted_in_error_messages(tmp_path):
     )
 
 
+def test_a_secret_in_a_rejected_option_value_is_redacted(tmp_path):
+    token = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
+    out = run("query", "--data-dir", str(tmp_path), "--limit", token)
+    assert out.returncode == 2
+    err = out.stderr.decode()
+    assert token not in err
+    assert err.splitlines()[-1] == (
+        "qlingest query: error: argument --limit: invalid _positive value: "
+        "'[REDACTED:github_token]'"
+    )
+
+
 def test_own_log_records_are_redacted():
     import logging
 

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from qlingest.exceptions import InputError, QlingestError
 
@@ -26,6 +27,17 @@ def _stderr(text: str) -> None:
     from qlingest.redact import redact_message
 
     print(redact_message(text), file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Prints its usage errors redacted, as every message of the command: they quote the
+    rejected value, which can be a secret typed into the wrong option."""
+
+    def error(self, message: str) -> NoReturn:
+        from qlingest.redact import redact_message
+
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {redact_message(message)}\n")
 
 
 def _progress(paths: list[str]):
@@ -336,9 +348,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qlingest", description="Observability ingest with a Rust core."
-    )
+    parser = _Parser(prog="qlingest", description="Observability ingest with a Rust core.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ingest = sub.add_parser("ingest", help="ingest files into the store")

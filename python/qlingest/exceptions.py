@@ -25,10 +25,15 @@ __all__ = [
 
 class InputError(DecodeError):
     """An input that could not be read to its end (unreadable, truncated or corrupt); the
-    message and ``path`` name it. What was decoded before the damage is kept."""
+    message and ``path`` name it. What was decoded before the damage is kept.
+
+    The message is redacted with the built-in rules, since a file name can hold a secret;
+    ``path`` and ``reason`` are kept as given, for the caller that chose the name."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        from qlingest.redact import redact_message  # redact imports config, which imports this
+
+        super().__init__(redact_message(f"{path}: {reason}"))
         self.path = path
         self.reason = reason
 

@@ -585,7 +585,7 @@ class Pipeline:
                 line = self._absorb_next(pending, line, progress)
         if failures:
             self.summary.inputs_failed.append(redact_message(source))
-            raise InputError(source, _reason(failures[0])) from failures[0]
+            raise InputError(source, _reason(failures[0])) from _redacted(failures[0])
 
     def _absorb_next(
         self, pending: deque[tuple[Future[Batch], int]], lines_before: int, progress
@@ -655,6 +655,19 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, zlib.error):
         return f"corrupt gzip data ({error})"
     return error_line(error)
+
+
+def _redacted(error: BaseException) -> BaseException | None:
+    """The error to chain under an :class:`InputError`, whose message is redacted: an OS
+    error with its file names redacted too, another error as it is unless its text holds
+    a secret (then none, as the InputError says why)."""
+    if isinstance(error, OSError) and (error.filename is not None or error.filename2 is not None):
+        names = [
+            None if name is None else redact_message(os.fsdecode(name))
+            for name in (error.filename, error.filename2)
+        ]
+        return type(error)(error.errno, error.strerror, names[0], None, names[1])
+    return error if redact_message(str(error)) == str(error) else None
 
 
 def _sniff(data: bytes, lines: int = 64) -> str:
