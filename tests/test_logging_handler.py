@@ -542,3 +542,20 @@ print("dropped", emitter.dropped_events)
         emitter.emit({"message": "b"})
         emitter.close()
         assert sorted(stored(tmp_path)["message"].to_list()) == ["a", "b"]
+
+
+class TestNowhereToStore:
+    """Attack report s9: built without a store, an emitter or handler took every event and
+    stored none (events_written 0, no error)."""
+
+    def test_an_emitter_without_data_dir_or_pipeline_is_refused(self):
+        with pytest.raises(TypeError, match="Emitter needs a data_dir"):
+            Emitter()
+
+    def test_an_emitter_on_a_decode_only_pipeline_is_refused(self):
+        with pytest.raises(TypeError, match="decode-only Pipeline"):
+            Emitter(pipeline=Pipeline())
+
+    def test_a_handler_without_data_dir_or_emitter_is_refused(self):
+        with pytest.raises(TypeError, match="Handler needs a data_dir"):
+            Handler(service="checkout")

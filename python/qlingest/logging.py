@@ -47,10 +47,12 @@ class Emitter:
     """Encodes events on the caller's thread and ingests them on a background thread.
 
     ``pipeline`` is used as given (and closed by ``close``); otherwise one is built on
-    ``data_dir`` with ``config``. An emitter still open when the interpreter exits is closed
-    then, so what it buffered is stored. An emitter belongs to the process that built it: in
-    a child forked from that process ``emit`` raises :class:`ForkedError` (what the parent
-    buffered is the parent's to store) and ``close`` returns at once.
+    ``data_dir`` with ``config``. One of the two is required, and a given pipeline must have
+    a store: a decode-only pipeline would discard every event. An emitter still open when
+    the interpreter exits is closed then, so what it buffered is stored. An emitter belongs
+    to the process that built it: in a child forked from that process ``emit`` raises
+    :class:`ForkedError` (what the parent buffered is the parent's to store) and ``close``
+    returns at once.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class Emitter:
             raise ValueError(
                 f"flush_interval must be a positive number of seconds, not {flush_interval!r}"
             )
+        _check_destination("Emitter", data_dir, pipeline)
         self.pipeline = pipeline or Pipeline(data_dir, config)
         self.flush_interval = flush_interval
         #: Events dropped because the queue was full.
@@ -269,6 +272,21 @@ class Emitter:
             self.error = e
 
 
+def _check_destination(name: str, data_dir: str | Path | None, pipeline: Pipeline | None) -> None:
+    """Raises ``TypeError`` when events would be stored nowhere: no ``data_dir`` and no
+    pipeline, or a decode-only pipeline (built without ``data_dir``)."""
+    if pipeline is None and data_dir is None:
+        raise TypeError(
+            f"{name} needs a data_dir to store events in (or a pipeline built with one): "
+            "without it every event would be discarded"
+        )
+    if isinstance(pipeline, Pipeline) and pipeline.store is None:
+        raise TypeError(
+            f"{name} was given a decode-only Pipeline (built without data_dir), which would "
+            "discard every event: build it with the store's directory"
+        )
+
+
 #: Emitters not yet closed; weak, so this set keeps none of them alive.
 _open_emitters: weakref.WeakSet[Emitter] = weakref.WeakSet()
 
@@ -313,7 +331,8 @@ class Handler(logging.Handler):
     ``service`` fills the service column; the logger name, and the traceback of
     ``exc_info`` followed by the call stack of ``stack_info``, travel as ``logger`` and
     ``stack``. Attributes given through
-    ``extra=`` that are JSON-encodable are kept as fields.
+    ``extra=`` that are JSON-encodable are kept as fields. Events go to ``emitter``, or to
+    one built on ``data_dir`` (one of the two is required).
     """
 
     _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -334,6 +353,8 @@ class Handler(logging.Handler):
         emitter: Emitter | None = None,
         level: int = logging.NOTSET,
     ) -> None:
+        if emitter is None:
+            _check_destination("Handler", data_dir, None)
         super().__init__(level)
         if emitter is None:
             emitter = Emitter(data_dir, config)
