@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import queue
 import subprocess
@@ -212,6 +213,20 @@ class TestHandler:
         # Columns the handler does not fill may be set on purpose; the rest are kept as fields.
         assert row["user_id"] == "u1"
         assert '"extra":{' in row["fields"].replace(" ", "") and "forged" in row["fields"]
+
+    def test_dict_and_list_extras_are_kept_as_nested_fields(self, logger, tmp_path):
+        # Attack report s9: extras that were dicts or lists were dropped.
+        logger.info("x", extra={"ctx": {"a": 1}, "tags": ["a"], "pair": (1, "b")})
+        logger.handlers[0].close()
+        fields = json.loads(stored(tmp_path)["fields"][0])
+        assert (fields["ctx"], fields["tags"], fields["pair"]) == ({"a": 1}, ["a"], [1, "b"])
+
+    def test_an_extra_that_cannot_be_encoded_is_left_out_not_the_record(self, logger, tmp_path):
+        logger.info("kept", extra={"bad": {"o": object()}, "good": [1]})
+        logger.handlers[0].close()
+        row = stored(tmp_path).row(0, named=True)
+        assert row["message"] == "kept"
+        assert json.loads(row["fields"])["good"] == [1] and "bad" not in row["fields"]
 
 
 def test_a_handler_on_the_root_logger_lets_the_program_exit(tmp_path):

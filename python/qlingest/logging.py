@@ -323,6 +323,17 @@ def _one_redacted_line(text: str) -> str:
 
 
 _FORMATTER = logging.Formatter()
+_encode = msgspec.json.Encoder().encode
+
+
+def _encodable(value: dict | list | tuple) -> bool:
+    """Whether a container given through ``extra=`` can be stored as JSON; one that cannot
+    (an ``object()`` inside) is left out, so the record itself is still stored."""
+    try:
+        _encode(value)
+    except (msgspec.EncodeError, TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 class Handler(logging.Handler):
@@ -425,7 +436,11 @@ class Handler(logging.Handler):
             event["stack"] = "\n".join(stack)
         extra: dict[str, Any] = {}
         for key, value in record.__dict__.items():
-            if key not in self._RESERVED and isinstance(value, str | int | float | bool):
+            if key in self._RESERVED:
+                continue
+            if isinstance(value, str | int | float | bool) or (
+                isinstance(value, dict | list | tuple) and _encodable(value)
+            ):
                 extra[key] = value
         # An attribute that would override the record's own time, level or message (``level``,
         # ``ts``, ``msg``, ...) travels under ``extra`` instead; other columns such as
