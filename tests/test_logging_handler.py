@@ -228,6 +228,29 @@ class TestHandler:
         assert row["message"] == "kept"
         assert json.loads(row["fields"])["good"] == [1] and "bad" not in row["fields"]
 
+    @pytest.mark.parametrize(
+        ("number", "level"),
+        [
+            (1, "debug"),
+            (5, "debug"),
+            (15, "debug"),
+            (25, "info"),
+            (35, "warn"),
+            (45, "error"),
+            (50, "critical"),
+            (55, "critical"),
+            (100, "critical"),
+        ],
+    )
+    def test_a_level_number_maps_to_the_standard_level_at_or_below_it(
+        self, logger, tmp_path, number, level
+    ):
+        # Attack report s9: a record above CRITICAL (55) was stored with level null.
+        logger.setLevel(1)
+        logger.log(number, "m")
+        logger.handlers[0].close()
+        assert stored(tmp_path)["level"].cast(pl.String).to_list() == [level]
+
 
 def test_a_handler_on_the_root_logger_lets_the_program_exit(tmp_path):
     # The pipeline warns (no hash key) on the emitter's thread while logging.shutdown holds

@@ -323,6 +323,26 @@ def _one_redacted_line(text: str) -> str:
 
 
 _FORMATTER = logging.Formatter()
+#: The stored level of a record, from its number: the standard level at or below it, so a
+#: custom level between two standard ones (25) takes the lower one and one above CRITICAL is
+#: critical; a number below DEBUG (a TRACE level) is debug, as the decoder reads "trace".
+_LEVELS = (
+    (logging.CRITICAL, "critical"),
+    (logging.ERROR, "error"),
+    (logging.WARNING, "warn"),
+    (logging.INFO, "info"),
+)
+
+
+def _level_name(record: logging.LogRecord) -> str:
+    if not isinstance(record.levelno, int):
+        return record.levelname  # a record made by hand, without a level number
+    for number, name in _LEVELS:
+        if record.levelno >= number:
+            return name
+    return "debug"
+
+
 _encode = msgspec.json.Encoder().encode
 
 
@@ -342,8 +362,9 @@ class Handler(logging.Handler):
     ``service`` fills the service column; the logger name, and the traceback of
     ``exc_info`` followed by the call stack of ``stack_info``, travel as ``logger`` and
     ``stack``. Attributes given through
-    ``extra=`` that are JSON-encodable are kept as fields. Events go to ``emitter``, or to
-    one built on ``data_dir`` (one of the two is required).
+    ``extra=`` that are JSON-encodable are kept as fields. The level is the standard one at
+    or below the record's number (25 is info, 55 critical, a TRACE level debug). Events go
+    to ``emitter``, or to one built on ``data_dir`` (one of the two is required).
     """
 
     _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -420,7 +441,7 @@ class Handler(logging.Handler):
         """The event of one log record."""
         event: dict[str, Any] = {
             "timestamp": int(record.created * 1e9),
-            "level": record.levelname,
+            "level": _level_name(record),
             "message": record.getMessage(),
             "logger": record.name,
         }
