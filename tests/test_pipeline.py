@@ -4,6 +4,7 @@ import functools
 import gzip
 import io
 import json
+import os
 import random
 import subprocess
 import sys
@@ -330,6 +331,20 @@ class TestClosedPipeline:
             first = p.close()
         assert p.close() is first and first.events_written == 3
         assert len(list(tmp_path.rglob("*.parquet"))) == 1
+
+
+def test_a_bytes_path_is_read_as_the_file_system_names_it(tmp_path):
+    # Attack report s9: a bytes path was taken as the text "b'...'" and "not found".
+    src = tmp_path / os.fsdecode(b"in\xff.ndjson")  # a name that is not UTF-8
+    src.write_bytes(ndjson(3) + b"{broken\n")
+    with Pipeline(tmp_path / "store") as p:
+        p.ingest_file(os.fsencode(src))
+    assert (p.summary.events_written, p.summary.dead_lettered) == (3, 1)
+
+
+def test_a_path_of_another_type_is_a_type_error(tmp_path):
+    with Pipeline(tmp_path) as p, pytest.raises(TypeError, match="not int"):
+        p.ingest_file(5)
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".zst", ""])

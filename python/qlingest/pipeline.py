@@ -553,8 +553,11 @@ class Pipeline:
         elif failure := self._reap(block=True):
             raise failure
 
-    def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:
-        """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline.
+    def ingest_file(
+        self, path: str | bytes | Path, *, format: Format = "auto", progress=None
+    ) -> None:
+        """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline. A
+        ``bytes`` path is taken as the file system's name for it (``os.fsdecode``).
 
         An input that cannot be read to its end raises :class:`InputError` naming it, after
         the lines read before the damage are committed to the buffers. Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
@@ -637,7 +640,9 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
-def _chunks(path: str | Path, max_line: int, failures: list[BaseException]) -> Iterator[Chunk]:
+def _chunks(
+    path: str | bytes | Path, max_line: int, failures: list[BaseException]
+) -> Iterator[Chunk]:
     """The chunks of an input up to where it cannot be read further; the error that ended it
     goes into ``failures``, so the lines before the damage are still decoded and kept (the
     torn last line is lost). Errors of the caller's own work are not caught here."""
