@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -80,7 +81,9 @@ class Emitter:
         self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queue_batches)
         #: The events not yet handed over, with the lock, counts and closed state of ``emit``.
         self._batch = _core.PendingBatch(
-            batch_bytes, encode=msgspec.json.Encoder().encode, hand_over=self._hand_over
+            batch_bytes,
+            encode=functools.partial(_encode_object, msgspec.json.Encoder().encode),
+            hand_over=self._hand_over,
         )
         self._bind_emit()
         # Reentrant: a signal handler or finalizer that closes may land in ``close`` itself.
@@ -102,7 +105,9 @@ class Emitter:
 
     def emit(self, event: dict[str, Any] | bytes | bytearray | memoryview) -> None:
         """Queues one event: a dict (encoded here) or the bytes of one JSON object (line
-        breaks in them become spaces, so they stay one event).
+        breaks in them become spaces, so they stay one event). Other objects that msgspec
+        encodes as a JSON object (a dict subclass, a ``msgspec.Struct``, a dataclass) are
+        taken too; anything else (``None``, a number, a str, a list) raises ``TypeError``.
 
         An event that cannot be encoded (an ``object()``, a lone surrogate in a string) or
         whose bytes are blank raises, is counted in ``rejected_events`` and leaves the batch
@@ -285,6 +290,18 @@ def _check_destination(name: str, data_dir: str | Path | None, pipeline: Pipelin
             f"{name} was given a decode-only Pipeline (built without data_dir), which would "
             "discard every event: build it with the store's directory"
         )
+
+
+def _encode_object(encode: Callable[[Any], bytes], event: Any) -> bytes:
+    """An event that is not an exact dict nor bytes-like, encoded, if it is a JSON object;
+    the batch calls this off its fast path, and counts the event rejected when it raises."""
+    line = encode(event)
+    if not line.startswith(b"{"):
+        raise TypeError(
+            "Emitter.emit takes a dict, or the bytes of one JSON object, not "
+            + type(event).__name__
+        )
+    return line
 
 
 #: Emitters not yet closed; weak, so this set keeps none of them alive.
