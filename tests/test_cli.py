@@ -35,6 +35,18 @@ def test_a_secret_in_a_path_is_redacted_in_error_messages(tmp_path):
     )
 
 
+def test_a_secret_in_a_rejected_option_value_is_redacted(tmp_path):
+    token = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
+    out = run("query", "--data-dir", str(tmp_path), "--limit", token)
+    assert out.returncode == 2
+    err = out.stderr.decode()
+    assert token not in err
+    assert err.splitlines()[-1] == (
+        "qlingest query: error: argument --limit: invalid _positive value: "
+        "'[REDACTED:github_token]'"
+    )
+
+
 def test_own_log_records_are_redacted():
     import logging
 
@@ -118,10 +130,54 @@ def test_query_ndjson_and_csv(store):
     assert csv.splitlines()[0].startswith("timestamp,observed_at,level")
 
 
-def test_query_of_an_empty_store_says_so(tmp_path):
-    out = run("query", "--data-dir", str(tmp_path))
+class TestQueryOfAnEmptyStore:
+    """Attack report s9: without --count an empty store was an error (exit 2), with it 0."""
+
+    NOTE = "qlingest: note: no Parquet files under {}/hot: the result is empty"
+
+    @pytest.mark.parametrize("fmt", ["table", "csv", "ndjson"])
+    def test_is_an_empty_result_with_a_note(self, tmp_path, fmt):
+        out = run("query", "--data-dir", str(tmp_path), "--format", fmt)
+        assert out.returncode == 0
+        assert out.stderr.decode().strip() == self.NOTE.format(tmp_path)
+        lines = out.stdout.decode().splitlines()
+        if fmt == "csv":
+            assert lines == [lines[0]] and lines[0].startswith("timestamp,observed_at,level")
+        elif fmt == "ndjson":
+            assert lines == []
+        else:
+            assert lines[0] == "shape: (0, 5)" and "message" in lines[2]
+
+    def test_counts_zero_with_the_same_note(self, tmp_path):
+        out = run("query", "--data-dir", str(tmp_path), "--count")
+        assert (out.returncode, out.stdout.decode()) == (0, "0\n")
+        assert out.stderr.decode().strip() == self.NOTE.format(tmp_path)
+
+    @pytest.mark.parametrize("flags", [(), ("--count",)])
+    def test_a_store_whose_every_file_is_empty_has_lost_data(self, tmp_path, flags):
+        torn = tmp_path / "hot" / "category=a" / "part-w0-00000000.parquet"
+        torn.parent.mkdir(parents=True)
+        torn.write_bytes(b"")
+        out = run("query", "--data-dir", str(tmp_path), *flags)
+        assert (out.returncode, out.stdout) == (1, b"")
+        assert f"skipped unreadable file {torn}: empty (0 bytes)" in out.stderr.decode()
+        assert "qlingest: error: no readable Parquet files under" in out.stderr.decode()
+
+    def test_a_directory_that_is_not_there_is_an_error(self, tmp_path):
+        out = run("query", "--data-dir", str(tmp_path / "nope"))
+        assert out.returncode == 2
+        assert out.stderr.decode().strip() == (
+            f"qlingest: error: no store at {tmp_path / 'nope'}: not a directory"
+        )
+
+
+@pytest.mark.parametrize(
+    ("since", "until"), [("2h", "3h"), ("2024-01-02T00:00:00Z", "2024-01-01T00:00:00Z")]
+)
+def test_since_later_than_until_is_a_usage_error(tmp_path, since, until):
+    out = run("query", "--data-dir", str(tmp_path), "--since", since, "--until", until)
     assert out.returncode == 2
-    assert "no Parquet files" in out.stderr.decode()
+    assert f"--since {since} is later than --until {until}" in out.stderr.decode()
 
 
 def test_truncated_zstd_input_is_a_one_line_error(tmp_path):

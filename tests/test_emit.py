@@ -436,3 +436,39 @@ class TestOneEventPerEmit:
         with pytest.raises(BufferError):
             batch.native.emit(memoryview(array.array("i", [1, 2])))
         assert batch.native.rejected_events == 1
+
+
+class TestWhatEmitTakes:
+    """Attack report s9: None, numbers, str and lists were taken and dead-lettered later."""
+
+    @pytest.mark.parametrize(
+        ("event", "named"), [(None, "NoneType"), (5, "int"), ("{}", "str"), ([{"a": 1}], "list")]
+    )
+    def test_what_is_not_a_json_object_is_a_type_error(self, event, named):
+        with Emitter(pipeline=RecordingPipeline()) as emitter:
+            with pytest.raises(
+                TypeError, match=f"takes a dict, or the bytes of one .*not {named}$"
+            ):
+                emitter.emit(event)
+            assert emitter.rejected_events == 1
+        assert emitter.pipeline.batches == []
+
+    def test_other_objects_that_encode_as_json_objects_are_taken(self):
+        @dataclasses.dataclass
+        class Row:
+            message: str
+
+        class Tagged(msgspec.Struct):
+            message: str
+
+        events = [collections.OrderedDict(message="a"), Row("b"), Tagged("c")]
+        with Emitter(pipeline=RecordingPipeline()) as emitter:
+            for event in events:
+                emitter.emit(event)
+        assert emitter.pipeline.batches == [b'{"message":"a"}\n{"message":"b"}\n{"message":"c"}\n']
+
+    def test_a_strided_memoryview_is_stored_as_the_bytes_it_shows(self):
+        spaced = bytes(b for c in b'{"a": 1}' for b in (c, ord("#")))
+        with Emitter(pipeline=RecordingPipeline()) as emitter:
+            emitter.emit(memoryview(spaced)[::2])
+        assert emitter.pipeline.batches == [b'{"a": 1}\n']

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import queue
 import subprocess
@@ -212,6 +213,43 @@ class TestHandler:
         # Columns the handler does not fill may be set on purpose; the rest are kept as fields.
         assert row["user_id"] == "u1"
         assert '"extra":{' in row["fields"].replace(" ", "") and "forged" in row["fields"]
+
+    def test_dict_and_list_extras_are_kept_as_nested_fields(self, logger, tmp_path):
+        # Attack report s9: extras that were dicts or lists were dropped.
+        logger.info("x", extra={"ctx": {"a": 1}, "tags": ["a"], "pair": (1, "b")})
+        logger.handlers[0].close()
+        fields = json.loads(stored(tmp_path)["fields"][0])
+        assert (fields["ctx"], fields["tags"], fields["pair"]) == ({"a": 1}, ["a"], [1, "b"])
+
+    def test_an_extra_that_cannot_be_encoded_is_left_out_not_the_record(self, logger, tmp_path):
+        logger.info("kept", extra={"bad": {"o": object()}, "good": [1]})
+        logger.handlers[0].close()
+        row = stored(tmp_path).row(0, named=True)
+        assert row["message"] == "kept"
+        assert json.loads(row["fields"])["good"] == [1] and "bad" not in row["fields"]
+
+    @pytest.mark.parametrize(
+        ("number", "level"),
+        [
+            (1, "debug"),
+            (5, "debug"),
+            (15, "debug"),
+            (25, "info"),
+            (35, "warn"),
+            (45, "error"),
+            (50, "critical"),
+            (55, "critical"),
+            (100, "critical"),
+        ],
+    )
+    def test_a_level_number_maps_to_the_standard_level_at_or_below_it(
+        self, logger, tmp_path, number, level
+    ):
+        # Attack report s9: a record above CRITICAL (55) was stored with level null.
+        logger.setLevel(1)
+        logger.log(number, "m")
+        logger.handlers[0].close()
+        assert stored(tmp_path)["level"].cast(pl.String).to_list() == [level]
 
 
 def test_a_handler_on_the_root_logger_lets_the_program_exit(tmp_path):
@@ -542,3 +580,20 @@ print("dropped", emitter.dropped_events)
         emitter.emit({"message": "b"})
         emitter.close()
         assert sorted(stored(tmp_path)["message"].to_list()) == ["a", "b"]
+
+
+class TestNowhereToStore:
+    """Attack report s9: built without a store, an emitter or handler took every event and
+    stored none (events_written 0, no error)."""
+
+    def test_an_emitter_without_data_dir_or_pipeline_is_refused(self):
+        with pytest.raises(TypeError, match="Emitter needs a data_dir"):
+            Emitter()
+
+    def test_an_emitter_on_a_decode_only_pipeline_is_refused(self):
+        with pytest.raises(TypeError, match="decode-only Pipeline"):
+            Emitter(pipeline=Pipeline())
+
+    def test_a_handler_without_data_dir_or_emitter_is_refused(self):
+        with pytest.raises(TypeError, match="Handler needs a data_dir"):
+            Handler(service="checkout")

@@ -4,6 +4,7 @@ import functools
 import gzip
 import io
 import json
+import os
 import random
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from qlingest.config import load_config
-from qlingest.exceptions import InputError
+from qlingest.exceptions import InputError, PipelineClosedError, QlingestError
 from qlingest.pipeline import Pipeline
 from qlingest.query import scan
 from qlingest.source import read_chunks
@@ -278,6 +279,72 @@ def test_concurrent_writers_get_distinct_ids(tmp_path):
     assert c.writer == "w0"
     b.close()
     c.close()
+
+
+class TestClosedPipeline:
+    def test_a_closed_pipeline_cannot_overwrite_the_file_of_the_next_writer(self, tmp_path):
+        a = Pipeline(tmp_path)
+        a.process(b'{"msg":"from a before close"}\n')
+        a.close()
+        b = Pipeline(tmp_path)  # takes the writer id a released
+        b.process(b'{"msg":"from b"}\n')
+
+        with pytest.raises(PipelineClosedError, match="this Pipeline is closed"):
+            a.process(b'{"msg":"from a after close"}\n')
+        b.close()
+
+        messages = sorted(scan(tmp_path).collect()["message"].to_list())
+        assert messages == ["from a before close", "from b"]
+
+    @pytest.mark.parametrize(
+        "call",
+        [
+            lambda p, src: p.process(ndjson(1)),
+            lambda p, src: p.decode(ndjson(1)),
+            lambda p, src: p.write(Pipeline().decode(ndjson(1)).events),
+            lambda p, src: p.absorb(Pipeline().decode(ndjson(1)), 1),
+            lambda p, src: p.flush(),
+            lambda p, src: p.ingest_file(src),
+        ],
+    )
+    @pytest.mark.parametrize("end", ["close", "abort"])
+    def test_every_entry_point_refuses_after_the_end(self, tmp_path, call, end):
+        src = tmp_path / "in.ndjson"
+        src.write_bytes(ndjson(1))
+        p = Pipeline(tmp_path / "store")
+        getattr(p, end)()
+
+        with pytest.raises(PipelineClosedError) as raised:
+            call(p, src)
+        assert isinstance(raised.value, QlingestError | RuntimeError)
+        assert not (tmp_path / "store" / "hot").exists()
+
+    def test_a_decode_only_pipeline_refuses_after_close_too(self):
+        p = Pipeline()
+        p.close()
+        with pytest.raises(PipelineClosedError):
+            p.decode(ndjson(1))
+
+    def test_closing_twice_returns_the_same_summary(self, tmp_path):
+        with Pipeline(tmp_path) as p:
+            p.process(ndjson(3))
+            first = p.close()
+        assert p.close() is first and first.events_written == 3
+        assert len(list(tmp_path.rglob("*.parquet"))) == 1
+
+
+def test_a_bytes_path_is_read_as_the_file_system_names_it(tmp_path):
+    # Attack report s9: a bytes path was taken as the text "b'...'" and "not found".
+    src = tmp_path / os.fsdecode(b"in\xff.ndjson")  # a name that is not UTF-8
+    src.write_bytes(ndjson(3) + b"{broken\n")
+    with Pipeline(tmp_path / "store") as p:
+        p.ingest_file(os.fsencode(src))
+    assert (p.summary.events_written, p.summary.dead_lettered) == (3, 1)
+
+
+def test_a_path_of_another_type_is_a_type_error(tmp_path):
+    with Pipeline(tmp_path) as p, pytest.raises(TypeError, match="not int"):
+        p.ingest_file(5)
 
 
 @pytest.mark.parametrize("suffix", [".gz", ".zst", ""])

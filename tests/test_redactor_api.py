@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
-from qlingest import Redactor
+from qlingest import Pipeline, Redactor
 
 CARD = "4111 1111 1111 1111"
 TOKEN = "ghp_aB1cD2eF3gH4iJ5kL6mN7oP8qR9sT0uV1wX2"
@@ -46,3 +48,60 @@ def test_text_inside_categorical_list_and_struct_columns_is_redacted():
     assert out["meta"].struct.field("n").to_list() == [1, 2]
     assert out["n"].to_list() == [1, 2]
     assert TOKEN not in str(out.rows()) and "4111" not in str(out.rows())
+
+
+class TestWrongTypes:
+    """Attack report s9: odd inputs gave unrelated errors, keys of a dict, or pointer bytes."""
+
+    @pytest.mark.parametrize(
+        ("data", "named"),
+        [
+            (None, "NoneType"),
+            (5, "int"),
+            ({"password": "x"}, "dict"),
+            (("a",), "tuple"),
+            (b"card", "bytes"),
+            (["a", 1], "a list holding int"),
+        ],
+    )
+    def test_what_redact_cannot_take_is_a_type_error_naming_it(self, data, named):
+        with pytest.raises(
+            TypeError, match=f"takes a str, a list of str or a polars DataFrame, not {named}$"
+        ):
+            Redactor().redact(data)
+
+    def test_an_object_column_is_refused_not_returned_as_pointer_bytes(self):
+        frame = pl.DataFrame({"o": [object()]}, schema={"o": pl.Object})
+        with pytest.raises(TypeError, match="column 'o': it holds Python objects"):
+            Redactor().redact(frame)
+
+    def test_a_config_that_is_not_a_redaction_config_is_a_type_error(self):
+        with pytest.raises(TypeError, match=r"Redactor takes a RedactionConfig .* not str"):
+            Redactor("x")
+
+
+def test_a_column_named_like_a_secret_key_is_redacted_like_a_field_of_that_name():
+    # Attack report s9: a column or struct field named `password` came back as it was.
+    fields = Pipeline().decode(b'{"msg": "m", "password": "hunter2xyz"}\n').events["fields"][0]
+    as_field = json.loads(fields)["password"]
+    frame = pl.DataFrame(
+        {
+            "password": ["hunter2xyz", None],
+            "user": ["bob", "eve"],
+            "meta": [{"apiKey": "abcdefgh12"}, {"apiKey": "zyxwvu987"}],
+        }
+    )
+
+    redactor = Redactor()
+    out = redactor.redact(frame)
+    assert as_field != "hunter2xyz"
+    assert out["password"].to_list() == [as_field, None]
+    assert out["user"].to_list() == ["bob", "eve"]
+    assert out["meta"].struct.field("apiKey").to_list() == [as_field] * 2
+    assert redactor.counts["secret_key"] == 3
+
+
+def test_a_column_named_like_a_value_rule_match_keeps_its_values():
+    # The key of the probe is itself redacted (an e-mail), its value is not.
+    out = Redactor().redact(pl.DataFrame({"alice@example.com": ["x"]}))
+    assert out.row(0) == ("x",)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import subprocess
 import sys
 import time
+import traceback
 import zlib
 
 import polars as pl
@@ -88,6 +90,37 @@ def test_an_unreadable_input_is_an_input_error(tmp_path):
             p.ingest_file(tmp_path)
         p.process(ndjson(1))
     assert p.summary.events_written == 1
+
+
+TOKEN = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
+
+
+class TestSecretsInErrors:
+    def test_an_input_error_and_its_cause_redact_the_file_name(self, tmp_path):
+        missing = tmp_path / f"nope-{TOKEN}.log"
+        with pytest.raises(InputError) as caught:
+            Pipeline().ingest_file(missing)
+
+        error = caught.value
+        assert (
+            str(error) == f"{tmp_path}/nope-[REDACTED:github_token].log: No such file or directory"
+        )
+        assert isinstance(error.__cause__, FileNotFoundError)
+        assert error.__cause__.errno == errno.ENOENT
+        assert TOKEN not in "".join(traceback.format_exception(error))
+
+    def test_a_rejected_config_value_is_redacted(self):
+        with pytest.raises(ConfigError) as caught:
+            load_config(**{"input.format": "password=hunter2hunter2"})
+        assert "hunter2" not in str(caught.value)
+        assert "Invalid enum value 'password=[REDACTED:secret_param]'" in str(caught.value)
+
+    def test_a_config_path_is_redacted(self, tmp_path):
+        with pytest.raises(ConfigError) as caught:
+            load_config(tmp_path / f"{TOKEN}.toml")
+        assert str(caught.value) == (
+            f"configuration file not found: {tmp_path}/[REDACTED:github_token].toml"
+        )
 
 
 def test_a_corrupt_gzip_error_is_said_plainly(tmp_path):

@@ -277,18 +277,55 @@ def test_bodies_that_are_not_strings_are_stored_as_readable_redacted_text(server
 
 def test_a_400_answer_does_not_echo_a_secret_the_client_sent(server):
     """Breaker report s5 S2: the parse error quoted a GitHub token and a card number."""
-    token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"
-    bad_id = json_logs({"traceId": token})
     bad_time = json_logs({"timeUnixNano": "4111 1111 1111 1111 password=hunter2"})
-    replies = [server.post("/v1/logs", body, JSON, "otlp") for body in (bad_id, bad_time)]
+    status, _, reply = server.post("/v1/logs", bad_time, JSON, "otlp")
 
-    assert [status for status, _, _ in replies] == [400, 400]
-    first, second = (json.loads(reply)["message"] for _, _, reply in replies)
-    assert "traceId is not hex" in first and "[REDACTED:github_token]" in first
-    assert "[REDACTED:credit_card]" in second and "[REDACTED:secret_param]" in second
-    for secret in (token, "4111", "hunter2"):
-        assert secret not in first + second
+    assert status == 400
+    message = json.loads(reply)["message"]
+    assert "[REDACTED:credit_card]" in message and "[REDACTED:secret_param]" in message
+    assert "4111" not in message and "hunter2" not in message
     assert server.stop() == 0
+
+
+GOOD_TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"traceId": "zz" + GOOD_TRACE[2:]},
+        {"traceId": GOOD_TRACE[:31]},
+        {"spanId": "b7ad6b716920333"},
+        {"traceId": "ghp_abcdefghijklmnopqrstuvwxyz0123456789"},
+    ],
+)
+def test_an_id_that_is_not_hex_rejects_its_record_only(server, tmp_path, bad):
+    """Attack report s9: one such id answered 400 and lost the good records beside it."""
+    good = {"body": {"stringValue": "kept"}, "traceId": GOOD_TRACE}
+    status, _, reply = server.post(
+        "/v1/logs", json_logs(good, {"body": {"stringValue": "bad"}, **bad}), JSON, "otlp"
+    )
+
+    assert status == 200 and b"ghp_" not in reply
+    assert json.loads(reply)["partialSuccess"]["rejectedLogRecords"] == "1"
+    assert server.stop() == 0
+    (row,) = stored(tmp_path / "store").to_dicts()
+    assert (row["message"], row["trace_id"]) == ("kept", GOOD_TRACE)
+
+
+def test_a_span_with_an_id_that_is_not_hex_is_rejected_alone(server, tmp_path):
+    span = {"name": "ok", "traceId": GOOD_TRACE, "spanId": "b7ad6b7169203331"}
+    body = {
+        "resourceSpans": [
+            {"scopeSpans": [{"spans": [span, {**span, "name": "bad", "parentSpanId": "xyz"}]}]}
+        ]
+    }
+    status, _, reply = server.post("/v1/traces", json.dumps(body).encode(), JSON, "otlp")
+
+    assert status == 200
+    assert json.loads(reply)["partialSuccess"]["rejectedSpans"] == "1"
+    assert server.stop() == 0
+    assert stored(tmp_path / "store")["message"].to_list() == ["ok"]
 
 
 def test_bytes_that_are_not_base64_are_refused_not_stored(server, tmp_path):

@@ -8,7 +8,14 @@ from qlingest._core import AuditChain, __version__
 from qlingest.audit import verify as verify_audit
 from qlingest.config import Config, load_config
 from qlingest.events import AuditEvent, Event, Span
-from qlingest.exceptions import AuditError, ConfigError, DecodeError, InputError, QlingestError
+from qlingest.exceptions import (
+    AuditError,
+    ConfigError,
+    DecodeError,
+    InputError,
+    PipelineClosedError,
+    QlingestError,
+)
 from qlingest.pipeline import Batch, Pipeline, Summary
 from qlingest.redact import Redactor
 from qlingest.sampling import Sampler
@@ -24,6 +31,7 @@ __all__ = [
     "Event",
     "InputError",
     "Pipeline",
+    "PipelineClosedError",
     "QlingestError",
     "Redactor",
     "Sampler",

@@ -8,6 +8,7 @@ import math
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from qlingest.exceptions import InputError, QlingestError
 
@@ -26,6 +27,17 @@ def _stderr(text: str) -> None:
     from qlingest.redact import redact_message
 
     print(redact_message(text), file=sys.stderr)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Prints its usage errors redacted, as every message of the command: they quote the
+    rejected value, which can be a secret typed into the wrong option."""
+
+    def error(self, message: str) -> NoReturn:
+        from qlingest.redact import redact_message
+
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {redact_message(message)}\n")
 
 
 def _progress(paths: list[str]):
@@ -135,23 +147,34 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from qlingest.query import parse_time, scan
+    from qlingest.query import empty_store, parse_time, scan
 
     if args.estimate and not args.count:
         return _fail("--estimate goes with --count")
     try:
         # Bad times are usage errors, whatever the store holds.
-        for text in filter(None, (args.since, args.until)):
-            parse_time(text)
+        since, until = (parse_time(t) if t else None for t in (args.since, args.until))
     except ValueError as e:
         return _fail(str(e))
+    if since is not None and until is not None and since > until:
+        return _fail(
+            f"--since {args.since} is later than --until {args.until}: no event can match "
+            "(a look-back counts back from now, so --since 3h --until 2h is the hour before)"
+        )
+    if not Path(args.data_dir).is_dir():
+        return _fail(f"no store at {args.data_dir}: not a directory")
+    hot = Path(args.data_dir) / "hot"
+    if not any(hot.rglob("*.parquet")):
+        # A store that has stored nothing yet answers with no events, like one whose events
+        # all miss the filters; only a directory that is not there is an error.
+        _stderr(f"qlingest: note: no Parquet files under {hot}: the result is empty")
+        return _run_query(args, empty_store())
     try:
         return _run_query(args, scan(args.data_dir))
     except FileNotFoundError as e:
-        if args.count and Path(args.data_dir).is_dir():
-            print(0)
-            return 0
-        return _fail(str(e))
+        # Every file is unreadable (empty, or a name that is not UTF-8): data is lost, as
+        # when every file is damaged.
+        return _fail(str(e), 1)
     except ValueError as e:
         return _fail(str(e))
     except polars_error() as e:
@@ -336,9 +359,7 @@ def _positive(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="qlingest", description="Observability ingest with a Rust core."
-    )
+    parser = _Parser(prog="qlingest", description="Observability ingest with a Rust core.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     ingest = sub.add_parser("ingest", help="ingest files into the store")

@@ -226,11 +226,19 @@ def sampling_policy(spec: str | Path | None) -> dict[str, Any] | None:
         return tomllib.loads(Path(spec).read_text())
     except FileNotFoundError:
         known = ", ".join(BUILTIN_POLICIES)
-        raise ConfigError(
+        raise _config_error(
             f"sampling policy {spec!r}: not a file nor a built-in ({known})"
         ) from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{spec}: invalid TOML: {e}") from None
+        raise _config_error(f"{spec}: invalid TOML: {e}") from None
+
+
+def _config_error(message: str) -> ConfigError:
+    """A :class:`ConfigError` with its message redacted: it can quote a path or a rejected
+    value, and a secret pasted into the wrong key or file name would be printed as it is."""
+    from qlingest.redact import redact_message  # redact imports this module
+
+    return ConfigError(redact_message(message))
 
 
 def policy_json(policy: dict[str, Any] | None) -> str | None:
@@ -246,7 +254,7 @@ def policy_json(policy: dict[str, Any] | None) -> str | None:
 def _check_finite(value: Any, where: str) -> None:
     """JSON has no NaN or infinity (they would arrive as null): name the key instead."""
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where}: {value} is not a finite number")
+        raise _config_error(f"{where}: {value} is not a finite number")
     if isinstance(value, dict):
         for key, item in value.items():
             _check_finite(item, f"{where}.{key}")
@@ -262,9 +270,9 @@ def load_config(path: str | Path | None = None, **overrides: object) -> Config:
         try:
             raw = tomllib.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise ConfigError(f"configuration file not found: {path}") from None
+            raise _config_error(f"configuration file not found: {path}") from None
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: invalid TOML: {e}") from None
+            raise _config_error(f"{path}: invalid TOML: {e}") from None
     for dotted, value in overrides.items():
         if value is None:
             continue
@@ -277,7 +285,7 @@ def load_config(path: str | Path | None = None, **overrides: object) -> Config:
     try:
         config = msgspec.convert(raw, Config)
     except msgspec.ValidationError as e:
-        raise ConfigError(f"{where}invalid configuration: {e}") from None
+        raise _config_error(f"{where}invalid configuration: {e}") from None
     _check_rules(config.redaction, where)
     return config
 
@@ -292,4 +300,4 @@ def _check_rules(redaction: RedactionConfig, where: str) -> None:
     try:
         _core.Redactor(redaction.core_json() or "{}")
     except ConfigError as e:
-        raise ConfigError(f"{where}{e}") from None
+        raise _config_error(f"{where}{e}") from None

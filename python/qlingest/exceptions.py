@@ -16,6 +16,7 @@ __all__ = [
     "EmitterClosedError",
     "ForkedError",
     "InputError",
+    "PipelineClosedError",
     "QlingestError",
     "error_line",
     "first_line",
@@ -24,12 +25,28 @@ __all__ = [
 
 class InputError(DecodeError):
     """An input that could not be read to its end (unreadable, truncated or corrupt); the
-    message and ``path`` name it. What was decoded before the damage is kept."""
+    message and ``path`` name it. What was decoded before the damage is kept.
+
+    The message is redacted with the built-in rules, since a file name can hold a secret;
+    ``path`` and ``reason`` are kept as given, for the caller that chose the name."""
 
     def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
+        from qlingest.redact import redact_message  # redact imports config, which imports this
+
+        super().__init__(redact_message(f"{path}: {reason}"))
         self.path = path
         self.reason = reason
+
+
+class PipelineClosedError(QlingestError, RuntimeError):
+    """A ``Pipeline`` used after ``close`` or ``abort``: its writer id is released, perhaps
+    to another pipeline by now, so it decodes and writes nothing more."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Pipeline is closed: its writer id is released and nothing more is stored. "
+            "Build a new Pipeline to ingest more."
+        )
 
 
 def first_line(error: BaseException) -> str:

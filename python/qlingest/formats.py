@@ -57,9 +57,9 @@ def resolve(parse: str | None, timestamp_format: str | None) -> tuple[str | None
         return parse, timestamp_format
     name = parse[1:]
     if name not in PRESETS:
-        from qlingest.exceptions import ConfigError
+        from qlingest.config import _config_error
 
         known = ", ".join(f"@{n}" for n in PRESETS)
-        raise ConfigError(f"unknown parse preset {parse!r}: known presets are {known}")
+        raise _config_error(f"unknown parse preset {parse!r}: known presets are {known}")
     preset = PRESETS[name]
     return preset.regex, timestamp_format or preset.timestamp_format

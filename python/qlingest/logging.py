@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import queue
@@ -47,10 +48,12 @@ class Emitter:
     """Encodes events on the caller's thread and ingests them on a background thread.
 
     ``pipeline`` is used as given (and closed by ``close``); otherwise one is built on
-    ``data_dir`` with ``config``. An emitter still open when the interpreter exits is closed
-    then, so what it buffered is stored. An emitter belongs to the process that built it: in
-    a child forked from that process ``emit`` raises :class:`ForkedError` (what the parent
-    buffered is the parent's to store) and ``close`` returns at once.
+    ``data_dir`` with ``config``. One of the two is required, and a given pipeline must have
+    a store: a decode-only pipeline would discard every event. An emitter still open when
+    the interpreter exits is closed then, so what it buffered is stored. An emitter belongs
+    to the process that built it: in a child forked from that process ``emit`` raises
+    :class:`ForkedError` (what the parent buffered is the parent's to store) and ``close``
+    returns at once.
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class Emitter:
             raise ValueError(
                 f"flush_interval must be a positive number of seconds, not {flush_interval!r}"
             )
+        _check_destination("Emitter", data_dir, pipeline)
         self.pipeline = pipeline or Pipeline(data_dir, config)
         self.flush_interval = flush_interval
         #: Events dropped because the queue was full.
@@ -77,7 +81,9 @@ class Emitter:
         self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queue_batches)
         #: The events not yet handed over, with the lock, counts and closed state of ``emit``.
         self._batch = _core.PendingBatch(
-            batch_bytes, encode=msgspec.json.Encoder().encode, hand_over=self._hand_over
+            batch_bytes,
+            encode=functools.partial(_encode_object, msgspec.json.Encoder().encode),
+            hand_over=self._hand_over,
         )
         self._bind_emit()
         # Reentrant: a signal handler or finalizer that closes may land in ``close`` itself.
@@ -99,7 +105,9 @@ class Emitter:
 
     def emit(self, event: dict[str, Any] | bytes | bytearray | memoryview) -> None:
         """Queues one event: a dict (encoded here) or the bytes of one JSON object (line
-        breaks in them become spaces, so they stay one event).
+        breaks in them become spaces, so they stay one event). Other objects that msgspec
+        encodes as a JSON object (a dict subclass, a ``msgspec.Struct``, a dataclass) are
+        taken too; anything else (``None``, a number, a str, a list) raises ``TypeError``.
 
         An event that cannot be encoded (an ``object()``, a lone surrogate in a string) or
         whose bytes are blank raises, is counted in ``rejected_events`` and leaves the batch
@@ -269,6 +277,33 @@ class Emitter:
             self.error = e
 
 
+def _check_destination(name: str, data_dir: str | Path | None, pipeline: Pipeline | None) -> None:
+    """Raises ``TypeError`` when events would be stored nowhere: no ``data_dir`` and no
+    pipeline, or a decode-only pipeline (built without ``data_dir``)."""
+    if pipeline is None and data_dir is None:
+        raise TypeError(
+            f"{name} needs a data_dir to store events in (or a pipeline built with one): "
+            "without it every event would be discarded"
+        )
+    if isinstance(pipeline, Pipeline) and pipeline.store is None:
+        raise TypeError(
+            f"{name} was given a decode-only Pipeline (built without data_dir), which would "
+            "discard every event: build it with the store's directory"
+        )
+
+
+def _encode_object(encode: Callable[[Any], bytes], event: Any) -> bytes:
+    """An event that is not an exact dict nor bytes-like, encoded, if it is a JSON object;
+    the batch calls this off its fast path, and counts the event rejected when it raises."""
+    line = encode(event)
+    if not line.startswith(b"{"):
+        raise TypeError(
+            "Emitter.emit takes a dict, or the bytes of one JSON object, not "
+            + type(event).__name__
+        )
+    return line
+
+
 #: Emitters not yet closed; weak, so this set keeps none of them alive.
 _open_emitters: weakref.WeakSet[Emitter] = weakref.WeakSet()
 
@@ -305,6 +340,37 @@ def _one_redacted_line(text: str) -> str:
 
 
 _FORMATTER = logging.Formatter()
+#: The stored level of a record, from its number: the standard level at or below it, so a
+#: custom level between two standard ones (25) takes the lower one and one above CRITICAL is
+#: critical; a number below DEBUG (a TRACE level) is debug, as the decoder reads "trace".
+_LEVELS = (
+    (logging.CRITICAL, "critical"),
+    (logging.ERROR, "error"),
+    (logging.WARNING, "warn"),
+    (logging.INFO, "info"),
+)
+
+
+def _level_name(record: logging.LogRecord) -> str:
+    if not isinstance(record.levelno, int):
+        return record.levelname  # a record made by hand, without a level number
+    for number, name in _LEVELS:
+        if record.levelno >= number:
+            return name
+    return "debug"
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _encodable(value: dict | list | tuple) -> bool:
+    """Whether a container given through ``extra=`` can be stored as JSON; one that cannot
+    (an ``object()`` inside) is left out, so the record itself is still stored."""
+    try:
+        _encode(value)
+    except (msgspec.EncodeError, TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 class Handler(logging.Handler):
@@ -313,7 +379,9 @@ class Handler(logging.Handler):
     ``service`` fills the service column; the logger name, and the traceback of
     ``exc_info`` followed by the call stack of ``stack_info``, travel as ``logger`` and
     ``stack``. Attributes given through
-    ``extra=`` that are JSON-encodable are kept as fields.
+    ``extra=`` that are JSON-encodable are kept as fields. The level is the standard one at
+    or below the record's number (25 is info, 55 critical, a TRACE level debug). Events go
+    to ``emitter``, or to one built on ``data_dir`` (one of the two is required).
     """
 
     _RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -334,6 +402,8 @@ class Handler(logging.Handler):
         emitter: Emitter | None = None,
         level: int = logging.NOTSET,
     ) -> None:
+        if emitter is None:
+            _check_destination("Handler", data_dir, None)
         super().__init__(level)
         if emitter is None:
             emitter = Emitter(data_dir, config)
@@ -388,7 +458,7 @@ class Handler(logging.Handler):
         """The event of one log record."""
         event: dict[str, Any] = {
             "timestamp": int(record.created * 1e9),
-            "level": record.levelname,
+            "level": _level_name(record),
             "message": record.getMessage(),
             "logger": record.name,
         }
@@ -404,7 +474,11 @@ class Handler(logging.Handler):
             event["stack"] = "\n".join(stack)
         extra: dict[str, Any] = {}
         for key, value in record.__dict__.items():
-            if key not in self._RESERVED and isinstance(value, str | int | float | bool):
+            if key in self._RESERVED:
+                continue
+            if isinstance(value, str | int | float | bool) or (
+                isinstance(value, dict | list | tuple) and _encodable(value)
+            ):
                 extra[key] = value
         # An attribute that would override the record's own time, level or message (``level``,
         # ``ts``, ``msg``, ...) travels under ``extra`` instead; other columns such as

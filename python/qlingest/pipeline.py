@@ -23,7 +23,7 @@ import zstandard
 from qlingest import _core
 from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
-from qlingest.exceptions import InputError, error_line
+from qlingest.exceptions import InputError, PipelineClosedError, error_line
 from qlingest.redact import redact_message
 from qlingest.source import Chunk, open_input, path_text, read_chunks
 from qlingest.store import LEVEL_ENUM, Store, category_problem, sorted_by_time
@@ -158,6 +158,8 @@ class Pipeline:
         self._category_checked: dict[str, str | None] = {}
         self._sampling_names: list[str] | None = None
         self._source = "-"
+        #: Set by ``close`` and ``abort``: the writer id may be another pipeline's from then on.
+        self._closed = False
         try:
             self._audit = self._chain_writer() if self.store is not None else None
         except BaseException:
@@ -190,9 +192,15 @@ class Pipeline:
             # acknowledged, and a second failure would only hide the first.
             self.abort()
 
+    def _check_open(self) -> None:
+        """Raises :class:`PipelineClosedError` once ``close`` or ``abort`` has run."""
+        if self._closed:
+            raise PipelineClosedError()
+
     @_locked
     def abort(self) -> None:
-        """Drops what is buffered and releases the writer id."""
+        """Drops what is buffered and releases the writer id; the pipeline is closed after."""
+        self._closed = True
         # Files being written are let finish, so the store is not closed under them; in a
         # forked child their threads stayed in the parent.
         if self.store is None or not self.store.forked:
@@ -238,6 +246,7 @@ class Pipeline:
     ) -> Batch:
         """Decodes, redacts and samples whole lines of ``data`` into an event frame and a
         dead-letter frame."""
+        self._check_open()
         if self.store is not None:
             self.store.check_process()
         fmt = format if format and format != "auto" else self.config.input.format
@@ -270,6 +279,7 @@ class Pipeline:
     @_locked
     def absorb(self, batch: Batch, input_bytes: int) -> None:
         """Counts a decoded batch, commits its dead letters and buffers its events."""
+        self._check_open()
         s = self.summary
         s.bytes_in += input_bytes
         s.events_read += batch.lines - batch.blank_lines
@@ -319,6 +329,7 @@ class Pipeline:
         """Buffers events by partition; full partitions are committed. ``parts`` names the
         partition of each run of rows, as the core splits them; without it the frame is split
         here."""
+        self._check_open()
         if events.height == 0 or self.store is None:
             return
         self.store.check_process()
@@ -536,17 +547,22 @@ class Pipeline:
     @_locked
     def flush(self) -> None:
         """Commits every buffered partition; raises, keeping the rows, when a write fails."""
+        self._check_open()
         if self._buffers or self._chained is not None:
             self._commit(list(self._buffers))
         elif failure := self._reap(block=True):
             raise failure
 
-    def ingest_file(self, path: str | Path, *, format: Format = "auto", progress=None) -> None:
-        """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline.
+    def ingest_file(
+        self, path: str | bytes | Path, *, format: Format = "auto", progress=None
+    ) -> None:
+        """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline. A
+        ``bytes`` path is taken as the file system's name for it (``os.fsdecode``).
 
         An input that cannot be read to its end raises :class:`InputError` naming it, after
         the lines read before the damage are committed to the buffers. Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
         thread partitions and commits, so reading, decoding and writing overlap."""
+        self._check_open()
         max_line = self.config.input.max_line_bytes
         # The name labels dead letters: bytes of it that are not UTF-8 become ``\xff`` escapes.
         source = path_text(path)
@@ -572,7 +588,7 @@ class Pipeline:
                 line = self._absorb_next(pending, line, progress)
         if failures:
             self.summary.inputs_failed.append(redact_message(source))
-            raise InputError(source, _reason(failures[0])) from failures[0]
+            raise InputError(source, _reason(failures[0])) from _redacted(failures[0])
 
     def _absorb_next(
         self, pending: deque[tuple[Future[Batch], int]], lines_before: int, progress
@@ -590,11 +606,16 @@ class Pipeline:
 
     @_locked
     def close(self) -> Summary:
-        """Commits what is buffered, releases the writer id and returns the summary.
+        """Commits what is buffered, releases the writer id and returns the summary. From
+        then on the pipeline refuses work (:class:`PipelineClosedError`); closing again
+        returns the summary. A close whose commit fails raises and keeps the pipeline open,
+        with the rows buffered, so it can be retried.
 
         In a process forked from the one that built the pipeline, what is buffered is the
         parent's, which commits it: the child drops its copy and commits nothing.
         """
+        if self._closed:
+            return self.summary
         if self.store is not None and self.store.forked:
             self.abort()
             return self.summary
@@ -605,6 +626,7 @@ class Pipeline:
             s.bytes_on_disk = self.store.stats.bytes
             s.files = self.store.stats.files
             self.store.close()
+        self._closed = True
         return s
 
 
@@ -618,7 +640,9 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
-def _chunks(path: str | Path, max_line: int, failures: list[BaseException]) -> Iterator[Chunk]:
+def _chunks(
+    path: str | bytes | Path, max_line: int, failures: list[BaseException]
+) -> Iterator[Chunk]:
     """The chunks of an input up to where it cannot be read further; the error that ended it
     goes into ``failures``, so the lines before the damage are still decoded and kept (the
     torn last line is lost). Errors of the caller's own work are not caught here."""
@@ -636,6 +660,19 @@ def _reason(error: BaseException) -> str:
     if isinstance(error, zlib.error):
         return f"corrupt gzip data ({error})"
     return error_line(error)
+
+
+def _redacted(error: BaseException) -> BaseException | None:
+    """The error to chain under an :class:`InputError`, whose message is redacted: an OS
+    error with its file names redacted too, another error as it is unless its text holds
+    a secret (then none, as the InputError says why)."""
+    if isinstance(error, OSError) and (error.filename is not None or error.filename2 is not None):
+        names = [
+            None if name is None else redact_message(os.fsdecode(name))
+            for name in (error.filename, error.filename2)
+        ]
+        return type(error)(error.errno, error.strerror, names[0], None, names[1])
+    return error if redact_message(str(error)) == str(error) else None
 
 
 def _sniff(data: bytes, lines: int = 64) -> str:

@@ -13,7 +13,7 @@ from qlingest.exceptions import first_line
 from qlingest.source import path_text
 from qlingest.store import LEVELS
 
-__all__ = ["parse_time", "readable_files", "scan", "select"]
+__all__ = ["empty_store", "parse_time", "readable_files", "scan", "select"]
 
 # The spellings ingest accepts, so a query can use the same words.
 LEVEL_SYNONYMS = {
@@ -59,6 +59,19 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
         extra_columns="ignore",
         missing_columns="insert",
     )
+
+
+def empty_store() -> pl.LazyFrame:
+    """No rows, with the columns ``scan`` gives a store: the event schema and the ``date``
+    and ``hour`` of its partitions."""
+    from qlingest import _core
+    from qlingest.config import InputConfig
+
+    events = _core.Engine(InputConfig().core_json()).process(b"", observed_ns=1).events
+    frame = pl.DataFrame(events).with_columns(
+        pl.lit(None, pl.Date).alias("date"), pl.lit(None, pl.Int64).alias("hour")
+    )
+    return frame.lazy()
 
 
 def readable_files(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 
+import msgspec
 import polars as pl
 
 from qlingest import _core
@@ -18,9 +19,16 @@ class Redactor:
     times. ``counts`` accumulates redactions per rule over every call."""
 
     def __init__(self, rules: RedactionConfig | None = None) -> None:
-        config = rules or RedactionConfig()
+        if rules is not None and not isinstance(rules, RedactionConfig):
+            raise TypeError(
+                "Redactor takes a RedactionConfig (or None for the built-in rules), "
+                f"not {type(rules).__name__}"
+            )
+        config = rules if rules is not None else RedactionConfig()
         self._core = _core.Redactor(config.core_json() or "{}")
         self.counts: dict[str, int] = dict.fromkeys(self._core.rule_names, 0)
+        #: Whether each column name seen so far is a secret key to the key rules.
+        self._secret_names: dict[str, bool] = {}
 
     def _count(self, counts: list[int]) -> None:
         for name, n in zip(self._core.rule_names, counts, strict=True):
@@ -32,25 +40,62 @@ class Redactor:
         In a frame every text is redacted (JSON text is walked, so key rules apply inside it):
         string columns, categorical and enum columns (returned as strings, since a marker is
         not one of their categories), and strings inside list and struct columns at any depth.
-        Binary columns are returned unchanged: their bytes are not known to be text.
+        Binary columns are returned unchanged: their bytes are not known to be text. A string
+        column or struct field named like a secret key (``password``, ``apiKey``) is redacted
+        as a ``fields`` member of that name is. Object columns raise ``TypeError``.
         """
         if isinstance(data, str):
             return self.redact([data])[0]
         if isinstance(data, pl.DataFrame):
             return self._redact_frame(data)
-        if isinstance(data, bytes | bytearray) or not all(isinstance(t, str) for t in data):
-            raise TypeError("Redactor.redact takes a str, a list of str or a polars DataFrame")
-        texts, counts = self._core.redact_texts(list(data))
+        if not isinstance(data, list) or not all(isinstance(t, str) for t in data):
+            raise TypeError(
+                "Redactor.redact takes a str, a list of str or a polars DataFrame, not "
+                + _kind(data)
+            )
+        texts, counts = self._core.redact_texts(data)
         self._count(counts)
         return texts
 
     def _redact_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        if objects := [c for c, dtype in frame.schema.items() if dtype == pl.Object]:
+            raise TypeError(
+                f"Redactor.redact cannot read column {objects[0]!r}: it holds Python objects; "
+                "cast it to strings first"
+            )
         frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).with_columns(
             self._redact_nested(frame[c]) for c in frame.columns if _nested(frame[c])
+        )
+        frame = frame.with_columns(
+            self._redact_under_key(frame[c])
+            for c, dtype in frame.schema.items()
+            if dtype == pl.String and self._secret_name(c)
         )
         batches, counts = self._core.redact_frame(frame)
         self._count(counts)
         return pl.DataFrame(batches)
+
+    def _secret_name(self, name: str) -> bool:
+        """Whether the key rules treat ``name`` as a secret key. The core has no entry point
+        for a key on its own, so the name is tried as the key of a JSON object."""
+        if name not in self._secret_names:
+            probe = msgspec.json.encode({name: "qlingest-probe"}).decode()
+            batches, _ = self._core.redact_frame(pl.DataFrame({"v": [probe]}))
+            self._secret_names[name] = _member(pl.DataFrame(batches)["v"][0]) != "qlingest-probe"
+        return self._secret_names[name]
+
+    def _redact_under_key(self, series: pl.Series) -> pl.Series:
+        """A string column whose name is a secret key, each value redacted as the member of
+        that name in a JSON object, as a ``fields`` member is."""
+        # Limitation: each value goes through Python objects, so large such columns are slow.
+        name = series.name
+        texts = [None if v is None else msgspec.json.encode({name: v}).decode() for v in series]
+        batches, counts = self._core.redact_frame(
+            pl.DataFrame({"v": texts}, schema={"v": pl.String})
+        )
+        self._count(counts)
+        values = [None if t is None else _member(t) for t in pl.DataFrame(batches)["v"]]
+        return pl.Series(name, values, dtype=pl.String)
 
     def _redact_nested(self, series: pl.Series) -> pl.Series:
         """A list or struct column with the strings inside it redacted, same shape."""
@@ -64,6 +109,21 @@ class Redactor:
         done = iter(self._redact_frame(inner.to_frame("v"))["v"].to_list())
         rebuilt = [None if row is None else [next(done) for _ in row] for row in values]
         return pl.Series(series.name, rebuilt)
+
+
+def _member(text: str) -> object:
+    """The value of the one member of a JSON object; the key may have been rewritten (a value
+    rule redacts an e-mail used as a key)."""
+    (value,) = msgspec.json.decode(text).values()
+    return value
+
+
+def _kind(data: object) -> str:
+    """What ``redact`` was given instead, for its error: a type, or a list's first odd item."""
+    if isinstance(data, list):
+        bad = next(t for t in data if not isinstance(t, str))
+        return f"a list holding {type(bad).__name__}"
+    return type(data).__name__
 
 
 def _nested(series: pl.Series) -> bool:

@@ -33,17 +33,18 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
-def path_text(path: str | Path) -> str:
+def path_text(path: str | bytes | Path) -> str:
     """A path as UTF-8 text: the bytes of its name that are not UTF-8 as ``\\xff`` escapes."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def open_input(path: str | Path) -> BinaryIO:
-    """A binary stream of the decompressed input; ``-`` is stdin.
+def open_input(path: str | bytes | Path) -> BinaryIO:
+    """A binary stream of the decompressed input; ``-`` is stdin. A ``bytes`` path is the
+    file system's own name (``os.fsdecode``); anything but a path raises ``TypeError``.
 
     gzip and zstd are recognised by their magic bytes, whatever the name says, so compressed
     data piped to stdin and a plain file named ``.gz`` both read right."""
-    name = str(path)
+    name = os.fsdecode(path)
     # The caller closes the returned stream, which closes the file.
     if name == "-" and sys.stdin is None:
         raise OSError(errno.EBADF, "stdin is closed")

@@ -136,12 +136,18 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
+#: What an OTLP/JSON id that is not hex becomes: one byte, a length no id has, so its record
+#: is rejected as malformed (partial success), as a protobuf id of the wrong length is, and
+#: the other records of the request are kept.
+_MALFORMED_ID = base64.b64encode(b"\x00").decode()
+
 #: Base64 as protobuf's JSON mapping writes it: standard or URL-safe, padding optional.
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 
 def _hex_ids_to_base64(raw: dict) -> dict:
-    """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields."""
+    """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields.
+    An id that is not hex (an odd length, other letters) is marked malformed, not refused."""
 
     def fix(obj: Any, depth: int) -> None:
         if depth > MAX_JSON_DEPTH:
@@ -153,7 +159,7 @@ def _hex_ids_to_base64(raw: dict) -> dict:
                     try:
                         obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
                     except ValueError:
-                        raise OtlpError(f"{key} is not hex: {value[:40]!r}") from None
+                        obj[key] = _MALFORMED_ID
             # The JSON mapping's own parser skips what is not base64, so text sent here would
             # come out as bytes that are not UTF-8 and be stored base64, past redaction.
             value = obj.get("bytesValue")
