@@ -341,8 +341,12 @@ impl Prefilter {
     }
 }
 
-/// Hex digits only, with at least one letter; read 16 bytes at a time so prose fails early.
+/// Hex digits only, with at least one letter; read 16 bytes at a time so prose fails early,
+/// after its first four bytes alone (most words that are not ids fail there).
 fn hex_word(b: &[u8]) -> bool {
+    if !b.iter().take(4).all(u8::is_ascii_hexdigit) {
+        return false;
+    }
     let mut letter = false;
     for chunk in b.chunks(16) {
         let (hex, alpha) = chunk.iter().fold((true, false), |(h, a), c| {
