@@ -25,10 +25,7 @@ impl Redactor {
         out: &mut String,
         counts: &mut [u64],
     ) -> bool {
-        let mark = out.len();
-        if !(out.is_empty() || out.ends_with('{')) {
-            out.push(',');
-        }
+        let mark = open_member(out);
         if self.field_is_clean_remembered(key, raw_value) {
             write_member(out, key, raw_value);
             return true;
@@ -121,10 +118,7 @@ impl Redactor {
         out: &mut String,
         counts: &mut [u64],
     ) -> bool {
-        let mark = out.len();
-        if !(out.is_empty() || out.ends_with('{')) {
-            out.push(',');
-        }
+        let mark = open_member(out);
         let mut pos = 0;
         let mut walker = Walker::new(self, counts);
         match walker.pair_value(action, "value", raw_value, &mut pos, out) {
@@ -224,4 +218,14 @@ impl Redactor {
             false => Cow::Borrowed(raw),
         }
     }
+}
+
+/// Writes the comma before a member unless `out` is empty or ends with `{`; returns where the
+/// member starts, for a member dropped after all.
+fn open_member(out: &mut String) -> usize {
+    let mark = out.len();
+    if !(out.is_empty() || out.ends_with('{')) {
+        out.push(',');
+    }
+    mark
 }
