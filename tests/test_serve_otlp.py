@@ -297,6 +297,9 @@ GOOD_TRACE = "0af7651916cd43dd8448eb211c80319c"
         {"traceId": GOOD_TRACE[:31]},
         {"spanId": "b7ad6b716920333"},
         {"traceId": "ghp_abcdefghijklmnopqrstuvwxyz0123456789"},
+        {"traceId": 123},
+        {"spanId": {"hex": GOOD_TRACE[:16]}},
+        {"traceId": [GOOD_TRACE]},
     ],
 )
 def test_an_id_that_is_not_hex_rejects_its_record_only(server, tmp_path, bad):

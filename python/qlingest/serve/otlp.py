@@ -147,7 +147,8 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
 
 def _hex_ids_to_base64(raw: dict) -> dict:
     """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields.
-    An id that is not hex (an odd length, other letters) is marked malformed, not refused."""
+    An id that is not hex (an odd length, other letters) or not a string at all is marked
+    malformed, not refused."""
 
     def fix(obj: Any, depth: int) -> None:
         if depth > MAX_JSON_DEPTH:
@@ -160,6 +161,9 @@ def _hex_ids_to_base64(raw: dict) -> dict:
                         obj[key] = base64.b64encode(bytes.fromhex(value)).decode()
                     except ValueError:
                         obj[key] = _MALFORMED_ID
+                elif value is not None and not isinstance(value, str):
+                    # A number, a list or an object where the id's text belongs.
+                    obj[key] = _MALFORMED_ID
             # The JSON mapping's own parser skips what is not base64, so text sent here would
             # come out as bytes that are not UTF-8 and be stored base64, past redaction.
             value = obj.get("bytesValue")
