@@ -427,31 +427,28 @@ mod tests {
         use crate::bench_clock::thread_cpu_seconds;
         let mut data = Vec::new();
         crate::generate::generate(400_000, 7, &mut data);
-        let policy = SamplePolicy::from_json(r#"{"extends":"cost-optimized"}"#).unwrap();
         let redactor = || crate::redact::Redactor::new(Default::default()).unwrap();
         let decoder = || Decoder::new(DecodeConfig::default()).unwrap();
+        let drop_all = r#"{"rules":[{"name":"none","rate":0}]}"#;
+        let sampler =
+            |json: &str| Some(Sampler::new(SamplePolicy::from_json(json).unwrap()).unwrap());
         let engines = [
             (
                 "redaction, cost-optimized",
-                Some(Sampler::new(policy).unwrap()),
+                true,
+                sampler(r#"{"extends":"cost-optimized"}"#),
             ),
-            ("redaction, keep all", None),
-            (
-                "redaction, drop all",
-                Some(
-                    Sampler::new(
-                        SamplePolicy::from_json(r#"{"rules":[{"name":"none","rate":0}]}"#).unwrap(),
-                    )
-                    .unwrap(),
-                ),
-            ),
+            ("redaction, keep all", true, None),
+            ("redaction, drop all", true, sampler(drop_all)),
+            ("decode only, keep all", false, None),
         ];
         let only = std::env::var("QLINGEST_ENGINE").ok();
         let engines = engines
             .into_iter()
-            .filter(|(n, _)| only.as_deref().map_or(true, |o| n.contains(o)));
-        for (name, sampler) in engines {
-            let engine = Engine::new(decoder(), Some(Box::new(redactor())), sampler);
+            .filter(|(n, _, _)| only.as_deref().map_or(true, |o| n.contains(o)));
+        for (name, redact, sampler) in engines {
+            let redactor: Option<Box<dyn Scrub + Send>> = redact.then(|| Box::new(redactor()) as _);
+            let engine = Engine::new(decoder(), redactor, sampler);
             let mut best = f64::MAX;
             for _ in 0..5 {
                 let cpu = thread_cpu_seconds();
