@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -156,6 +157,50 @@ def test_after_a_crash_and_a_clean_stop_every_event_is_stored_once(tmp_path):
     third = ServeProcess(store)
     assert third.stop() == 0
     assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in range(15))
+
+
+def wait_stored(store, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while stored(store).height < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_start_replays_the_logs_of_writers_no_process_holds_exactly_once(tmp_path):
+    store = tmp_path / "store"
+    slow = "[serve]\nflush_interval_s = 60\n"
+    own = ServeProcess(store, slow)  # w0
+    committed = ServeProcess(store, "[serve]\nflush_interval_s = 0.1\n")  # w1
+    pending = ServeProcess(store, slow)  # w2
+    assert own.post("/v1/events", events(range(0, 10)))[0] == 200
+    assert committed.post("/v1/events", events(range(10, 20)))[0] == 200
+    assert pending.post("/v1/events", mixed(list(range(20, 30)))[0])[0] == 200
+    wait_stored(store, 10)  # w1's records committed, and still in its log
+    for srv in (own, committed, pending):
+        srv.kill()
+    assert {p.parent.name for p in (store / "wal").rglob("*.wal")} == {"w0", "w1", "w2"}
+
+    again = ServeProcess(store)
+    again.proc.terminate()
+    _, err = again.proc.communicate(timeout=30)
+    assert again.proc.returncode == 0
+    replays = [json.loads(x) for x in err.splitlines() if b"Replayed the log" in x]
+    assert [(r["writer"], r["records"]) for r in replays] == [("w1", 1), ("w2", 1)]
+    assert list((store / "wal").rglob("*.wal")) == []
+    want = [f"e{i}" for i in range(20)] + [f"e{i}" for i in range(20, 30) if i % 10]
+    assert sorted(stored(store)["message"].to_list()) == sorted(want)
+    assert [r["raw"] for r in dead_letters(store)] == ['{"msg":"b20","category":']
+
+
+def test_a_start_leaves_alone_the_log_of_a_writer_a_live_process_holds(tmp_path):
+    store = tmp_path / "store"
+    live = ServeProcess(store, "[serve]\nflush_interval_s = 60\n")  # w0
+    assert live.post("/v1/events", events(range(10)))[0] == 200
+    other = ServeProcess(store)  # w1
+    assert len(list((store / "wal" / "w0").glob("*.wal"))) == 1
+    assert other.stop() == 0
+    assert stored(store).height == 0
+    assert live.stop() == 0
+    assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in range(10))
 
 
 def test_dead_letters_committed_before_a_crash_are_not_written_again(tmp_path):

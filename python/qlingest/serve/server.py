@@ -25,13 +25,15 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import zstandard
 
 from qlingest.config import Config
-from qlingest.exceptions import error_line, first_line
+from qlingest.exceptions import QlingestError, error_line, first_line
 from qlingest.pipeline import Batch, Pipeline
 from qlingest.redact import Redactor, redact_message
 from qlingest.serve import otlp
@@ -100,6 +102,7 @@ class Server:
         assert self.pipeline.store is not None
         self.store = self.pipeline.store
         self.dead_letters = _DeadLetters(self.store, config.store.target_file_bytes)
+        self._own = _Sink(self.pipeline, self.dead_letters)
         fsync = self.cfg.wal_fsync != "never"
         self.wal = Wal(
             self.store.root / "wal" / self.store.writer,
@@ -123,7 +126,6 @@ class Server:
         self._stop = asyncio.Event()
         self.ready = False
         self.stopping = False
-        self._seen = _SummarySeen()
         #: Why commits of buffered rows fail, while they do; set on the pipeline thread.
         self.commit_failure: str | None = None
         self._commit_failures = 0
@@ -154,18 +156,9 @@ class Server:
         return ports
 
     def _recover(self) -> int:
-        """Replays every log record into the pipeline, minus what is already committed."""
-        # The engine is built on first use; build it here, before decode threads share it.
-        self.pipeline.decode(b"", format="ndjson")
-        first_file = self.wal.first_file_on_disk()
-        committed = self._committed_records(first_file)
-        dead_done = set() if first_file is None else self.store.dead_letter_wal_records(first_file)
-        # Limitation: exactly-once rests on decoding being a function of the bytes and the
-        # receive time; stateful stages (adaptive sampling, the audit chain's sequence) may
-        # decide differently on replay than they did before the crash.
-        replayed = self._process(self.wal.recover(), committed, dead_done)
-        for damage in self.wal.damage:
-            log("error", "Write-ahead log damaged: records lost.", detail=damage)
+        """Replays every log record into the pipeline, minus what is already committed; then
+        the logs of other writers that no live process holds."""
+        replayed = self._replay(self.wal, self._own)
         try:
             self._flush_pipeline()
         except COMMIT_ERRORS as e:
@@ -182,14 +175,84 @@ class Server:
             self.wal.release_recovered()
         self._processed_below = self.wal.next_seq
         self.metrics.wal_bytes.set(self.wal.bytes)
+        for writer in self._orphan_writers():
+            replayed += self._replay_orphan(writer)
         return replayed
 
-    def _committed_records(self, first_file: int | None) -> dict[int, set[Key]]:
-        """Log record -> partitions that hold it, from the metadata of this writer's files."""
+    def _replay(self, wal: Wal, sink: _Sink) -> int:
+        """Replays one writer's log into its sink, minus what its files already hold."""
+        # The engine is built on first use; build it here, before decode threads share it.
+        sink.pipeline.decode(b"", format="ndjson")
+        store = sink.dead_letters.store
+        first_file = wal.first_file_on_disk()
+        committed = self._committed_records(store, first_file)
+        dead_done = set() if first_file is None else store.dead_letter_wal_records(first_file)
+        # Limitation: exactly-once rests on decoding being a function of the bytes and the
+        # receive time; stateful stages (adaptive sampling, the audit chain's sequence) may
+        # decide differently on replay than they did before the crash.
+        replayed = self._process(wal.recover(), committed, dead_done, sink)
+        for damage in wal.damage:
+            log("error", "Write-ahead log damaged: records lost.", detail=damage)
+        return replayed
+
+    def _orphan_writers(self) -> list[str]:
+        """Other writers with a log on disk: left by a process that died, or in use by a live
+        one (``_replay_orphan`` tells them apart by the writer's lock)."""
+        return sorted(
+            d.name
+            for d in self.wal.dir.parent.iterdir()
+            if d.name != self.store.writer
+            and re.fullmatch(r"[A-Za-z0-9_.-]+", d.name)
+            and any(d.glob("*.wal"))
+        )
+
+    def _replay_orphan(self, writer: str) -> int:
+        """Replays another writer's log as that writer, holding its lock, so that its files,
+        audit chain and bookkeeping stay its own; a clean replay deletes the log, as a clean
+        stop would. Returns the records replayed: 0 when a live process holds the writer id.
+        """
+        store_cfg = msgspec.structs.replace(self.config.store, writer=writer)
+        try:
+            pipeline = Pipeline(
+                self.store.root, msgspec.structs.replace(self.config, store=store_cfg)
+            )
+        except (QlingestError, ValueError) as e:
+            # An unreadable audit checkpoint, say: the server that takes this id will say so.
+            log("error", "Another writer's log cannot be replayed; it is kept.", writer=writer,
+                error=error_line(e))  # fmt: skip
+            return 0
+        except RuntimeError:
+            return 0  # a live process holds the writer id
+        assert pipeline.store is not None
+        sink = _Sink(pipeline, _DeadLetters(pipeline.store, self.config.store.target_file_bytes))
+        wal = Wal(
+            self.wal.dir.parent / writer,
+            segment_bytes=self.cfg.wal_segment_bytes,
+            fsync=self.wal.fsync_enabled,
+            scrub=self.wal.scrub,
+        )
+        try:
+            replayed = self._replay(wal, sink)
+            self._flush_pipeline(sink)
+            # Deleted while the lock is held, so that no other server replays it again.
+            wal.remove()
+        except COMMIT_ERRORS as e:
+            # The log stays, and the next start replays what it holds that is not committed.
+            log("error", "Replay of another writer's log failed; the log is kept.",
+                writer=writer, error=error_line(e))  # fmt: skip
+            pipeline.abort()
+            return 0
+        summary = pipeline.close()
+        log("info", "Replayed the log of a writer no process holds.", writer=writer,
+            records=replayed, events_written=summary.events_written)  # fmt: skip
+        return replayed
+
+    def _committed_records(self, store: Store, first_file: int | None) -> dict[int, set[Key]]:
+        """Log record -> partitions that hold it, from the metadata of the writer's files."""
         out: dict[int, set[Key]] = {}
         if first_file is None:
             return out
-        for path in (self.store.root / "hot").rglob(f"part-{self.store.writer}-*.parquet"):
+        for path in (store.root / "hot").rglob(f"part-{store.writer}-*.parquet"):
             seq = file_seq(path)
             if seq is None or seq < first_file:
                 continue
@@ -366,31 +429,34 @@ class Server:
         records: Iterable[WalRecord],
         committed: dict[int, set[Key]] | None = None,
         dead_done: set[int] | frozenset[int] = frozenset(),
+        sink: _Sink | None = None,
     ) -> int:
         """Decodes records on the decode threads and absorbs them in log order; how many.
 
         The next record decodes while this thread absorbs the last. On replay ``committed``
         names the partitions already holding each record's events and ``dead_done`` the
-        records whose dead letters are already committed.
+        records whose dead letters are already committed; ``sink`` is another writer's when
+        its log is replayed.
         """
+        sink = sink or self._own
         ahead: tuple[WalRecord, list[Future[Batch]], float] | None = None
         count = 0
         for rec in records:
             started = time.perf_counter()
-            pieces = self._decode(rec)
+            pieces = self._decode(rec, sink.pipeline)
             if ahead is not None:
-                self._absorb(*ahead, committed or {}, dead_done)
+                self._absorb(sink, *ahead, committed or {}, dead_done)
             ahead, count = (rec, pieces, started), count + 1
         if ahead is not None:
-            self._absorb(*ahead, committed or {}, dead_done)
-        self._seen.update(self.pipeline, self.metrics)
+            self._absorb(sink, *ahead, committed or {}, dead_done)
+        sink.seen.update(sink.pipeline, self.metrics)
         return count
 
-    def _decode(self, rec: WalRecord) -> list[Future[Batch]]:
+    def _decode(self, rec: WalRecord, pipeline: Pipeline) -> list[Future[Batch]]:
         """Hands a record's pieces to the decode threads."""
         return [
             self._decode_pool.submit(
-                self.pipeline.decode,
+                pipeline.decode,
                 piece,
                 source=rec.source,
                 format="ndjson",
@@ -401,6 +467,7 @@ class Server:
 
     def _absorb(
         self,
+        sink: _Sink,
         rec: WalRecord,
         pieces: list[Future[Batch]],
         started: float,
@@ -411,15 +478,15 @@ class Server:
         batch = _merge([p.result() for p in pieces])
         dead = batch.dead_letters
         if dead.height and rec.seq not in dead_done:
-            self.pipeline.summary.dead_letters.update(dead["reason"].to_list())
-            self.dead_letters.add(dead, rec.seq)
+            sink.pipeline.summary.dead_letters.update(dead["reason"].to_list())
+            sink.dead_letters.add(dead, rec.seq)
         # The pipeline would commit dead letters untagged, one file per record.
         batch.dead_letters = dead.clear()
         skip = committed.get(rec.seq, ())
         try:
-            with self.pipeline.wal_records([rec.seq], skip=skip):
-                self.pipeline.absorb(batch, rec.size)
-            self.dead_letters.commit_if_full()
+            with sink.pipeline.wal_records([rec.seq], skip=skip):
+                sink.pipeline.absorb(batch, rec.size)
+            sink.dead_letters.commit_if_full()
         except COMMIT_ERRORS as e:
             # The record's rows are buffered; a failed commit keeps them for the next one.
             self._note_commit_failure(e)
@@ -493,12 +560,13 @@ class Server:
     def _buffered_bytes(self) -> int:
         return self.pipeline.buffered_bytes + self.dead_letters.bytes
 
-    def _flush_pipeline(self) -> None:
+    def _flush_pipeline(self, sink: _Sink | None = None) -> None:
+        sink = sink or self._own
         try:
-            self.pipeline.flush()
-            self.dead_letters.commit()
+            sink.pipeline.flush()
+            sink.dead_letters.commit()
         finally:
-            self._seen.update(self.pipeline, self.metrics)
+            sink.seen.update(sink.pipeline, self.metrics)
 
     # ----- HTTP routes
 
@@ -879,6 +947,16 @@ class _SummarySeen:
                 if n > seen.get(label, 0):
                     counter.labels(label).inc(n - seen.get(label, 0))
                     seen[label] = n
+
+
+@dataclass(slots=True)
+class _Sink:
+    """Where one writer's log records go: its pipeline (its files) and its dead letters."""
+
+    pipeline: Pipeline
+    dead_letters: _DeadLetters
+    #: The pipeline's totals already counted in the metrics.
+    seen: _SummarySeen = field(default_factory=_SummarySeen)
 
 
 def _pieces(parts: tuple[bytes, ...], threads: int) -> list[bytes]:
