@@ -351,3 +351,84 @@ def test_a_service_name_that_is_not_a_string_stays_in_the_resource(server, tmp_p
     (row,) = stored(tmp_path / "store").to_dicts()
     assert row["service"] is None
     assert json.loads(row["fields"])["resource"] == {"service.name": 42, "team": "a"}
+
+
+#: Attributes named like keys the decoder reads into columns.
+COLUMN_NAMED = {
+    "category": "security.audit_logs",
+    "user_id": "root",
+    "level": "critical",
+    "sample_rate": 5000.0,
+    "ts": "2001-01-01T00:00:00Z",
+    "service.name": "other",
+}
+COLUMN_NAMED_RESOURCE = [
+    kv("service.name", {"stringValue": "svc"}),
+    kv("user_id", {"stringValue": "res"}),
+]
+
+
+def attribute_list(attrs: dict) -> list[dict]:
+    return [
+        kv(k, {"doubleValue": v} if isinstance(v, float) else {"stringValue": v})
+        for k, v in attrs.items()
+    ]
+
+
+def otlp_request(signal: str) -> dict:
+    """One record of ``signal`` at 1700000000 s, with column-named attributes everywhere."""
+    attrs = attribute_list(COLUMN_NAMED)
+    t = "1700000000000000000"
+    if signal == "logs":
+        record = {"timeUnixNano": t, "severityNumber": 9, "body": {"stringValue": "b"}}
+        inner = {"scopeLogs": [{"logRecords": [{**record, "attributes": attrs}]}]}
+    elif signal == "traces":
+        span = {"traceId": GOOD_TRACE, "spanId": "b7ad6b7169203331", "name": "op"}
+        span |= {"startTimeUnixNano": t, "endTimeUnixNano": t, "attributes": attrs}
+        inner = {"scopeSpans": [{"spans": [span]}]}
+    else:
+        point = {"timeUnixNano": t, "asDouble": 1.5, "attributes": attrs}
+        metric = {"name": "m", "gauge": {"dataPoints": [point]}}
+        inner = {"scopeMetrics": [{"metrics": [metric]}]}
+    top = {"logs": "resourceLogs", "traces": "resourceSpans", "metrics": "resourceMetrics"}
+    return {top[signal]: [{"resource": {"attributes": COLUMN_NAMED_RESOURCE}, **inner}]}
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "protobuf"])
+@pytest.mark.parametrize(
+    ("signal", "category", "level"),
+    [
+        ("logs", "application.logs", "info"),
+        ("traces", "trace.spans", "info"),
+        ("metrics", "metrics", None),
+    ],
+)
+def test_attributes_named_like_columns_stay_in_fields(signal, category, level, as_json):
+    """Attack report s10: a log attribute category=security.audit_logs filed the record in the
+    audit chain, and sample_rate=5000 multiplied its counts."""
+    from qlingest.pipeline import Pipeline
+    from qlingest.serve import otlp
+
+    kind = otlp.SIGNALS[f"/v1/{signal}"]
+    body = json.dumps(otlp_request(signal)).encode()
+    if not as_json:
+        body = otlp.parse(kind, body, json=True).SerializeToString()
+    converted = otlp.convert(kind, body, json=as_json)
+    (row,) = Pipeline().decode(converted.lines, source=f"otlp.{signal}").events.to_dicts()
+
+    assert (row["category"], row["service"]) == (category, "svc")
+    assert (row["user_id"], row["sample_rate"], row["level"]) == (None, 1.0, level)
+    assert row["timestamp"].timestamp() == 1_700_000_000
+    fields = json.loads(row["fields"])
+    assert fields["attributes"] == COLUMN_NAMED
+    assert fields["resource"] == {"user_id": "res"}
+
+
+def test_a_log_attribute_category_does_not_reach_the_audit_chain(server, tmp_path):
+    status, _, _ = server.post("/v1/logs", json.dumps(otlp_request("logs")).encode(), JSON, "otlp")
+    assert status == 200 and server.stop() == 0
+
+    (row,) = stored(tmp_path / "store").to_dicts()
+    assert (row["category"], row["user_id"], row["sample_rate"]) == ("application.logs", None, 1.0)
+    assert json.loads(row["fields"])["attributes"]["category"] == "security.audit_logs"
+    assert not (tmp_path / "store" / "hot" / "category=security.audit_logs").exists()

@@ -2,9 +2,10 @@
 
 Log records: severity number to ``severity_number`` (the decoder maps it to a level), body to
 ``message`` (as text: a structured body as JSON, so redaction sees every value), attributes
-to top-level keys (they land in ``fields``), resource ``service.name`` to ``service``. Spans:
-category ``trace.spans`` with ids, name, kind, status, start, end and duration. Metric
-points: category ``metrics`` with name, unit, type and value or buckets.
+to top-level keys that land in ``fields`` (under ``attributes`` when named like a column's
+key), resource ``service.name`` to ``service``. Spans: category ``trace.spans`` with ids,
+name, kind, status, start, end and duration. Metric points: category ``metrics`` with name,
+unit, type and value or buckets.
 Records with malformed ids or no data are rejected and reported as partial success.
 """
 
@@ -22,6 +23,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2 as logs_svc
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as metrics_svc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as trace_svc
 
+from qlingest import _core
 from qlingest.redact import redact_message
 
 __all__ = ["OtlpError", "Signal", "convert", "error_status", "response"]
@@ -29,6 +31,9 @@ __all__ = ["OtlpError", "Signal", "convert", "error_status", "response"]
 SPAN_KINDS = ["unspecified", "internal", "server", "client", "producer", "consumer"]
 STATUS_CODES = ["unset", "ok", "error"]
 _encoder = msgspec.json.Encoder()
+#: Top-level keys the decoder reads into schema columns (and ``attributes``, where attributes
+#: named like them go).
+_COLUMN_KEYS = frozenset([*(key for key, _ in _core.key_columns()), "attributes"])
 #: Deepest OTLP/JSON nesting looked at. The protobuf runtime refuses messages nested over 100
 #: deep, and a message level is at most two JSON levels (an object in a list), so nothing
 #: deeper can be valid; the limit also keeps the id fix-up below far from Python's stack limit.
@@ -251,15 +256,18 @@ def _ids(event: dict, trace_id: bytes, span_id: bytes, parent: bytes = b"") -> b
 
 
 def _emit(out: list[bytes], event: dict, attributes: Any) -> None:
-    clashes = {}
+    """Adds the attributes as top-level keys, which the decoder puts in ``fields``; those named
+    like a key the decoder reads into a column, or like one set above, go under
+    ``attributes``, so an attribute never fills a column (``category``, ``user_id``,
+    ``sample_rate``) nor overwrites what the mapping set."""
+    nested = {}
     for key, value in _attributes(attributes).items():
-        if key in event:
-            clashes[key] = value
+        if key in event or key in _COLUMN_KEYS:
+            nested[key] = value
         else:
             event[key] = value
-    if clashes:
-        # An attribute named like one of the keys set above is kept, not overwritten or lost.
-        event["attributes"] = clashes
+    if nested:
+        event["attributes"] = nested
     out.append(_encoder.encode(event) + b"\n")
 
 
