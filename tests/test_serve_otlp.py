@@ -412,7 +412,7 @@ def test_attributes_named_like_columns_stay_in_fields(signal, category, level, a
     kind = otlp.SIGNALS[f"/v1/{signal}"]
     body = json.dumps(otlp_request(signal)).encode()
     if not as_json:
-        body = otlp.parse(kind, body, json=True).SerializeToString()
+        body = otlp.parse(kind, body, json=True)[0].SerializeToString()
     converted = otlp.convert(kind, body, json=as_json)
     (row,) = Pipeline().decode(converted.lines, source=f"otlp.{signal}").events.to_dicts()
 
@@ -432,3 +432,55 @@ def test_a_log_attribute_category_does_not_reach_the_audit_chain(server, tmp_pat
     assert (row["category"], row["user_id"], row["sample_rate"]) == ("application.logs", None, 1.0)
     assert json.loads(row["fields"])["attributes"]["category"] == "security.audit_logs"
     assert not (tmp_path / "store" / "hot" / "category=security.audit_logs").exists()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"body": {"kvlistValue": "important text"}},
+        {"body": {"arrayValue": "important text"}},
+        {"body": "important text"},
+        {"body": {"kvlistValue": {"values": ["important text"]}}},
+        {"body": {"kvlistValue": {"values": "important text"}}},
+        {"body": {"stringValue": ["important text"]}},
+        {"attributes": [kv("k", "important text")]},
+        {"attributes": [kv("k", {"arrayValue": {"values": ["important text"]}})]},
+        {"attributes": "important text"},
+    ],
+)
+def test_a_value_of_the_wrong_type_rejects_its_record_only(server, tmp_path, bad):
+    """Attack report s10: a kvlistValue that was a string was stored as message "{}"."""
+    good = {"body": {"stringValue": "kept"}}
+    status, _, reply = server.post("/v1/logs", json_logs(good, bad), JSON, "otlp")
+
+    assert status == 200
+    assert json.loads(reply)["partialSuccess"]["rejectedLogRecords"] == "1"
+    assert server.stop() == 0
+    assert stored(tmp_path / "store")["message"].to_list() == ["kept"]
+
+
+def test_spans_and_points_with_a_value_of_the_wrong_type_are_rejected_alone(server, tmp_path):
+    span = {"traceId": GOOD_TRACE, "spanId": "b7ad6b7169203331", "name": "ok"}
+    bad_span = {**span, "name": "bad", "attributes": [kv("k", {"kvlistValue": "x"})]}
+    spans = {"resourceSpans": [{"scopeSpans": [{"spans": [span, bad_span]}]}]}
+    point = {"asDouble": 1.0}
+    bad_point = {"asDouble": 2.0, "attributes": [kv("k", {"arrayValue": "x"})]}
+    gauge = {"name": "g", "gauge": {"dataPoints": [point, bad_point]}}
+    metrics = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [gauge]}]}]}
+
+    _, _, reply = server.post("/v1/traces", json.dumps(spans).encode(), JSON, "otlp")
+    assert json.loads(reply)["partialSuccess"]["rejectedSpans"] == "1"
+    _, _, reply = server.post("/v1/metrics", json.dumps(metrics).encode(), JSON, "otlp")
+    assert json.loads(reply)["partialSuccess"]["rejectedDataPoints"] == "1"
+    assert server.stop() == 0
+    rows = stored(tmp_path / "store").to_dicts()
+    assert sorted(r["message"] for r in rows) == ["g", "ok"]
+    assert [json.loads(r["fields"])["value"] for r in rows if r["message"] == "g"] == [1.0]
+
+
+def test_a_value_of_the_wrong_type_outside_any_record_is_400(server):
+    body = json_logs({"body": {"stringValue": "b"}}, resource=[kv("k", "text")])
+    status, _, reply = server.post("/v1/logs", body, JSON, "otlp")
+
+    assert status == 400 and "value is not an object" in json.loads(reply)["message"]
+    assert server.stop() == 0

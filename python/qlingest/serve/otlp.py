@@ -6,12 +6,14 @@ to top-level keys that land in ``fields`` (under ``attributes`` when named like 
 key), resource ``service.name`` to ``service``. Spans: category ``trace.spans`` with ids,
 name, kind, status, start, end and duration. Metric points: category ``metrics`` with name,
 unit, type and value or buckets.
-Records with malformed ids or no data are rejected and reported as partial success.
+Records with malformed ids or values, or no data, are rejected and reported as partial
+success.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -82,9 +84,11 @@ class Converted:
     error: str = ""
 
 
-def parse(signal: Signal, body: bytes, *, json: bool) -> Any:
-    """The request message from protobuf or OTLP/JSON bytes."""
+def parse(signal: Signal, body: bytes, *, json: bool) -> tuple[Any, int]:
+    """The request message from protobuf or OTLP/JSON bytes, and how many OTLP/JSON records
+    were left out of it for holding a malformed value."""
     message = signal.request()
+    dropped = 0
     try:
         if json:
             try:
@@ -94,20 +98,24 @@ def parse(signal: Signal, body: bytes, *, json: bool) -> Any:
                 raise OtlpError("OTLP/JSON nested too deep") from None
             if not isinstance(raw, dict):
                 raise OtlpError("OTLP/JSON body must be an object")
-            json_format.ParseDict(_hex_ids_to_base64(raw), message, ignore_unknown_fields=True)
+            raw = _hex_ids_to_base64(raw)
+            dropped = _drop_malformed(raw, message.DESCRIPTOR)
+            json_format.ParseDict(raw, message, ignore_unknown_fields=True)
         else:
             message.ParseFromString(body)
+    except _Malformed as e:
+        raise OtlpError(f"invalid OTLP {signal.name} request: {e}") from None
     except (DecodeError, msgspec.DecodeError, json_format.ParseError, ValueError) as e:
         raise OtlpError(f"invalid OTLP {signal.name} request: {e}") from None
-    return message
+    return message, dropped
 
 
 def convert(signal: Signal, body: bytes, *, json: bool) -> Converted:
     """NDJSON lines for every accepted record of one export request."""
-    message = parse(signal, body, json=json)
+    message, rejected = parse(signal, body, json=json)
     out: list[bytes] = []
-    rejected = {"logs": _logs, "traces": _spans, "metrics": _metrics}[signal.name](message, out)
-    error = f"{rejected} records with malformed ids or no data" if rejected else ""
+    rejected += {"logs": _logs, "traces": _spans, "metrics": _metrics}[signal.name](message, out)
+    error = f"{rejected} records with malformed ids or values, or no data" if rejected else ""
     return Converted(b"".join(out), len(out), rejected, error)
 
 
@@ -182,6 +190,85 @@ def _hex_ids_to_base64(raw: dict) -> dict:
 
     fix(raw, 1)
     return raw
+
+
+#: Messages that are one record each: a malformed value in one rejects that record alone.
+_RECORDS = frozenset(
+    f"opentelemetry.proto.{name}"
+    for name in (
+        "logs.v1.LogRecord",
+        "trace.v1.Span",
+        "metrics.v1.NumberDataPoint",
+        "metrics.v1.HistogramDataPoint",
+        "metrics.v1.ExponentialHistogramDataPoint",
+        "metrics.v1.SummaryDataPoint",
+    )
+)
+_ANY_VALUE = "opentelemetry.proto.common.v1.AnyValue"
+#: The JSON types an AnyValue's scalars take; 64-bit integers and doubles may be strings.
+_ANY_SCALARS = {
+    "stringValue": (str,),
+    "boolValue": (bool,),
+    "intValue": (int, str),
+    "doubleValue": (int, float, str),
+    "bytesValue": (str,),
+}
+
+
+class _Malformed(Exception):
+    """An OTLP/JSON value of the wrong type where the JSON mapping would read it as empty."""
+
+
+def _drop_malformed(raw: dict, descriptor: Any) -> int:
+    """Leaves out of ``raw`` every record holding a malformed value; how many.
+
+    The JSON mapping reads a message field that holds a string or a list (``"body": "text"``,
+    ``{"kvlistValue": "text"}``) as an empty message, with unknown fields ignored, so the
+    content would be stored empty. Such a value, or an AnyValue scalar of the wrong type,
+    rejects its record; outside any record it raises ``_Malformed``."""
+    dropped = 0
+    fields = _fields(descriptor)
+    for key, value in raw.items():
+        if descriptor.full_name == _ANY_VALUE and key in _ANY_SCALARS:
+            if not isinstance(value, _ANY_SCALARS[key]):
+                raise _Malformed(f"{key} is a {type(value).__name__}")
+            continue
+        field = fields.get(key)
+        if field is None or field.message_type is None or value is None:
+            continue
+        sub = field.message_type
+        if not field.is_repeated:
+            if not isinstance(value, dict):
+                raise _Malformed(f"{key} is not an object")
+            dropped += _drop_malformed(value, sub)
+        elif not isinstance(value, list):
+            raise _Malformed(f"{key} is not a list")
+        elif sub.full_name in _RECORDS:
+            kept = [item for item in value if _record_ok(item, sub)]
+            dropped += len(value) - len(kept)
+            raw[key] = kept
+        else:
+            for item in value:
+                if not isinstance(item, dict):
+                    raise _Malformed(f"{key} holds a {type(item).__name__}, not an object")
+                dropped += _drop_malformed(item, sub)
+    return dropped
+
+
+def _record_ok(record: Any, descriptor: Any) -> bool:
+    if not isinstance(record, dict):
+        return False
+    try:
+        _drop_malformed(record, descriptor)  # no record holds another
+    except _Malformed:
+        return False
+    return True
+
+
+@functools.cache
+def _fields(descriptor: Any) -> dict[str, Any]:
+    """A message's fields by their JSON and their proto names, both of which the mapping reads."""
+    return {name: f for f in descriptor.fields for name in (f.name, f.json_name)}
 
 
 def _any_value(v: Any) -> Any:
