@@ -592,3 +592,46 @@ def test_accepted_counts_leave_out_blank_lines(tmp_path):
     finally:
         if srv.proc.poll() is None:
             srv.kill()
+
+
+def post_head(port: int, body: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    return s
+
+
+def test_a_stop_finishes_a_request_whose_body_is_still_arriving(tmp_path):
+    """Attack report s10: on SIGTERM a body still arriving was dropped without an answer."""
+    srv = ServeProcess(tmp_path / "store")
+    body = events(range(50))
+    s = post_head(srv.ports["http"], body)
+    s.sendall(body[:100])
+    time.sleep(0.3)
+    srv.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    s.sendall(body[100:])
+
+    assert s.recv(4096).split(b"\r\n\r\n")[1] == b'{"accepted":50}'
+    srv.proc.communicate(timeout=30)
+    assert srv.proc.returncode == 0
+    s.close()
+    assert sorted(stored(tmp_path / "store")["message"].to_list()) == sorted(
+        f"e{i}" for i in range(50)
+    )
+
+
+def test_a_body_that_stalls_past_the_stop_grace_gets_503_and_nothing_is_lost(tmp_path):
+    srv = ServeProcess(tmp_path / "store", "[serve]\nshutdown_deadline_s = 2\n")
+    assert srv.post("/v1/events", events(range(5)))[0] == 200
+    s = post_head(srv.ports["http"], events(range(5, 10)))
+    s.sendall(b'{"msg":')
+    time.sleep(0.3)
+    started = time.monotonic()
+    srv.proc.send_signal(signal.SIGTERM)
+
+    assert s.recv(4096).startswith(b"HTTP/1.1 503 ")
+    assert 0.8 < time.monotonic() - started < 1.8  # half the deadline
+    srv.proc.communicate(timeout=30)
+    assert srv.proc.returncode == 0
+    s.close()
+    assert sorted(stored(tmp_path / "store")["message"].to_list()) == [f"e{i}" for i in range(5)]

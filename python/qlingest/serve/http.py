@@ -126,6 +126,7 @@ class HttpProtocol(asyncio.Protocol):
         for timer in (self._idle, self._deadline):
             if timer:
                 timer.cancel()
+        self._deadline = None  # no request of its is in hand any more
 
     def refuse(self, status: int, reason: str) -> None:
         """Answers without reading a request (too many connections) and closes at once: a
@@ -133,11 +134,28 @@ class HttpProtocol(asyncio.Protocol):
         self.on_reject(reason)
         self._send(Response(status, f"{reason}\n".encode()), close=True, linger=False)
 
+    @property
+    def in_hand(self) -> bool:
+        """Whether a request is being handled, or has begun to arrive (not on a health check
+        connection, which holds none worth waiting for)."""
+        return self.busy or (self._deadline is not None and not self.probe)
+
     def close_when_idle(self) -> None:
-        """Graceful shutdown: close now if idle, else after the request in hand."""
+        """Graceful shutdown: close now if idle, else after the request in hand, one still
+        arriving included."""
         self.closing = True
-        if not self.busy and self.transport:
+        if not self.in_hand and self.transport:
             self.transport.close()
+
+    def cut_short(self) -> None:
+        """Shutdown's grace is over: a request still arriving is answered 503 and the
+        connection closes; one being handled is left to finish."""
+        if self.busy or self._deadline is None or self.lingering:
+            return
+        self._deadline.cancel()
+        self._deadline = None
+        if self.transport and not self.transport.is_closing():
+            self._fail(HttpError(503, "shutting_down"))
 
     def data_received(self, data: bytes) -> None:
         if self.lingering:

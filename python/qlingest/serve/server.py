@@ -67,6 +67,9 @@ RETRY_MAX_S = 10.0
 #: as soon as its records are committed: the raw request bodies in it (secrets included)
 #: stay on disk about this long at most, however slowly the segment fills.
 WAL_SEGMENT_MAX_AGE_S = 60.0
+#: How long a stop waits for HTTP requests that had begun to arrive (at most half of
+#: ``shutdown_deadline_s``, so that what they bring can still be committed).
+SHUTDOWN_GRACE_S = 5.0
 
 
 def log(level: str, msg: str, **fields: object) -> None:
@@ -596,8 +599,6 @@ class Server:
         if req.method != "POST":
             self._reject("method_not_allowed")
             return Response(405, b"use POST\n", headers={"Allow": "POST"})
-        if self.stopping:
-            return self._refuse(503, "shutting_down")
         try:
             body = await self._decompress(req)
         except BodyError as e:
@@ -705,6 +706,7 @@ class Server:
             srv.close()
         for conn in list(self._connections):
             conn.close_when_idle()
+        await self._requests_arrive()
         while any(c.busy for c in self._connections) or self._pending or self._queue:
             await asyncio.sleep(0.01)
         while self.queue_bytes > 0:
@@ -720,6 +722,19 @@ class Server:
         self._shutdown_pools()
         log("info", "Stopped.", events_written=summary.events_written, files=summary.files)
         return True
+
+    async def _requests_arrive(self) -> None:
+        """Waits up to ``SHUTDOWN_GRACE_S`` (half the shutdown deadline at most) for the HTTP
+        requests that had begun to arrive; the ones still arriving then are answered 503.
+        No other request begins: idle connections are closed, the others close after their
+        answer."""
+        grace = min(SHUTDOWN_GRACE_S, self.cfg.shutdown_deadline_s / 2)
+        until = time.monotonic() + grace
+        arriving = [c for c in self._connections if isinstance(c, HttpProtocol)]
+        while time.monotonic() < until and any(c.in_hand and not c.busy for c in arriving):
+            await asyncio.sleep(0.01)
+        for conn in arriving:
+            conn.cut_short()
 
     async def _stop_uncommitted(self) -> bool:
         """Stops with rows not committed: the log is closed, not deleted, so the next start
