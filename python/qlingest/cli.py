@@ -6,11 +6,18 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from qlingest.exceptions import InputError, QlingestError
+
+if TYPE_CHECKING:
+    from qlingest.source import Stop
 
 __all__ = ["main"]
 
@@ -85,6 +92,9 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
             rows.append(("trace ids without randomness", unusable))
     if summary["inputs_failed"]:
         rows.append(("inputs failed", ", ".join(summary["inputs_failed"])))
+    if summary["interrupted"]:
+        stopped = f"by {summary['interrupted']}: input not read to its end, what was read is stored"
+        rows.append(("interrupted", stopped))
     rows += [
         ("bytes in", f"{summary['bytes_in']:,}"),
         ("bytes on disk", f"{summary['bytes_on_disk']:,} in {summary['files']} files"),
@@ -126,24 +136,61 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
     config = load_config(args.config, **overrides)
     bar = _progress(args.paths)
-    with Pipeline(args.data_dir, config) as pipeline:
+    with _stop_on_signals() as stop, Pipeline(args.data_dir, config) as pipeline:
         for path in args.paths:
             try:
-                pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
+                progress = bar.update if bar else None
+                pipeline.ingest_file(path, format=args.format, progress=progress, stop=stop)
             except InputError as e:
                 # One bad input does not cost the others: named now, counted in the summary.
                 _stderr(f"qlingest: error: {e}")
+            if stop.is_set():
+                break
+        # What was read before a signal is committed as at the end of the input.
         summary = pipeline.close()
+        summary.interrupted = summary.interrupted or stop.reason
     if bar:
         bar.close()
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
         _print_summary(summary.as_dict())
+    code = 0
     if summary.inputs_failed:
         n = len(summary.inputs_failed)
-        return _fail(f"{n} of {len(args.paths)} inputs could not be read to their end", 1)
-    return 0
+        code = _fail(f"{n} of {len(args.paths)} inputs could not be read to their end", 1)
+    # As a shell reports a process ended by the signal: 130 for SIGINT, 143 for SIGTERM.
+    return 128 + signal.Signals[summary.interrupted] if summary.interrupted else code
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[Stop]:
+    """A :class:`Stop` that the first SIGINT or SIGTERM sets; the signals then act as they did
+    before, so a second one ends the process at once. A signal ignored stays ignored."""
+    from qlingest.source import Stop
+
+    stop = Stop()
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.getsignal(s) for s in handled}
+        previous = {s: h for s, h in previous.items() if h is not signal.SIG_IGN}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def on_signal(signum: int, frame: object) -> None:
+        restore()
+        stop.set(signal.Signals(signum).name)
+
+    for signum in previous:
+        signal.signal(signum, on_signal)
+    try:
+        yield stop
+    finally:
+        restore()
+        stop.close()
 
 
 def cmd_query(args: argparse.Namespace) -> int:
