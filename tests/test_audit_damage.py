@@ -179,7 +179,7 @@ class TestVerify:
             assert (chain["failure"]["kind"], chain["failure"]["file"]) == ("unreadable", relative)
         else:
             assert f"UNREADABLE at seq 0 ({relative})" in out.stdout
-            assert out.stdout.splitlines()[-1].startswith("TAMPERED")
+            assert out.stdout.splitlines()[-1].startswith("UNREADABLE: ")
 
 
 class TestTornCheckpointLog:

@@ -210,8 +210,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     if not Path(args.data_dir).is_dir():
         return _fail(f"no store at {args.data_dir}: not a directory")
+    from qlingest.store import parquet_files
+
     hot = Path(args.data_dir) / "hot"
-    if not any(hot.rglob("*.parquet")):
+    if parquet_files(hot) == ([], []):
         # A store that has stored nothing yet answers with no events, like one whose events
         # all miss the filters; only a directory that is not there is an error.
         _stderr(f"qlingest: note: no Parquet files under {hot}: the result is empty")
@@ -343,6 +345,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         name = chain.chain or "(no chain)"
         if chain.failure is None:
             seal = "sealed" if chain.sealed else "UNSEALED (truncation not detectable)"
+            if chain.seals_unchecked:
+                seal = f"seals NOT CHECKED: no key given (set {KEY_ENV}; without it truncation is not detectable)"
             pending = (
                 f", {chain.pending:,} records pending (their writer is running, not yet sealed)"
                 if chain.pending
@@ -356,8 +360,18 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         print(
             f"chain {name}: {f.kind.upper()} at seq {f.seq} ({_failure_place(f, args.anchor)}): expected {f.expected}, found {f.found}"
         )
-    verdict = "OK" if report.ok else "TAMPERED"
-    print(f"{verdict}: {report.records:,} records in {len(report.chains)} chains")
+    counted = f"{report.records:,} records in {len(report.chains)} chains"
+    if report.ok:
+        print(f"OK: {counted}")
+    elif report.wrong_key:
+        print(
+            f"SEALS FAIL: {counted}; no seal of the store verifies under the key given: most "
+            "likely a wrong key or a rotated one (if the key is right, every seal was rewritten)"
+        )
+    elif report.unreadable:
+        print(f"UNREADABLE: {counted}; the store could not be read in full, so it is not verified")
+    else:
+        print(f"TAMPERED: {counted}")
     return 0 if report.ok else 1
 
 
@@ -369,7 +383,9 @@ def _failure_place(f, anchor: str | None) -> str:
     if f.origin == "checkpoint":
         return f"checkpoint of {f.file}"
     if f.origin == "checkpoint log":
-        return f"{f.file} line {f.row + 1}" if f.file is not None else "checkpoint log"
+        if f.file is None:
+            return "checkpoint log"
+        return f"{f.file} line {f.row + 1}" if f.row is not None else f.file
     if f.row is None:
         return f.file or "store"
     return f"{f.file} row {f.row}"
@@ -381,6 +397,8 @@ def _report_dict(report) -> dict:
     return {
         "ok": report.ok,
         "records": report.records,
+        "wrong_key": report.wrong_key,
+        "unreadable": report.unreadable,
         "chains": [asdict(c) for c in report.chains],
     }
 
