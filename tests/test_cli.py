@@ -331,3 +331,14 @@ def test_sampling_rule_names_and_policy_errors_pass_through_redaction(tmp_path):
     err = out.stderr.decode()
     assert out.returncode == 2 and "sampling policy: invalid type" in err, err
     assert not any(key[i : i + 6] in err for i in range(len(key) - 5)), err
+
+
+@pytest.mark.parametrize("limit", [1 << 32, 1 << 63, (1 << 64) - 1, 10**30])
+@pytest.mark.parametrize("fmt", ["ndjson", "table"])
+def test_a_limit_past_what_polars_takes_means_all_rows(tmp_path, limit, fmt):
+    run("ingest", "-", "--data-dir", str(tmp_path), stdin=b'{"msg":"a"}\n{"msg":"b"}\n')
+    out = run("query", "--data-dir", str(tmp_path), "--limit", str(limit), "--format", fmt)
+    assert out.returncode == 0, out.stderr.decode()
+    assert b"Traceback" not in out.stderr
+    assert out.stdout.count(b'"a"' if fmt == "ndjson" else b" a ") == 1
+    assert out.stdout.count(b'"b"' if fmt == "ndjson" else b" b ") == 1

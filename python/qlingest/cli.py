@@ -290,9 +290,10 @@ def _run_query(args: argparse.Namespace, frame) -> int:
             return _fail("no estimate: the matching events' sample_rate values sum past a float", 1)
         print(round(value) if args.estimate else value)
         return 0
-    # --limit keeps the oldest matching rows, in time order.
+    # --limit keeps the oldest matching rows, in time order. A frame holds fewer than 2**32
+    # rows, the most Polars takes as a limit: a larger one keeps them all.
     frame = frame.sort("timestamp").drop("date", "hour")
-    if args.limit is not None:
+    if args.limit is not None and args.limit < 1 << 32:
         frame = frame.head(args.limit)
     result = frame.collect()
     if args.format == "ndjson":
