@@ -107,9 +107,20 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
         print(f"{key:<{width}}  {value}", file=out)
 
 
+def _not_a_store(data_dir: str) -> str | None:
+    """Why ``data_dir`` cannot hold a store, when something other than a directory is there."""
+    path = Path(data_dir)
+    if path.exists() and not path.is_dir():
+        return f"no store at {data_dir}: not a directory"
+    return None
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from qlingest.config import load_config, sampling_policy
     from qlingest.pipeline import Pipeline
+
+    if problem := _not_a_store(args.data_dir):
+        return _fail(problem)
 
     missing = [p for p in args.paths if p != "-" and not Path(p).exists()]
     if missing:
@@ -315,6 +326,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from qlingest.config import load_config, sampling_policy
     from qlingest.serve import run
 
+    if problem := _not_a_store(args.data_dir):
+        return _fail(problem)
     overrides = {f"serve.{k}": getattr(args, k) for k in ("host", "http_port", "otlp_port")}
     overrides["serve.tcp_port"] = args.tcp_port
     overrides["sampling"] = sampling_policy(args.sampling)
@@ -467,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--data-dir", required=True)
     query.add_argument(
         "--since",
-        help="RFC 3339 time (UTC when it has no offset, as stored) or look-back (15m, 2h, 7d)",
+        help="RFC 3339 time (UTC when it has no offset, as stored) or look-back (15m, 2h, 7d; "
+        "-2h is 2h too)",
     )
     query.add_argument("--until", help="RFC 3339 time (UTC when it has no offset) or look-back")
     query.add_argument("--level", help="this level and above")
@@ -521,10 +535,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_look_backs(argv: list[str]) -> list[str]:
+    """``--since -2h`` as ``--since=-2h``: argparse takes a separate value that starts with
+    ``-`` (and is no negative number) for an option, and would refuse it."""
+    if not {"--since", "--until"} & set(argv):
+        return argv  # the query module imports Polars, which other commands may not need
+    from qlingest.query import LOOK_BACK
+
+    attached: list[str] = []
+    for arg in argv:
+        if attached and attached[-1] in ("--since", "--until") and LOOK_BACK.match(arg):
+            attached[-1] = f"{attached[-1]}={arg}"
+        else:
+            attached.append(arg)
+    return attached
+
+
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_look_backs(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.WARNING, format="qlingest: %(levelname)s: %(message)s")
     from qlingest.redact import RedactingFilter
 

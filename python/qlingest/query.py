@@ -22,7 +22,8 @@ LEVEL_SYNONYMS = {
     "alert": "critical",
 }  # fmt: skip
 log = logging.getLogger("qlingest.query")
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+#: A look-back: ``2h`` or ``-2h``, both two hours before now.
+LOOK_BACK = re.compile(r"^-?(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 #: Why a zero-byte file is skipped.
 EMPTY = "empty (0 bytes)"
@@ -129,8 +130,9 @@ def _size(path: Path) -> int:
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
-    """RFC 3339 / ISO 8601 (naive means UTC), or a look-back such as ``15m``, ``2h``, ``7d``."""
-    m = _RELATIVE.match(text.strip())
+    """RFC 3339 / ISO 8601 (naive means UTC), or a look-back such as ``15m``, ``2h``, ``7d``
+    (``-2h`` is read as ``2h``)."""
+    m = LOOK_BACK.match(text.strip())
     if m:
         now = now or datetime.now(UTC)
         try:
