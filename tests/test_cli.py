@@ -331,3 +331,32 @@ def test_sampling_rule_names_and_policy_errors_pass_through_redaction(tmp_path):
     err = out.stderr.decode()
     assert out.returncode == 2 and "sampling policy: invalid type" in err, err
     assert not any(key[i : i + 6] in err for i in range(len(key) - 5)), err
+
+
+@pytest.mark.parametrize("limit", [1 << 32, 1 << 63, (1 << 64) - 1, 10**30])
+@pytest.mark.parametrize("fmt", ["ndjson", "table"])
+def test_a_limit_past_what_polars_takes_means_all_rows(tmp_path, limit, fmt):
+    run("ingest", "-", "--data-dir", str(tmp_path), stdin=b'{"msg":"a"}\n{"msg":"b"}\n')
+    out = run("query", "--data-dir", str(tmp_path), "--limit", str(limit), "--format", fmt)
+    assert out.returncode == 0, out.stderr.decode()
+    assert b"Traceback" not in out.stderr
+    assert out.stdout.count(b'"a"' if fmt == "ndjson" else b" a ") == 1
+    assert out.stdout.count(b'"b"' if fmt == "ndjson" else b" b ") == 1
+
+
+@pytest.mark.parametrize("command", ["ingest", "serve"])
+def test_a_data_dir_that_is_a_file_is_a_usage_error(tmp_path, command):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    args = [command, *(["-"] if command == "ingest" else []), "--data-dir", str(afile)]
+    out = run(*args, stdin=b"")
+    assert out.returncode == 2
+    assert out.stderr.decode().strip() == f"qlingest: error: no store at {afile}: not a directory"
+
+
+@pytest.mark.parametrize("args", [["--since", "-5h"], ["--since", "-5h", "--until", "-0s"]])
+def test_a_negative_look_back_is_taken_as_a_separate_argument(tmp_path, args):
+    # Events without a time are stamped now, so they fall inside the last five hours.
+    run("ingest", "-", "--data-dir", str(tmp_path), stdin=b'{"msg":"a"}\n{"msg":"b"}\n')
+    out = run("query", "--data-dir", str(tmp_path), *args, "--count")
+    assert (out.returncode, out.stdout) == (0, b"2\n"), out.stderr.decode()

@@ -24,6 +24,7 @@ import polars as pl
 
 from qlingest import _core
 from qlingest.exceptions import ConfigError, first_line
+from qlingest.store import parquet_files
 
 GENESIS = "0" * 64
 AUDIT_CATEGORY = "security.audit_logs"
@@ -65,9 +66,11 @@ class Failure:
     """The first failure of a chain: where it breaks, what was expected and what was found.
 
     ``origin`` says what ``file`` and ``row`` point at: ``record`` (a stored row), ``file`` (a
-    stored file as a whole), ``checkpoint`` (the checkpoint entry of ``file``), ``checkpoint
-    log`` (the log itself: ``file`` is the log and ``row`` its 0-based line, or both None when
-    the log is behind the records) or ``anchor`` (the head kept outside the store)."""
+    stored file as a whole), ``directory`` (a directory of the store that cannot be listed),
+    ``checkpoint`` (the checkpoint entry of ``file``), ``checkpoint log`` (the log itself:
+    ``file`` is the log and ``row`` its 0-based line, or None when the whole log cannot be
+    read; both None when the log is behind the records) or ``anchor`` (the head kept outside
+    the store)."""
 
     kind: str
     seq: int
@@ -90,6 +93,8 @@ class ChainReport:
     failure: Failure | None = None
     # Records past the last checkpoint of a writer that still runs: not yet sealed.
     pending: int = 0
+    #: The chain's checkpoints carry seals, which were not checked for want of a key.
+    seals_unchecked: bool = False
 
 
 @dataclass
@@ -98,10 +103,20 @@ class VerifyReport:
 
     chains: list[ChainReport] = field(default_factory=list)
     keyed: bool = False
+    #: A seal failed and no seal of the store verifies under the key given: most likely a
+    #: wrong or rotated key (or every seal was rewritten).
+    wrong_key: bool = False
 
     @property
     def ok(self) -> bool:
         return all(c.failure is None for c in self.chains)
+
+    @property
+    def unreadable(self) -> bool:
+        """Whether every failure is of something that could not be read: the store was not
+        verified in full, which says nothing of tampering."""
+        failures = [c.failure for c in self.chains if c.failure is not None]
+        return bool(failures) and all(f.kind == "unreadable" for f in failures)
 
     @property
     def records(self) -> int:
@@ -170,6 +185,8 @@ def read_checkpoints(data_dir: str | Path) -> list[dict]:
     entries, unreadable = _read_checkpoint_log(data_dir)
     if unreadable:
         _, bad = unreadable[0]
+        if bad.row is None:
+            raise ValueError(f"{Path(data_dir) / bad.file}: cannot be read: {bad.found}")
         raise ValueError(f"{Path(data_dir) / bad.file}:{bad.row + 1}: unreadable checkpoint")
     return entries
 
@@ -180,7 +197,17 @@ def _read_checkpoint_log(data_dir: str | Path) -> tuple[list[dict], list[tuple[s
     root = Path(data_dir)
     entries, unreadable = [], []
     for path in sorted((root / "audit").glob("checkpoints-*.ndjson")):
-        lines = path.read_bytes().split(b"\n")
+        chain = path.name.removeprefix("checkpoints-").removesuffix(".ndjson")
+        log = path.relative_to(root).as_posix()
+        try:
+            lines = path.read_bytes().split(b"\n")
+        except OSError as e:
+            reason = e.strerror or first_line(e)
+            where = {"file": log, "row": None, "origin": "checkpoint log"}
+            unreadable.append(
+                (chain, Failure("unreadable", 1, **where, expected=_LOG, found=reason))
+            )
+            continue
         last_seq = 0
         for n, line in enumerate(lines):
             if not line:
@@ -190,9 +217,7 @@ def _read_checkpoint_log(data_dir: str | Path) -> tuple[list[dict], list[tuple[s
                 entries.append(entry)
                 last_seq = entry["seq"]
             elif n < len(lines) - 1:
-                chain = path.name.removeprefix("checkpoints-").removesuffix(".ndjson")
                 found = f"line {n + 1}: {line[:80].decode('utf-8', 'replace')!r}"
-                log = path.relative_to(root).as_posix()
                 where = {"file": log, "row": n, "origin": "checkpoint log"}
                 failure = Failure("unreadable", last_seq + 1, **where, expected=_ENTRY, found=found)
                 unreadable.append((chain, failure))
@@ -200,6 +225,7 @@ def _read_checkpoint_log(data_dir: str | Path) -> tuple[list[dict], list[tuple[s
 
 
 _ENTRY = "a checkpoint entry"
+_LOG = "a readable checkpoint log"
 _CHECKPOINT_TYPES = {"chain": str, "seq": int, "head": str, "time_ns": int, "file": str}
 
 
@@ -249,7 +275,8 @@ def start_head(
     entries, unreadable = _read_checkpoint_log(data_dir)
     for _, bad in unreadable:
         # Verification reports the line; what the writer needs is the newest entry.
-        log.warning("Skipped unreadable checkpoint: %s line %d.", bad.file, bad.row + 1)
+        at = f"{bad.file} line {bad.row + 1}" if bad.row is not None else bad.file
+        log.warning("Skipped unreadable checkpoint: %s.", at)
     logged = [c for c in entries if c["chain"] == chain]
     newest = max(logged, key=lambda c: c["seq"], default=None)
     read = None if last is None else (last["audit_seq"], last["audit_hash"])
@@ -381,8 +408,8 @@ def verify(
     if require_seals and key is None:
         raise ValueError(f"require_seals needs a key: pass key= or set {KEY_ENV}")
     report = VerifyReport(keyed=key is not None)
-    broken = unreadable_files(data_dir)
     walk = _StoreWalk(Path(data_dir), categories, key, require_seals, anchor or {})
+    broken = [(f, why) for f, why in unreadable_files(data_dir) if not walk.passed_over(f, why)]
     try:
         if not broken:
             walk.run()
@@ -390,12 +417,35 @@ def verify(
         # A footer that reads can still front a damaged page, found only when rows are read.
         broken = [e.args]
     if broken:
-        file, reason = broken[0]
-        failure = Failure("unreadable", 0, file, None, "a readable Parquet file", reason, "file")
-        report.chains.append(ChainReport(chain=None, failure=failure))
+        for file, reason in broken:
+            expected, origin = _unreadable(file)
+            failure = Failure("unreadable", 0, file, None, expected, reason, origin)
+            report.chains.append(ChainReport(chain=None, failure=failure))
         return report
     report.chains.extend(walk.reports())
+    seal_failed = any(c.failure and c.failure.kind == "seal_invalid" for c in report.chains)
+    report.wrong_key = key is not None and seal_failed and not _any_seal_verifies(data_dir, key)
     return report
+
+
+def _any_seal_verifies(data_dir: str | Path, key: bytes) -> bool:
+    """Whether some sealed checkpoint of the store verifies under ``key``."""
+    for entry in _read_checkpoint_log(data_dir)[0]:
+        if entry.get("seal") is None:
+            continue
+        args = (entry["chain"], entry["seq"], entry["head"], entry["time_ns"], entry["file"])
+        if hmac.compare_digest(seal(key, *args).encode(), entry["seal"].encode()):
+            return True
+    return False
+
+
+def _unreadable(relative: str) -> tuple[str, str]:
+    """What was expected of an unreadable path of the store, and the failure's origin."""
+    if relative.endswith("/"):
+        return "a directory that can be listed", "directory"
+    if relative.endswith(".ndjson"):
+        return _LOG, "checkpoint log"
+    return "a readable Parquet file", "file"
 
 
 class _UnreadableFile(Exception):
@@ -422,6 +472,22 @@ class _StoreWalk:
         self.verifiers: dict[str, _core.ChainVerifier] = {}
         # Store-level failures outside any chain, the first of each kind of check.
         self.stray: dict[str, Failure] = {}
+        self.checkpointed = {entry["file"] for entry in entries}
+        #: Unreadable files that cannot hold audit records, named in a warning and not read.
+        self.passed: set[str] = set()
+
+    def passed_over(self, relative: str, reason: str) -> bool:
+        """Whether an unreadable file is left out with a warning: it lies in a category that
+        is not an audit category and no checkpoint names it, so it holds no committed audit
+        record (a file with chained rows is checkpointed when committed)."""
+        category = _path_category(Path(relative))
+        if relative.endswith("/") or category is None or category in self.categories:
+            return False
+        if relative in self.checkpointed:
+            return False
+        log.warning("Skipped unreadable file %s (not an audit file): %s", relative, reason)
+        self.passed.add(relative)
+        return True
 
     def _verifier(self, chain: str) -> _core.ChainVerifier:
         if chain not in self.verifiers:
@@ -434,10 +500,14 @@ class _StoreWalk:
 
     def run(self) -> None:
         for path in _files_in_commit_order(self.root):
+            relative = path.relative_to(self.root).as_posix()
+            if relative in self.passed:
+                continue
             try:
                 frame, misplaced = _read_file(self.root, path)
             except (OSError, pl.exceptions.PolarsError) as e:
-                relative = path.relative_to(self.root).as_posix()
+                if self.passed_over(relative, first_line(e)):
+                    continue
                 raise _UnreadableFile(relative, first_line(e)) from None
             for check, failure in misplaced.items():
                 self.stray.setdefault(check, failure)
@@ -469,6 +539,10 @@ class _StoreWalk:
         reports = []
         for chain in sorted(chains):
             report = _chain_report(json.loads(self._verifier(chain).finish()))
+            cps = self.checkpoints.get(chain, [])
+            report.seals_unchecked = self.key is None and any(
+                json.loads(cp).get("seal") is not None for cp in cps
+            )
             for failure in (self._anchor_failure(chain), self.log_failures.get(chain)):
                 if failure is not None and (
                     report.failure is None or failure.seq < report.failure.seq
@@ -504,7 +578,7 @@ def _files_in_commit_order(root: Path) -> list[Path]:
 def _parquet_files(root: Path) -> list[Path]:
     """Every Parquet file under the data directory, whatever the directory: queries read them
     all (``<data-dir>/**/*.parquet``), so verification does too."""
-    return sorted(root.rglob("*.parquet"))
+    return parquet_files(root)[0]
 
 
 def writer_is_live(data_dir: str | Path, chain: str) -> bool:
@@ -599,10 +673,19 @@ def _unchained_audit_row(rows: pl.DataFrame, categories: tuple[str, ...]) -> Fai
 
 
 def unreadable_files(data_dir: str | Path) -> list[tuple[str, str]]:
-    """Stored files that are not readable Parquet, with the reason: a store with one is not
-    intact, whatever its chains say."""
-    root, bad = Path(data_dir), []
-    for path in _parquet_files(root):
+    """Stored files that are not readable Parquet, checkpoint logs that cannot be opened and
+    directories that cannot be listed (their paths ending in ``/``), with the reason: a store
+    with one is not verified, whatever its chains say."""
+    root = Path(data_dir)
+    files, unlisted = parquet_files(root)
+    bad = [(f"{d.relative_to(root).as_posix()}/", reason) for d, reason in unlisted]
+    for log in sorted((root / "audit").glob("checkpoints-*.ndjson")):
+        try:
+            with open(log, "rb"):
+                pass
+        except OSError as e:
+            bad.append((log.relative_to(root).as_posix(), e.strerror or first_line(e)))
+    for path in files:
         try:
             pl.read_parquet_schema(path)
         except Exception as e:

@@ -6,11 +6,18 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from qlingest.exceptions import InputError, QlingestError
+
+if TYPE_CHECKING:
+    from qlingest.source import Stop
 
 __all__ = ["main"]
 
@@ -85,6 +92,9 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
             rows.append(("trace ids without randomness", unusable))
     if summary["inputs_failed"]:
         rows.append(("inputs failed", ", ".join(summary["inputs_failed"])))
+    if summary["interrupted"]:
+        stopped = f"by {summary['interrupted']}: input not read to its end, what was read is stored"
+        rows.append(("interrupted", stopped))
     rows += [
         ("bytes in", f"{summary['bytes_in']:,}"),
         ("bytes on disk", f"{summary['bytes_on_disk']:,} in {summary['files']} files"),
@@ -97,9 +107,20 @@ def _print_summary(summary: dict, out=sys.stdout) -> None:
         print(f"{key:<{width}}  {value}", file=out)
 
 
+def _not_a_store(data_dir: str) -> str | None:
+    """Why ``data_dir`` cannot hold a store, when something other than a directory is there."""
+    path = Path(data_dir)
+    if path.exists() and not path.is_dir():
+        return f"no store at {data_dir}: not a directory"
+    return None
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
     from qlingest.config import load_config, sampling_policy
     from qlingest.pipeline import Pipeline
+
+    if problem := _not_a_store(args.data_dir):
+        return _fail(problem)
 
     missing = [p for p in args.paths if p != "-" and not Path(p).exists()]
     if missing:
@@ -126,24 +147,61 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         )
     config = load_config(args.config, **overrides)
     bar = _progress(args.paths)
-    with Pipeline(args.data_dir, config) as pipeline:
+    with _stop_on_signals() as stop, Pipeline(args.data_dir, config) as pipeline:
         for path in args.paths:
             try:
-                pipeline.ingest_file(path, format=args.format, progress=bar.update if bar else None)
+                progress = bar.update if bar else None
+                pipeline.ingest_file(path, format=args.format, progress=progress, stop=stop)
             except InputError as e:
                 # One bad input does not cost the others: named now, counted in the summary.
                 _stderr(f"qlingest: error: {e}")
+            if stop.is_set():
+                break
+        # What was read before a signal is committed as at the end of the input.
         summary = pipeline.close()
+        summary.interrupted = summary.interrupted or stop.reason
     if bar:
         bar.close()
     if args.json:
         print(json.dumps(summary.as_dict()))
     else:
         _print_summary(summary.as_dict())
+    code = 0
     if summary.inputs_failed:
         n = len(summary.inputs_failed)
-        return _fail(f"{n} of {len(args.paths)} inputs could not be read to their end", 1)
-    return 0
+        code = _fail(f"{n} of {len(args.paths)} inputs could not be read to their end", 1)
+    # As a shell reports a process ended by the signal: 130 for SIGINT, 143 for SIGTERM.
+    return 128 + signal.Signals[summary.interrupted] if summary.interrupted else code
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[Stop]:
+    """A :class:`Stop` that the first SIGINT or SIGTERM sets; the signals then act as they did
+    before, so a second one ends the process at once. A signal ignored stays ignored."""
+    from qlingest.source import Stop
+
+    stop = Stop()
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {s: signal.getsignal(s) for s in handled}
+        previous = {s: h for s, h in previous.items() if h is not signal.SIG_IGN}
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    def on_signal(signum: int, frame: object) -> None:
+        restore()
+        stop.set(signal.Signals(signum).name)
+
+    for signum in previous:
+        signal.signal(signum, on_signal)
+    try:
+        yield stop
+    finally:
+        restore()
+        stop.close()
 
 
 def cmd_query(args: argparse.Namespace) -> int:
@@ -163,8 +221,10 @@ def cmd_query(args: argparse.Namespace) -> int:
         )
     if not Path(args.data_dir).is_dir():
         return _fail(f"no store at {args.data_dir}: not a directory")
+    from qlingest.store import parquet_files
+
     hot = Path(args.data_dir) / "hot"
-    if not any(hot.rglob("*.parquet")):
+    if parquet_files(hot) == ([], []):
         # A store that has stored nothing yet answers with no events, like one whose events
         # all miss the filters; only a directory that is not there is an error.
         _stderr(f"qlingest: note: no Parquet files under {hot}: the result is empty")
@@ -232,14 +292,19 @@ def _run_query(args: argparse.Namespace, frame) -> int:
     )
     if args.count:
         expr = pl.col("sample_rate").sum() if args.estimate else pl.len()
-        value = frame.select(expr).collect().item()
+        # Every column is decoded, as a read of the rows decodes it, so a file with a damaged
+        # data page fails here too and is skipped as it is there; the row counts of the
+        # footers alone would count its rows.
+        decoded = pl.all().exclude("date", "hour").is_null().sum()
+        value = frame.select(expr.alias("_value"), decoded).collect()["_value"].item()
         if args.estimate and not math.isfinite(value):
             return _fail("no estimate: the matching events' sample_rate values sum past a float", 1)
         print(round(value) if args.estimate else value)
         return 0
-    # --limit keeps the oldest matching rows, in time order.
+    # --limit keeps the oldest matching rows, in time order. A frame holds fewer than 2**32
+    # rows, the most Polars takes as a limit: a larger one keeps them all.
     frame = frame.sort("timestamp").drop("date", "hour")
-    if args.limit is not None:
+    if args.limit is not None and args.limit < 1 << 32:
         frame = frame.head(args.limit)
     result = frame.collect()
     if args.format == "ndjson":
@@ -261,6 +326,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from qlingest.config import load_config, sampling_policy
     from qlingest.serve import run
 
+    if problem := _not_a_store(args.data_dir):
+        return _fail(problem)
     overrides = {f"serve.{k}": getattr(args, k) for k in ("host", "http_port", "otlp_port")}
     overrides["serve.tcp_port"] = args.tcp_port
     overrides["sampling"] = sampling_policy(args.sampling)
@@ -296,6 +363,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         name = chain.chain or "(no chain)"
         if chain.failure is None:
             seal = "sealed" if chain.sealed else "UNSEALED (truncation not detectable)"
+            if chain.seals_unchecked:
+                seal = f"seals NOT CHECKED: no key given (set {KEY_ENV}; without it truncation is not detectable)"
             pending = (
                 f", {chain.pending:,} records pending (their writer is running, not yet sealed)"
                 if chain.pending
@@ -309,8 +378,18 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         print(
             f"chain {name}: {f.kind.upper()} at seq {f.seq} ({_failure_place(f, args.anchor)}): expected {f.expected}, found {f.found}"
         )
-    verdict = "OK" if report.ok else "TAMPERED"
-    print(f"{verdict}: {report.records:,} records in {len(report.chains)} chains")
+    counted = f"{report.records:,} records in {len(report.chains)} chains"
+    if report.ok:
+        print(f"OK: {counted}")
+    elif report.wrong_key:
+        print(
+            f"SEALS FAIL: {counted}; no seal of the store verifies under the key given: most "
+            "likely a wrong key or a rotated one (if the key is right, every seal was rewritten)"
+        )
+    elif report.unreadable:
+        print(f"UNREADABLE: {counted}; the store could not be read in full, so it is not verified")
+    else:
+        print(f"TAMPERED: {counted}")
     return 0 if report.ok else 1
 
 
@@ -322,7 +401,9 @@ def _failure_place(f, anchor: str | None) -> str:
     if f.origin == "checkpoint":
         return f"checkpoint of {f.file}"
     if f.origin == "checkpoint log":
-        return f"{f.file} line {f.row + 1}" if f.file is not None else "checkpoint log"
+        if f.file is None:
+            return "checkpoint log"
+        return f"{f.file} line {f.row + 1}" if f.row is not None else f.file
     if f.row is None:
         return f.file or "store"
     return f"{f.file} row {f.row}"
@@ -334,6 +415,8 @@ def _report_dict(report) -> dict:
     return {
         "ok": report.ok,
         "records": report.records,
+        "wrong_key": report.wrong_key,
+        "unreadable": report.unreadable,
         "chains": [asdict(c) for c in report.chains],
     }
 
@@ -397,7 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--data-dir", required=True)
     query.add_argument(
         "--since",
-        help="RFC 3339 time (UTC when it has no offset, as stored) or look-back (15m, 2h, 7d)",
+        help="RFC 3339 time (UTC when it has no offset, as stored) or look-back (15m, 2h, 7d; "
+        "-2h is 2h too)",
     )
     query.add_argument("--until", help="RFC 3339 time (UTC when it has no offset) or look-back")
     query.add_argument("--level", help="this level and above")
@@ -451,10 +535,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _attach_look_backs(argv: list[str]) -> list[str]:
+    """``--since -2h`` as ``--since=-2h``: argparse takes a separate value that starts with
+    ``-`` (and is no negative number) for an option, and would refuse it."""
+    if not {"--since", "--until"} & set(argv):
+        return argv  # the query module imports Polars, which other commands may not need
+    from qlingest.query import LOOK_BACK
+
+    attached: list[str] = []
+    for arg in argv:
+        if attached and attached[-1] in ("--since", "--until") and LOOK_BACK.match(arg):
+            attached[-1] = f"{attached[-1]}={arg}"
+        else:
+            attached.append(arg)
+    return attached
+
+
 def main(argv: list[str] | None = None) -> int:
     import logging
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_attach_look_backs(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.WARNING, format="qlingest: %(levelname)s: %(message)s")
     from qlingest.redact import RedactingFilter
 

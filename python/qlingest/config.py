@@ -114,6 +114,8 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: Seconds a refused client is told to wait.
     retry_after_s: int = 1
     #: Buffered partitions are committed at least this often (seconds), so data is queryable.
+    #: ``qlingest ingest`` of a pipe reads it too: while the stream is quiet, rows buffered
+    #: this long are committed.
     flush_interval_s: float = 1.0
     #: ``always``: fsync before every acknowledgement (group commit); ``interval``: acknowledge
     #: once written, fsync every ``wal_fsync_interval_s`` (a power loss may lose that window, a

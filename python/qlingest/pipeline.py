@@ -25,7 +25,7 @@ from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
 from qlingest.exceptions import InputError, PipelineClosedError, error_line
 from qlingest.redact import redact_message
-from qlingest.source import Chunk, open_input, path_text, read_chunks
+from qlingest.source import Chunk, Interrupted, Stop, open_input, path_text, read_chunks
 from qlingest.store import LEVEL_ENUM, Store, category_problem, sorted_by_time
 
 __all__ = ["Batch", "Pipeline", "Summary"]
@@ -78,6 +78,8 @@ class Summary:
     elapsed_s: float = 0.0
     #: Inputs that could not be read to their end (their earlier lines are counted above).
     inputs_failed: list[str] = field(default_factory=list)
+    #: Why reading stopped before the end of its input (a signal's name), if it did.
+    interrupted: str | None = None
 
     @property
     def dead_lettered(self) -> int:
@@ -106,6 +108,7 @@ class Summary:
             "bytes_on_disk": self.bytes_on_disk,
             "files": self.files,
             "inputs_failed": list(self.inputs_failed),
+            "interrupted": self.interrupted,
             "compression_ratio": round(self.compression_ratio, 2),
             "elapsed_s": round(self.elapsed_s, 3),
             "events_per_s": round(self.events_per_s),
@@ -152,6 +155,8 @@ class Pipeline:
         self._buffers: dict[tuple[str, str, str], list[pl.DataFrame]] = {}
         self._buffer_sizes: dict[tuple[str, str, str], int] = {}
         self._buffer_wal: dict[tuple[str, str, str], set[int]] = {}
+        #: When each buffered partition received its oldest row (``time.monotonic``).
+        self._buffer_since: dict[tuple[str, str, str], float] = {}
         # Plain files being written behind the caller, oldest first; their rows count as
         # buffered until the write is reaped, and go back to the buffers if it failed.
         self._behind: deque[tuple[Future[list[Path]], list[PlainFile], int]] = deque()
@@ -209,6 +214,7 @@ class Pipeline:
         self._buffers.clear()
         self._buffer_sizes.clear()
         self._buffer_wal.clear()
+        self._buffer_since.clear()
         if self.store is not None:
             self.store.close()
 
@@ -347,6 +353,7 @@ class Pipeline:
                     failure = failure or e
                 continue
             self._buffers.setdefault(key, []).append(part)
+            self._buffer_since.setdefault(key, time.monotonic())
             if self._wal_tag:
                 self._buffer_wal.setdefault(key, set()).update(self._wal_tag)
             self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + part.estimated_size()
@@ -504,12 +511,13 @@ class Pipeline:
         """Puts the rows of files not written back in the buffers, ahead of later rows."""
         for key, frame, wal in files:
             self._buffers.setdefault(key, []).insert(0, frame)
+            self._buffer_since.setdefault(key, time.monotonic())
             self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + frame.estimated_size()
             if wal:
                 self._buffer_wal.setdefault(key, set()).update(wal)
 
     def _unbuffer(self, key: PartitionKey) -> None:
-        del self._buffers[key], self._buffer_sizes[key]
+        del self._buffers[key], self._buffer_sizes[key], self._buffer_since[key]
         self._buffer_wal.pop(key, None)
 
     def _may_audit(self, category: str) -> bool:
@@ -553,15 +561,42 @@ class Pipeline:
         elif failure := self._reap(block=True):
             raise failure
 
+    @_locked
+    def commit_aged(self, max_age_s: float) -> float | None:
+        """Commits the partitions whose oldest buffered row has waited ``max_age_s`` seconds or
+        longer; returns the seconds until the next one will have (``None``: nothing waits)."""
+        self._check_open()
+        now = time.monotonic()
+        due = [key for key, since in self._buffer_since.items() if now - since >= max_age_s]
+        if due or self._chained is not None:
+            self._commit(due)
+        elif failure := self._reap():
+            raise failure
+        if self._buffer_since:
+            return max(0.0, min(self._buffer_since.values()) + max_age_s - time.monotonic())
+        # Files still being written are counted (or their rows buffered again) on the next call.
+        return max_age_s if self._behind else None
+
     def ingest_file(
-        self, path: str | bytes | Path, *, format: Format = "auto", progress=None
+        self,
+        path: str | bytes | Path,
+        *,
+        format: Format = "auto",
+        progress=None,
+        stop: Stop | None = None,
     ) -> None:
         """Streams one file (gzip, zstd or plain; ``-`` for stdin) through the pipeline. A
         ``bytes`` path is taken as the file system's name for it (``os.fsdecode``).
 
         An input that cannot be read to its end raises :class:`InputError` naming it, after
-        the lines read before the damage are committed to the buffers. Chunks are decoded on ``input.threads`` threads (the core releases the GIL) while this
-        thread partitions and commits, so reading, decoding and writing overlap."""
+        the lines read before the damage are committed to the buffers. Chunks are decoded on
+        ``input.threads`` threads (the core releases the GIL) while this thread partitions and
+        commits, so reading, decoding and writing overlap.
+
+        A pipe, socket or terminal is read as its data arrives; while it sends nothing, rows
+        buffered longer than ``serve.flush_interval_s`` are committed, so a slow stream is
+        queryable as it goes. Once ``stop`` is set, reading ends at the last whole line read
+        and everything read is absorbed; ``summary.interrupted`` then holds its reason."""
         self._check_open()
         max_line = self.config.input.max_line_bytes
         # The name labels dead letters: bytes of it that are not UTF-8 become ``\xff`` escapes.
@@ -573,19 +608,38 @@ class Pipeline:
         # Chunks decode numbering their lines from 1; the batches are absorbed in order, so
         # each one's dead letters are renumbered then, and this thread never counts lines.
         line = 0
+
+        def idle() -> float | None:
+            """While a stream sends nothing: absorbs what was read, commits what is due."""
+            nonlocal line
+            try:
+                while pending:
+                    line = self._absorb_next(pending, line, progress)
+                return self.commit_aged(self.config.serve.flush_interval_s)
+            except Exception as e:
+                raise _IdleFailure(e) from None  # raised by the store, not by the input
+
+        failure: Exception | None = None
         with ThreadPoolExecutor(threads, "qlingest-decode") as pool:
             fmt = None if format == "auto" else format
-            for chunk in _chunks(path, max_line, failures):
-                if fmt is None:
-                    fmt = _sniff(bytes(chunk.data[: 1 << 20]))
-                    self._engine(fmt)
-                job = pool.submit(self.decode, chunk.data, source=source, format=fmt)
-                pending.append((job, chunk.size))
-                # One batch in flight per thread bounds memory; the oldest is written first.
-                while len(pending) > threads:
-                    line = self._absorb_next(pending, line, progress)
-            while pending:
+            try:
+                for chunk in _chunks(path, max_line, failures, idle=idle, stop=stop):
+                    if fmt is None:
+                        fmt = _sniff(bytes(chunk.data[: 1 << 20]))
+                        self._engine(fmt)
+                    job = pool.submit(self.decode, chunk.data, source=source, format=fmt)
+                    pending.append((job, chunk.size))
+                    # One batch in flight per thread bounds memory; the oldest is written first.
+                    while len(pending) > threads:
+                        line = self._absorb_next(pending, line, progress)
+            except _IdleFailure as e:
+                failure = e.error
+            while pending and failure is None:
                 line = self._absorb_next(pending, line, progress)
+        if failure is not None:
+            raise failure
+        if stop is not None and stop.is_set():
+            self.summary.interrupted = stop.reason
         if failures:
             self.summary.inputs_failed.append(redact_message(source))
             raise InputError(source, _reason(failures[0])) from _redacted(failures[0])
@@ -640,15 +694,33 @@ def _warn_once(message: str) -> None:
         log.warning(message)
 
 
+class _IdleFailure(Exception):
+    """Carries an error of the work done while a stream was idle out past the reading."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
 def _chunks(
-    path: str | bytes | Path, max_line: int, failures: list[BaseException]
+    path: str | bytes | Path,
+    max_line: int,
+    failures: list[BaseException],
+    *,
+    idle: Callable[[], float | None] | None = None,
+    stop: Stop | None = None,
 ) -> Iterator[Chunk]:
     """The chunks of an input up to where it cannot be read further; the error that ended it
     goes into ``failures``, so the lines before the damage are still decoded and kept (the
-    torn last line is lost). Errors of the caller's own work are not caught here."""
+    torn last line is lost). Errors of the caller's own work are not caught here. A set
+    ``stop`` ends the chunks after the one being read, as the end of the input would."""
     try:
-        with open_input(path) as stream:
-            yield from read_chunks(stream, max_line)
+        with open_input(path, idle=idle, stop=stop) as stream:
+            for chunk in read_chunks(stream, max_line):
+                yield chunk
+                if stop is not None and stop.is_set():
+                    return
+    except Interrupted:
+        return
     except READ_ERRORS as e:
         failures.append(e)
 

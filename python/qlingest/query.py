@@ -11,7 +11,7 @@ import polars as pl
 
 from qlingest.exceptions import first_line
 from qlingest.source import path_text
-from qlingest.store import LEVELS
+from qlingest.store import LEVELS, parquet_files
 
 __all__ = ["empty_store", "parse_time", "readable_files", "scan", "select"]
 
@@ -22,7 +22,8 @@ LEVEL_SYNONYMS = {
     "alert": "critical",
 }  # fmt: skip
 log = logging.getLogger("qlingest.query")
-_RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
+#: A look-back: ``2h`` or ``-2h``, both two hours before now.
+LOOK_BACK = re.compile(r"^-?(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 #: Why a zero-byte file is skipped.
 EMPTY = "empty (0 bytes)"
@@ -35,9 +36,15 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
     a column the others lack is read without it; one that lacks a column reads it as null."""
     root = Path(data_dir) / tier
     if files is None:
-        found = list(root.rglob("*.parquet"))
+        found, unlisted = parquet_files(root)
+        # A directory that cannot be listed is named, as an unreadable file is; its files
+        # are left out, and a glob would fail the whole scan on it.
+        for directory, reason in unlisted:
+            log.warning("skipped unreadable directory %s (its files are left out): %s",
+                        path_text(directory), reason)  # fmt: skip
         if not found:
-            raise FileNotFoundError(f"no Parquet files under {root}")
+            kind = "readable " if unlisted else ""
+            raise FileNotFoundError(f"no {kind}Parquet files under {root}")
         # Polars reads a zero-byte file as no rows; a committed file is never empty, so it
         # was damaged (truncated), and is named rather than counted as nothing.
         empty = {path for path in found if _size(path) == 0}
@@ -48,7 +55,7 @@ def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = Non
         odd = {path for path in found if not _utf8(path)}
         for path in sorted(odd):
             log.warning("skipped unreadable file %s: %s", path_text(path), NOT_UTF8)
-        if empty or odd:
+        if empty or odd or unlisted:
             files = [path for path in found if path not in empty and path not in odd]
     if files is not None and not files:
         raise FileNotFoundError(f"no readable Parquet files under {root}")
@@ -86,7 +93,8 @@ def readable_files(
     every row is read too, which finds a damaged data page behind a footer that reads."""
     good: list[Path] = []
     bad: list[str] = []
-    found = sorted((Path(data_dir) / tier).rglob("*.parquet")) if files is None else files
+    # Directories that cannot be listed are named by ``scan``, which runs first.
+    found = parquet_files(Path(data_dir) / tier)[0] if files is None else files
     for path in found:
         if _size(path) == 0:
             bad.append(f"{path}: {EMPTY}")
@@ -122,8 +130,9 @@ def _size(path: Path) -> int:
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
-    """RFC 3339 / ISO 8601 (naive means UTC), or a look-back such as ``15m``, ``2h``, ``7d``."""
-    m = _RELATIVE.match(text.strip())
+    """RFC 3339 / ISO 8601 (naive means UTC), or a look-back such as ``15m``, ``2h``, ``7d``
+    (``-2h`` is read as ``2h``)."""
+    m = LOOK_BACK.match(text.strip())
     if m:
         now = now or datetime.now(UTC)
         try:

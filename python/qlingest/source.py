@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
+import select
+import stat
 import sys
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 import zstandard
 
-__all__ = ["Chunk", "GzipReader", "ZstdReader", "open_input", "path_text", "read_chunks"]
+__all__ = [
+    "Chunk",
+    "GzipReader",
+    "Interrupted",
+    "Stop",
+    "StreamReader",
+    "ZstdReader",
+    "open_input",
+    "path_text",
+    "read_chunks",
+]
 
 CHUNK_BYTES = 4 << 20
 
@@ -38,17 +51,134 @@ def path_text(path: str | bytes | Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def open_input(path: str | bytes | Path) -> BinaryIO:
+class Interrupted(Exception):
+    """Reading stopped on request (see :class:`Stop`) before the input's end."""
+
+
+class Stop:
+    """A request to stop reading, safe to make from a signal handler: ``set`` records the
+    reason and wakes a :class:`StreamReader` waiting for input, through a pipe of its own."""
+
+    def __init__(self) -> None:
+        #: Why reading stopped (a signal's name), or ``None`` while it goes on.
+        self.reason: str | None = None
+        self._wake, self._waker = os.pipe()
+        os.set_blocking(self._waker, False)
+
+    def set(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        with contextlib.suppress(OSError):  # full: woken already
+            os.write(self._waker, b"\0")
+
+    def is_set(self) -> bool:
+        return self.reason is not None
+
+    def fileno(self) -> int:
+        """Readable once ``set`` has run."""
+        return self._wake
+
+    def close(self) -> None:
+        os.close(self._wake)
+        os.close(self._waker)
+
+
+#: Once something has arrived, a stream read waits this long for more before returning it.
+STREAM_GATHER_S = 0.01
+
+
+class StreamReader:
+    """A pipe, socket or terminal, read as its data arrives: a read returns what is there
+    (up to ``size`` bytes) as soon as no more follows, rather than waiting to fill ``size``.
+
+    While nothing has arrived, ``idle`` is called before each wait and returns how many
+    seconds to wait before calling it again (``None``: until input comes); a set ``stop``
+    ends the wait by raising :class:`Interrupted`."""
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        idle: Callable[[], float | None] | None = None,
+        stop: Stop | None = None,
+    ) -> None:
+        self._raw, self._idle, self._stop = raw, idle, stop
+        self._fd = raw.fileno()
+        self._poll = select.poll()
+        self._poll.register(self._fd, select.POLLIN)
+        if stop is not None:
+            self._poll.register(stop.fileno(), select.POLLIN)
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        size = size if size > 0 else CHUNK_BYTES
+        parts: list[bytes] = []
+        got = 0
+        while got < size:
+            if not self._wait(STREAM_GATHER_S if got else None):
+                break
+            data = os.read(self._fd, min(size - got, 1 << 20))
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Whether input (or its end) is there; ``False`` after ``timeout`` seconds without.
+        With no timeout, waits as long as it takes, calling ``idle`` between waits."""
+        while True:
+            if self._stop is not None and self._stop.is_set():
+                if timeout is not None:
+                    return False  # what arrived so far is returned first
+                raise Interrupted(self._stop.reason)
+            wait = self._idle() if timeout is None and self._idle is not None else timeout
+            ms = None if wait is None else max(0, round(wait * 1000))
+            if self._fd in {fd for fd, _ in self._poll.poll(ms)}:
+                return True
+            if timeout is not None:
+                return False
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _stream(raw: BinaryIO) -> bool:
+    """Whether ``raw`` is a pipe, socket or terminal (not a regular file or a block device)."""
+    try:
+        mode = os.fstat(raw.fileno()).st_mode
+    except (AttributeError, OSError, ValueError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or stat.S_ISCHR(mode)
+
+
+def open_input(
+    path: str | bytes | Path,
+    *,
+    idle: Callable[[], float | None] | None = None,
+    stop: Stop | None = None,
+) -> BinaryIO:
     """A binary stream of the decompressed input; ``-`` is stdin. A ``bytes`` path is the
     file system's own name (``os.fsdecode``); anything but a path raises ``TypeError``.
 
     gzip and zstd are recognised by their magic bytes, whatever the name says, so compressed
-    data piped to stdin and a plain file named ``.gz`` both read right."""
+    data piped to stdin and a plain file named ``.gz`` both read right. A pipe, socket or
+    terminal is read as its data arrives (:class:`StreamReader`, with ``idle`` and ``stop``);
+    stdin is then read from its file descriptor, past Python's buffer."""
     name = os.fsdecode(path)
     # The caller closes the returned stream, which closes the file.
     if name == "-" and sys.stdin is None:
         raise OSError(errno.EBADF, "stdin is closed")
     raw = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+    if _stream(raw):
+        # Unbuffered, so that waiting on the descriptor sees every byte not yet read.
+        if name == "-":
+            unbuffered = open(raw.fileno(), "rb", buffering=0, closefd=False)  # noqa: SIM115
+        else:
+            unbuffered = raw.detach()  # type: ignore[attr-defined]
+        raw = StreamReader(unbuffered, idle=idle, stop=stop)  # type: ignore[assignment]
     head = _peek(raw, 4)
     if head.startswith(GZIP_MAGIC):
         return GzipReader(raw, head)  # type: ignore[return-value]

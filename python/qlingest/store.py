@@ -31,6 +31,7 @@ __all__ = [
     "category_problem",
     "decode_ranges",
     "encode_ranges",
+    "parquet_files",
     "partition_value",
 ]
 
@@ -70,6 +71,22 @@ def partition_value(value: str) -> str:
     """A category as a safe directory name: anything but ``[A-Za-z0-9._-]`` is %-escaped."""
     escaped = quote(value, safe="")
     return escaped.replace(".", "%2E") if escaped in {".", ".."} else escaped
+
+
+def parquet_files(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Every ``*.parquet`` file under ``root``, sorted, and each directory under it that cannot
+    be listed, with why (``Path.rglob`` passes over those in silence, and a glob read by Polars
+    fails on them). A ``root`` that is not there holds nothing."""
+    files: list[Path] = []
+    unlisted: list[tuple[Path, str]] = []
+
+    def failed(error: OSError) -> None:
+        if not isinstance(error, FileNotFoundError):  # removed while walking, or no store
+            unlisted.append((Path(error.filename), error.strerror or first_line(error)))
+
+    for top, _, names in os.walk(root, onerror=failed):
+        files += [Path(top, name) for name in names if name.endswith(".parquet")]
+    return sorted(files), sorted(unlisted)
 
 
 def _remove(path: Path) -> None:
