@@ -1,46 +1,22 @@
 //! The per-batch path in one call: decode, sample each row as it is staged, redact and write
-//! the kept ones, then order them by store partition.
+//! the kept ones into the columns of their store partition.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use arrow_array::cast::AsArray;
-use arrow_array::types::TimestampNanosecondType;
-use arrow_array::{
-    Array, ArrayRef, RecordBatch, StringViewArray, TimestampNanosecondArray, UInt32Array,
-};
-use arrow_schema::DataType;
-use arrow_select::take::take_record_batch;
-
-use crate::decode::{DecodeOutput, Decoder, Gate, NoScrub, Scrub};
+use crate::decode::{DecodeOutput, Decoder, Events, Gate, NoScrub, Scrub};
+pub use crate::decode::{PartitionKey, PartitionRuns, Partitioned, MAX_PARTITION_BATCHES};
 use crate::error::Result;
 use crate::sample::Sampler;
-use crate::schema::{CATEGORY, TIMESTAMP};
 
 /// What one batch produced, with the counters the summary needs.
-pub struct Output {
-    /// Decoding's output, its `events` sampled.
-    pub decoded: DecodeOutput,
+pub struct Output<E = Partitioned> {
+    /// Decoding's output, its `events` sampled: by store partition, or (`E` a `RecordBatch`)
+    /// one batch in input order.
+    pub decoded: DecodeOutput<E>,
     /// Events kept per sampling rule (empty without a sampler).
     pub kept: Vec<u64>,
     /// Events sampled out per sampling rule (empty without a sampler).
     pub sampled_out: Vec<u64>,
     /// Events whose trace id could not serve as randomness.
     pub fallback_hashes: u64,
-    /// The sampled events, run by run of one store partition (see `split_by_partition`).
-    pub partitions: Vec<RecordBatch>,
-    /// The store partition of each run of rows in `partitions`, in order, with its rows.
-    pub partition_keys: PartitionRuns,
-}
-
-/// Store partitions of consecutive runs of rows, each with its row count.
-pub type PartitionRuns = Vec<(PartitionKey, usize)>;
-
-/// A store partition: category (null when the events have none) and UTC hour since the epoch.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PartitionKey {
-    pub category: Option<String>,
-    pub hour: i64,
 }
 
 /// The stages of the core, built once and shared by the threads that feed it.
@@ -78,9 +54,9 @@ impl Engine {
             .map_or_else(Vec::new, Sampler::rule_names)
     }
 
-    /// Decodes, samples and redacts one run of whole lines. Rows are sampled as the decoder
-    /// stages them, before redaction: a dropped row costs neither redaction nor column space,
-    /// and sampling conditions read values as sent.
+    /// Decodes, samples and redacts one run of whole lines into the columns of their store
+    /// partitions. Rows are sampled as the decoder stages them, before redaction: a dropped row
+    /// costs neither redaction nor column space, and sampling conditions read values as sent.
     pub fn process(
         &self,
         data: &[u8],
@@ -88,6 +64,17 @@ impl Engine {
         first_line: u64,
         observed_ns: i64,
     ) -> Result<Output> {
+        self.process_as(data, source, first_line, observed_ns)
+    }
+
+    /// `process`, with the events in one batch in input order or by partition (`E`).
+    pub fn process_as<E: Events>(
+        &self,
+        data: &[u8],
+        source: &str,
+        first_line: u64,
+        observed_ns: i64,
+    ) -> Result<Output<E>> {
         let scrub = self.scrub.as_ref();
         let mut rows = self.sampler.as_ref().map(|s| s.rows(observed_ns));
         let gate = rows.as_mut().map(|r| r as &mut dyn Gate);
@@ -95,128 +82,19 @@ impl Engine {
             self.decoder
                 .decode_gated(data, scrub, gate, source, first_line, observed_ns)?;
         let tally = rows.map(|r| r.tally).unwrap_or_default();
-        let (partition_keys, partitions) = split_by_partition(&decoded.events)?;
         Ok(Output {
             decoded,
             kept: tally.kept_by_rule,
             sampled_out: tally.dropped_by_rule,
             fallback_hashes: tally.fallback_hashes,
-            partitions,
-            partition_keys,
         })
     }
-}
-
-/// Beyond this many partitions in one batch their runs share one batch: a batch per partition
-/// costs far more memory than its few rows when events are scattered over many hours.
-pub const MAX_PARTITION_BATCHES: usize = 64;
-
-/// The batch ordered by store partition (category, UTC date and hour), in order of first
-/// appearance, rows sorted by timestamp within each partition (ties keep their input order),
-/// with each partition's key and row count. Each partition is its own batch with compact
-/// string buffers, so a part buffered for a later file holds only its own bytes, not the
-/// whole input chunk; past `MAX_PARTITION_BATCHES` partitions the runs share one batch.
-pub fn split_by_partition(batch: &RecordBatch) -> Result<(PartitionRuns, Vec<RecordBatch>)> {
-    let category = batch.column_by_name(CATEGORY).map(|c| c.as_string_view());
-    let ts = batch
-        .column_by_name(TIMESTAMP)
-        .map(|c| c.as_primitive::<TimestampNanosecondType>());
-    let (Some(category), Some(ts)) = (category, ts) else {
-        let key = PartitionKey {
-            category: None,
-            hour: 0,
-        };
-        return Ok((vec![(key, batch.num_rows())], vec![compact(batch.clone())?]));
-    };
-    let mut groups = partition_rows(category, ts);
-    let in_order = |rows: &[u32]| {
-        rows.windows(2)
-            .all(|w| ts.value(w[0] as usize) <= ts.value(w[1] as usize))
-    };
-    for (_, rows) in &mut groups {
-        if !in_order(rows) {
-            rows.sort_by_key(|&row| ts.value(row as usize));
-        }
-    }
-    let keys = groups.iter().map(|(key, rows)| (key.clone(), rows.len()));
-    let keys: PartitionRuns = keys.collect();
-    let whole = groups.len() == 1
-        && groups[0]
-            .1
-            .iter()
-            .enumerate()
-            .all(|(i, &r)| i == r as usize);
-    if whole {
-        return Ok((keys, vec![compact(batch.clone())?]));
-    }
-    if groups.len() > MAX_PARTITION_BATCHES {
-        let rows: Vec<u32> = groups.into_iter().flat_map(|(_, rows)| rows).collect();
-        let part = take_record_batch(batch, &UInt32Array::from(rows))?;
-        return Ok((keys, vec![compact(part)?]));
-    }
-    let parts = groups
-        .into_iter()
-        .map(|(_, rows)| compact(take_record_batch(batch, &UInt32Array::from(rows))?))
-        .collect::<Result<Vec<_>>>()?;
-    Ok((keys, parts))
-}
-
-/// Row indices per (category, UTC hour), in order of first appearance.
-fn partition_rows(
-    category: &StringViewArray,
-    ts: &TimestampNanosecondArray,
-) -> Vec<(PartitionKey, Vec<u32>)> {
-    const NS_PER_HOUR: i64 = 3_600_000_000_000;
-    // A batch mostly holds a few partitions: they are found by comparing keys, and the map
-    // (with its hashing of every row) serves only batches that hold many.
-    const SCANNED: usize = 16;
-    let mut index: HashMap<(Option<&str>, i64), usize> = HashMap::new();
-    let mut groups: Vec<(PartitionKey, Vec<u32>)> = Vec::new();
-    for row in 0..ts.len() {
-        let name = category.is_valid(row).then(|| category.value(row));
-        let hour = ts.value(row).div_euclid(NS_PER_HOUR);
-        let found = match groups.len() <= SCANNED {
-            true => groups
-                .iter()
-                .position(|(k, _)| k.hour == hour && k.category.as_deref() == name),
-            false => index.get(&(name, hour)).copied(),
-        };
-        let slot = found.unwrap_or_else(|| {
-            let category = name.map(str::to_string);
-            groups.push((PartitionKey { category, hour }, Vec::new()));
-            index.insert((name, hour), groups.len() - 1);
-            groups.len() - 1
-        });
-        groups[slot].1.push(row as u32);
-    }
-    groups
-}
-
-/// The batch with string columns that hold only their own bytes: a column whose data blocks
-/// hold bytes no view points at (a part taken from a larger batch) is copied into fresh ones.
-fn compact(batch: RecordBatch) -> Result<RecordBatch> {
-    let columns: Vec<ArrayRef> = batch
-        .columns()
-        .iter()
-        .map(|c| match c.data_type() {
-            DataType::Utf8View => {
-                let strings = c.as_string_view();
-                let held: usize = strings.data_buffers().iter().map(|b| b.len()).sum();
-                // Columns the decoder built for the kept rows alone hold no stranger's bytes.
-                match held == strings.total_buffer_bytes_used() {
-                    true => c.clone(),
-                    false => Arc::new(strings.gc()) as ArrayRef,
-                }
-            }
-            _ => c.clone(),
-        })
-        .collect();
-    Ok(RecordBatch::try_new(batch.schema(), columns)?)
 }
 
 #[cfg(test)]
 mod tests {
     use arrow_array::cast::AsArray;
+    use arrow_array::RecordBatch;
 
     use super::*;
     use crate::decode::DecodeConfig;
@@ -234,11 +112,11 @@ mod tests {
 {"ts":0,"category":"a","msg":"2"}
 {"ts":3600,"category":"b","msg":"3"}
 {"ts":1,"category":"b","msg":"4"}"#;
-        let out = engine.process(input, "t", 1, 0).unwrap();
-        let messages: Vec<Vec<&str>> = out.partitions.iter().map(messages).collect();
+        let out = engine.process(input, "t", 1, 0).unwrap().decoded.events;
+        let messages: Vec<Vec<&str>> = out.batches.iter().map(messages).collect();
         assert_eq!(messages, vec![vec!["1", "4"], vec!["2"], vec!["3"]]);
         let keys: Vec<(Option<&str>, i64, usize)> = out
-            .partition_keys
+            .keys
             .iter()
             .map(|(k, rows)| (k.category.as_deref(), k.hour, *rows))
             .collect();
@@ -249,27 +127,34 @@ mod tests {
     }
 
     #[test]
-    fn many_partitions_share_one_batch_in_runs_sorted_by_time() {
+    fn partitions_past_the_limit_share_one_batch_in_runs() {
         let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
         let m = MAX_PARTITION_BATCHES;
-        // Lines 0..=m fall in hours m down to 0; line m + 1 in hour 0 again, before line m.
+        // Lines 0..=m fall in hours m + 1 down to 1, line m past the limit; then hour 0, hour
+        // 2 (line m - 1's, which has its batch) and hour 0 again.
         let mut input: String = (0..=m)
-            .map(|i| format!("{{\"ts\":{},\"msg\":\"{i}\"}}\n", (m - i) * 3600 + 100))
+            .map(|i| format!("{{\"ts\":{},\"msg\":\"{i}\"}}\n", (m + 1 - i) * 3600 + 100))
             .collect();
-        input.push_str(&format!("{{\"ts\":50,\"msg\":\"{}\"}}\n", m + 1));
-        let out = engine.process(input.as_bytes(), "t", 1, 0).unwrap();
-        assert_eq!(out.partitions.len(), 1);
-        let runs: Vec<(i64, usize)> = out
-            .partition_keys
-            .iter()
-            .map(|(k, n)| (k.hour, *n))
-            .collect();
-        let mut expected: Vec<(i64, usize)> = (0..=m as i64).rev().map(|h| (h, 1)).collect();
-        expected[m].1 = 2;
+        for (ts, msg) in [(50, "x"), (7250, "y"), (60, "z")] {
+            input.push_str(&format!("{{\"ts\":{ts},\"msg\":\"{msg}\"}}\n"));
+        }
+        let out = engine
+            .process(input.as_bytes(), "t", 1, 0)
+            .unwrap()
+            .decoded
+            .events;
+        assert_eq!(out.batches.len(), m + 1);
+        let runs: Vec<(i64, usize)> = out.keys.iter().map(|(k, n)| (k.hour, *n)).collect();
+        let mut expected: Vec<(i64, usize)> = (2..=m as i64 + 1).rev().map(|h| (h, 1)).collect();
+        expected[m - 1].1 = 2;
+        expected.extend([(1, 1), (0, 2)]);
         assert_eq!(runs, expected);
-        let all = messages(&out.partitions[0]);
-        assert_eq!(all[0], "0");
-        assert_eq!(&all[m..], &[(m + 1).to_string(), m.to_string()]);
+        let y = vec![(m - 1).to_string(), "y".into()];
+        assert_eq!(messages(&out.batches[m - 1]), y);
+        assert_eq!(
+            messages(&out.batches[m]),
+            vec![m.to_string(), "x".into(), "z".into()]
+        );
     }
 
     /// A policy touching every kind of condition and action, adaptive rules included.
@@ -307,7 +192,7 @@ mod tests {
             let mut dropped = Vec::new();
             // Two calls two seconds apart: the second sees closed adaptive windows.
             for (part, now) in [(&data[..cut], 5_000_000_000), (&data[cut..], 7_000_000_000)] {
-                let out = engine.process(part, "t", 1, now).unwrap();
+                let out = engine.process_as::<RecordBatch>(part, "t", 1, now).unwrap();
                 let whole = decoder.decode(part, &NoScrub, "t", 1, now).unwrap().events;
                 let decisions = batch.decide(&whole, now).unwrap();
                 let expected = crate::sample::apply(&whole, &decisions).unwrap();
@@ -340,7 +225,7 @@ mod tests {
             .collect();
         let kept = |now: i64| {
             let out = sampled_engine(policy)
-                .process(input.as_bytes(), "t", 1, now)
+                .process_as::<RecordBatch>(input.as_bytes(), "t", 1, now)
                 .unwrap();
             messages(&out.decoded.events).join(",")
         };
@@ -377,15 +262,14 @@ mod tests {
             Some(sampler),
         );
         let input = b"{\"user_id\":\"u-1\",\"msg\":\"a\"}\n{\"user_id\":\"u-2\",\"msg\":\"b\"}\n";
-        let out = engine.process(input, "t", 1, 0).unwrap();
+        let out = engine.process_as::<RecordBatch>(input, "t", 1, 0).unwrap();
         assert_eq!(messages(&out.decoded.events), vec!["a"]);
         let users = out.decoded.events.column_by_name("user_id").unwrap();
         assert_ne!(users.as_string_view().value(0), "u-1");
         assert_eq!(out.sampled_out, vec![0, 0, 1, 0]);
     }
 
-    /// A part's string columns hold only its own bytes: a whole batch keeps the decoder's
-    /// blocks, a part taken from two partitions gets fresh ones of its own size.
+    /// A part's string columns hold only its own bytes: each partition has its own builders.
     #[test]
     fn parts_hold_only_their_own_string_bytes() {
         let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
@@ -396,26 +280,25 @@ mod tests {
             let held: usize = m.data_buffers().iter().map(|b| b.len()).sum();
             (held, m.total_buffer_bytes_used())
         };
-        let whole = engine
-            .process(line("a").repeat(3).as_bytes(), "t", 1, 0)
-            .unwrap();
-        assert_eq!(held(&whole.partitions[0]), (300, 300));
         let mixed = format!("{}{}{}", line("a"), line("b"), line("a"));
         let out = engine.process(mixed.as_bytes(), "t", 1, 0).unwrap();
-        let sizes: Vec<(usize, usize)> = out.partitions.iter().map(held).collect();
+        let sizes: Vec<(usize, usize)> = out.decoded.events.batches.iter().map(held).collect();
         assert_eq!(sizes, vec![(200, 200), (100, 100)]);
     }
 
+    /// Rows keep their input order within a part: the store sorts each file it writes by time
+    /// (ties in input order), which a part's own order does not spare when files hold rows of
+    /// many calls.
     #[test]
-    fn rows_of_each_part_are_sorted_by_timestamp_ties_in_input_order() {
+    fn rows_of_each_part_keep_their_input_order() {
         let engine = Engine::new(Decoder::new(DecodeConfig::default()).unwrap(), None, None);
         let input = br#"{"ts":5,"category":"a","msg":"1"}
 {"ts":2,"category":"a","msg":"2"}
 {"ts":5,"category":"a","msg":"3"}
 {"ts":1,"category":"a","msg":"4"}"#;
-        let out = engine.process(input, "t", 1, 0).unwrap();
-        assert_eq!(out.partitions.len(), 1);
-        assert_eq!(messages(&out.partitions[0]), vec!["4", "2", "1", "3"]);
+        let out = engine.process(input, "t", 1, 0).unwrap().decoded.events;
+        assert_eq!(out.batches.len(), 1);
+        assert_eq!(messages(&out.batches[0]), vec!["1", "2", "3", "4"]);
     }
 
     /// The core's cost per event on the standard mix with the bench's stages (redaction, the

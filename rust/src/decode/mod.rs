@@ -6,6 +6,7 @@ pub mod json;
 pub(crate) mod keys;
 pub mod level;
 mod ndjson;
+pub mod parts;
 pub(crate) mod scan;
 pub mod scrub;
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -26,10 +27,12 @@ use regex::Regex;
 
 pub use builder::{dead_letter_schema, Reason, Row};
 pub use config::{DecodeConfig, Format};
+pub use parts::{Events, PartitionKey, PartitionRuns, Partitioned, MAX_PARTITION_BATCHES};
 pub use scrub::{NoScrub, Scrub};
 
 use crate::error::{Error, Result};
-use builder::{col, BatchBuilder, DeadLetters};
+use builder::{col, DeadLetters};
+use parts::Parts;
 use strptime::TimeFormat;
 
 /// Raw bytes kept in a dead letter, after redaction.
@@ -39,9 +42,10 @@ const MAX_DEAD_RAW: usize = 64 * 1024;
 /// matches, PEM blocks aside, which are matched from their first line).
 const CUT_MARGIN: usize = 4 * 1024;
 
-/// What one call to [`Decoder::decode`] produced.
-pub struct DecodeOutput {
-    pub events: RecordBatch,
+/// What one call to [`Decoder::decode`] produced: its events in one batch in input order, or
+/// by store partition ([`Partitioned`]).
+pub struct DecodeOutput<E = RecordBatch> {
+    pub events: E,
     pub dead_letters: RecordBatch,
     /// Lines consumed, blank ones included; the next call starts at `first_line + lines`.
     pub lines: u64,
@@ -123,8 +127,9 @@ impl Decoder {
         self.decode_gated(data, scrub, None, source, first_line, observed_ns)
     }
 
-    /// `decode`, with `gate` deciding which rows are kept before they are redacted.
-    pub fn decode_gated<'s>(
+    /// `decode`, with `gate` deciding which rows are kept before they are redacted, and the
+    /// events in one batch or by partition (`E`).
+    pub fn decode_gated<'s, E: Events>(
         &self,
         data: &[u8],
         scrub: &'s dyn Scrub,
@@ -132,8 +137,8 @@ impl Decoder {
         source: &str,
         first_line: u64,
         observed_ns: i64,
-    ) -> Result<DecodeOutput> {
-        let mut state = State::new(scrub, gate, data.len() / 256 + 1);
+    ) -> Result<DecodeOutput<E>> {
+        let mut state = State::new(scrub, gate, Parts::new(E::SPLIT, data.len() / 256 + 1));
         // One UTF-8 check for the whole input: cut at newlines and around a BOM, valid text
         // stays valid, so lines need no check of their own unless the input fails it. The
         // SIMD check is several times faster than the standard library's on long input.
@@ -161,7 +166,7 @@ impl Decoder {
             scrub.text(source, &mut state.counts)
         };
         Ok(DecodeOutput {
-            events: state.events.finish(observed_ns)?,
+            events: E::finish(state.events, observed_ns)?,
             dead_letters: state.dead.finish(&source)?,
             lines: line_no - first_line,
             blank_lines: state.blank,
@@ -261,7 +266,7 @@ pub(crate) struct State<'s> {
     /// The scrub changes nothing (`Scrub::is_identity`).
     identity: bool,
     gate: Option<&'s mut dyn Gate>,
-    events: BatchBuilder,
+    events: Parts,
     dead: DeadLetters,
     /// Scratch for a row's `fields` members, kept empty between rows (see `recycle`).
     pairs: Vec<(&'static str, &'static str)>,
@@ -271,12 +276,12 @@ pub(crate) struct State<'s> {
 }
 
 impl<'s> State<'s> {
-    fn new(scrub: &'s dyn Scrub, gate: Option<&'s mut dyn Gate>, rows: usize) -> State<'s> {
+    fn new(scrub: &'s dyn Scrub, gate: Option<&'s mut dyn Gate>, events: Parts) -> State<'s> {
         State {
             scrub,
             identity: scrub.is_identity(),
             gate,
-            events: BatchBuilder::with_capacity(rows),
+            events,
             dead: DeadLetters::default(),
             pairs: Vec::new(),
             counts: vec![0; scrub.rule_count()],
@@ -286,24 +291,32 @@ impl<'s> State<'s> {
     }
 
     fn commit(&mut self, row: &mut Row<'_>, observed_ns: i64) {
-        if self.identity {
-            let columns = row.strings.iter_mut().zip(&mut self.events.strings);
-            columns.for_each(|(slot, column)| column.push(slot.take().as_deref()));
-        } else {
-            for (i, slot) in row.strings.iter_mut().enumerate() {
-                let value = slot.take().map(|v| self.clean(i, v));
-                self.events.strings[i].push(value.as_deref());
-            }
+        let timestamp = row.timestamp.unwrap_or(observed_ns);
+        let mut strings = row.strings.iter_mut().enumerate();
+        // The category is cleaned first: its stored value names the row's partition.
+        let (_, category) = strings.next().expect("the category column comes first");
+        let category = match (self.identity, category.take()) {
+            (false, Some(value)) => Some(self.clean(col::CATEGORY, value)),
+            (_, value) => value,
+        };
+        self.events.builder(category.as_deref(), timestamp).strings[col::CATEGORY]
+            .push(category.as_deref());
+        for (i, slot) in strings {
+            let value = match self.identity {
+                true => slot.take(),
+                false => slot.take().map(|v| self.clean(i, v)),
+            };
+            self.events.current().strings[i].push(value.as_deref());
         }
         self.push_fields(&row.members);
-        self.events.push(row, observed_ns);
+        self.events.current().push(row, observed_ns);
     }
 
     /// Writes the `fields` object of a row's other members straight into its column, redacted
     /// in one pass; null when no member is left.
     fn push_fields(&mut self, members: &[(Cow<'_, str>, Cow<'_, str>)]) {
         if members.is_empty() {
-            return self.events.fields.push(None);
+            return self.events.current().fields.push(None);
         }
         let mut pairs = recycle(std::mem::take(&mut self.pairs));
         pairs.extend(members.iter().map(|(k, v)| (&**k, &**v)));
@@ -313,7 +326,7 @@ impl<'s> State<'s> {
             .iter()
             .map(|(k, v)| k.len() + v.len() + 4)
             .sum::<usize>();
-        self.events.fields.push_with(hint, |out| {
+        self.events.current().fields.push_with(hint, |out| {
             out.push('{');
             let kept = scrub.fields(&pairs, out, counts);
             out.push('}');

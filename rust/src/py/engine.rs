@@ -110,12 +110,13 @@ impl PyEngine {
 
 fn into_result(py: Python<'_>, out: Output) -> PyResult<PyProcessResult> {
     let decoded = out.decoded;
-    let partitions = out
-        .partition_keys
+    let partitions = decoded
+        .events
+        .keys
         .into_iter()
         .map(|(key, rows)| (key.category, key.hour, rows))
         .collect();
-    let events = PyArrowBatches::new(polars_event_schema(), out.partitions);
+    let events = PyArrowBatches::new(polars_event_schema(), decoded.events.batches);
     let dead = PyArrowBatches::new(dead_letter_schema(), vec![decoded.dead_letters]);
     Ok(PyProcessResult {
         events: Py::new(py, events)?,

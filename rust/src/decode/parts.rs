@@ -1,0 +1,190 @@
+//! Rows gathered by store partition as they are decoded: each partition (category, UTC hour)
+//! gets column builders of its own, so its batch holds only its own bytes and nothing is
+//! copied to split a batch afterwards.
+
+use std::collections::HashMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampNanosecondType;
+use arrow_array::{Array, RecordBatch, StringViewArray, TimestampNanosecondArray, UInt32Array};
+use arrow_select::take::take_record_batch;
+
+use super::builder::BatchBuilder;
+use crate::error::Result;
+use crate::schema::{CATEGORY, TIMESTAMP};
+
+/// A store partition: category (null when the events have none) and UTC hour since the epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PartitionKey {
+    pub category: Option<String>,
+    pub hour: i64,
+}
+
+/// Store partitions of consecutive runs of rows, each with its row count.
+pub type PartitionRuns = Vec<(PartitionKey, usize)>;
+
+/// Beyond this many partitions in one call, the rows of further partitions share one batch, in
+/// runs: builders of their own would cost far more memory than their few rows when events are
+/// scattered over many hours.
+pub const MAX_PARTITION_BATCHES: usize = 64;
+
+const NS_PER_HOUR: i64 = 3_600_000_000_000;
+
+/// What one call's rows become: one batch in input order, or a batch per store partition.
+pub trait Events: Sized {
+    /// Whether rows are gathered by partition as they are committed.
+    const SPLIT: bool;
+
+    fn finish(parts: Parts, observed_ns: i64) -> Result<Self>;
+}
+
+impl Events for RecordBatch {
+    const SPLIT: bool = false;
+
+    fn finish(mut parts: Parts, observed_ns: i64) -> Result<RecordBatch> {
+        parts.builders.swap_remove(0).finish(observed_ns)
+    }
+}
+
+/// The rows of one call by store partition, in order of first appearance, each partition's
+/// rows in input order. Rows are not sorted by time here: the store sorts each file it writes,
+/// which holds rows of many calls.
+#[derive(Default)]
+pub struct Partitioned {
+    /// The partition of each run of rows in `batches`, in order, with its row count.
+    pub keys: PartitionRuns,
+    /// A batch per partition; past `MAX_PARTITION_BATCHES` partitions the rest share one.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Events for Partitioned {
+    const SPLIT: bool = true;
+
+    fn finish(parts: Parts, observed_ns: i64) -> Result<Partitioned> {
+        let mut out = Partitioned::default();
+        let mut builders = parts.builders.into_iter();
+        let mut rest = parts.rest.then(|| builders.next_back()).flatten();
+        for (key, builder) in parts.keys.into_iter().zip(builders) {
+            out.keys.push((key, builder.len()));
+            out.batches.push(builder.finish(observed_ns)?);
+        }
+        if let Some(rest) = rest.take() {
+            let (keys, batch) = in_runs(&rest.finish(observed_ns)?)?;
+            out.keys.extend(keys);
+            out.batches.push(batch);
+        }
+        Ok(out)
+    }
+}
+
+/// The column builders rows are committed to.
+pub struct Parts {
+    keys: Vec<PartitionKey>,
+    /// A builder per key, then one for the rows of further partitions once `rest` is set.
+    builders: Vec<BatchBuilder>,
+    rest: bool,
+    split: bool,
+    /// Rows expected in the whole call, for the first builder's capacity.
+    rows: usize,
+    /// The builder of the previous row: rows mostly come in runs of one partition.
+    last: usize,
+}
+
+impl Parts {
+    pub fn new(split: bool, rows: usize) -> Parts {
+        let builders = match split {
+            true => Vec::new(),
+            false => vec![BatchBuilder::with_capacity(rows)],
+        };
+        Parts {
+            keys: Vec::new(),
+            builders,
+            rest: false,
+            split,
+            rows,
+            last: 0,
+        }
+    }
+
+    /// The builder of a row of `category` stored at `timestamp`.
+    #[inline]
+    pub fn builder(&mut self, category: Option<&str>, timestamp: i64) -> &mut BatchBuilder {
+        if self.split {
+            self.last = self.find(category, timestamp.div_euclid(NS_PER_HOUR));
+        }
+        &mut self.builders[self.last]
+    }
+
+    /// The builder of the row being committed, as `builder` last chose it.
+    #[inline]
+    pub fn current(&mut self) -> &mut BatchBuilder {
+        &mut self.builders[self.last]
+    }
+
+    fn find(&mut self, category: Option<&str>, hour: i64) -> usize {
+        let same = |k: &PartitionKey| k.hour == hour && k.category.as_deref() == category;
+        if self.keys.get(self.last).is_some_and(same) {
+            return self.last;
+        }
+        if let Some(at) = self.keys.iter().position(same) {
+            return at;
+        }
+        if self.keys.len() == MAX_PARTITION_BATCHES {
+            if !self.rest {
+                self.rest = true;
+                self.builders
+                    .push(BatchBuilder::with_capacity(self.rows / 8 + 1));
+            }
+            return self.builders.len() - 1;
+        }
+        let category = category.map(str::to_string);
+        self.keys.push(PartitionKey { category, hour });
+        // The first partition often holds every row. Later ones start at a quarter: a builder
+        // that grows copies its columns each time it doubles, and a larger start for each of
+        // up to 64 partitions would reserve far more than the call's rows.
+        let rows = match self.builders.is_empty() {
+            true => self.rows,
+            false => self.rows / 4 + 1,
+        };
+        self.builders.push(BatchBuilder::with_capacity(rows));
+        // With `rest` set no key is added, so the rest's builder stays last.
+        self.keys.len() - 1
+    }
+}
+
+/// `batch` reordered into runs of one partition each, in order of first appearance (rows of a
+/// run in input order). Its builders held these rows alone, so its strings need no compaction.
+fn in_runs(batch: &RecordBatch) -> Result<(PartitionRuns, RecordBatch)> {
+    let category = batch.column_by_name(CATEGORY).map(|c| c.as_string_view());
+    let ts = batch
+        .column_by_name(TIMESTAMP)
+        .map(|c| c.as_primitive::<TimestampNanosecondType>());
+    let (Some(category), Some(ts)) = (category, ts) else {
+        unreachable!("the event schema has a category and a timestamp");
+    };
+    let groups = partition_rows(category, ts);
+    let keys = groups.iter().map(|(key, rows)| (key.clone(), rows.len()));
+    let keys: PartitionRuns = keys.collect();
+    let rows: Vec<u32> = groups.into_iter().flat_map(|(_, rows)| rows).collect();
+    Ok((keys, take_record_batch(batch, &UInt32Array::from(rows))?))
+}
+
+/// Row indices per (category, UTC hour), in order of first appearance.
+fn partition_rows(
+    category: &StringViewArray,
+    ts: &TimestampNanosecondArray,
+) -> Vec<(PartitionKey, Vec<u32>)> {
+    let mut index: HashMap<(Option<&str>, i64), usize> = HashMap::new();
+    let mut groups: Vec<(PartitionKey, Vec<u32>)> = Vec::new();
+    for row in 0..ts.len() {
+        let name = category.is_valid(row).then(|| category.value(row));
+        let hour = ts.value(row).div_euclid(NS_PER_HOUR);
+        let slot = *index.entry((name, hour)).or_insert_with(|| {
+            let category = name.map(str::to_string);
+            groups.push((PartitionKey { category, hour }, Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].1.push(row as u32);
+    }
+    groups
+}
