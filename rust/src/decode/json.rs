@@ -151,6 +151,39 @@ mod tests {
         }
     }
 
+    /// `s` as a JSON string with every character written as a `\u` escape (pairs beyond the
+    /// basic plane), `\\` and `\/` as short escapes.
+    fn escaped_throughout(s: &str) -> String {
+        let mut out = String::from('"');
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '/' => out.push_str("\\/"),
+                c => {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    }
+                }
+            }
+        }
+        out.push('"');
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unescape_reads_back_any_escaping(s in "(\\PC|[\"\\\\/\n\t\r\u{1}\u{8}\u{c}])*") {
+            let mut plain = String::new();
+            write_json_str(&mut plain, &s);
+            proptest::prop_assert_eq!(unescape(&plain).unwrap(), s.as_str());
+            let escaped = escaped_throughout(&s);
+            proptest::prop_assert_eq!(unescape(&escaped).unwrap(), s.as_str());
+            let parsed: String = sonic_rs::from_str(&plain).unwrap();
+            proptest::prop_assert_eq!(parsed, s);
+        }
+    }
+
     #[test]
     fn lone_surrogates_become_replacement_characters() {
         assert_eq!(unescape(r#""a\ud800b""#).unwrap(), "a\u{FFFD}b");

@@ -5,6 +5,14 @@ use crate::schema::Level;
 /// A level from its usual spellings, case-insensitively (`WARNING`, `Warn`, `err`, `fatal`,
 /// `panic`, `trace`, `notice`, ...), or from a number written as text.
 pub fn level_from_str(text: &str) -> Option<Level> {
+    // The spellings most senders use, as they write them, before any folding.
+    match text.as_bytes() {
+        b"info" | b"INFO" => return Some(Level::Info),
+        b"debug" | b"DEBUG" => return Some(Level::Debug),
+        b"warn" | b"WARN" | b"warning" | b"WARNING" => return Some(Level::Warn),
+        b"error" | b"ERROR" => return Some(Level::Error),
+        _ => {}
+    }
     let t = text.trim();
     if t.len() > 12 {
         return None;

@@ -157,6 +157,49 @@ fn offset(cur: &mut Cursor<'_>) -> Option<i64> {
 /// RFC 3339 (and the common ISO 8601 relaxations: a space for `T`, no offset meaning UTC,
 /// `+hhmm` offsets, 0–9 fraction digits).
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    fixed_places(text.as_bytes()).or_else(|| parse_rfc3339_relaxed(text))
+}
+
+/// The common form `YYYY-MM-DDTHH:MM:SS[.f][offset]`, its date and time read at fixed places;
+/// `None` for anything else (white space around it included), which the full parser reads.
+#[inline]
+fn fixed_places(s: &[u8]) -> Option<i64> {
+    if s.len() < 19 || !matches!(s[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let separators = s[4] == b'-' && s[7] == b'-' && s[13] == b':' && s[16] == b':';
+    let digit = |i: usize| u32::from(s[i].wrapping_sub(b'0'));
+    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if !separators || DIGITS.iter().any(|&i| digit(i) > 9) {
+        return None;
+    }
+    let two = |i: usize| digit(i) * 10 + digit(i + 1);
+    let mut cur = Cursor { s, i: 19 };
+    let nanos = match cur.peek() {
+        Some(b'.' | b',') => {
+            cur.i += 1;
+            fraction(&mut cur)?
+        }
+        _ => 0,
+    };
+    let offset_s = if cur.done() { 0 } else { offset(&mut cur)? };
+    if !cur.done() {
+        return None;
+    }
+    let civil = Civil {
+        year: i64::from(two(0) * 100 + two(2)),
+        month: two(5),
+        day: two(8),
+        hour: two(11),
+        minute: two(14),
+        second: two(17),
+        nanos,
+        offset_s,
+    };
+    civil.to_ns()
+}
+
+fn parse_rfc3339_relaxed(text: &str) -> Option<i64> {
     let mut cur = Cursor {
         s: text.trim().as_bytes(),
         i: 0,
@@ -314,6 +357,33 @@ mod tests {
             parse_epoch("1700000000", EpochUnit::Ms),
             Some(1_700_000_000_000_000)
         );
+    }
+
+    proptest::proptest! {
+        /// The fixed-place reading of the common form answers as the full parser does, on
+        /// timestamps of every shape and on strings near them.
+        #[test]
+        fn fixed_places_read_as_the_full_parser(
+            date in (0u32..10_000, 0u32..14, 0u32..33),
+            time in (0u32..25, 0u32..61, 0u32..62),
+            sep in proptest::sample::select(vec!["T", "t", " ", "_"]),
+            frac in "([.,][0-9]{0,11})?",
+            offset in "(Z|z|[+-][0-9]{2}:?[0-9]{2}|[+-]2[0-9]:?7[0-9])?",
+            noise in proptest::option::of((0usize..30, proptest::num::u8::ANY)),
+        ) {
+            let ((y, mo, d), (h, mi, se)) = (date, time);
+            let mut text = format!("{y:04}-{mo:02}-{d:02}{sep}{h:02}:{mi:02}:{se:02}{frac}{offset}");
+            if let Some((at, byte)) = noise {
+                let mut bytes = text.into_bytes();
+                let at = at.min(bytes.len() - 1);
+                bytes[at] = byte & 0x7f;
+                text = String::from_utf8(bytes).unwrap();
+            }
+            if let Some(ns) = fixed_places(text.as_bytes()) {
+                proptest::prop_assert_eq!(Some(ns), parse_rfc3339_relaxed(&text), "{}", text);
+            }
+            proptest::prop_assert_eq!(parse_rfc3339(&text), parse_rfc3339_relaxed(&text));
+        }
     }
 
     #[test]
