@@ -425,7 +425,9 @@ class Pipeline:
                 audit.append(key)
             else:
                 plain.append(self._take(key))
-        self._write_behind(plain)
+        # Rows handed over all at once take no more memory than they did buffered: a commit
+        # that waits for its files keeps both cores writing rather than one file at a time.
+        self._write_behind(plain, wait=behind)
         try:
             for key in audit:
                 _, frame, wal = self._buffered(key)
@@ -443,7 +445,7 @@ class Pipeline:
             # Partitions that turned out to hold no audit rows go back until a later commit.
             self._rebuffer(plain)
             raise
-        self._write_behind(plain)
+        self._write_behind(plain, wait=behind)
         if not behind and (failure := self._reap(block=True)):
             raise failure
 
@@ -460,13 +462,13 @@ class Pipeline:
         self._unbuffer(key)
         return file
 
-    def _write_behind(self, plain: list[PlainFile]) -> None:
+    def _write_behind(self, plain: list[PlainFile], *, wait: bool = True) -> None:
         """Hands files without audit rows to the store's committer, and empties ``plain``.
-        At most two such writes are in flight: a third waits for the oldest."""
+        At most two such writes are in flight: with ``wait`` a third waits for the oldest."""
         assert self.store is not None
         if not plain:
             return
-        while len(self._behind) >= 2:
+        while wait and len(self._behind) >= 2:
             if failure := self._reap(block=True, only_oldest=True):
                 self._rebuffer(plain)
                 plain.clear()
