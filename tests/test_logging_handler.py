@@ -9,6 +9,7 @@ import queue
 import subprocess
 import sys
 import threading
+import time
 import weakref
 
 import polars as pl
@@ -55,6 +56,26 @@ def test_a_quiet_emitter_ingests_its_partial_buffer(tmp_path):
                 break
             done.wait(0.05)
         assert done.is_set()
+
+
+def test_emitted_events_are_committed_within_the_commit_interval(tmp_path):
+    # Session 10: rows handed over waited in the pipeline's buffers until a partition filled
+    # or the emitter closed, so nothing emitted was on disk, or queryable, before that.
+    with Emitter(tmp_path, config(), flush_interval=0.05, commit_interval=0.1) as emitter:
+        emitter.emit({"ts": 1736899200, "message": "early"})
+        deadline = time.monotonic() + 10
+        while not list(tmp_path.glob("hot/**/*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert stored(tmp_path)["message"].to_list() == ["early"]
+        assert emitter.pipeline.buffered_rows == 0
+        emitter.emit({"ts": 1736899201, "message": "later"})
+    assert sorted(stored(tmp_path)["message"].to_list()) == ["early", "later"]
+
+
+def test_the_commit_interval_defaults_to_the_serve_flush_interval(tmp_path):
+    cfg = load_config(**{"store.fsync": False, "serve.flush_interval_s": 7.5})
+    with Emitter(tmp_path, cfg) as emitter:
+        assert emitter.commit_interval == 7.5
 
 
 def test_a_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
@@ -432,11 +453,12 @@ class TestAttack7:
     settings) made the emitter hang or lose events."""
 
     @pytest.mark.parametrize("interval", [0, -1, float("nan")])
-    def test_a_flush_interval_that_is_not_positive_is_refused(self, tmp_path, interval):
+    @pytest.mark.parametrize("name", ["flush_interval", "commit_interval"])
+    def test_an_interval_that_is_not_positive_is_refused(self, tmp_path, interval, name):
         # -1 ended the background thread with ValueError, after which close (and so the exit)
         # waited forever; 0 kept it polling at full speed.
-        with pytest.raises(ValueError, match="flush_interval must be a positive number"):
-            Emitter(tmp_path, config(), flush_interval=interval)
+        with pytest.raises(ValueError, match=f"{name} must be a positive number"):
+            Emitter(tmp_path, config(), **{name: interval})
         assert not (tmp_path / "writers").exists()  # refused before a pipeline was built
 
     @pytest.mark.parametrize("then", ["return", "exit"])

@@ -19,6 +19,7 @@ import os
 import queue
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 import msgspec
 
 from qlingest import _core
-from qlingest.config import Config
+from qlingest.config import Config, load_config
 from qlingest.exceptions import EmitterClosedError, ForkedError, error_line
 from qlingest.pipeline import Pipeline
 from qlingest.redact import redact_message
@@ -65,16 +66,22 @@ class Emitter:
         batch_bytes: int = BATCH_BYTES,
         queue_batches: int = QUEUE_BATCHES,
         flush_interval: float = FLUSH_INTERVAL_S,
+        commit_interval: float | None = None,
     ) -> None:
         # Checked before anything is built: a negative interval would end the background
         # thread at its first wait, and close would then wait for it forever.
-        if not flush_interval > 0:
-            raise ValueError(
-                f"flush_interval must be a positive number of seconds, not {flush_interval!r}"
-            )
+        for name, value in (("flush_interval", flush_interval),
+                            ("commit_interval", commit_interval)):  # fmt: skip
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
         _check_destination("Emitter", data_dir, pipeline)
         self.pipeline = pipeline or Pipeline(data_dir, config)
         self.flush_interval = flush_interval
+        #: Rows ingested are committed once the oldest has waited this long (the pipeline's
+        #: ``serve.flush_interval_s`` unless given), so events are on disk and queryable
+        #: within about that time, not only when a partition fills or the emitter closes.
+        config = getattr(self.pipeline, "config", None) or load_config()
+        self.commit_interval = commit_interval or config.serve.flush_interval_s
         #: Events dropped because the queue was full.
         self.dropped_events = 0
         self.error: BaseException | None = None
@@ -246,18 +253,37 @@ class Emitter:
         # Events this thread emits (a finalizer that logs) never wait for a flush that waits
         # for this thread to make room in the queue.
         self._batch.drains_here()
+        commit_at = None  # when the oldest ingested row not yet committed is due
         while True:
             try:
-                item = self._queue.get(timeout=self.flush_interval)
+                wait = self.flush_interval
+                if commit_at is not None:
+                    wait = max(0.0, min(wait, commit_at - time.monotonic()))
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
                 self._take_partial()
-                continue
-            try:
-                if item is None:
-                    return
-                self._ingest(item[0])
-            finally:
-                self._queue.task_done()
+            else:
+                try:
+                    if item is None:
+                        return
+                    self._ingest(item[0])
+                finally:
+                    self._queue.task_done()
+            if commit_at is None or time.monotonic() >= commit_at:
+                commit_at = self._commit_aged()
+
+    def _commit_aged(self) -> float | None:
+        """Commits the partitions whose rows have waited ``commit_interval``; returns when
+        the next is due (``None``: nothing waits)."""
+        commit_aged = getattr(self.pipeline, "commit_aged", None)
+        if commit_aged is None:  # a stand-in pipeline that only takes batches
+            return None
+        try:
+            due_in = commit_aged(self.commit_interval)
+        except Exception as e:  # a failed commit keeps its rows; the host goes on
+            self.error = e
+            due_in = self.commit_interval
+        return None if due_in is None else time.monotonic() + due_in
 
     def _take_partial(self) -> None:
         """After a quiet interval, ingests the partial buffer so events do not wait long."""
