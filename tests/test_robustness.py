@@ -218,16 +218,16 @@ def test_scattered_timestamps_keep_few_partitions_buffered(tmp_path):
     assert not list((tmp_path / "s").rglob(".*.tmp"))
 
 
-def test_a_batch_scattered_over_many_hours_comes_in_runs_past_64_partitions():
+def test_a_batch_scattered_over_many_hours_comes_in_runs_past_16_partitions():
     # One Arrow batch per partition cost about 850 MB for 20,000 events in as many hours: the
-    # first 64 partitions of a call have batches of their own, the rest share one, in runs.
+    # first 16 partitions of a call have batches of their own, the rest share one, in runs.
     hours = [(i * 7919) % 500 for i in range(500)]
     data = b"".join(
         json.dumps({"ts": 1_000_000_000 + h * 3_600, "msg": f"m{i}"}).encode() + b"\n"
         for i, h in enumerate(hours)
     )
     batch = Pipeline().decode(data)
-    assert batch.events.n_chunks() == 64 + 1
+    assert batch.events.n_chunks() == 16 + 1
     assert len(batch.parts) == 500 and {rows for _, rows in batch.parts} == {1}
     first_hour = time.gmtime(1_000_000_000 + hours[0] * 3_600)
     assert batch.parts[0][0][2] == time.strftime("%H", first_hour)

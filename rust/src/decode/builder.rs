@@ -112,7 +112,7 @@ impl Validity {
         if self.len % 64 != 0 {
             self.words.push(self.word);
         }
-        let bits = BooleanBuffer::new(Buffer::from_vec(self.words), 0, self.len);
+        let bits = BooleanBuffer::new(Buffer::from_vec(tight(self.words)), 0, self.len);
         (self.nulls > 0).then(|| NullBuffer::new(bits))
     }
 }
@@ -192,17 +192,28 @@ impl ViewColumn {
         }
     }
 
+    /// The column. Its buffers give back their spare capacity first (in place, without a
+    /// copy): a batch may be held long after, buffered for a file, and a partition's builders
+    /// were sized for more rows than it got.
     pub fn finish(&mut self) -> StringViewArray {
         let mut blocks = std::mem::take(&mut self.blocks);
         if !self.data.is_empty() {
-            blocks.push(Buffer::from(std::mem::take(&mut self.data).into_bytes()));
+            blocks.push(Buffer::from(tight(
+                std::mem::take(&mut self.data).into_bytes(),
+            )));
         }
-        let views = ScalarBuffer::from(std::mem::take(&mut self.views));
+        let views = ScalarBuffer::from(tight(std::mem::take(&mut self.views)));
         let nulls = std::mem::take(&mut self.valid).finish();
         // SAFETY: every view holds a `str` inline or names the block and offset where the `str`
         // was written, with its length and first four bytes; the validity has one bit per view.
         unsafe { StringViewArray::new_unchecked(views, blocks.into(), nulls) }
     }
+}
+
+/// `v` without its spare capacity.
+fn tight<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
 }
 
 /// Appends `s` to `data`, which has room for it and `SLACK` bytes more: values of eight bytes
@@ -321,9 +332,9 @@ impl BatchBuilder {
         let rows = self.len();
         let ts = |v: Vec<i64>| Arc::new(TimestampNanosecondArray::from(v).with_timezone("UTC"));
         let mut columns: Vec<ArrayRef> = vec![
-            ts(std::mem::take(&mut self.timestamp)),
+            ts(tight(std::mem::take(&mut self.timestamp))),
             ts(vec![observed_ns; rows]),
-            Arc::new(level_array(self.level, self.level_valid.finish())?),
+            Arc::new(level_array(tight(self.level), self.level_valid.finish())?),
         ];
         columns.extend(
             self.strings
@@ -331,9 +342,9 @@ impl BatchBuilder {
                 .map(|c| Arc::new(c.finish()) as ArrayRef),
         );
         columns.push(Arc::new(self.fields.finish()));
-        let revenue = Float64Array::new(self.revenue.into(), self.revenue_valid.finish());
+        let revenue = Float64Array::new(tight(self.revenue).into(), self.revenue_valid.finish());
         columns.push(Arc::new(revenue));
-        columns.push(Arc::new(Float64Array::from(self.sample_rate)));
+        columns.push(Arc::new(Float64Array::from(tight(self.sample_rate))));
         columns.push(new_null_array(&DataType::Utf8View, rows));
         columns.push(new_null_array(&DataType::UInt64, rows));
         columns.push(new_null_array(&DataType::Utf8View, rows));

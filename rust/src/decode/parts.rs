@@ -2,6 +2,7 @@
 //! gets column builders of its own, so its batch holds only its own bytes and nothing is
 //! copied to split a batch afterwards.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use arrow_array::cast::AsArray;
@@ -24,11 +25,15 @@ pub struct PartitionKey {
 pub type PartitionRuns = Vec<(PartitionKey, usize)>;
 
 /// Beyond this many partitions in one call, the rows of further partitions share one batch, in
-/// runs: builders of their own would cost far more memory than their few rows when events are
-/// scattered over many hours.
-pub const MAX_PARTITION_BATCHES: usize = 64;
+/// runs. A batch costs the same to finish and to hand to Polars however few its rows, and its
+/// builders hold memory of their own: events scattered over many hours (a few rows for each
+/// partition) are cheaper gathered into one batch.
+pub const MAX_PARTITION_BATCHES: usize = 16;
 
 const NS_PER_HOUR: i64 = 3_600_000_000_000;
+
+/// Rows the builders of a call's second and later partitions are first sized for.
+const LATER_PARTITION_ROWS: usize = 512;
 
 /// What one call's rows become: one batch in input order, or a batch per store partition.
 pub trait Events: Sized {
@@ -68,6 +73,7 @@ impl Events for Partitioned {
             out.keys.push((key, builder.len()));
             out.batches.push(builder.finish(observed_ns)?);
         }
+        remember_rows(&out.keys);
         if let Some(rest) = rest.take() {
             let (keys, batch) = in_runs(&rest.finish(observed_ns)?)?;
             out.keys.extend(keys);
@@ -132,24 +138,45 @@ impl Parts {
         if self.keys.len() == MAX_PARTITION_BATCHES {
             if !self.rest {
                 self.rest = true;
-                self.builders
-                    .push(BatchBuilder::with_capacity(self.rows / 8 + 1));
+                self.builders.push(BatchBuilder::with_capacity(
+                    self.rows.min(LATER_PARTITION_ROWS),
+                ));
             }
             return self.builders.len() - 1;
         }
-        let category = category.map(str::to_string);
-        self.keys.push(PartitionKey { category, hour });
-        // The first partition often holds every row. Later ones start at a quarter: a builder
-        // that grows copies its columns each time it doubles, and a larger start for each of
-        // up to 64 partitions would reserve far more than the call's rows.
-        let rows = match self.builders.is_empty() {
-            true => self.rows,
-            false => self.rows / 4 + 1,
+        let key = PartitionKey {
+            category: category.map(str::to_string),
+            hour,
         };
+        // A builder that grows copies its columns each time it doubles, and a batch buffered
+        // for a file keeps what its builder reserved. A stream's calls mostly repeat the same
+        // partitions in the same shares: each starts at what it held in this thread's previous
+        // call. Otherwise the first takes the call's rows (it often holds all of them), and
+        // later ones start small.
+        let rows = match previous_rows(&key) {
+            Some(rows) => (rows + rows / 4 + 16).min(self.rows),
+            None if self.builders.is_empty() => self.rows,
+            None => self.rows.min(LATER_PARTITION_ROWS),
+        };
+        self.keys.push(key);
         self.builders.push(BatchBuilder::with_capacity(rows));
         // With `rest` set no key is added, so the rest's builder stays last.
         self.keys.len() - 1
     }
+}
+
+thread_local! {
+    /// The partitions with builders of their own in this thread's previous call, with the
+    /// rows each got.
+    static PREVIOUS: RefCell<PartitionRuns> = const { RefCell::new(Vec::new()) };
+}
+
+fn previous_rows(key: &PartitionKey) -> Option<usize> {
+    PREVIOUS.with_borrow(|runs| runs.iter().find(|(k, _)| k == key).map(|&(_, rows)| rows))
+}
+
+fn remember_rows(runs: &PartitionRuns) {
+    PREVIOUS.with_borrow_mut(|previous| previous.clone_from(runs));
 }
 
 /// `batch` reordered into runs of one partition each, in order of first appearance (rows of a
