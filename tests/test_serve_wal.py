@@ -223,6 +223,35 @@ def test_dead_letters_committed_before_a_crash_are_not_written_again(tmp_path):
     assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in good)
 
 
+def test_bad_category_dead_letters_committed_before_a_crash_are_not_written_again(tmp_path):
+    # Breaker report s10: rows dead-lettered while buffering (a bad category) were written
+    # straight to the store, untagged, so a replay of their record wrote them a second time.
+    store = tmp_path / "store"
+    srv = ServeProcess(store, "[serve]\nflush_interval_s = 0.1\n")
+    body = (
+        b'{"msg":"good","category":"app.logs"}\n'
+        b'{"msg":"hive","category":"__HIVE_DEFAULT_PARTITION__"}\n'
+        + b'{"msg":"long","category":"'
+        + b"c" * 300
+        + b'"}\n'
+        + b'{"msg":"b1","category":\n'
+    )
+    assert srv.post("/v1/events", body)[0] == 200
+    deadline = time.monotonic() + 10
+    while len(dead_letters(store)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    srv.kill()
+    assert len(list((store / "wal").rglob("*.wal"))) == 1
+    again = ServeProcess(store)
+    assert again.stop() == 0
+    rows = dead_letters(store)
+    reasons = sorted(r["reason"] for r in rows)
+    assert reasons == ["bad_category", "bad_category", "malformed_json"]
+    assert {r["wal_record"] for r in rows} == {0}
+    assert len({r["source"] for r in rows}) == 1
+    assert stored(store)["message"].to_list() == ["good"]
+
+
 def test_a_large_record_decodes_in_pieces_with_lines_counted_from_its_start(tmp_path):
     store = tmp_path / "store"
     srv = ServeProcess(store, "[input]\nthreads = 2\n")

@@ -306,6 +306,7 @@ class Pipeline:
     # Set by ``wal_records`` for the duration of one replayed or served WAL record.
     _wal_tag: frozenset[int] = frozenset()
     _wal_skip: frozenset[tuple[str, str, str]] = frozenset()
+    _wal_dead: Callable[[pl.DataFrame], None] | None = None
     _observed_ns: int | None = None
 
     @contextmanager
@@ -315,18 +316,23 @@ class Pipeline:
         *,
         observed_ns: int | None = None,
         skip: Iterable[tuple[str, str, str]] = (),
+        dead_letters: Callable[[pl.DataFrame], None] | None = None,
     ) -> Iterator[None]:
         """Tags what is decoded and written inside the block with WAL record numbers.
 
         Each committed file lists the records whose rows it holds; partitions in ``skip`` are
-        already committed for these records (a replay after a crash) and are left out.
+        already committed for these records (a replay after a crash) and are left out. Rows
+        dead-lettered while buffering (``bad_category``) go to ``dead_letters`` when given,
+        instead of to the store: the caller commits them with the records' other dead
+        letters, tagged, so that a replay writes them once.
         """
         self._wal_tag, self._wal_skip = frozenset(seqs), frozenset(skip)
-        self._observed_ns = observed_ns
+        self._observed_ns, self._wal_dead = observed_ns, dead_letters
         try:
             yield
         finally:
             self._wal_tag, self._wal_skip, self._observed_ns = frozenset(), frozenset(), None
+            self._wal_dead = None
 
     @_locked
     def write(
@@ -398,6 +404,9 @@ class Pipeline:
                 "raw": raw.write_ndjson().splitlines(),
             }
         )
+        if self._wal_dead is not None:
+            # The caller counts them, once, as it counts the records' other dead letters.
+            return self._wal_dead(frame)
         self.summary.dead_letters[reason] += rows.height
         self.store.write_dead_letters(frame, time.strftime("%Y-%m-%d", time.gmtime()))
 

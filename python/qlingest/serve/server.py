@@ -486,8 +486,18 @@ class Server:
         # The pipeline would commit dead letters untagged, one file per record.
         batch.dead_letters = dead.clear()
         skip = committed.get(rec.seq, ())
+
+        def hold(rows: pl.DataFrame) -> None:
+            # Rows the pipeline dead-letters while buffering (a bad category) join the
+            # record's other dead letters: committed in one file with them, tagged, once.
+            if rec.seq not in dead_done:
+                sink.pipeline.summary.dead_letters.update(rows["reason"].to_list())
+                sink.dead_letters.add(
+                    rows.with_columns(pl.lit(rec.source).alias("source")), rec.seq
+                )
+
         try:
-            with sink.pipeline.wal_records([rec.seq], skip=skip):
+            with sink.pipeline.wal_records([rec.seq], skip=skip, dead_letters=hold):
                 sink.pipeline.absorb(batch, rec.size)
             sink.dead_letters.commit_if_full()
         except COMMIT_ERRORS as e:
