@@ -372,7 +372,7 @@ class Store:
         the files are encoded; the future holds the paths or the error."""
         self.check_process()
         if self._committer is None:
-            self._committer = ThreadPoolExecutor(min(2, os.cpu_count() or 1), "qlingest-commit")
+            self._committer = ThreadPoolExecutor(1, "qlingest-commit")
         return _submit_or_run(self._committer, self.write_partitions, files)
 
     def write_dead_letters(self, frame: pl.DataFrame, date: str) -> Path:
