@@ -84,6 +84,9 @@ def merge(a: dict, b: dict) -> dict:
             out[key] = merged
         elif key in ("compression_ratio", "events_per_s"):
             continue
+        elif not isinstance(value, (int, float)):
+            # Not a count (``interrupted``: the signal that stopped a run, or None).
+            out[key] = a[key] if a[key] is not None else value
         else:
             out[key] = a[key] + value
     out["compression_ratio"] = (

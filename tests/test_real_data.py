@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from qlingest.config import load_config
 from qlingest.formats import resolve
@@ -57,3 +59,21 @@ def test_structured_text_gets_real_timestamps_and_levels(shared_data, tmp_path):
     assert first["level"] == "info"
     assert first["service"] == "dfs.DataNode$PacketResponder"
     assert set(batch.events["level"].unique().to_list()) <= {"info", "warn", "error"}
+
+
+def test_the_quick_starts_totals_merge_summaries_of_every_kind_of_field():
+    # Session 10: the summary gained `interrupted` (None, or a signal's name) and `make run`
+    # failed adding None to None when totalling the real-data files.
+    import importlib.util
+
+    from qlingest.pipeline import Summary
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "ingest_real_data.py"
+    spec = importlib.util.spec_from_file_location("ingest_real_data", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    a, b = Summary(), Summary()
+    a.events_read, b.events_read, b.elapsed_s = 3, 4, 1.0
+    totals = module.merge(a.as_dict(), b.as_dict())
+    assert totals["events_read"] == 7
+    assert totals["interrupted"] is None
