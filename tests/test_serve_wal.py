@@ -203,20 +203,26 @@ def test_a_start_leaves_alone_the_log_of_a_writer_a_live_process_holds(tmp_path)
     assert sorted(stored(store)["message"].to_list()) == sorted(f"e{i}" for i in range(10))
 
 
-def test_dead_letters_committed_before_a_crash_are_not_written_again(tmp_path):
-    store = tmp_path / "store"
+def replayed_dead_letters(store, body: bytes, dead: int) -> list[dict]:
+    """Posts ``body``, waits for its ``dead`` dead letters to be committed, kills the server
+    while the record is still in the log's open segment, and returns the dead letters once a
+    restart has replayed the record."""
     srv = ServeProcess(store, "[serve]\nflush_interval_s = 0.1\n")
-    body, good, bad = mixed(list(range(30)))
     assert srv.post("/v1/events", body)[0] == 200
     deadline = time.monotonic() + 10
-    while len(dead_letters(store)) < len(bad) and time.monotonic() < deadline:
+    while len(dead_letters(store)) < dead and time.monotonic() < deadline:
         time.sleep(0.05)
-    # Committed, but the record is still in the log's open segment, so a restart replays it.
     srv.kill()
     assert len(list((store / "wal").rglob("*.wal"))) == 1
     again = ServeProcess(store)
     assert again.stop() == 0
-    rows = dead_letters(store)
+    return dead_letters(store)
+
+
+def test_dead_letters_committed_before_a_crash_are_not_written_again(tmp_path):
+    store = tmp_path / "store"
+    body, good, bad = mixed(list(range(30)))
+    rows = replayed_dead_letters(store, body, len(bad))
     assert sorted(r["raw"] for r in rows) == sorted(f'{{"msg":"b{i}","category":' for i in bad)
     assert {r["reason"] for r in rows} == {"malformed_json"}
     assert {r["wal_record"] for r in rows} == {0}
@@ -227,7 +233,6 @@ def test_bad_category_dead_letters_committed_before_a_crash_are_not_written_agai
     # Breaker report s10: rows dead-lettered while buffering (a bad category) were written
     # straight to the store, untagged, so a replay of their record wrote them a second time.
     store = tmp_path / "store"
-    srv = ServeProcess(store, "[serve]\nflush_interval_s = 0.1\n")
     body = (
         b'{"msg":"good","category":"app.logs"}\n'
         b'{"msg":"hive","category":"__HIVE_DEFAULT_PARTITION__"}\n'
@@ -236,15 +241,7 @@ def test_bad_category_dead_letters_committed_before_a_crash_are_not_written_agai
         + b'"}\n'
         + b'{"msg":"b1","category":\n'
     )
-    assert srv.post("/v1/events", body)[0] == 200
-    deadline = time.monotonic() + 10
-    while len(dead_letters(store)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    srv.kill()
-    assert len(list((store / "wal").rglob("*.wal"))) == 1
-    again = ServeProcess(store)
-    assert again.stop() == 0
-    rows = dead_letters(store)
+    rows = replayed_dead_letters(store, body, 3)
     reasons = sorted(r["reason"] for r in rows)
     assert reasons == ["bad_category", "bad_category", "malformed_json"]
     assert {r["wal_record"] for r in rows} == {0}
