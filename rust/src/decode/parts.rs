@@ -67,8 +67,9 @@ impl Events for Partitioned {
 
     fn finish(parts: Parts, observed_ns: i64) -> Result<Partitioned> {
         let mut out = Partitioned::default();
+        let has_rest = parts.has_rest();
         let mut builders = parts.builders.into_iter();
-        let mut rest = parts.rest.then(|| builders.next_back()).flatten();
+        let mut rest = has_rest.then(|| builders.next_back()).flatten();
         for (key, builder) in parts.keys.into_iter().zip(builders) {
             out.keys.push((key, builder.len()));
             out.batches.push(builder.finish(observed_ns)?);
@@ -86,9 +87,9 @@ impl Events for Partitioned {
 /// The column builders rows are committed to.
 pub struct Parts {
     keys: Vec<PartitionKey>,
-    /// A builder per key, then one for the rows of further partitions once `rest` is set.
+    /// A builder per key, then one for the rows of further partitions once there are more
+    /// than `MAX_PARTITION_BATCHES`.
     builders: Vec<BatchBuilder>,
-    rest: bool,
     split: bool,
     /// Rows expected in the whole call, for the first builder's capacity.
     rows: usize,
@@ -105,7 +106,6 @@ impl Parts {
         Parts {
             keys: Vec::new(),
             builders,
-            rest: false,
             split,
             rows,
             last: 0,
@@ -136,8 +136,7 @@ impl Parts {
             return at;
         }
         if self.keys.len() == MAX_PARTITION_BATCHES {
-            if !self.rest {
-                self.rest = true;
+            if !self.has_rest() {
                 self.builders.push(BatchBuilder::with_capacity(
                     self.rows.min(LATER_PARTITION_ROWS),
                 ));
@@ -160,8 +159,13 @@ impl Parts {
         };
         self.keys.push(key);
         self.builders.push(BatchBuilder::with_capacity(rows));
-        // With `rest` set no key is added, so the rest's builder stays last.
+        // Once the rest has its builder no key is added, so that builder stays last.
         self.keys.len() - 1
+    }
+
+    /// Whether rows of partitions past the limit have their shared builder.
+    fn has_rest(&self) -> bool {
+        self.split && self.builders.len() > self.keys.len()
     }
 }
 
