@@ -247,6 +247,32 @@ mod tests {
         assert_eq!(batch(77_000_000_000), first);
     }
 
+    /// A condition on the timestamp reads it before the row is kept; a kept row whose
+    /// timestamp cannot be read keeps it in `fields`, in its place, and is stored at the time
+    /// it was observed.
+    #[test]
+    fn conditions_on_time_read_pending_timestamps() {
+        let policy = r#"{"rules":[{"name":"late","where":{"timestamp":{"gt":1e18}},"keep":true},
+            {"name":"rest","rate":0}]}"#;
+        let input = concat!(
+            "{\"a\":1,\"time\":\"yesterday\",\"b\":2,\"msg\":\"unread\"}\n",
+            "{\"time\":\"1970-01-01T00:00:05Z\",\"msg\":\"early\"}\n",
+            "{\"time\":1700000000,\"msg\":\"late\"}\n",
+        );
+        let now = 1_800_000_000_000_000_000;
+        let out = sampled_engine(policy)
+            .process_as::<RecordBatch>(input.as_bytes(), "t", 1, now)
+            .unwrap();
+        let events = &out.decoded.events;
+        assert_eq!(messages(events), ["unread", "late"]);
+        let times = events.column_by_name("timestamp").unwrap();
+        let times = times.as_primitive::<arrow_array::types::TimestampNanosecondType>();
+        assert_eq!(times.values().to_vec(), [now, 1_700_000_000_000_000_000]);
+        let fields = events.column_by_name("fields").unwrap().as_string_view();
+        assert_eq!(fields.value(0), r#"{"a":1,"time":"yesterday","b":2}"#);
+        assert!(arrow_array::Array::is_null(fields, 1));
+    }
+
     /// Conditions read values as sent: a rule on a user id matches the id in clear even
     /// though the stored column holds its keyed pseudonym.
     #[test]

@@ -13,6 +13,7 @@ use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
 use arrow_data::MAX_INLINE_VIEW_LEN;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use super::ndjson::PendingTime;
 use super::scan::Member;
 use crate::error::Result;
 use crate::schema::{self, Level, LEVELS, STRING_COLUMNS};
@@ -38,6 +39,8 @@ pub mod col {
 #[derive(Default)]
 pub struct Row<'a> {
     pub timestamp: Option<i64>,
+    /// A timestamp member not read yet: rows the sampler drops never need it read.
+    pub pending_time: Option<PendingTime<'a>>,
     pub level: Option<Level>,
     pub strings: [Option<Cow<'a, str>>; 12],
     pub revenue: Option<f64>,
@@ -52,11 +55,24 @@ impl Row<'_> {
     /// Empties the row for the next line.
     pub fn clear(&mut self) {
         self.timestamp = None;
+        self.pending_time = None;
         self.level = None;
         self.strings = Default::default();
         self.revenue = None;
         self.sample_rate = None;
         self.members.clear();
+    }
+
+    /// Reads a pending timestamp into `timestamp` (`read` when the caller has read it
+    /// already); one that cannot be read goes back among the members, where it was.
+    pub fn settle_time(&mut self, read: Option<Option<i64>>) {
+        let Some(pending) = self.pending_time.take() else {
+            return;
+        };
+        match read.unwrap_or_else(|| pending.read()) {
+            Some(ns) => self.timestamp = Some(ns),
+            None => self.members.insert(pending.at, (pending.key, pending.raw)),
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use regex::Regex;
 
 pub use builder::{dead_letter_schema, Reason, Row};
 pub use config::{DecodeConfig, Format};
+pub use ndjson::PendingTime;
 pub use parts::{Events, PartitionKey, PartitionRuns, Partitioned, MAX_PARTITION_BATCHES};
 pub use scrub::{NoScrub, Scrub};
 
@@ -59,8 +60,9 @@ pub struct DecodeOutput<E = RecordBatch> {
 /// A decision on each row after it is read and normalized, before it is redacted and
 /// written: the seam where sampling drops rows that would cost redaction and column space.
 pub trait Gate {
-    /// The row's `sample_rate` when it is kept; None drops it.
-    fn admit(&mut self, row: &Row<'_>, observed_ns: i64) -> Option<f64>;
+    /// The row's `sample_rate` when it is kept; None drops it. A gate that reads a pending
+    /// timestamp settles it (`Row::settle_time`), so a kept row does not read it twice.
+    fn admit(&mut self, row: &mut Row<'_>, observed_ns: i64) -> Option<f64>;
 }
 
 /// A decoder built once from its configuration and used for many batches, from many threads.
@@ -202,6 +204,7 @@ impl Decoder {
                         None => return,
                     }
                 }
+                row.settle_time(None);
                 st.commit(row, observed_ns)
             }
             Err(reject) => st.reject(line.bytes, line_no, reject),

@@ -10,7 +10,7 @@ use super::json::{bracket_count, exact_depth, unescape};
 use super::keys::{target, Target};
 use super::level::{level_from_otel, level_from_str, level_from_syslog};
 use super::scan::{self, Member};
-use super::time::{parse_epoch, parse_timestamp_str};
+use super::time::{parse_epoch, parse_timestamp_str, EpochUnit};
 use super::{Decoder, Reject};
 use crate::schema::Level;
 
@@ -124,7 +124,27 @@ impl Decoder {
             Target::Str(i) if row.strings[i].is_none() => string_value(kind, &raw).map(|s| {
                 row.strings[i] = Some(s);
             }),
-            Target::Timestamp if row.timestamp.is_none() => self.timestamp(kind, &raw, row)?,
+            Target::Timestamp if row.timestamp.is_none() => {
+                if self.config.strict_timestamps {
+                    self.timestamp(kind, &raw, row)?
+                } else {
+                    // A second timestamp key fills the column only if the first cannot.
+                    row.settle_time(None);
+                    if row.timestamp.is_none() {
+                        let unit = self.config.epoch_unit;
+                        let at = row.members.len();
+                        row.pending_time = Some(PendingTime {
+                            key,
+                            raw,
+                            kind,
+                            unit,
+                            at,
+                        });
+                        return Ok(());
+                    }
+                    None
+                }
+            }
             Target::Level | Target::SeverityNumber if row.level.is_none() => {
                 let otel = target == Target::SeverityNumber;
                 level_value(kind, &raw, otel).map(|l| row.level = Some(l))
@@ -149,24 +169,43 @@ impl Decoder {
     }
 
     fn timestamp(&self, kind: Kind, raw: &str, row: &mut Row<'_>) -> Result<Option<()>, Reject> {
-        let unit = self.config.epoch_unit;
-        let parsed = match kind.0 {
-            JsonType::String => text(raw, kind).and_then(|s| parse_timestamp_str(&s, unit)),
-            JsonType::Number => parse_epoch(raw, unit),
-            _ => None,
-        };
-        match parsed {
+        match read_time(kind, raw, self.config.epoch_unit) {
             Some(ns) => {
                 row.timestamp = Some(ns);
                 Ok(Some(()))
             }
-            None if self.config.strict_timestamps => Err(Reject::new(
+            None => Err(Reject::new(
                 Reason::BadTimestamp,
                 "timestamp could not be read",
             )),
-            // Kept in `fields` under its key; the event falls back to `observed_at`.
-            None => Ok(None),
         }
+    }
+}
+
+/// A timestamp member left unread until the row is kept (or the sampler asks for it): most
+/// rows a policy drops are decided by their level and trace id alone. One that cannot be read
+/// goes back among the members at `at`, its place in the line, and the event falls back to
+/// `observed_at`.
+pub struct PendingTime<'a> {
+    pub(super) key: Cow<'a, str>,
+    pub(super) raw: Cow<'a, str>,
+    kind: Kind,
+    unit: EpochUnit,
+    pub(super) at: usize,
+}
+
+impl PendingTime<'_> {
+    /// The timestamp in UTC nanoseconds, if it can be read.
+    pub fn read(&self) -> Option<i64> {
+        read_time(self.kind, &self.raw, self.unit)
+    }
+}
+
+fn read_time(kind: Kind, raw: &str, unit: EpochUnit) -> Option<i64> {
+    match kind.0 {
+        JsonType::String => text(raw, kind).and_then(|s| parse_timestamp_str(&s, unit)),
+        JsonType::Number => parse_epoch(raw, unit),
+        _ => None,
     }
 }
 

@@ -12,6 +12,8 @@ use crate::decode::{Gate, NoScrub, Row, Scrub};
 pub struct StagedEvent<'r, 'a> {
     row: &'r Row<'a>,
     observed_ns: i64,
+    /// The row's pending timestamp once read, if a condition or the randomness needed it.
+    pending_time: OnceCell<Option<i64>>,
     /// The `fields` object as it would be written without redaction, built on first use.
     fields: OnceCell<Option<String>>,
 }
@@ -21,6 +23,7 @@ impl<'r, 'a> StagedEvent<'r, 'a> {
         StagedEvent {
             row,
             observed_ns,
+            pending_time: OnceCell::new(),
             fields: OnceCell::new(),
         }
     }
@@ -69,12 +72,15 @@ impl EventView for StagedEvent<'_, '_> {
 
     #[inline]
     fn timestamp(&self) -> i64 {
-        self.row.timestamp.unwrap_or(self.observed_ns)
+        self.sent_timestamp().unwrap_or(self.observed_ns)
     }
 
     #[inline]
     fn sent_timestamp(&self) -> Option<i64> {
-        self.row.timestamp
+        match &self.row.pending_time {
+            None => self.row.timestamp,
+            Some(pending) => *self.pending_time.get_or_init(|| pending.read()),
+        }
     }
 
     #[inline]
@@ -85,7 +91,13 @@ impl EventView for StagedEvent<'_, '_> {
 
 impl Gate for RowDecider<'_> {
     #[inline]
-    fn admit(&mut self, row: &Row<'_>, observed_ns: i64) -> Option<f64> {
-        self.decide(&StagedEvent::new(row, observed_ns))
+    fn admit(&mut self, row: &mut Row<'_>, observed_ns: i64) -> Option<f64> {
+        let event = StagedEvent::new(row, observed_ns);
+        let rate = self.decide(&event);
+        let read = event.pending_time.into_inner();
+        if rate.is_some() && read.is_some() {
+            row.settle_time(read);
+        }
+        rate
     }
 }
