@@ -64,41 +64,34 @@ pub fn trace_randomness(id: &[u8]) -> Randomness {
     if id.len() < MIN_TRACE_ID_LEN {
         return Randomness::Unusable;
     }
-    // One branch-free pass: validates hex, spots all zeros, keeps the trailing 56 bits.
-    let (mut r, mut bad, mut any) = (0u64, 0u8, 0u8);
-    for &b in id {
-        let v = HEX[b as usize];
-        bad |= v & 0xf0;
-        any |= v;
-        r = (r << 4) | (v & 0x0f) as u64;
-    }
-    match (bad, any) {
-        (0, 0) => Randomness::Unusable,
-        (0, _) => Randomness::Trace(r & (MAX_ADJUSTED_COUNT - 1)),
+    // Checks of the whole id without a branch or a table per byte, so they vectorize; only
+    // the trailing 14 digits are read as a number.
+    let hex = id.iter().fold(true, |ok, &b| ok & is_hex_digit(b));
+    let zeros = id.iter().fold(true, |all, &b| all & (b == b'0'));
+    match (hex, zeros) {
+        (_, true) => Randomness::Unusable,
+        (true, false) => {
+            let tail = &id[id.len() - 14..];
+            Randomness::Trace(tail.iter().fold(0, |r, &b| r << 4 | hex_value(b)))
+        }
         // A non-hex id is still one key per trace: an unseeded hash keeps it consistent
         // across processes and machines.
-        _ if id.iter().all(|&b| b == b'0') => Randomness::Unusable,
-        _ => Randomness::Trace(hash_bytes(TRACE_KEY, id) >> 8),
+        (false, false) => Randomness::Trace(hash_bytes(TRACE_KEY, id) >> 8),
     }
 }
 
-static HEX: [u8; 256] = {
-    let mut t = [0xffu8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
+#[inline(always)]
+fn is_hex_digit(b: u8) -> bool {
+    (b.wrapping_sub(b'0') < 10) | ((b | 0x20).wrapping_sub(b'a') < 6)
+}
 
-const TRACE_KEY: u64 = 0x2d35_8dcc_aa6c_78a5;
+/// The value of a hex digit: its low four bits, plus nine for a letter of either case.
+#[inline(always)]
+fn hex_value(b: u8) -> u64 {
+    u64::from((b & 0x0f) + 9 * (b >> 6))
+}
+
+pub(crate) const TRACE_KEY: u64 = 0x2d35_8dcc_aa6c_78a5;
 const P1: u64 = 0x8bb8_4b93_962e_acc9;
 const P2: u64 = 0x4b33_a62e_d433_d4a3;
 const P3: u64 = 0x4d5a_2da5_1de1_aa47;

@@ -249,6 +249,47 @@ fn trace_randomness_is_the_trailing_56_bits() {
     assert_eq!(trace_randomness(id), Randomness::Trace(0xce929d0e0e4736));
     assert_eq!(trace_randomness(b""), Randomness::Absent);
     assert_eq!(trace_randomness(b"0000000000000000"), Randomness::Unusable);
+    assert_eq!(trace_randomness(b"000000000000000"), Randomness::Unusable);
+    assert_eq!(
+        trace_randomness(b"4BF92F3577B34DA6A3CE929D0E0E4736"),
+        Randomness::Trace(0xce929d0e0e4736)
+    );
+}
+
+/// The randomness of a trace id by a plain reading: hex digits one by one.
+fn reference_randomness(id: &[u8]) -> crate::sample::Randomness {
+    use crate::sample::{hash_bytes, Randomness};
+    if id.is_empty() {
+        return Randomness::Absent;
+    }
+    if id.len() < 16 || id.iter().all(|&b| b == b'0') {
+        return Randomness::Unusable;
+    }
+    match std::str::from_utf8(id) {
+        Ok(text) if text.chars().all(|c| c.is_ascii_hexdigit()) => {
+            let tail = &text[id.len() - 14..];
+            Randomness::Trace(u64::from_str_radix(tail, 16).unwrap())
+        }
+        _ => Randomness::Trace(hash_bytes(crate::sample::hash::TRACE_KEY, id) >> 8),
+    }
+}
+
+proptest::proptest! {
+    /// Ids of hex digits of either case, with bytes next to the digit and letter ranges
+    /// (`/`, `:`, `@`, `G`, `` ` ``, `g`), a NUL and a non-ASCII byte, read as the plain
+    /// reading does.
+    #[test]
+    fn trace_randomness_reads_ids_as_digits(
+        id in proptest::collection::vec(
+            proptest::sample::select(b"0123456789abcdefABCDEF0000/:@G`g\xff\x00-".to_vec()),
+            0..40,
+        )
+    ) {
+        proptest::prop_assert_eq!(
+            crate::sample::trace_randomness(&id),
+            reference_randomness(&id)
+        );
+    }
 }
 
 #[test]
