@@ -273,6 +273,31 @@ mod tests {
         assert!(arrow_array::Array::is_null(fields, 1));
     }
 
+    /// A message or stack with escapes is unescaped once its row is kept, and read unescaped
+    /// by a condition before that.
+    #[test]
+    fn conditions_read_escaped_messages_as_text() {
+        let policy = r#"{"rules":[{"name":"alarms","where":{"message":{"prefix":["Alarm \""]}},
+            "keep":true},{"name":"rest","rate":0}]}"#;
+        let input = concat!(
+            r#"{"msg":"\u0041larm \"disk\"","stack":"at a\n\tat b"}"#,
+            "\n",
+            r#"{"msg":"Quiet \"disk\"","stack":"at c\n"}"#,
+            "\n",
+            r#"{"msg":"Alarm \"net\""}"#,
+            "\n",
+        );
+        let out = sampled_engine(policy)
+            .process_as::<RecordBatch>(input.as_bytes(), "t", 1, 0)
+            .unwrap();
+        let events = &out.decoded.events;
+        assert_eq!(messages(events), [r#"Alarm "disk""#, r#"Alarm "net""#]);
+        let stacks = events.column_by_name("stack").unwrap().as_string_view();
+        assert_eq!(stacks.value(0), "at a\n\tat b");
+        assert!(arrow_array::Array::is_null(stacks, 1));
+        assert_eq!(out.sampled_out.iter().sum::<u64>(), 1);
+    }
+
     /// Conditions read values as sent: a rule on a user id matches the id in clear even
     /// though the stored column holds its keyed pseudonym.
     #[test]

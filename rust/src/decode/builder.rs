@@ -43,6 +43,9 @@ pub struct Row<'a> {
     pub pending_time: Option<PendingTime<'a>>,
     pub level: Option<Level>,
     pub strings: [Option<Cow<'a, str>>; 12],
+    /// The message and stack when they are still JSON string literals with escapes, read by
+    /// `settle_text` once the row is kept: rows the sampler drops are never unescaped.
+    pub literal: Literal,
     pub revenue: Option<f64>,
     pub sample_rate: Option<f64>,
     /// Members for `fields`: key and raw JSON value, redacted together when the row commits.
@@ -58,6 +61,7 @@ impl Row<'_> {
         self.pending_time = None;
         self.level = None;
         self.strings = Default::default();
+        self.literal = Literal::default();
         self.revenue = None;
         self.sample_rate = None;
         self.members.clear();
@@ -72,6 +76,57 @@ impl Row<'_> {
         match read.unwrap_or_else(|| pending.read()) {
             Some(ns) => self.timestamp = Some(ns),
             None => self.members.insert(pending.at, (pending.key, pending.raw)),
+        }
+    }
+
+    /// Unescapes the message and stack left as literals.
+    pub fn settle_text(&mut self) {
+        for slot in [col::MESSAGE, col::STACK] {
+            if self.literal.holds(slot) {
+                if let Some(raw) = self.strings[slot].take() {
+                    self.strings[slot] = Some(Literal::read(raw));
+                }
+            }
+        }
+        self.literal = Literal::default();
+    }
+}
+
+/// Which of the message and stack columns of a row hold a JSON string literal, quotes and
+/// escapes as sent, rather than its text.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Literal(u8);
+
+impl Literal {
+    /// Whether string column `slot` may be left as a literal.
+    pub fn deferrable(slot: usize) -> bool {
+        slot == col::MESSAGE || slot == col::STACK
+    }
+
+    pub fn mark(&mut self, slot: usize) {
+        debug_assert!(Literal::deferrable(slot));
+        self.0 |= 1 << (slot - col::MESSAGE);
+    }
+
+    pub fn holds(self, slot: usize) -> bool {
+        Literal::deferrable(slot) && self.0 >> (slot - col::MESSAGE) & 1 == 1
+    }
+
+    /// The text of a literal the decoder accepted. Both of its parsers check every escape
+    /// before a literal is left here, so reading it cannot fail; were it to, the literal's
+    /// inside would be kept as sent rather than lost.
+    pub fn read(raw: Cow<'_, str>) -> Cow<'_, str> {
+        fn inside(raw: &str) -> &str {
+            debug_assert!(false, "an accepted literal failed to unescape: {raw}");
+            let inner = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'));
+            inner.unwrap_or(raw)
+        }
+        match raw {
+            Cow::Borrowed(raw) => super::json::unescape(raw).unwrap_or_else(|| inside(raw).into()),
+            Cow::Owned(raw) => Cow::Owned(match super::json::unescape(&raw) {
+                Some(text) => text.into_owned(),
+                None => inside(&raw).to_owned(),
+            }),
         }
     }
 }

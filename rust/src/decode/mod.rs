@@ -205,6 +205,7 @@ impl Decoder {
                     }
                 }
                 row.settle_time(None);
+                row.settle_text();
                 st.commit(row, observed_ns)
             }
             Err(reject) => st.reject(line.bytes, line_no, reject),

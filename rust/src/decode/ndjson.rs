@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use serde::de;
 use sonic_rs::{JsonType, JsonValueTrait, LazyValue};
 
-use super::builder::{Reason, Row};
+use super::builder::{Literal, Reason, Row};
 use super::json::{bracket_count, exact_depth, unescape};
 use super::keys::{target, Target};
 use super::level::{level_from_otel, level_from_str, level_from_syslog};
@@ -121,9 +121,14 @@ impl Decoder {
         row: &mut Row<'a>,
     ) -> Result<(), Reject> {
         let kept = match target {
-            Target::Str(i) if row.strings[i].is_none() => string_value(kind, &raw).map(|s| {
-                row.strings[i] = Some(s);
-            }),
+            Target::Str(i) if row.strings[i].is_none() => {
+                if kind.0 == JsonType::String && kind.1 && Literal::deferrable(i) {
+                    row.literal.mark(i);
+                    row.strings[i] = Some(raw);
+                    return Ok(());
+                }
+                string_value(kind, &raw).map(|s| row.strings[i] = Some(s))
+            }
             Target::Timestamp if row.timestamp.is_none() => {
                 if self.config.strict_timestamps {
                     self.timestamp(kind, &raw, row)?

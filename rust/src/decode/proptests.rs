@@ -426,6 +426,11 @@ proptest! {
         let (mut scanned, mut parsed) = (Row::default(), Row::default());
         let a = decoder.decode_json(&text, &mut scanned);
         let b = decoder.decode_json_parsed(&text, &mut parsed);
+        // What is left to read once the row is kept is read, so rows compare whole.
+        for row in [&mut scanned, &mut parsed] {
+            row.settle_time(None);
+            row.settle_text();
+        }
         prop_assert_eq!(row_text(a, &scanned), row_text(b, &parsed));
     }
 }

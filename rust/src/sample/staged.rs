@@ -1,11 +1,13 @@
 //! Sampling rows the decoder has staged, before they are redacted and written: conditions and
 //! randomness read the event as sent, with ids normalized and defaults filled in.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use super::predicate::at::{FIELDS, FIRST_STRING, OBSERVED_AT, REVENUE, SAMPLE_RATE, TIMESTAMP};
 use super::predicate::{Cell, EventView, NO_LEVEL};
 use super::sampler::RowDecider;
+use crate::decode::builder::{col, Literal};
 use crate::decode::{Gate, NoScrub, Row, Scrub};
 
 /// A staged row as the sampler reads it.
@@ -14,6 +16,8 @@ pub struct StagedEvent<'r, 'a> {
     observed_ns: i64,
     /// The row's pending timestamp once read, if a condition or the randomness needed it.
     pending_time: OnceCell<Option<i64>>,
+    /// The message and stack once unescaped, where the row holds them as literals.
+    texts: [OnceCell<Cow<'r, str>>; 2],
     /// The `fields` object as it would be written without redaction, built on first use.
     fields: OnceCell<Option<String>>,
 }
@@ -24,6 +28,7 @@ impl<'r, 'a> StagedEvent<'r, 'a> {
             row,
             observed_ns,
             pending_time: OnceCell::new(),
+            texts: Default::default(),
             fields: OnceCell::new(),
         }
     }
@@ -51,8 +56,16 @@ impl EventView for StagedEvent<'_, '_> {
 
     #[inline]
     fn text(&self, index: usize) -> Option<&[u8]> {
-        let slot = self.row.strings.get(index.checked_sub(FIRST_STRING)?)?;
-        slot.as_deref().map(str::as_bytes)
+        let slot = index.checked_sub(FIRST_STRING)?;
+        let value = self.row.strings.get(slot)?.as_deref()?;
+        if !self.row.literal.holds(slot) {
+            return Some(value.as_bytes());
+        }
+        let text = &self.texts[slot - col::MESSAGE];
+        Some(
+            text.get_or_init(|| Literal::read(Cow::Borrowed(value)))
+                .as_bytes(),
+        )
     }
 
     fn fields_json(&self) -> Option<&str> {
