@@ -92,68 +92,6 @@ impl Civil {
     }
 }
 
-struct Cursor<'a> {
-    s: &'a [u8],
-    i: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn digits(&mut self, min: usize, max: usize) -> Option<(u64, usize)> {
-        let start = self.i;
-        let mut v: u64 = 0;
-        while self.i < self.s.len() && self.i - start < max && self.s[self.i].is_ascii_digit() {
-            v = v * 10 + (self.s[self.i] - b'0') as u64;
-            self.i += 1;
-        }
-        let n = self.i - start;
-        (n >= min).then_some((v, n))
-    }
-
-    fn eat(&mut self, c: u8) -> bool {
-        let hit = self.s.get(self.i) == Some(&c);
-        self.i += hit as usize;
-        hit
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.i).copied()
-    }
-
-    fn done(&self) -> bool {
-        self.i == self.s.len()
-    }
-}
-
-fn fraction(cur: &mut Cursor<'_>) -> Option<u32> {
-    let (v, n) = cur.digits(1, 9)?;
-    // Digits past nanoseconds are accepted and truncated.
-    while cur.peek().is_some_and(|c| c.is_ascii_digit()) {
-        cur.i += 1;
-    }
-    Some((v * 10u64.pow(9 - n as u32)) as u32)
-}
-
-fn offset(cur: &mut Cursor<'_>) -> Option<i64> {
-    match cur.peek()? {
-        b'Z' | b'z' => {
-            cur.i += 1;
-            Some(0)
-        }
-        sign @ (b'+' | b'-') => {
-            cur.i += 1;
-            let (h, _) = cur.digits(2, 2)?;
-            cur.eat(b':');
-            let (m, _) = cur.digits(2, 2)?;
-            if h > 23 || m > 59 {
-                return None;
-            }
-            let s = (h * 3600 + m * 60) as i64;
-            Some(if sign == b'-' { -s } else { s })
-        }
-        _ => None,
-    }
-}
-
 /// RFC 3339 (and the common ISO 8601 relaxations: a space for `T`, no offset meaning UTC,
 /// `+hhmm` offsets, 0–9 fraction digits, white space around it). Every field of the date and
 /// time has a fixed width, so each is read at its fixed place.
@@ -164,37 +102,99 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         true => text.as_bytes(),
         false => text.trim().as_bytes(),
     };
-    if s.len() < 19 || !matches!(s[10], b'T' | b't' | b' ') {
-        return None;
-    }
-    let separators = s[4] == b'-' && s[7] == b'-' && s[13] == b':' && s[16] == b':';
-    let digit = |i: usize| u32::from(s[i].wrapping_sub(b'0'));
+    // The date and time as a fixed-size array: every place below is checked at compile time.
+    let head: &[u8; 19] = s.get(..19)?.try_into().ok()?;
+    let separators = head[4] == b'-'
+        && head[7] == b'-'
+        && matches!(head[10], b'T' | b't' | b' ')
+        && head[13] == b':'
+        && head[16] == b':';
+    let d = head.map(|c| c.wrapping_sub(b'0'));
     const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    if !separators || DIGITS.iter().any(|&i| digit(i) > 9) {
+    if !separators || DIGITS.iter().fold(0, |max, &i| max.max(d[i])) > 9 {
         return None;
     }
-    let two = |i: usize| digit(i) * 10 + digit(i + 1);
-    let mut cur = Cursor { s, i: 19 };
-    let nanos = if cur.eat(b'.') || cur.eat(b',') {
-        fraction(&mut cur)?
-    } else {
-        0
+    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
+    let (nanos, rest) = match &s[19..] {
+        [b'.' | b',', rest @ ..] => fraction(rest)?,
+        rest => (0, rest),
     };
-    let offset_s = if cur.done() { 0 } else { offset(&mut cur)? };
-    if !cur.done() {
+    let offset_s = match rest {
+        [] | [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] | [sign @ (b'+' | b'-'), h1, h2, m1, m2] => {
+            offset(*sign, [*h1, *h2, *m1, *m2])?
+        }
+        _ => return None,
+    };
+    let (year, month, day) = (two(0) * 100 + two(2), two(5), two(8));
+    let (hour, minute, second) = (two(11), two(14), two(17));
+    let valid = (1..=12).contains(&month)
+        && (1..=days_in_month(i64::from(year), month)).contains(&day)
+        && hour < 24
+        && minute < 60
+        && second <= 60;
+    if !valid {
         return None;
     }
-    let civil = Civil {
-        year: i64::from(two(0) * 100 + two(2)),
-        month: two(5),
-        day: two(8),
-        hour: two(11),
-        minute: two(14),
-        second: two(17),
-        nanos,
-        offset_s,
-    };
-    civil.to_ns()
+    // A leap second is folded into the next one, as most parsers do.
+    let secs = days_from_year_0(year, month, day) * 86_400
+        + i64::from(hour * 3600 + minute * 60 + second)
+        - offset_s;
+    secs.checked_mul(NS_PER_S)?.checked_add(i64::from(nanos))
+}
+
+/// Powers of ten that scale a fraction of `9 - k` digits to nanoseconds.
+const FRACTION_SCALE: [u32; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+/// The nanoseconds of the fraction digits starting `rest`, and what follows them. Digits past
+/// nanoseconds are accepted and truncated.
+fn fraction(rest: &[u8]) -> Option<(u32, &[u8])> {
+    let n = rest
+        .iter()
+        .position(|c| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    if n == 0 {
+        return None;
+    }
+    let kept = &rest[..n.min(9)];
+    let v = kept.iter().fold(0, |v, &c| v * 10 + u32::from(c - b'0'));
+    Some((v * FRACTION_SCALE[9 - kept.len()], &rest[n..]))
+}
+
+/// Seconds east of UTC of a `+hh:mm` or `+hhmm` offset.
+fn offset(sign: u8, digits: [u8; 4]) -> Option<i64> {
+    let d = digits.map(|c| c.wrapping_sub(b'0'));
+    if d.iter().any(|&v| v > 9) {
+        return None;
+    }
+    let (h, m) = (i64::from(d[0] * 10 + d[1]), i64::from(d[2] * 10 + d[3]));
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let s = h * 3600 + m * 60;
+    Some(if sign == b'-' { -s } else { s })
+}
+
+/// `days_from_civil` for the years RFC 3339 can write (0 to 9999), in unsigned arithmetic: a
+/// year 400 ahead keeps every quotient positive, and its era is taken back at the end.
+fn days_from_year_0(year: u32, month: u32, day: u32) -> i64 {
+    let y = u64::from(year) + 400 - u64::from(month <= 2);
+    let (era, yoe) = (y / 400, y % 400);
+    let m = u64::from(month);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + u64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era as i64 - 1) * 146_097 + doe as i64 - 719_468
 }
 
 fn scale(unit: EpochUnit, magnitude: f64) -> i64 {
@@ -259,6 +259,23 @@ pub fn parse_timestamp_str(text: &str, unit: EpochUnit) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The unsigned day count agrees with the signed one on the first and last day of every
+    /// month of every year RFC 3339 can write.
+    #[test]
+    fn days_from_year_0_matches_days_from_civil() {
+        for year in 0..=9999u32 {
+            for month in 1..=12 {
+                for day in [1, days_in_month(i64::from(year), month)] {
+                    assert_eq!(
+                        days_from_year_0(year, month, day),
+                        days_from_civil(i64::from(year), month, day),
+                        "{year}-{month}-{day}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn rfc3339_with_offsets_and_fractions() {
