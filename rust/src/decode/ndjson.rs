@@ -132,6 +132,9 @@ impl Decoder {
             Target::Timestamp if row.timestamp.is_none() => {
                 if self.config.strict_timestamps {
                     self.timestamp(kind, &raw, row)?
+                } else if kind.0 == JsonType::Null {
+                    // The column's null, as for any column: not kept, and a later key may fill it.
+                    None
                 } else {
                     // A second timestamp key fills the column only if the first cannot.
                     row.settle_time(None);

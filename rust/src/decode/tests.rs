@@ -93,20 +93,23 @@ fn missing_timestamp_falls_back_to_observed_at() {
 }
 
 /// A timestamp is read once the row is kept; one that cannot be read stays in `fields` where
-/// it stood among the members, and a later timestamp key fills the column instead.
+/// it stood among the members, and a later timestamp key fills the column instead; a null
+/// one is the column's null, kept nowhere.
 #[test]
 fn unreadable_timestamps_keep_their_place_in_fields() {
     let out = decode(
         b"{\"a\":1,\"time\":\"yesterday\",\"b\":2,\"ts\":1700000000,\"c\":3}\n\
           {\"a\":1,\"time\":\"yesterday\",\"b\":2}\n\
-          {\"ts\":1700000000,\"time\":\"2023-11-14T22:13:21Z\"}\n",
+          {\"ts\":1700000000,\"time\":\"2023-11-14T22:13:21Z\"}\n\
+          {\"timestamp\":null,\"ts\":1700000000,\"time\":null}\n",
     );
     assert_eq!(
         timestamps(&out.events),
         vec![
             1_700_000_000_000_000_000,
             OBSERVED,
-            1_700_000_000_000_000_000
+            1_700_000_000_000_000_000,
+            1_700_000_000_000_000_000,
         ]
     );
     assert_eq!(
@@ -115,6 +118,7 @@ fn unreadable_timestamps_keep_their_place_in_fields() {
             Some(r#"{"a":1,"time":"yesterday","b":2,"c":3}"#.to_owned()),
             Some(r#"{"a":1,"time":"yesterday","b":2}"#.to_owned()),
             Some(r#"{"time":"2023-11-14T22:13:21Z"}"#.to_owned()),
+            None,
         ]
     );
 }
