@@ -38,6 +38,9 @@ pub mod col {
 /// for every line of a call, so its `members` keep their allocation.
 #[derive(Default)]
 pub struct Row<'a> {
+    /// Whether reading the timestamp and unescaping the message and stack wait until the row
+    /// is kept: worth it only where a sampler may drop the row.
+    pub defer: bool,
     pub timestamp: Option<i64>,
     /// A timestamp member not read yet: rows the sampler drops never need it read.
     pub pending_time: Option<PendingTime<'a>>,

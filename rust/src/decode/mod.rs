@@ -140,12 +140,16 @@ impl Decoder {
         first_line: u64,
         observed_ns: i64,
     ) -> Result<DecodeOutput<E>> {
+        let defer = gate.is_some();
         let mut state = State::new(scrub, gate, Parts::new(E::SPLIT, data.len() / 256 + 1));
         // One UTF-8 check for the whole input: cut at newlines and around a BOM, valid text
         // stays valid, so lines need no check of their own unless the input fails it. The
         // SIMD check is several times faster than the standard library's on long input.
         let text = simdutf8::basic::from_utf8(data).ok();
-        let mut row = Row::default();
+        let mut row = Row {
+            defer,
+            ..Row::default()
+        };
         let mut line_no = first_line;
         let mut start = 0;
         for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {

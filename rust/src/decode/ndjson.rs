@@ -122,7 +122,7 @@ impl Decoder {
     ) -> Result<(), Reject> {
         let kept = match target {
             Target::Str(i) if row.strings[i].is_none() => {
-                if kind.0 == JsonType::String && kind.1 && Literal::deferrable(i) {
+                if row.defer && kind.0 == JsonType::String && kind.1 && Literal::deferrable(i) {
                     row.literal.mark(i);
                     row.strings[i] = Some(raw);
                     return Ok(());
@@ -130,11 +130,10 @@ impl Decoder {
                 string_value(kind, &raw).map(|s| row.strings[i] = Some(s))
             }
             Target::Timestamp if row.timestamp.is_none() => {
-                if self.config.strict_timestamps {
+                // A null is the column's null, as for any column: not kept, and a later key
+                // may fill it.
+                if !row.defer || self.config.strict_timestamps || kind.0 == JsonType::Null {
                     self.timestamp(kind, &raw, row)?
-                } else if kind.0 == JsonType::Null {
-                    // The column's null, as for any column: not kept, and a later key may fill it.
-                    None
                 } else {
                     // A second timestamp key fills the column only if the first cannot.
                     row.settle_time(None);
@@ -182,10 +181,12 @@ impl Decoder {
                 row.timestamp = Some(ns);
                 Ok(Some(()))
             }
-            None => Err(Reject::new(
+            None if self.config.strict_timestamps => Err(Reject::new(
                 Reason::BadTimestamp,
                 "timestamp could not be read",
             )),
+            // Kept in `fields` under its key; the event falls back to `observed_at`.
+            None => Ok(None),
         }
     }
 }

@@ -414,16 +414,19 @@ proptest! {
     }
 
     /// A line decodes to the same row or the same rejection whether the scanner or the full
-    /// parser reads it, at any depth limit and with strict timestamps or not.
+    /// parser reads it, at any depth limit, with strict timestamps or not, reading the
+    /// timestamp and unescaping the message at once or once the row is kept.
     #[test]
     fn scanned_lines_decode_as_parsed_lines(
         text in prop_oneof![scanned_text(), line().prop_map(|l| String::from_utf8_lossy(&l).into_owned())],
         max_depth in 1..5usize,
         strict_timestamps in any::<bool>(),
+        defer in any::<bool>(),
     ) {
         let config = DecodeConfig { max_depth, strict_timestamps, ..DecodeConfig::default() };
         let decoder = Decoder::new(config).unwrap();
-        let (mut scanned, mut parsed) = (Row::default(), Row::default());
+        let row = || Row { defer, ..Row::default() };
+        let (mut scanned, mut parsed) = (row(), row());
         let a = decoder.decode_json(&text, &mut scanned);
         let b = decoder.decode_json_parsed(&text, &mut parsed);
         // What is left to read once the row is kept is read, so rows compare whole.

@@ -97,12 +97,26 @@ fn missing_timestamp_falls_back_to_observed_at() {
 /// one is the column's null, kept nowhere.
 #[test]
 fn unreadable_timestamps_keep_their_place_in_fields() {
-    let out = decode(
-        b"{\"a\":1,\"time\":\"yesterday\",\"b\":2,\"ts\":1700000000,\"c\":3}\n\
+    /// A gate that keeps every row: the decoder then leaves timestamps to be read at the end.
+    struct KeepAll;
+    impl Gate for KeepAll {
+        fn admit(&mut self, _: &mut Row<'_>, _: i64) -> Option<f64> {
+            Some(1.0)
+        }
+    }
+    let decoder = Decoder::new(DecodeConfig::default()).unwrap();
+    let gated = |input: &[u8]| {
+        let gate: &mut dyn Gate = &mut KeepAll;
+        decoder
+            .decode_gated::<RecordBatch>(input, &NoScrub, Some(gate), "test", 1, OBSERVED)
+            .unwrap()
+    };
+    let input: &[u8] = b"{\"a\":1,\"time\":\"yesterday\",\"b\":2,\"ts\":1700000000,\"c\":3}\n\
           {\"a\":1,\"time\":\"yesterday\",\"b\":2}\n\
           {\"ts\":1700000000,\"time\":\"2023-11-14T22:13:21Z\"}\n\
-          {\"timestamp\":null,\"ts\":1700000000,\"time\":null}\n",
-    );
+          {\"timestamp\":null,\"ts\":1700000000,\"time\":null}\n";
+    let (out, deferred) = (decode(input), gated(input));
+    assert_eq!(out.events, deferred.events);
     assert_eq!(
         timestamps(&out.events),
         vec![
