@@ -273,6 +273,30 @@ mod tests {
         assert!(arrow_array::Array::is_null(fields, 1));
     }
 
+    /// A timestamp that cannot be read is a member of `fields` to the conditions, in its
+    /// place among the others, as it is once stored: the staged sampler decides as the batch
+    /// sampler does on the stored rows.
+    #[test]
+    fn conditions_on_fields_see_unreadable_timestamps() {
+        let policy = r#"{"rules":[{"name":"has-ts","where":{"fields.ts":{"exists":true}},
+            "keep":true},{"name":"rest","rate":0}]}"#;
+        let input = concat!(
+            "{\"ts\":\"yesterday\",\"msg\":\"unread\"}\n",
+            "{\"ts\":1700000000,\"msg\":\"read\"}\n",
+            "{\"a\":1,\"time\":{\"ts\":5},\"msg\":\"nested\"}\n",
+        );
+        let out = sampled_engine(policy)
+            .process_as::<RecordBatch>(input.as_bytes(), "t", 1, 0)
+            .unwrap();
+        assert_eq!(messages(&out.decoded.events), ["unread"]);
+        let exact = r#"{"rules":[{"name":"exact","where":{"fields":"{\"a\":1,\"time\":{\"ts\":5}}"},
+            "keep":true},{"name":"rest","rate":0}]}"#;
+        let out = sampled_engine(exact)
+            .process_as::<RecordBatch>(input.as_bytes(), "t", 1, 0)
+            .unwrap();
+        assert_eq!(messages(&out.decoded.events), ["nested"]);
+    }
+
     /// A message or stack with escapes is unescaped once its row is kept, and read unescaped
     /// by a condition before that.
     #[test]

@@ -196,11 +196,11 @@ impl Decoder {
 /// goes back among the members at `at`, its place in the line, and the event falls back to
 /// `observed_at`.
 pub struct PendingTime<'a> {
-    pub(super) key: Cow<'a, str>,
-    pub(super) raw: Cow<'a, str>,
+    pub(crate) key: Cow<'a, str>,
+    pub(crate) raw: Cow<'a, str>,
     kind: Kind,
     unit: EpochUnit,
-    pub(super) at: usize,
+    pub(crate) at: usize,
 }
 
 impl PendingTime<'_> {

@@ -71,10 +71,18 @@ impl EventView for StagedEvent<'_, '_> {
     fn fields_json(&self) -> Option<&str> {
         let members = &self.row.members;
         let json = self.fields.get_or_init(|| {
-            if members.is_empty() {
+            // A pending timestamp that cannot be read is a member of `fields`, in its place.
+            let unread = match &self.row.pending_time {
+                Some(pending) if self.sent_timestamp().is_none() => Some(pending),
+                _ => None,
+            };
+            if members.is_empty() && unread.is_none() {
                 return None;
             }
-            let pairs: Vec<(&str, &str)> = members.iter().map(|(k, v)| (&**k, &**v)).collect();
+            let mut pairs: Vec<(&str, &str)> = members.iter().map(|(k, v)| (&**k, &**v)).collect();
+            if let Some(pending) = unread {
+                pairs.insert(pending.at, (&pending.key, &pending.raw));
+            }
             let mut out = String::from("{");
             NoScrub.fields(&pairs, &mut out, &mut []);
             out.push('}');
