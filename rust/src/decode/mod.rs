@@ -208,8 +208,10 @@ impl Decoder {
                         None => return,
                     }
                 }
-                row.settle_time(None);
-                row.settle_text();
+                if row.defer {
+                    row.settle_time(None);
+                    row.settle_text();
+                }
                 st.commit(row, observed_ns)
             }
             Err(reject) => st.reject(line.bytes, line_no, reject),
