@@ -36,6 +36,31 @@ pub fn level_from_str(text: &str) -> Option<Level> {
 }
 
 /// Syslog severity 0 (emergency) to 7 (debug).
+/// A level written as text: digits read as the same number would (`"30"` as `30`), anything
+/// else by its name. `otel` says the key was an OpenTelemetry severity number.
+pub fn level_from_text(text: &str, otel: bool) -> Option<Level> {
+    let t = text.trim();
+    match t.as_bytes().first() {
+        Some(b'0'..=b'9' | b'-' | b'+') => t.parse().ok().and_then(|n| level_from_number(n, otel)),
+        _ => level_from_str(text),
+    }
+}
+
+/// Numeric levels: syslog 0–7, pino/bunyan 10–60 in tens, OpenTelemetry numbers otherwise
+/// (and always for an OpenTelemetry severity number).
+pub fn level_from_number(n: i64, otel: bool) -> Option<Level> {
+    match n {
+        _ if otel => level_from_otel(n),
+        0..=7 => level_from_syslog(n),
+        10 | 20 => Some(Level::Debug),
+        30 => Some(Level::Info),
+        40 => Some(Level::Warn),
+        50 => Some(Level::Error),
+        60 => Some(Level::Critical),
+        _ => level_from_otel(n),
+    }
+}
+
 pub fn level_from_syslog(severity: i64) -> Option<Level> {
     Some(match severity {
         0..=2 => Level::Critical,
@@ -83,6 +108,34 @@ mod tests {
         }
         assert_eq!(level_from_str("loud"), None);
         assert_eq!(level_from_str("9"), None);
+    }
+
+    /// A number written as a string is the level the number is, whatever the key.
+    #[test]
+    fn numeric_strings_read_as_numbers() {
+        for n in [
+            -1, 0, 3, 4, 5, 7, 8, 9, 10, 13, 17, 20, 21, 24, 30, 40, 50, 60, 61, 1000,
+        ] {
+            for otel in [false, true] {
+                for text in [n.to_string(), format!(" {n} "), format!("+{n}")] {
+                    let text = if n < 0 && text.starts_with('+') {
+                        continue;
+                    } else {
+                        text
+                    };
+                    assert_eq!(
+                        level_from_text(&text, otel),
+                        level_from_number(n, otel),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(level_from_text("30", false), Some(Level::Info));
+        assert_eq!(level_from_text("5", true), Some(Level::Debug));
+        assert_eq!(level_from_text("5", false), Some(Level::Info));
+        assert_eq!(level_from_text("WARN", true), Some(Level::Warn));
+        assert_eq!(level_from_text("3.0", false), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use sonic_rs::{JsonType, JsonValueTrait, LazyValue};
 use super::builder::{Literal, Reason, Row};
 use super::json::{bracket_count, exact_depth, unescape};
 use super::keys::{target, Target};
-use super::level::{level_from_otel, level_from_str, level_from_syslog};
+use super::level::{level_from_number, level_from_text};
 use super::scan::{self, Member};
 use super::time::{parse_epoch, parse_timestamp_str, EpochUnit};
 use super::{Decoder, Reject};
@@ -367,23 +367,11 @@ fn sender_rate(v: f64) -> Option<f64> {
         .then_some(v)
 }
 
-/// Numeric levels: syslog 0–7, pino/bunyan 10–60 in tens, OpenTelemetry numbers otherwise.
+/// A level member's value: a number, or a string of a number or a name (see `level`).
 fn level_value(kind: Kind, raw: &str, otel: bool) -> Option<Level> {
     match kind.0 {
-        JsonType::String => text(raw, kind).and_then(|s| level_from_str(&s)),
-        JsonType::Number => {
-            let n: i64 = raw.parse().ok()?;
-            match n {
-                _ if otel => level_from_otel(n),
-                0..=7 => level_from_syslog(n),
-                10 | 20 => Some(Level::Debug),
-                30 => Some(Level::Info),
-                40 => Some(Level::Warn),
-                50 => Some(Level::Error),
-                60 => Some(Level::Critical),
-                _ => level_from_otel(n),
-            }
-        }
+        JsonType::String => text(raw, kind).and_then(|s| level_from_text(&s, otel)),
+        JsonType::Number => level_from_number(raw.parse().ok()?, otel),
         _ => None,
     }
 }

@@ -233,14 +233,23 @@ fn levels_from_names_and_numbers() {
 {"level":30}
 {"severity_number":21}
 {"level":4}
-{"level":"loud"}"#;
+{"level":"loud"}
+{"level":"30"}
+{"severityNumber":"5"}
+{"severity_number":" 9 "}
+{"level":"4"}"#;
     let out = decode(input);
+    // A number written as a string is the level the number is.
     let expected = vec![
         Some("error"),
         Some("info"),
         Some("critical"),
         Some("warn"),
         None,
+        Some("info"),
+        Some("debug"),
+        Some("info"),
+        Some("warn"),
     ];
     assert_eq!(levels(&out.events), expected);
     assert_eq!(

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use super::builder::{col, Reason, Row};
 use super::json::write_json_str;
 use super::keys::{target, Target};
-use super::level::level_from_str;
+use super::level::level_from_text;
 use super::ndjson::revenue_amount;
 use super::time::parse_timestamp_str;
 use super::{Decoder, Reject, State};
@@ -54,8 +54,8 @@ impl Decoder {
                 true
             }
             Target::Timestamp => self.text_timestamp(value, row, observed_ns)?,
-            Target::Level | Target::SeverityNumber => {
-                row.level = level_from_str(value);
+            target @ (Target::Level | Target::SeverityNumber) => {
+                row.level = level_from_text(value, target == Target::SeverityNumber);
                 row.level.is_some()
             }
             Target::Revenue => {
