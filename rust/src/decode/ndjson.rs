@@ -129,10 +129,11 @@ impl Decoder {
                 }
                 string_value(kind, &raw).map(|s| row.strings[i] = Some(s))
             }
+            // A null is the column's null, as for any column: no timestamp rather than an
+            // unreadable one, even when strict; not kept, and a later key may fill it.
+            Target::Timestamp if kind.0 == JsonType::Null => None,
             Target::Timestamp if row.timestamp.is_none() => {
-                // A null is the column's null, as for any column: not kept, and a later key
-                // may fill it.
-                if !row.defer || self.config.strict_timestamps || kind.0 == JsonType::Null {
+                if !row.defer || self.config.strict_timestamps {
                     self.timestamp(kind, &raw, row)?
                 } else {
                     // A second timestamp key fills the column only if the first cannot.

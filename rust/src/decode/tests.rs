@@ -143,9 +143,22 @@ fn strict_timestamps_dead_letter_unreadable_ones() {
         strict_timestamps: true,
         ..Default::default()
     };
-    let out = decode_with(config, b"{\"time\":\"yesterday\"}\n{\"time\":1700000000}\n");
-    assert_eq!(out.events.num_rows(), 1);
+    let out = decode_with(
+        config,
+        b"{\"time\":\"yesterday\"}\n{\"time\":1700000000}\n\
+          {\"timestamp\":null,\"ts\":1700000000}\n{\"time\":null}\n",
+    );
     assert_eq!(reasons(&out), vec![(1, "bad_timestamp".to_owned())]);
+    // A null timestamp is none at all: a later key fills the column, or the time observed.
+    assert_eq!(
+        timestamps(&out.events),
+        vec![
+            1_700_000_000_000_000_000,
+            1_700_000_000_000_000_000,
+            OBSERVED
+        ]
+    );
+    assert_eq!(strings(&out.events, "fields"), vec![None, None, None]);
 }
 
 #[test]
