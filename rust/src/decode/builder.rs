@@ -119,17 +119,13 @@ impl Literal {
     /// before a literal is left here, so reading it cannot fail; were it to, the literal's
     /// inside would be kept as sent rather than lost.
     pub fn read(raw: Cow<'_, str>) -> Cow<'_, str> {
-        fn inside(raw: &str) -> &str {
-            debug_assert!(false, "an accepted literal failed to unescape: {raw}");
-            let inner = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'));
-            inner.unwrap_or(raw)
-        }
-        match raw {
-            Cow::Borrowed(raw) => super::json::unescape(raw).unwrap_or_else(|| inside(raw).into()),
-            Cow::Owned(raw) => Cow::Owned(match super::json::unescape(&raw) {
-                Some(text) => text.into_owned(),
-                None => inside(&raw).to_owned(),
-            }),
+        match super::json::unescape_cow(&raw) {
+            Some(text) => text,
+            None => {
+                debug_assert!(false, "an accepted literal failed to unescape: {raw}");
+                let inside = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"'));
+                Cow::Owned(inside.unwrap_or(&raw).to_owned())
+            }
         }
     }
 }

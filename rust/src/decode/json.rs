@@ -61,6 +61,14 @@ pub fn unescape(raw: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(out))
 }
 
+/// `unescape` of a literal held borrowed or owned: its text borrows only from a borrowed one.
+pub fn unescape_cow<'a>(raw: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    match raw {
+        Cow::Borrowed(raw) => unescape(raw),
+        Cow::Owned(raw) => unescape(raw).map(|s| Cow::Owned(s.into_owned())),
+    }
+}
+
 /// The character of the escape at `text[at]` (a backslash) and the bytes it spans.
 pub fn escape_at(text: &str, at: usize) -> Option<(char, usize)> {
     let c = match text.as_bytes().get(at + 1)? {

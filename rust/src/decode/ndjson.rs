@@ -6,7 +6,7 @@ use serde::de;
 use sonic_rs::{JsonType, JsonValueTrait, LazyValue};
 
 use super::builder::{Literal, Reason, Row};
-use super::json::{bracket_count, exact_depth, unescape};
+use super::json::{bracket_count, exact_depth, unescape, unescape_cow};
 use super::keys::{target, Target};
 use super::level::{level_from_number, level_from_text};
 use super::scan::{self, Member};
@@ -337,7 +337,7 @@ fn string_value<'a>(kind: Kind, raw: &Cow<'a, str>) -> Option<Cow<'a, str>> {
     match kind.0 {
         JsonType::String => match raw {
             Cow::Borrowed(raw) => text(raw, kind),
-            Cow::Owned(raw) => unescape(raw).map(|s| Cow::Owned(s.into_owned())),
+            owned => unescape_cow(owned),
         },
         JsonType::Number | JsonType::Boolean => Some(raw.clone()),
         _ => None,

@@ -19,6 +19,14 @@ pub enum EpochUnit {
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
 pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    match u32::try_from(year) {
+        Ok(year) if year <= 9999 => days_from_year_0(year, month, day),
+        _ => days_from_any_year(year, month, day),
+    }
+}
+
+/// `days_from_civil` in signed arithmetic, for any year.
+fn days_from_any_year(year: i64, month: u32, day: u32) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
@@ -126,21 +134,17 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let (year, month, day) = (two(0) * 100 + two(2), two(5), two(8));
-    let (hour, minute, second) = (two(11), two(14), two(17));
-    let valid = (1..=12).contains(&month)
-        && (1..=days_in_month(i64::from(year), month)).contains(&day)
-        && hour < 24
-        && minute < 60
-        && second <= 60;
-    if !valid {
-        return None;
-    }
-    // A leap second is folded into the next one, as most parsers do.
-    let secs = days_from_year_0(year, month, day) * 86_400
-        + i64::from(hour * 3600 + minute * 60 + second)
-        - offset_s;
-    secs.checked_mul(NS_PER_S)?.checked_add(i64::from(nanos))
+    let civil = Civil {
+        year: i64::from(two(0) * 100 + two(2)),
+        month: two(5),
+        day: two(8),
+        hour: two(11),
+        minute: two(14),
+        second: two(17),
+        nanos,
+        offset_s,
+    };
+    civil.to_ns()
 }
 
 /// Powers of ten that scale a fraction of `9 - k` digits to nanoseconds.
@@ -186,8 +190,8 @@ fn offset(sign: u8, digits: [u8; 4]) -> Option<i64> {
     Some(if sign == b'-' { -s } else { s })
 }
 
-/// `days_from_civil` for the years RFC 3339 can write (0 to 9999), in unsigned arithmetic: a
-/// year 400 ahead keeps every quotient positive, and its era is taken back at the end.
+/// `days_from_civil` for the years four digits can write (0 to 9999), in unsigned arithmetic:
+/// a year 400 ahead keeps every quotient positive, and its era is taken back at the end.
 fn days_from_year_0(year: u32, month: u32, day: u32) -> i64 {
     let y = u64::from(year) + 400 - u64::from(month <= 2);
     let (era, yoe) = (y / 400, y % 400);
@@ -261,15 +265,15 @@ mod tests {
     use super::*;
 
     /// The unsigned day count agrees with the signed one on the first and last day of every
-    /// month of every year RFC 3339 can write.
+    /// month of every year four digits can write.
     #[test]
-    fn days_from_year_0_matches_days_from_civil() {
+    fn days_from_year_0_matches_days_from_any_year() {
         for year in 0..=9999u32 {
             for month in 1..=12 {
                 for day in [1, days_in_month(i64::from(year), month)] {
                     assert_eq!(
                         days_from_year_0(year, month, day),
-                        days_from_civil(i64::from(year), month, day),
+                        days_from_any_year(i64::from(year), month, day),
                         "{year}-{month}-{day}"
                     );
                 }
