@@ -151,6 +151,51 @@ def test_a_read_only_directory_among_several_leaves_no_file_behind_elsewhere(tmp
     assert [f for f in (tmp_path / "hot").rglob("*") if f.is_file()] == []
 
 
+def test_files_handed_over_later_encode_while_earlier_ones_still_do(tmp_path, monkeypatch):
+    # A second write behind must not wait for the first one's files to be renamed: the
+    # first file here finishes only once the second has started encoding.
+    import threading
+
+    store = Store(tmp_path)
+    write = store._write_parquet
+    second_started = threading.Event()
+    overlapped = []
+
+    def gated(path, frame, metadata):
+        if frame["category"][0] == "app.first":
+            overlapped.append(second_started.wait(timeout=30))
+        else:
+            second_started.set()
+        write(path, frame, metadata)
+
+    monkeypatch.setattr(store, "_write_parquet", gated)
+    first = store.write_partitions_behind(
+        [(("app.first", "2023-11-14", "22"), unsorted_frame("app.first", 40), frozenset())]
+    )
+    second = store.write_partitions_behind(
+        [(("app.second", "2023-11-14", "22"), unsorted_frame("app.second", 30), frozenset())]
+    )
+    paths = first.result() + second.result()
+    store.close()
+    assert overlapped == [True]
+    assert [p.name for p in paths] == ["part-w0-00000000.parquet", "part-w0-00000001.parquet"]
+    assert [pl.read_parquet(p).height for p in paths] == [40, 30]
+    assert store.stats.files == 2 and store.stats.rows == 70
+
+
+def test_a_directory_that_cannot_be_made_fails_the_write_behind_not_the_caller(tmp_path):
+    store = Store(tmp_path)
+    (tmp_path / "hot" / "category=app.x").parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "hot" / "category=app.x").write_text("a file where a directory goes")
+    key = ("app.x", "2023-11-14", "22")
+    job = store.write_partitions_behind([(key, unsorted_frame("app.x", 5), frozenset())])
+    with pytest.raises(OSError):
+        job.result()
+    store.close()
+    assert store.stats.files == 0
+    assert not [f for f in (tmp_path / "hot").rglob("*.tmp")]
+
+
 def test_level_has_no_statistics_and_time_has_exact_ones(tmp_path):
     # Arrow's writer gave `level` the bounds of its whole dictionary for a file of four
     # levels and rows without one; the file states no bounds for it rather than wrong ones.

@@ -333,23 +333,65 @@ class Store:
         self.check_process()
         if len(files) < 2:
             return [self.write_partition(*key, frame, wal_records=wal) for key, frame, wal in files]
+        return self._rename_staged(*self._stage(files))
+
+    def write_partitions_behind(
+        self, files: list[tuple[tuple[str, str, str], pl.DataFrame, frozenset[int]]]
+    ) -> Future[list[Path]]:
+        """``write_partitions`` behind the caller, who goes on decoding while the files are
+        encoded; the future holds the paths or the error.
+
+        The files start encoding on the writer pool at once, after those handed over before
+        them, and the committer thread renames each call's files into place in call order. A
+        call's files do not wait for the previous call's renames: both cores keep encoding
+        until the last file is written (one file is encoded on one core)."""
+        self.check_process()
+        try:
+            staged, jobs = self._stage(files)
+        except Exception as e:
+            failed: Future[list[Path]] = Future()
+            failed.set_exception(e)
+            return failed
+        if self._committer is None:
+            self._committer = ThreadPoolExecutor(1, "qlingest-commit")
+        return _submit_or_run(self._committer, self._rename_staged, staged, jobs)
+
+    def _stage(
+        self, files: list[tuple[tuple[str, str, str], pl.DataFrame, frozenset[int]]]
+    ) -> tuple[list[tuple[Path, Path, int]], list[Future[None]]]:
+        """Starts writing each file aside (``.<name>.tmp``) on the writer pool, the largest
+        first, so the last one to end is a small one; names follow the order of ``files``."""
         staged: list[tuple[Path, Path, int]] = []
+        work = []
+        for (category, date, hour), frame, wal in files:
+            directory = self.partition_dir(category, date, hour)
+            name = self.next_name("parquet")
+            staged.append((directory / f".{name}.tmp", directory / name, frame.height))
+            work.append((directory, staged[-1][0], frame, _metadata(category, date, hour, wal)))
         jobs: list[Future[None]] = []
         try:
-            for (category, date, hour), frame, wal in files:
-                directory = self.partition_dir(category, date, hour)
+            for directory, tmp, frame, metadata in sorted(work, key=lambda w: -w[2].height):
                 self._make_dir(directory)
-                name = self.next_name("parquet")
-                staged.append((directory / f".{name}.tmp", directory / name, frame.height))
-                metadata = _metadata(category, date, hour, wal)
-                # A file of one row group is encoded on one core: files go side by side.
-                jobs.append(self._submit(self._write_durable, staged[-1][0], frame, metadata))
+                jobs.append(self._submit(self._write_durable, tmp, frame, metadata))
+        except BaseException:
+            wait(jobs)  # a writer still running would leave its file behind
+            for tmp, _, _ in staged:
+                _remove(tmp)
+            raise
+        return staged, jobs
+
+    def _rename_staged(
+        self, staged: list[tuple[Path, Path, int]], jobs: list[Future[None]]
+    ) -> list[Path]:
+        """Waits for the files of ``_stage``, renames them into place and syncs each directory
+        once; when any failed, removes them all and raises its error."""
+        try:
             for job in jobs:
                 job.result()
             for tmp, final, _ in staged:
                 os.rename(tmp, final)
         except BaseException:
-            wait(jobs)  # a writer still running would leave its file behind
+            wait(jobs)
             for tmp, _, _ in staged:
                 _remove(tmp)
             raise
@@ -364,16 +406,6 @@ class Store:
         self._write_parquet(path, frame, metadata)
         if self.config.fsync:
             fsync_file(path)
-
-    def write_partitions_behind(
-        self, files: list[tuple[tuple[str, str, str], pl.DataFrame, frozenset[int]]]
-    ) -> Future[list[Path]]:
-        """``write_partitions`` on the committer thread, so the caller goes on decoding while
-        the files are encoded; the future holds the paths or the error."""
-        self.check_process()
-        if self._committer is None:
-            self._committer = ThreadPoolExecutor(1, "qlingest-commit")
-        return _submit_or_run(self._committer, self.write_partitions, files)
 
     def write_dead_letters(self, frame: pl.DataFrame, date: str) -> Path:
         """Commits dead letters as zstd NDJSON: source, line, reason, detail, raw (or raw_hex)."""
