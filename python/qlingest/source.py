@@ -27,7 +27,7 @@ __all__ = [
     "read_chunks",
 ]
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 8 << 20
 
 
 class Chunk:
