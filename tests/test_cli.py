@@ -360,3 +360,33 @@ def test_a_negative_look_back_is_taken_as_a_separate_argument(tmp_path, args):
     run("ingest", "-", "--data-dir", str(tmp_path), stdin=b'{"msg":"a"}\n{"msg":"b"}\n')
     out = run("query", "--data-dir", str(tmp_path), *args, "--count")
     assert (out.returncode, out.stdout) == (0, b"2\n"), out.stderr.decode()
+
+
+def test_the_package_loads_its_names_on_first_use():
+    # The command starts without Polars: an interrupt while it starts is not inside an import.
+    code = (
+        "import sys, qlingest; before = 'polars' in sys.modules; "
+        "from qlingest import Pipeline, verify_audit, AuditChain; "
+        "print(before, 'polars' in sys.modules, Pipeline.__name__, verify_audit.__name__, "
+        "AuditChain.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True", "Pipeline", "verify", "AuditChain"]
+    import qlingest
+
+    assert sorted(qlingest.__all__) == sorted([*qlingest._HOMES, "__version__"])
+    for name in qlingest.__all__:
+        assert getattr(qlingest, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        qlingest.nope  # noqa: B018
+
+
+def test_an_interrupt_while_the_command_starts_exits_130_quietly(monkeypatch, capsys):
+    from qlingest import cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["query", "--data-dir", "x"]) == 130
+    assert capsys.readouterr().err == ""

@@ -551,14 +551,13 @@ def _attach_look_backs(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import logging
-
-    args = build_parser().parse_args(_attach_look_backs(sys.argv[1:] if argv is None else argv))
-    logging.basicConfig(level=logging.WARNING, format="qlingest: %(levelname)s: %(message)s")
-    from qlingest.redact import RedactingFilter
-
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(RedactingFilter())
+    try:
+        # Building the parser imports modules that load Polars: an interrupt then ends the
+        # command as one while it runs does.
+        args = build_parser().parse_args(_attach_look_backs(sys.argv[1:] if argv is None else argv))
+        _log_redacted()
+    except KeyboardInterrupt:
+        return 130
     try:
         return args.func(args)
     except QlingestError as e:
@@ -577,6 +576,16 @@ def main(argv: list[str] | None = None) -> int:
 
         _stderr(f"qlingest: internal error\n{traceback.format_exc().rstrip()}")
         return 1
+
+
+def _log_redacted() -> None:
+    import logging
+
+    from qlingest.redact import RedactingFilter
+
+    logging.basicConfig(level=logging.WARNING, format="qlingest: %(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 def polars_error() -> type[Exception]:
