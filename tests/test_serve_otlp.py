@@ -484,3 +484,42 @@ def test_a_value_of_the_wrong_type_outside_any_record_is_400(server):
 
     assert status == 400 and "value is not an object" in json.loads(reply)["message"]
     assert server.stop() == 0
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "protobuf"])
+def test_convention_attributes_fill_user_session_and_stack(as_json):
+    from qlingest.pipeline import Pipeline
+    from qlingest.serve import otlp
+
+    trace = 'Traceback (most recent call last):\n  File "app.py", line 3\nValueError: x'
+    attrs = [
+        kv("user.id", {"stringValue": "u_42"}),
+        kv("session.id", {"stringValue": "s-9"}),
+        kv("exception.stacktrace", {"stringValue": trace}),
+        kv("exception.type", {"stringValue": "ValueError"}),
+    ]
+    record = {"timeUnixNano": "1700000000000000000", "body": {"stringValue": "failed"}}
+    request = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record | {"attributes": attrs}]}]}]}
+    kind = otlp.SIGNALS["/v1/logs"]
+    body = json.dumps(request).encode()
+    if not as_json:
+        body = otlp.parse(kind, body, json=True)[0].SerializeToString()
+    converted = otlp.convert(kind, body, json=as_json)
+    (row,) = Pipeline().decode(converted.lines, source="otlp.logs").events.to_dicts()
+
+    assert (row["user_id"], row["session_id"], row["stack"]) == ("u_42", "s-9", trace)
+    assert json.loads(row["fields"]) == {"exception.type": "ValueError"}
+
+
+def test_a_convention_attribute_that_is_not_text_stays_in_fields():
+    from qlingest.pipeline import Pipeline
+    from qlingest.serve import otlp
+
+    attrs = [kv("user.id", {"intValue": "42"})]
+    record = {"timeUnixNano": "1700000000000000000", "attributes": attrs}
+    request = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+    converted = otlp.convert(otlp.SIGNALS["/v1/logs"], json.dumps(request).encode(), json=True)
+    (row,) = Pipeline().decode(converted.lines, source="otlp.logs").events.to_dicts()
+
+    assert row["user_id"] is None
+    assert json.loads(row["fields"]) == {"attributes": {"user.id": 42}}

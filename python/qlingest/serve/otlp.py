@@ -3,7 +3,8 @@
 Log records: severity number to ``severity_number`` (the decoder maps it to a level), body to
 ``message`` (as text: a structured body as JSON, so redaction sees every value), attributes
 to top-level keys that land in ``fields`` (under ``attributes`` when named like a column's
-key), resource ``service.name`` to ``service``. Spans: category ``trace.spans`` with ids,
+key; ``user.id``, ``session.id`` and ``exception.stacktrace`` holding text fill their
+columns), resource ``service.name`` to ``service``. Spans: category ``trace.spans`` with ids,
 name, kind, status, start, end and duration. Metric points: category ``metrics`` with name,
 unit, type and value or buckets.
 Records with malformed ids or values, or no data, are rejected and reported as partial
@@ -36,6 +37,9 @@ _encoder = msgspec.json.Encoder()
 #: Top-level keys the decoder reads into schema columns (and ``attributes``, where attributes
 #: named like them go).
 _COLUMN_KEYS = frozenset([*(key for key, _ in _core.key_columns()), "attributes"])
+#: Attributes of the OpenTelemetry semantic conventions that fill the column the decoder reads
+#: them into (none of them files a record elsewhere or weighs its counts).
+_CONVENTION_COLUMNS = frozenset(["user.id", "session.id", "exception.stacktrace"])
 #: Deepest OTLP/JSON nesting looked at. The protobuf runtime refuses messages nested over 100
 #: deep, and a message level is at most two JSON levels (an object in a list), so nothing
 #: deeper can be valid; the limit also keeps the id fix-up below far from Python's stack limit.
@@ -346,10 +350,14 @@ def _emit(out: list[bytes], event: dict, attributes: Any) -> None:
     """Adds the attributes as top-level keys, which the decoder puts in ``fields``; those named
     like a key the decoder reads into a column, or like one set above, go under
     ``attributes``, so an attribute never fills a column (``category``, ``user_id``,
-    ``sample_rate``) nor overwrites what the mapping set."""
+    ``sample_rate``) nor overwrites what the mapping set. The exceptions are the semantic
+    conventions' ``user.id``, ``session.id`` and ``exception.stacktrace`` holding text: they
+    fill ``user_id``, ``session_id`` and ``stack``, as the same keys of an NDJSON line do."""
     nested = {}
     for key, value in _attributes(attributes).items():
-        if key in event or key in _COLUMN_KEYS:
+        if key in _CONVENTION_COLUMNS and isinstance(value, str) and key not in event:
+            event[key] = value
+        elif key in event or key in _COLUMN_KEYS:
             nested[key] = value
         else:
             event[key] = value
