@@ -390,3 +390,26 @@ def test_an_interrupt_while_the_command_starts_exits_130_quietly(monkeypatch, ca
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["query", "--data-dir", "x"]) == 130
     assert capsys.readouterr().err == ""
+
+
+def test_a_data_directory_whose_path_is_not_utf8_is_refused_up_front(tmp_path):
+    # Arrow's writer failed on it with a UnicodeEncodeError once every event was decoded, and
+    # `audit verify` reported "Object does not have a .read() method".
+    log = tmp_path / "in.ndjson"
+    log.write_bytes(b'{"ts":1700000000,"msg":"hello"}\n')
+    odd = os.fsencode(tmp_path) + b"/st\xff"
+    commands = [
+        [b"ingest", os.fsencode(log), b"--data-dir", odd],
+        [b"query", b"--data-dir", odd, b"--count"],
+        [b"audit", b"verify", b"--data-dir", odd],
+    ]
+    for command in commands:
+        if command[0] != b"ingest":
+            os.makedirs(odd + b"/hot", exist_ok=True)
+        out = subprocess.run([sys.executable, "-m", "qlingest", *command], capture_output=True)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.decode().splitlines()[-1] == (
+            f"qlingest: error: data directory {tmp_path}/st\\xff: its path is not UTF-8, which "
+            "Arrow and Polars cannot open files under; choose a directory whose path is"
+        )
+        assert not os.path.exists(odd + b"/writers")

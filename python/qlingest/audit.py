@@ -24,7 +24,7 @@ import polars as pl
 
 from qlingest import _core
 from qlingest.exceptions import ConfigError, first_line
-from qlingest.store import parquet_files
+from qlingest.store import data_root, parquet_files
 
 GENESIS = "0" * 64
 AUDIT_CATEGORY = "security.audit_logs"
@@ -408,7 +408,7 @@ def verify(
     if require_seals and key is None:
         raise ValueError(f"require_seals needs a key: pass key= or set {KEY_ENV}")
     report = VerifyReport(keyed=key is not None)
-    walk = _StoreWalk(Path(data_dir), categories, key, require_seals, anchor or {})
+    walk = _StoreWalk(data_root(data_dir), categories, key, require_seals, anchor or {})
     broken = [(f, why) for f, why in unreadable_files(data_dir) if not walk.passed_over(f, why)]
     try:
         if not broken:

@@ -219,11 +219,12 @@ def cmd_query(args: argparse.Namespace) -> int:
             f"--since {args.since} is later than --until {args.until}: no event can match "
             "(a look-back counts back from now, so --since 3h --until 2h is the hour before)"
         )
-    if not Path(args.data_dir).is_dir():
-        return _fail(f"no store at {args.data_dir}: not a directory")
-    from qlingest.store import parquet_files
+    from qlingest.store import data_root, parquet_files
 
-    hot = Path(args.data_dir) / "hot"
+    root = data_root(args.data_dir)
+    if not root.is_dir():
+        return _fail(f"no store at {args.data_dir}: not a directory")
+    hot = root / "hot"
     if parquet_files(hot) == ([], []):
         # A store that has stored nothing yet answers with no events, like one whose events
         # all miss the filters; only a directory that is not there is an error.

@@ -11,7 +11,7 @@ import polars as pl
 
 from qlingest.exceptions import first_line
 from qlingest.source import path_text
-from qlingest.store import LEVELS, parquet_files
+from qlingest.store import LEVELS, data_root, parquet_files
 
 __all__ = ["empty_store", "parse_time", "readable_files", "scan", "select"]
 
@@ -34,7 +34,7 @@ NOT_UTF8 = "its path is not UTF-8"
 def scan(data_dir: str | Path, tier: str = "hot", files: list[Path] | None = None) -> pl.LazyFrame:
     """A lazy frame over every committed file of a tier (or over ``files`` of it). A file with
     a column the others lack is read without it; one that lacks a column reads it as null."""
-    root = Path(data_dir) / tier
+    root = data_root(data_dir) / tier
     if files is None:
         found, unlisted = parquet_files(root)
         # A directory that cannot be listed is named, as an unreadable file is; its files

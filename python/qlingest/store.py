@@ -23,7 +23,8 @@ import pyarrow.parquet as pq
 import zstandard
 
 from qlingest.config import StoreConfig
-from qlingest.exceptions import ForkedError, first_line
+from qlingest.exceptions import ConfigError, ForkedError, first_line
+from qlingest.source import path_text
 
 __all__ = [
     "ForkedError",
@@ -55,6 +56,20 @@ MAX_CATEGORY_BYTES = 200
 
 #: The partition value hive readers (Polars among them) read back as null, escaped or not.
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def data_root(data_dir: str | Path) -> Path:
+    """``data_dir`` as a path, or a :class:`ConfigError` when its name is not UTF-8: Arrow and
+    Polars take file names as UTF-8 text, so a store there could be neither written nor read."""
+    root = Path(data_dir)
+    try:
+        str(root).encode()
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"data directory {path_text(root)}: its path is not UTF-8, which Arrow and Polars "
+            "cannot open files under; choose a directory whose path is"
+        ) from None
+    return root
 
 
 def category_problem(category: str) -> str | None:
@@ -150,7 +165,7 @@ class Store:
                 "process with multiprocessing's 'spawn' or 'forkserver' method, or fork before "
                 "anything runs polars (see README, Embedded use)."
             )
-        self.root = Path(data_dir)
+        self.root = data_root(data_dir)
         self.config = config or StoreConfig()
         self.root.mkdir(parents=True, exist_ok=True)
         self.writer, self._lock = self._claim_writer(self.config.writer)
