@@ -56,6 +56,18 @@ def raw(server, data: bytes) -> bytes:
         return out
 
 
+def test_a_tls_hello_on_the_plain_port_is_refused_at_once(server):
+    # It waited for the 30 s request deadline (the hello holds no CRLF), and its client with
+    # it; `raw` gives up after 10 s.
+    hello = bytes.fromhex("160301 00a5 010000a1 0303") + bytes(range(16, 48))
+    assert raw(server, hello).startswith(b"HTTP/1.1 400")
+    # Sent one byte at a time, a request still reads as one.
+    with socket.create_connection(("127.0.0.1", server.ports["http"]), timeout=10) as s:
+        for byte in b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n":
+            s.sendall(bytes([byte]))
+        assert s.recv(100).startswith(b"HTTP/1.1 200")
+
+
 def test_bad_requests_get_the_right_status_and_are_counted(server):
     ctype = {"Content-Type": "application/x-protobuf"}
     assert server.post("/v1/logs", b"\x0a\xff\xff\x01", ctype, receiver="otlp")[0] == 400

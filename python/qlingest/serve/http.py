@@ -314,6 +314,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def _parse(self) -> tuple[Request, bool] | None:
         lim = self.limits
+        if not _method_start(self.buf):
+            # Not HTTP/1 (a TLS hello on the plain port): refused as soon as its first bytes
+            # are in rather than at the request deadline, so such a client fails at once.
+            raise HttpError(400, "bad_request_line")
         end = self._head_end()
         if end < 0:
             if len(self.buf) > lim.max_header_bytes:
@@ -499,6 +503,23 @@ class ChunkedBody:
 
     def body(self) -> bytes:
         return b"".join(self.parts)
+
+
+#: Longest request method read before its space (``OPTIONS`` and ``CONNECT`` are 7 bytes).
+MAX_METHOD = 16
+#: The bytes of a method, an HTTP token.
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def _method_start(buf: bytearray) -> bool:
+    """Whether ``buf`` can begin a request line: token bytes up to the method's space, which
+    comes within MAX_METHOD bytes."""
+    head = bytes(buf[:MAX_METHOD])
+    space = head.find(b" ")
+    method = head if space < 0 else head[:space]
+    if space == 0 or (space < 0 and len(head) == MAX_METHOD):
+        return False
+    return all(c in _TOKEN for c in method)
 
 
 def _http1(version: str) -> bool:
