@@ -4,9 +4,10 @@ use std::borrow::Cow;
 
 /// Appends `s` as a JSON string literal.
 pub fn write_json_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    // Most keys and values need no escape; this check vectorizes.
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    // Most keys and values need no escape: checked eight bytes at a time.
+    if crate::decode::scan::special_portable(s.as_bytes(), 0).is_none() {
         out.push_str(s);
         out.push('"');
         return;
@@ -46,19 +47,65 @@ pub fn write_member(out: &mut String, key: &str, raw_value: &str) {
 /// escape, which UTF-8 cannot hold, becomes U+FFFD.
 pub fn unescape(raw: &str) -> Option<Cow<'_, str>> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
-    if memchr::memchr(b'\\', inner.as_bytes()).is_none() {
-        return Some(Cow::Borrowed(inner));
+    match memchr::memchr(b'\\', inner.as_bytes()) {
+        None => Some(Cow::Borrowed(inner)),
+        Some(first) => unescape_from(inner, first).map(Cow::Owned),
     }
-    let mut out = String::with_capacity(inner.len());
-    let mut at = 0;
-    while let Some(i) = memchr::memchr(b'\\', &inner.as_bytes()[at..]) {
-        out.push_str(&inner[at..at + i]);
-        let (c, used) = escape_at(inner, at + i)?;
-        out.push(c);
-        at += i + used;
+}
+
+/// `text` with its escapes read, the first at `at`. Stack traces and quoted JSON hold an escape
+/// every few words: the runs between them are copied eight bytes at a time, without a call.
+fn unescape_from(text: &str, mut at: usize) -> Option<String> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    out.extend_from_slice(&b[..at]);
+    loop {
+        // `b[at]` is a backslash.
+        let (c, used) = escape_at(text, at)?;
+        match u8::try_from(c) {
+            Ok(ascii) if ascii.is_ascii() => out.push(ascii),
+            _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+        }
+        at += used;
+        loop {
+            let Some(&word) = b.get(at..).and_then(|rest| rest.first_chunk::<8>()) else {
+                // Fewer than eight bytes are left.
+                let rest = &b[at..];
+                match memchr::memchr(b'\\', rest) {
+                    Some(k) => {
+                        out.extend_from_slice(&rest[..k]);
+                        at += k;
+                        break;
+                    }
+                    None => {
+                        out.extend_from_slice(rest);
+                        // Each run copied starts and ends at a backslash or an end of `text`, so
+                        // this holds whole characters; it is checked all the same.
+                        return simdutf8::basic::from_utf8(&out).is_ok().then(|| {
+                            // SAFETY: `out` was checked to be UTF-8 just above.
+                            unsafe { String::from_utf8_unchecked(out) }
+                        });
+                    }
+                }
+            };
+            let v = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\\'));
+            // The lowest flagged byte is the first backslash (borrows only run upward).
+            let found = v.wrapping_sub(ONES) & !v & (ONES << 7);
+            if found == 0 {
+                out.extend_from_slice(&word);
+                at += 8;
+                continue;
+            }
+            // The whole word is copied, a fixed-size store, and the bytes from the backslash on
+            // are taken back.
+            let k = (found.trailing_zeros() / 8) as usize;
+            out.extend_from_slice(&word);
+            out.truncate(out.len() - 8 + k);
+            at += k;
+            break;
+        }
     }
-    out.push_str(&inner[at..]);
-    Some(Cow::Owned(out))
 }
 
 /// `unescape` of a literal held borrowed or owned: its text borrows only from a borrowed one.
@@ -190,6 +237,28 @@ mod tests {
             let parsed: String = sonic_rs::from_str(&plain).unwrap();
             proptest::prop_assert_eq!(parsed, s);
         }
+    }
+
+    /// Escapes at every distance from each other and from the ends, across the eight-byte
+    /// steps of the copy, with multibyte text between them.
+    #[test]
+    fn escapes_are_read_at_every_offset() {
+        for lead in 0..18 {
+            for gap in 0..18 {
+                for tail in 0..10 {
+                    let (a, b, c) = (
+                        "é".repeat(lead / 2) + &"a".repeat(lead % 2),
+                        "x".repeat(gap),
+                        "🎉z".repeat(tail / 3) + &"y".repeat(tail % 3),
+                    );
+                    let raw = format!(r#""{a}\n{b}\u00e9\"{c}""#);
+                    let want = format!("{a}\n{b}é\"{c}");
+                    assert_eq!(unescape(&raw).unwrap(), want, "{raw}");
+                }
+            }
+        }
+        assert_eq!(unescape(r#""12345678\x""#), None);
+        assert_eq!(unescape(r#""\\""#).unwrap(), "\\");
     }
 
     #[test]
