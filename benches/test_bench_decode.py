@@ -1,6 +1,6 @@
 """Decode alone: NDJSON bytes to Arrow columns in the core, one thread.
 
-The input is fed in the chunks the file reader gives the core (whole lines, 4 MiB at most):
+The input is fed in the chunks the file reader gives the core (whole lines, 8 MiB at most):
 that is how every event reaches the decoder, and it keeps one batch's columns small, as in
 the pipeline. One call on the whole input is measured beside it, as a worst case."""
 

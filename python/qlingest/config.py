@@ -134,6 +134,10 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: An HTTP request's head and body, or a TCP line, must arrive within this many seconds
     #: of its first byte (HTTP answers 408), so slow clients cannot hold connections forever.
     request_timeout_s: float = 30.0
+    #: Most events in one request (413 beyond it) and in one log record. An event's decoded
+    #: row takes several hundred bytes however short its line, so a body of tiny events
+    #: would otherwise take a hundred times its size in memory.
+    max_request_events: Positive = 128 << 10
 
 
 class CustomRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

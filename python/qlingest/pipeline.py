@@ -362,7 +362,7 @@ class Pipeline:
             self._buffer_since.setdefault(key, time.monotonic())
             if self._wal_tag:
                 self._buffer_wal.setdefault(key, set()).update(self._wal_tag)
-            self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + part.estimated_size()
+            self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + memory_size(part)
             if failure is not None:
                 continue
             try:
@@ -482,7 +482,7 @@ class Pipeline:
                 self._rebuffer(plain)
                 plain.clear()
                 raise failure
-        size = sum(frame.estimated_size() for _, frame, _ in plain)
+        size = sum(memory_size(frame) for _, frame, _ in plain)
         self._behind.append((self.store.write_partitions_behind(list(plain)), list(plain), size))
         plain.clear()
 
@@ -523,7 +523,7 @@ class Pipeline:
         for key, frame, wal in files:
             self._buffers.setdefault(key, []).insert(0, frame)
             self._buffer_since.setdefault(key, time.monotonic())
-            self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + frame.estimated_size()
+            self._buffer_sizes[key] = self._buffer_sizes.get(key, 0) + memory_size(frame)
             if wal:
                 self._buffer_wal.setdefault(key, set()).update(wal)
 
@@ -693,6 +693,15 @@ class Pipeline:
             self.store.close()
         self._closed = True
         return s
+
+
+def memory_size(frame: pl.DataFrame) -> int:
+    """The bytes ``frame`` is counted as against the buffer limits: Polars' estimate, but at
+    least eight bytes a cell. The estimate counts a column with no value in it as nothing,
+    yet sorting and writing the rows give it a value slot per row (sixteen bytes for text),
+    so rows of tiny events (``{}``, mostly null columns) would buffer several times the limit.
+    """
+    return max(frame.estimated_size(), frame.height * frame.width * 8)
 
 
 _warned: set[str] = set()

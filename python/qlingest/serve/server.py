@@ -118,7 +118,8 @@ class Server:
         self._decoders = config.input.threads or os.cpu_count() or 1
         self._decode_pool = ThreadPoolExecutor(self._decoders, thread_name_prefix="qlingest-decode")
         self._aux_pool = ThreadPoolExecutor(2, thread_name_prefix="qlingest-convert")
-        self._pending: list[tuple[str, bytes, asyncio.Future]] = []
+        #: Requests waiting for the log: source, body, its events, and the acknowledgement.
+        self._pending: list[tuple[str, bytes, int, asyncio.Future]] = []
         self._queue: list[WalRecord] = []
         self.queue_bytes = 0
         self._processed_below = 0
@@ -320,12 +321,13 @@ class Server:
         """Room in the queue for ``size`` more bytes (an empty queue admits any one request)."""
         return self.queue_bytes == 0 or self.queue_bytes + size <= self.cfg.max_queue_bytes
 
-    async def submit(self, source: str, payload: bytes) -> None:
-        """Returns once ``payload`` is in the log (fsynced under the ``always`` policy)."""
+    async def submit(self, source: str, payload: bytes, events: int) -> None:
+        """Returns once ``payload``, holding ``events`` events, is in the log (fsynced under
+        the ``always`` policy)."""
         if not payload.endswith(b"\n"):
             payload += b"\n"
         fut = asyncio.get_running_loop().create_future()
-        self._pending.append((source, payload, fut))
+        self._pending.append((source, payload, events, fut))
         self.queue_bytes += len(payload)
         self.metrics.queue_bytes.set(self.queue_bytes)
         self._kick.set()
@@ -350,7 +352,7 @@ class Server:
                             error=error_line(e),
                             attempts=self._wal_failures,
                         )
-                    for _, payload, fut in batch:
+                    for _, payload, _, fut in batch:
                         self.queue_bytes -= len(payload)
                         if not fut.done():
                             fut.set_exception(e)
@@ -360,29 +362,32 @@ class Server:
                     self._wal_failures = 0
                 self.metrics.wal_commit.observe(time.perf_counter() - started)
                 self.metrics.wal_bytes.set(self.wal.bytes)
-                for _, _, fut in batch:
+                for *_, fut in batch:
                     if not fut.done():
                         fut.set_result(None)
                 self._queue += logged
                 self._work.set()
 
     def _group(
-        self, batch: list[tuple[str, bytes, asyncio.Future]]
+        self, batch: list[tuple[str, bytes, int, asyncio.Future]]
     ) -> list[tuple[int, str, list[bytes]]]:
-        """One record per source, split at ``wal_record_bytes``; all share the receive time."""
+        """One record per source, split at ``wal_record_bytes`` or ``max_request_events``
+        (a record is decoded whole, so its events bound the memory it takes); all share the
+        receive time."""
         now = time.time_ns()
-        by_source: dict[str, list[tuple[int, list[bytes]]]] = {}
-        for source, payload, _ in batch:
-            groups = by_source.setdefault(source, [(0, [])])
-            size, parts = groups[-1]
-            if parts and size + len(payload) > self.cfg.wal_record_bytes:
-                size, parts = 0, []
-                groups.append((size, parts))
+        max_bytes, max_events = self.cfg.wal_record_bytes, self.cfg.max_request_events
+        by_source: dict[str, list[tuple[int, int, list[bytes]]]] = {}
+        for source, payload, events, _ in batch:
+            groups = by_source.setdefault(source, [(0, 0, [])])
+            size, count, parts = groups[-1]
+            if parts and (size + len(payload) > max_bytes or count + events > max_events):
+                size, count, parts = 0, 0, []
+                groups.append((size, count, parts))
             parts.append(payload)
-            groups[-1] = (size + len(payload), parts)
-        return [(now, s, parts) for s, gs in by_source.items() for _, parts in gs]
+            groups[-1] = (size + len(payload), count + events, parts)
+        return [(now, s, parts) for s, gs in by_source.items() for *_, parts in gs]
 
-    def _log_group(self, batch: list[tuple[str, bytes, asyncio.Future]]) -> list[WalRecord]:
+    def _log_group(self, batch: list[tuple[str, bytes, int, asyncio.Future]]) -> list[WalRecord]:
         """On the log thread: groups the requests into records, writes and fsyncs them."""
         if not self.wal.is_open:
             self.wal.open_segment(self.store._seq)
@@ -650,14 +655,23 @@ class Server:
         lines = count_events(body)
         if not body:
             return Response(200, b'{"accepted":0}', "application/json")
+        if lines > self.cfg.max_request_events:
+            self._reject("too_many_events")
+            return Response(413, self._too_many().encode() + b"\n")
         if not self.admits(len(body)):
             return self._refuse(429, "overloaded")
         try:
-            await self.submit("http", body)
+            await self.submit("http", body, lines)
         except OSError:
             return self._refuse(503, "log_unavailable")
         self.metrics.received.labels("http").inc(lines)
         return Response(200, b'{"accepted":%d}' % lines, "application/json")
+
+    def _too_many(self) -> str:
+        return (
+            f"more than {self.cfg.max_request_events} events in one request "
+            "(serve.max_request_events): send them in several requests"
+        )
 
     async def _otlp(self, req: Request, body: bytes, signal_: otlp.Signal) -> Response:
         ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -666,20 +680,34 @@ class Server:
             return Response(415, b"send application/x-protobuf or application/json\n")
         as_json = ctype == "application/json"
         loop = asyncio.get_running_loop()
+        cap = self.cfg.max_request_events
+
+        def convert() -> otlp.Converted | None:
+            # A record can take two or three bytes of the body and a hundred times that once
+            # parsed: a body that could hold more records than allowed is counted first.
+            if as_json:
+                if otlp.count_json_records(body, cap) > cap:
+                    return None
+            elif len(body) > 2 * cap and otlp.count_records(signal_, body, cap) > cap:
+                return None
+            return otlp.convert(signal_, body, json=as_json)
+
         try:
-            converted = await loop.run_in_executor(
-                self._aux_pool, lambda: otlp.convert(signal_, body, json=as_json)
-            )
+            converted = await loop.run_in_executor(self._aux_pool, convert)
         except otlp.OtlpError as e:
             self._reject("bad_otlp")
             return Response(400, otlp.error_status(3, str(e), json=as_json), _otlp_type(as_json))
+        if converted is None or converted.accepted > cap:
+            self._reject("too_many_events")
+            status = otlp.error_status(3, self._too_many(), json=as_json)
+            return Response(413, status, _otlp_type(as_json))
         if converted.rejected:
             self.metrics.rejected_events.labels("otlp_" + signal_.name).inc(converted.rejected)
         if converted.lines:
             if not self.admits(len(converted.lines)):
                 return self._refuse(429, "overloaded", as_json)
             try:
-                await self.submit("otlp." + signal_.name, converted.lines)
+                await self.submit("otlp." + signal_.name, converted.lines, converted.accepted)
             except OSError:
                 return self._refuse(503, "log_unavailable", as_json)
             self.metrics.received.labels("otlp").inc(converted.accepted)
@@ -900,12 +928,12 @@ class TcpProtocol(asyncio.Protocol):
             while not self.server.admits(len(chunk)):
                 self.server._reject("overloaded")
                 await asyncio.sleep(0.05)
+            lines = count_events(chunk)
             try:
-                await self.server.submit("tcp", chunk)
+                await self.server.submit("tcp", chunk, lines)
             except OSError:
                 self.transport.close()  # type: ignore[union-attr]
                 return
-            lines = count_events(chunk)
             self.server.metrics.received.labels("tcp").inc(lines)
             if self.transport and not self.transport.is_closing():
                 self.transport.write(b"ok %d\n" % lines)

@@ -1,0 +1,161 @@
+"""How many events one request and one log record may hold: a decoded event takes hundreds
+of bytes however short its line, so bytes alone do not bound the server's memory."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from types import SimpleNamespace
+
+import pytest
+from google.protobuf import json_format
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from qlingest.config import ServeConfig
+from qlingest.serve import otlp
+from qlingest.serve.server import Server
+from serve_helpers import ServeProcess, events, metric, stored
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = ServeProcess(tmp_path / "store", "[serve]\nmax_request_events = 1000\n")
+    yield srv
+    if srv.proc.poll() is None:
+        srv.kill()
+
+
+def otlp_logs(n: int) -> bytes:
+    records = [{"body": {"stringValue": f"r{i}"}} for i in range(n)]
+    return json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": records}]}]}).encode()
+
+
+def test_a_request_of_more_events_than_the_limit_is_413_and_nothing_is_stored(server, tmp_path):
+    # 1,001 empty objects are 3 KB: far under any byte limit, even compressed to 40 bytes.
+    tiny = gzip.compress(b"{}\n" * 1001)
+    headers = {"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"}
+    status, _, reply = server.post("/v1/events", tiny, headers)
+    assert status == 413
+    assert b"more than 1000 events in one request (serve.max_request_events)" in reply
+    status, _, reply = server.post("/v1/events", events(range(1000)))
+    assert (status, json.loads(reply)) == (200, {"accepted": 1000})
+    _, text = server.get("/metrics")
+    assert metric(text, "qlingest_requests_rejected_total", reason="too_many_events") == 1
+    assert server.stop() == 0
+    assert stored(tmp_path / "store").height == 1000
+
+
+def test_an_otlp_request_of_more_records_than_the_limit_is_413(server, tmp_path):
+    json_type = {"Content-Type": "application/json"}
+    status, _, reply = server.post("/v1/logs", otlp_logs(1001), json_type, "otlp")
+    assert status == 413
+    assert "more than 1000 events" in json.loads(reply)["message"]
+    status, _, _ = server.post("/v1/logs", otlp_logs(1000), json_type, "otlp")
+    assert status == 200
+    assert server.stop() == 0
+    assert stored(tmp_path / "store").height == 1000
+
+
+def group(requests: list[tuple[str, int, int]], **config) -> list[tuple[str, list[int]]]:
+    """The log records ``Server._group`` makes of requests (source, bytes, events), each as
+    its source and the sizes of its parts."""
+    cfg = ServeConfig(**config)
+    batch = [(source, b"x" * size, n, None) for source, size, n in requests]
+    records = Server._group(SimpleNamespace(cfg=cfg), batch)
+    return [(source, [len(p) for p in parts]) for _, source, parts in records]
+
+
+def test_log_records_are_cut_by_events_as_well_as_by_bytes():
+    small = dict(wal_record_bytes=100, max_request_events=10)
+    # By events: 6 + 4 fill a record, the next starts one.
+    assert group([("http", 1, 6), ("http", 1, 4), ("http", 1, 1)], **small) == [
+        ("http", [1, 1]),
+        ("http", [1]),
+    ]
+    # By bytes, as before; each source apart; one request over both limits stands alone.
+    reqs = [("http", 60, 1), ("tcp", 5, 3), ("http", 60, 1), ("tcp", 5, 30), ("tcp", 5, 1)]
+    assert group(reqs, **small) == [
+        ("http", [60]),
+        ("http", [60]),
+        ("tcp", [5]),
+        ("tcp", [5]),
+        ("tcp", [5]),
+    ]
+
+
+def empty_log_records(n: int) -> bytes:
+    """An export request of ``n`` empty log records: two bytes each on the wire."""
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    records = req.resource_logs.add().scope_logs.add().log_records
+    for _ in range(n):
+        records.add()
+    return req.SerializeToString()
+
+
+def test_a_protobuf_request_of_too_many_records_is_measured_before_it_is_parsed(server):
+    # 2,500 records in 5 KB: more than twice the limit's bytes, so it is counted on the wire.
+    body = empty_log_records(2500)
+    assert len(body) > 2 * 1000
+    headers = {"Content-Type": "application/x-protobuf"}
+    status, _, reply = server.post("/v1/logs", body, headers, "otlp")
+    assert status == 413
+    assert b"more than 1000 events" in reply
+    assert server.stop() == 0
+
+
+shapes = st.lists(st.lists(st.integers(0, 4), max_size=3), max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(shapes, st.integers(0, 12), st.sampled_from(["logs", "traces", "metrics"]))
+def test_records_counted_on_the_wire_match_the_parsed_message(shape, stop_after, name):
+    """Resources of scopes of record counts, with attributes and names beside them that the
+    count must step over; metrics spread their points over each kind of data."""
+    if name == "logs":
+        req = logs_service_pb2.ExportLogsServiceRequest()
+        for scopes in shape:
+            rl = req.resource_logs.add()
+            rl.resource.attributes.add(key="service.name").value.string_value = "svc"
+            for n in scopes:
+                sl = rl.scope_logs.add()
+                sl.scope.name = "scope"
+                for i in range(n):
+                    sl.log_records.add(severity_number=9).body.string_value = f"m{i}"
+    elif name == "traces":
+        req = trace_service_pb2.ExportTraceServiceRequest()
+        for scopes in shape:
+            rs = req.resource_spans.add()
+            for n in scopes:
+                ss = rs.scope_spans.add()
+                for i in range(n):
+                    ss.spans.add(name=f"s{i}", start_time_unix_nano=1 << 62)
+    else:
+        req = metrics_service_pb2.ExportMetricsServiceRequest()
+        kinds = ["gauge", "sum", "histogram", "exponential_histogram", "summary"]
+        for r, scopes in enumerate(shape):
+            sm_list = req.resource_metrics.add().scope_metrics
+            for s, n in enumerate(scopes):
+                metric = sm_list.add().metrics.add(name="m", unit="1")
+                data = getattr(metric, kinds[(r + s) % len(kinds)])
+                for i in range(n):
+                    data.data_points.add(time_unix_nano=i + 1)
+    signal = next(sig for sig in otlp.SIGNALS.values() if sig.name == name)
+    total = sum(n for scopes in shape for n in scopes)
+    assert otlp.count_records(signal, req.SerializeToString(), stop_after) == min(
+        total, stop_after + 1
+    )
+    as_json = json_format.MessageToJson(req).encode()
+    counted = otlp.count_json_records(as_json, stop_after)
+    assert counted == (total if as_json.count(b"{") > stop_after else 0)
+
+
+def test_a_malformed_body_counts_what_it_holds_and_the_parser_names_it():
+    signal = otlp.SIGNALS["/v1/logs"]
+    body = empty_log_records(3)
+    assert otlp.count_records(signal, body[:-1], 10) == 0  # lengths now run past the end
+    assert otlp.count_records(signal, b"\xff" * 20, 10) == 0
+    assert otlp.count_records(signal, body + b"\x0f", 10) == 3  # wire type 7 stops the walk
+    assert otlp.count_json_records(b'{"resourceLogs": 5}' + b"{}" * 20, 10) == 0
