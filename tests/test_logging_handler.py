@@ -436,6 +436,53 @@ class TestFullDiskAtClose:
         assert handler.emitter.dropped_events == 1
 
 
+class TestFullDiskWhileRunning:
+    """Attack report s13 item 3: on a full disk an emitter buffered every event in memory
+    (2.36 GB after 8 s on a 3 MB tmpfs), silently."""
+
+    def test_memory_stays_bounded_the_loss_is_counted_and_said_once(self, tmp_path, capsys):
+        cfg = load_config(**{"store.fsync": False, "store.max_buffer_bytes": 64 << 10})
+        emitter = Emitter(tmp_path, cfg, batch_bytes=4096, queue_batches=4, flush_interval=0.05)
+        store = emitter.pipeline.store
+        write = store._write_parquet
+        TestFullDiskAtClose.full(store)
+        peak = 0
+        for i in range(20_000):
+            emitter.emit({"message": f"event {i} password=hunter2 " + "x" * 100})
+            if i % 500 == 0:
+                time.sleep(0.01)
+                peak = max(peak, emitter.pipeline.buffered_bytes)
+        # The buffers stop at their limit plus the batch that passed it; the rest is dropped.
+        assert peak < (64 << 10) * 3
+        assert emitter.dropped_events > 10_000
+        assert isinstance(emitter.error, OSError)
+        err = capsys.readouterr().err
+        assert err.count("qlingest: events could not be stored: OSError") == 1
+        assert "hunter2" not in err
+        # Room again: a retry commits what was kept, and new events are stored.
+        store._write_parquet = write
+        deadline = time.monotonic() + 10
+        while emitter._failing and time.monotonic() < deadline:
+            time.sleep(0.05)
+        emitter.emit({"message": "after"})
+        emitter.close()
+        stored = pl.read_parquet(tmp_path / "hot" / "**" / "*.parquet")
+        assert "after" in stored["message"].to_list()
+        assert stored.height == 20_001 - emitter.dropped_events
+
+    def test_a_close_while_waiting_for_room_returns_and_counts(self, tmp_path):
+        cfg = load_config(**{"store.fsync": False, "store.max_buffer_bytes": 16 << 10})
+        emitter = Emitter(tmp_path, cfg, batch_bytes=2048, queue_batches=2, flush_interval=5)
+        TestFullDiskAtClose.full(emitter.pipeline.store)
+        for i in range(2000):
+            emitter.emit({"message": f"e{i} " + "y" * 60})
+        started = time.monotonic()
+        with pytest.raises(OSError, match="No space"):
+            emitter.close()
+        assert time.monotonic() - started < 4  # not the 5 s retry interval, nor forever
+        assert emitter.dropped_events == 2000
+
+
 def run_script(script: str, *args: str, hang: float = 10) -> subprocess.CompletedProcess[str]:
     """Runs ``script`` in a fresh interpreter; a hang of ``hang`` seconds ends it with a
     traceback on stderr."""

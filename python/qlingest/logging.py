@@ -43,6 +43,8 @@ BATCH_BYTES = 1 << 20
 QUEUE_BATCHES = 64
 #: The background thread takes a partial buffer after this many seconds without one.
 FLUSH_INTERVAL_S = 0.5
+#: Longest wait between retries of a failing commit once the buffers are full.
+RETRY_MAX_S = 10.0
 
 
 class Emitter:
@@ -84,7 +86,14 @@ class Emitter:
         self.commit_interval = commit_interval or config.serve.flush_interval_s
         #: Events dropped because the queue was full.
         self.dropped_events = 0
+        #: The last error of the background thread: a batch or commit that failed.
         self.error: BaseException | None = None
+        #: Set while commits fail (a full disk): once the pipeline's buffers then pass
+        #: ``store.max_buffer_bytes`` the background thread retries commits instead of taking
+        #: batches, so the queue fills and ``emit`` drops (and counts) what does not fit.
+        self._failing = False
+        #: Set when ``close`` begins: a thread waiting for room stops waiting.
+        self._closing_now = threading.Event()
         self._queue: queue.Queue[tuple[bytes, int] | None] = queue.Queue(queue_batches)
         #: The events not yet handed over, with the lock, counts and closed state of ``emit``.
         self._batch = _core.PendingBatch(
@@ -197,6 +206,7 @@ class Emitter:
                 self._closing = False
 
     def _close(self) -> None:
+        self._closing_now.set()
         if not self._forked:
             self._batch.close()
             self._stop_worker()
@@ -281,8 +291,10 @@ class Emitter:
         try:
             due_in = commit_aged(self.commit_interval)
         except Exception as e:  # a failed commit keeps its rows; the host goes on
-            self.error = e
+            self._failed(e)
             due_in = self.commit_interval
+        else:
+            self._failing = False
         return None if due_in is None else time.monotonic() + due_in
 
     def _take_partial(self) -> None:
@@ -297,10 +309,46 @@ class Emitter:
         if data is self._last_ingested:
             return
         self._last_ingested = data
+        self._wait_for_room()
         try:
             self.pipeline.process(data, source="emit", format="ndjson")
         except Exception as e:  # a failed batch must not stop the host application
-            self.error = e
+            self._failed(e)
+
+    def _wait_for_room(self) -> None:
+        """While commits fail and the buffers are full, retries committing at doubling
+        intervals (up to ``RETRY_MAX_S``) rather than buffering more: memory stays bounded by
+        the buffers and the queue. ``close`` ends the wait, and stores or counts the rest."""
+        config = getattr(self.pipeline, "config", None)
+        if config is None:  # a stand-in pipeline that only takes batches
+            return
+        delay = self.flush_interval
+        while self._failing and self.pipeline.buffered_bytes > config.store.max_buffer_bytes:
+            if self._closing_now.wait(delay):
+                return
+            try:
+                self.pipeline.flush()
+            except Exception as e:
+                self.error = e
+                delay = min(delay * 2, RETRY_MAX_S)
+            else:
+                self._failing = False
+
+    def _failed(self, error: Exception) -> None:
+        """Keeps the error; the first of a run of failures is said once on stderr, since
+        the host goes on and nothing else would tell."""
+        self.error = error
+        if self._failing:
+            return
+        self._failing = True
+        if sys.stderr is not None:
+            note = _one_redacted_line(
+                f"qlingest: events could not be stored: {error_line(error)}; they are kept "
+                "and retried, and once store.max_buffer_bytes is full new events are dropped "
+                "and counted in Emitter.dropped_events"
+            )
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.write(note + "\n")
 
 
 def _check_destination(name: str, data_dir: str | Path | None, pipeline: Pipeline | None) -> None:
