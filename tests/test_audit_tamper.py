@@ -279,6 +279,40 @@ def test_a_live_writer_does_not_hide_tampering(store):
     assert [(c.failure.kind, c.failure.seq) for c in report.chains] == [("modified", 6)]
 
 
+def test_a_whole_chain_forged_beside_the_writers_fails_under_a_key(store):
+    """Attack report s13 item 4: a new chain of valid links, written into a sealed store with
+    no checkpoint, verified as intact unless seals were required."""
+    import audit_reference as ar
+
+    path = file_with(store, 1)
+    frame = pl.read_parquet(path, hive_partitioning=False)
+    audit_fields = ("audit_chain", "audit_seq", "audit_prev_hash", "audit_hash")
+    rows = [
+        {k: v for k, v in r.items() if k not in audit_fields} | {"message": "FORGED"}
+        for r in ar.rows_from_frame(frame)
+    ]
+    forged = pl.DataFrame(ar.chain(rows, "w7"), schema=frame.schema, orient="row")
+    forged.write_parquet(path.with_name("part-w7-00000001.parquet"))
+    (store / "writers" / "w7.lock").touch()
+
+    report = verify(store, key=KEY)
+    failed = {
+        c.chain: c.failure and (c.failure.kind, c.failure.seq, c.failure.found)
+        for c in report.chains
+    }
+    assert failed == {"w0": None, "w7": ("seal_missing", 1, "no checkpoint of this chain")}
+    assert not report.ok
+    assert cli(store).returncode == 1
+    # Without a key nothing is sealed to check: intact but unsealed, as documented.
+    assert verify(store).ok
+    # A running writer of that id may not have checkpointed its first file yet: pending.
+    fd = hold_writer_lock(store, "w7")
+    try:
+        assert verify(store, key=KEY).ok
+    finally:
+        os.close(fd)
+
+
 @pytest.mark.parametrize("key", ["another-key", None])
 def test_a_sealed_store_refuses_a_wrong_or_missing_key_on_start(store, key, monkeypatch):
     monkeypatch.delenv("QLINGEST_AUDIT_KEY", raising=False)

@@ -515,18 +515,25 @@ impl Verifier {
     }
 
     /// With seals required, records past the last checkpoint of a stopped writer are covered by
-    /// no seal.
+    /// no seal. With a key, so are the records of a chain with no checkpoint at all, required
+    /// or not: a writer checkpoints each file it commits (one it crashed before checkpointing
+    /// is checkpointed when it starts again), so only a chain written beside the writers,
+    /// forged whole, holds records and no checkpoint.
     fn unsealed_tail(&self) -> Option<Failure> {
         let sealed = self.heads.last().map_or(0, |h| h.0);
         let last = self.expect_seq - 1;
-        let unsealed = self.require_seals && !self.live && last > sealed;
+        let uncheckpointed = self.key.is_some() && self.heads.is_empty();
+        let unsealed = (self.require_seals || uncheckpointed) && !self.live && last > sealed;
         unsealed.then(|| Failure {
             kind: FailureKind::SealMissing,
             seq: sealed + 1,
             file: None,
             row: None,
             expected: format!("a checkpoint at seq {last}"),
-            found: format!("last checkpoint at seq {sealed}"),
+            found: match uncheckpointed {
+                true => "no checkpoint of this chain".into(),
+                false => format!("last checkpoint at seq {sealed}"),
+            },
         })
     }
 }
