@@ -7,7 +7,7 @@ use memchr::memchr;
 use super::config::Action;
 use super::escape::{json_unescape, push_json_string};
 use super::json::Walker;
-use super::keys::{is_pair_name, KeyKind};
+use super::keys::{is_pair_name, is_pair_value, KeyKind};
 use super::memo;
 use super::Redactor;
 use crate::decode::json::write_member;
@@ -90,7 +90,9 @@ impl Redactor {
         members
             .iter()
             .filter(|(k, v)| match pair {
-                Some(action) if *k == "value" => self.write_pair_value(action, v, out, counts),
+                Some(action) if is_pair_value(k.as_bytes()) => {
+                    self.write_pair_value(action, k, v, out, counts)
+                }
                 _ => self.write_field(k, v, out, counts),
             })
             .count()
@@ -100,7 +102,7 @@ impl Redactor {
     /// secret key name (`{"name": "DB_PASSWORD", "value": …}` as a whole event); else None.
     fn members_pair(&self, members: &[(&str, &str)]) -> Option<Action> {
         let action = self.key_action?;
-        let has_value = members.iter().any(|(k, _)| *k == "value");
+        let has_value = members.iter().any(|(k, _)| is_pair_value(k.as_bytes()));
         let secret_name = |(k, v): &&(&str, &str)| {
             is_pair_name(k.as_bytes())
                 && v.len() >= 2
@@ -110,10 +112,12 @@ impl Redactor {
         (has_value && members.iter().any(|m| secret_name(&m))).then_some(action)
     }
 
-    /// Appends `"value":` and `raw_value` replaced whole, as under a secret key.
+    /// Appends `"<key>":` (a pair's `value`) and `raw_value` replaced whole, as under a secret
+    /// key.
     fn write_pair_value(
         &self,
         action: Action,
+        key: &str,
         raw_value: &str,
         out: &mut String,
         counts: &mut [u64],
@@ -121,7 +125,8 @@ impl Redactor {
         let mark = open_member(out);
         let mut pos = 0;
         let mut walker = Walker::new(self, counts);
-        match walker.pair_value(action, "value", raw_value, &mut pos, out) {
+        // The key is a pair's value name, plain letters: its raw form is itself.
+        match walker.pair_value(action, key, raw_value, &mut pos, out) {
             Ok(true) => true,
             // Dropped, or not JSON (decoded values always are): nothing of it is written.
             Ok(false) | Err(_) => {

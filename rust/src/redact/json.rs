@@ -9,7 +9,7 @@ use memchr::memchr;
 
 use super::config::Action;
 use super::escape::{json_unescape, push_json_string};
-use super::keys::{is_pair_name, user_password_span, KeyKind};
+use super::keys::{is_pair_name, is_pair_value, user_password_span, KeyKind};
 use super::text::bump;
 use super::Redactor;
 
@@ -107,7 +107,7 @@ impl<'r, 'c> Walker<'r, 'c> {
                     out.push(',');
                 }
                 let key = json_unescape(raw_key);
-                let kept = match pair.filter(|_| key == "value") {
+                let kept = match pair.filter(|_| is_pair_value(key.as_bytes())) {
                     Some(action) => self.pair_value(action, raw_key, src, pos, out)?,
                     None => self.member(&key, Some(raw_key), src, pos, out)?,
                 };
@@ -376,11 +376,12 @@ fn pair_names(src: &str, at: usize) -> Option<Vec<Cow<'_, str>>> {
         skip_ws(src, &mut pos);
         let start = pos;
         let first = peek(src, pos)?;
-        if key != "value" && matches!(first, b'{' | b'[') {
+        let value = is_pair_value(key.as_bytes());
+        if !value && matches!(first, b'{' | b'[') {
             return None;
         }
         skip_value(src, &mut pos).ok()?;
-        if key == "value" {
+        if value {
             has_value = true;
         } else if first == b'"' && is_pair_name(key.as_bytes()) {
             names.push(json_unescape(&src[start + 1..pos - 1]));

@@ -223,9 +223,19 @@ impl KeyMatcher {
     }
 }
 
-/// The member names that name the `value` member of a name/value pair.
+/// The member names that name the value member of a name/value pair, in any case: `name` and
+/// `key` (Kubernetes, OpenTelemetry attributes, AWS `Name`/`Key` tags and parameters) and
+/// CloudFormation's `ParameterKey`.
 pub fn is_pair_name(key: &[u8]) -> bool {
-    key == b"name" || key == b"key"
+    [&b"name"[..], b"key", b"parameterkey"]
+        .iter()
+        .any(|name| key.eq_ignore_ascii_case(name))
+}
+
+/// The member names of the value a pair's name names, in any case: `value`, and
+/// CloudFormation's `ParameterValue`.
+pub fn is_pair_value(key: &[u8]) -> bool {
+    key.eq_ignore_ascii_case(b"value") || key.eq_ignore_ascii_case(b"parametervalue")
 }
 
 // Limitation: a configured key is seen in free text only when its last word is written as

@@ -411,8 +411,40 @@ fn name_value_pairs_named_as_secrets_lose_their_value() {
     let members = [("name", r#""api_token""#), ("value", r#""TokE_123456""#)];
     assert_eq!(r.write_fields(&members, &mut out, &mut []), 2);
     assert_eq!(out, r#""name":"api_token","value":"[REDACTED:secret_key]""#);
+    // Names in any case, AWS tags (`Key`/`Value`) and CloudFormation parameters.
+    for (pair, secret) in [
+        (
+            r#"{"Name":"DB_PASSWORD","Value":"TokD_123456"}"#,
+            "TokD_123456",
+        ),
+        (
+            r#"{"Key":"api_token","Value":"TokF_123456"}"#,
+            "TokF_123456",
+        ),
+        (
+            r#"{"ParameterKey":"DbPassword","ParameterValue":"TokG_123456"}"#,
+            "TokG_123456",
+        ),
+        (
+            r#"{"NAME":"secret","VALUE":{"nested":"TokH_123456"}}"#,
+            "TokH_123456",
+        ),
+    ] {
+        let out = field(&r, "k", &format!("[{pair}]"));
+        assert!(!out.contains(secret), "{out}");
+        assert!(out.contains("[REDACTED:secret_key]"), "{out}");
+    }
+    let mut out = String::new();
+    let members = [("Name", r#""DB_PASSWORD""#), ("Value", r#""TokI_123456""#)];
+    assert_eq!(r.write_fields(&members, &mut out, &mut []), 2);
+    assert_eq!(
+        out,
+        r#""Name":"DB_PASSWORD","Value":"[REDACTED:secret_key]""#
+    );
     // Plain names, and objects that are more than a pair, stay as they are.
     for clean in [
+        r#"{"Name":"Region","Value":"eu-west-1"}"#,
+        r#"{"ParameterKey":"InstanceType","ParameterValue":"t3.micro"}"#,
         r#"{"name":"HOME","value":"/root"}"#,
         r#"{"name":"password_reset","value":"sent"}"#,
         r#"{"name":"x","meta":{"name":"password"},"value":"v"}"#,
