@@ -105,3 +105,21 @@ def test_a_column_named_like_a_value_rule_match_keeps_its_values():
     # The key of the probe is itself redacted (an e-mail), its value is not.
     out = Redactor().redact(pl.DataFrame({"alice@example.com": ["x"]}))
     assert out.row(0) == ("x",)
+
+
+def test_integer_columns_holding_secrets_are_redacted_and_the_rest_keep_their_type():
+    """Attack report s13 item 9: integer columns passed through unchanged, a card number, an
+    SSN and a numeric password among them."""
+    frame = pl.DataFrame(
+        {
+            "password": [123456, None],
+            "total": [4111111111111111, 12],
+            "count": pl.Series([7, 8], dtype=pl.UInt32),
+            "ratio": [4111111111111111.0, 1.5],
+        }
+    )
+    out = Redactor().redact(frame)
+    assert out["password"].to_list() == ["[REDACTED:secret_key]", None]
+    assert out["total"].to_list() == ["[REDACTED:credit_card]", "12"]
+    assert out.schema["count"] == pl.UInt32 and out["count"].to_list() == [7, 8]
+    assert out.schema["ratio"] == pl.Float64  # floats are left as they are

@@ -41,8 +41,11 @@ class Redactor:
         string columns, categorical and enum columns (returned as strings, since a marker is
         not one of their categories), and strings inside list and struct columns at any depth.
         Binary columns are returned unchanged: their bytes are not known to be text. A string
-        column or struct field named like a secret key (``password``, ``apiKey``) is redacted
-        as a ``fields`` member of that name is. Object columns raise ``TypeError``.
+        or integer column or struct field named like a secret key (``password``, ``apiKey``)
+        is redacted as a ``fields`` member of that name is. Other integer columns go through
+        the value rules as text and keep their type unless a value is replaced (a card number
+        stored as a number): such a column is returned as strings. Float columns are returned
+        unchanged. Object columns raise ``TypeError``.
         """
         if isinstance(data, str):
             return self.redact([data])[0]
@@ -66,14 +69,29 @@ class Redactor:
         frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).with_columns(
             self._redact_nested(frame[c]) for c in frame.columns if _nested(frame[c])
         )
+        integers = [c for c, dtype in frame.schema.items() if dtype.is_integer()]
+        # An integer column named like a secret key (a numeric PIN or password) becomes text
+        # and is redacted under its name.
+        frame = frame.with_columns(
+            pl.col(c).cast(pl.String) for c in integers if self._secret_name(c)
+        )
         frame = frame.with_columns(
             self._redact_under_key(frame[c])
             for c, dtype in frame.schema.items()
             if dtype == pl.String and self._secret_name(c)
         )
-        batches, counts = self._core.redact_frame(frame)
+        originals = {c: frame[c] for c in integers if frame.schema[c].is_integer()}
+        text = frame.with_columns(pl.col(list(originals)).cast(pl.String))
+        batches, counts = self._core.redact_frame(text)
         self._count(counts)
-        return pl.DataFrame(batches)
+        redacted = pl.DataFrame(batches)
+        # Other integer columns keep their type unless a value rule replaced one of their
+        # values (a card number or an SSN stored as a number): then they are text too.
+        return redacted.with_columns(
+            series
+            for c, series in originals.items()
+            if (redacted[c] == series.cast(pl.String)).all()
+        )
 
     def _secret_name(self, name: str) -> bool:
         """Whether the key rules treat ``name`` as a secret key. The core has no entry point
