@@ -5,8 +5,10 @@ import gzip
 import json
 import os
 import select
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -216,6 +218,50 @@ def test_a_port_in_use_is_a_one_line_error_naming_the_address(tmp_path):
     assert errors == [
         f"qlingest: error: otlp receiver cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+@pytest.mark.parametrize("setting", ["tls_cert", "tls_key"])
+def test_half_a_tls_configuration_is_a_one_line_error(tmp_path, setting):
+    """Breaker report s13: a certificate without its key served plain HTTP, silently."""
+    config = tmp_path / "half.toml"
+    config.write_text(f'[serve]\n{setting} = "{tmp_path / "x.pem"}"\n')
+    done = serve_cli(tmp_path, "--config", str(config), "--http-port", "0", "--otlp-port", "0")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "serve.tls_cert and serve.tls_key go together" in done.stderr
+
+
+def listening_line(srv: ServeProcess) -> dict:
+    """The server's ``Listening.`` log line, once it has stopped."""
+    srv.proc.send_signal(signal.SIGTERM)
+    _, err = srv.proc.communicate(timeout=30)
+    lines = [json.loads(x) for x in err.splitlines() if x.startswith(b"{")]
+    return next(x for x in lines if x["msg"] == "Listening.")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_the_listening_line_says_whether_tls_is_on(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    request += ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(request, check=True, capture_output=True)
+    tls = ServeProcess(tmp_path / "tls", f'[serve]\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        s = socket.create_connection(("127.0.0.1", tls.ports["http"]), timeout=10)
+        with context.wrap_socket(s, server_hostname="localhost") as secure:
+            secure.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert secure.recv(100).startswith(b"HTTP/1.1 200")
+        assert listening_line(tls)["tls"] is True
+    finally:
+        if tls.proc.poll() is None:
+            tls.kill()
+    plain = ServeProcess(tmp_path / "plain")
+    try:
+        assert listening_line(plain)["tls"] is False
+    finally:
+        if plain.proc.poll() is None:
+            plain.kill()
 
 
 @pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])

@@ -97,7 +97,7 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tcp_port: Port | None = None
     #: Bearer tokens accepted on HTTP; empty accepts every request.
     tokens: list[str] = msgspec.field(default_factory=list)
-    #: PEM certificate and key; both set turns TLS on for HTTP and TCP.
+    #: PEM certificate and key; both set turns TLS on for HTTP and TCP, one alone is an error.
     tls_cert: str | None = None
     tls_key: str | None = None
     #: Largest request body, after decompression (413 beyond it).
@@ -134,6 +134,13 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: An HTTP request's head and body, or a TCP line, must arrive within this many seconds
     #: of its first byte (HTTP answers 408), so slow clients cannot hold connections forever.
     request_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        # Half a TLS configuration would serve plain HTTP to clients that meant to use TLS.
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise _config_error(
+                "serve.tls_cert and serve.tls_key go together: set both for TLS, or neither"
+            )
 
 
 class CustomRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

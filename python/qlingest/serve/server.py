@@ -150,7 +150,8 @@ class Server:
             self._tasks.append(loop.create_task(job()))
         ports = await self._listen()
         self.ready = True
-        log("info", "Listening.", host=self.cfg.host, replayed_records=replayed, **ports)
+        tls = bool(self.cfg.tls_cert and self.cfg.tls_key)
+        log("info", "Listening.", host=self.cfg.host, tls=tls, replayed_records=replayed, **ports)
         if self.cfg.tokens and "tcp" in ports:
             # Limitation: raw TCP lines carry no credentials; only where the port is bound
             # guards that receiver.
