@@ -331,19 +331,21 @@ def test_a_refused_fsync_cuts_its_records_off_too(tmp_path, monkeypatch):
 
 
 def test_a_refused_rotation_does_not_refuse_requests_already_logged(tmp_path, monkeypatch):
-    config = serve_config(**{"serve.wal_segment_bytes": 1})
+    config = serve_config(**{"serve.wal_segment_bytes": 64 << 10})
 
     async def scenario() -> None:
         server = Server(tmp_path, config)
         port = (await server.start())["http"]
         monkeypatch.setattr(server.wal, "open_segment", no_space)
-        assert (await post(port, events(range(5))))[0] == 200
+        # Over 64 KiB: the segment is due to rotate once it is logged.
+        assert (await post(port, events(range(1000))))[0] == 200
+        assert server.wal.should_rotate()
         monkeypatch.undo()
-        assert (await post(port, events(range(5, 10))))[0] == 200
+        assert (await post(port, events(range(1000, 1010))))[0] == 200
         assert await server.shutdown()
 
     asyncio.run(scenario())
-    assert messages(tmp_path) == expected(range(10))
+    assert messages(tmp_path) == expected(range(1010))
 
 
 def test_a_failed_bad_category_dead_letter_still_buffers_the_rest(tmp_path, monkeypatch):

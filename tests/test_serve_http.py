@@ -15,6 +15,8 @@ import time
 
 import pytest
 import zstandard
+from qlingest.config import load_config
+from qlingest.exceptions import ConfigError
 from qlingest.serve.http import ChunkedBody, HttpError
 from qlingest.serve.server import count_events
 from serve_helpers import ROOT, ServeProcess, events, metric, stored
@@ -218,6 +220,40 @@ def test_a_port_in_use_is_a_one_line_error_naming_the_address(tmp_path):
     assert errors == [
         f"qlingest: error: otlp receiver cannot listen on 127.0.0.1:{port}: Address already in use"
     ]
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("flush_interval_s = 0", "`float` >= 0.01"),  # an idle server spun a core
+        ("flush_interval_s = -1", "`float` >= 0.01"),
+        ("flush_interval_s = nan", "`float` >= 0.01"),
+        ("idle_timeout_s = 0", "`float` >= 0.1"),  # closed every connection
+        ("idle_timeout_s = inf", "`float` <= 86400.0"),
+        ("shutdown_deadline_s = -1", "`float` >= 0.1"),
+        ("max_connections = 0", "`int` >= 1"),
+        ("max_body_bytes = -1", "`int` >= 1"),
+        ("wal_segment_bytes = 1", "`int` >= 65536"),
+        ('tokens = [""]', "`str` of length >= 1"),  # took a bare "Bearer"
+    ],
+)
+def test_serve_settings_out_of_range_are_config_errors(tmp_path, setting, expected):
+    """Breaker report s13: these were accepted."""
+    config = tmp_path / "c.toml"
+    config.write_text(f"[serve]\n{setting}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    name = setting.split(" ")[0]
+    assert f"Expected {expected} - at `$.serve.{name}" in str(refused.value)
+
+
+def test_a_serve_setting_out_of_range_is_a_one_line_error(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[serve]\nflush_interval_s = 0\n")
+    done = serve_cli(tmp_path, "--config", str(config), "--http-port", "0", "--otlp-port", "0")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("qlingest: error: ") and done.stderr.count("\n") == 1
+    assert "$.serve.flush_interval_s" in done.stderr
 
 
 @pytest.mark.parametrize("setting", ["tls_cert", "tls_key"])
