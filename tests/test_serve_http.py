@@ -130,6 +130,27 @@ def test_health_and_readiness(server):
     assert server.stop() == 0
 
 
+def test_head_is_answered_without_its_body_on_a_kept_alive_connection(server):
+    """Breaker report s13: HEAD got the body too, which the client read as the start of the
+    next answer."""
+    both = b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    both += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    head, get = raw(server, both).split(b"HTTP/1.1 ")[1:]
+    assert head.startswith(b"200 OK\r\n") and head.endswith(b"Content-Length: 3\r\n\r\n")
+    assert get.startswith(b"200 OK\r\n") and get.endswith(b"\r\n\r\nok\n")
+
+    c = server.conn()
+    answers = []
+    for path in ("/readyz", "/metrics", "/v1/events", "/healthz"):
+        c.request("HEAD", path)
+        r = c.getresponse()
+        answers.append((r.status, r.read(), int(r.headers["Content-Length"]) > 0))
+    c.request("GET", "/healthz")
+    assert c.getresponse().read() == b"ok\n"
+    c.close()
+    assert answers == [(200, b"", True), (200, b"", True), (405, b"", True), (200, b"", True)]
+
+
 def test_bearer_token_is_required_when_configured(tmp_path):
     srv = ServeProcess(tmp_path / "s", '[serve]\ntokens = ["s3cret"]\n')
     try:

@@ -257,7 +257,7 @@ class HttpProtocol(asyncio.Protocol):
             response = Response(500, b"internal error\n")
         self.busy = False
         close = not keep_alive or self.closing or self.probe
-        self._send(response, close=close)
+        self._send(response, close=close, head_only=request.method == "HEAD")
         if close or self.transport is None or self.transport.is_closing():
             return
         self._arm_idle()
@@ -282,18 +282,23 @@ class HttpProtocol(asyncio.Protocol):
         if not self.busy and not self.lingering and t is not None and not t.is_closing():
             self._read_on()
 
-    def _send(self, response: Response, *, close: bool, linger: bool = True) -> None:
+    def _send(
+        self, response: Response, *, close: bool, linger: bool = True, head_only: bool = False
+    ) -> None:
+        """Writes the answer; ``head_only`` (a HEAD request) leaves out its body, as RFC 9110
+        9.3.2 asks, and keeps the ``Content-Length`` a GET would get."""
         t = self.transport
         if t is None or t.is_closing():
             return
         phrase = HTTPStatus(response.status).phrase
-        head = [f"HTTP/1.1 {response.status} {phrase}"]
-        head.append(f"Content-Type: {response.content_type}")
-        head.append(f"Content-Length: {len(response.body)}")
-        head += [f"{k}: {v}" for k, v in response.headers.items()]
+        lines = [f"HTTP/1.1 {response.status} {phrase}"]
+        lines.append(f"Content-Type: {response.content_type}")
+        lines.append(f"Content-Length: {len(response.body)}")
+        lines += [f"{k}: {v}" for k, v in response.headers.items()]
         if close:
-            head.append("Connection: close")
-        t.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+            lines.append("Connection: close")
+        body = b"" if head_only else response.body
+        t.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         if close and linger:
             self._linger(t)
         elif close:

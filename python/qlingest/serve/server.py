@@ -601,7 +601,7 @@ class Server:
         if self.cfg.tokens and not self._authorized(req):
             self._reject("unauthorized")
             return Response(401, b"unauthorized\n", headers={"WWW-Authenticate": "Bearer"})
-        if req.path == "/metrics" and req.method == "GET":
+        if req.path == "/metrics" and req.method in ("GET", "HEAD"):
             self.metrics.connections.set(len(self._connections))
             return Response(200, self.metrics.render(), "text/plain; version=0.0.4")
         if req.path != "/v1/events" and req.path not in otlp.SIGNALS:
