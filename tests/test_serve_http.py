@@ -345,6 +345,28 @@ def test_conflicting_or_malformed_lengths_are_400(server, framing):
     assert b"Connection: close" in answer
 
 
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "Content-Length: 5\r\nContent-Encoding: gzip\r\ncontent-encoding: identity\r\n",
+        "Content-Length: 5\r\nContent-Type: image/png\r\nContent-Type: application/json\r\n",
+    ],
+)
+def test_a_repeated_framing_header_is_400(server, tmp_path, framing):
+    """Breaker report s13: the last of a repeated header won, so ``gzip`` then ``chunked``
+    was read as chunked, where ``gzip, chunked`` in one header gets 501."""
+    head = f"POST /v1/events HTTP/1.1\r\nHost: x\r\n{framing}\r\n"
+    answer = raw(server, head.encode() + b"5\r\n{}\n\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert answer.endswith(b"\r\n\r\nrepeated_header\n") and b"Connection: close" in answer
+    text = server.get("/metrics")[1]
+    assert metric(text, "qlingest_requests_rejected_total", reason="repeated_header") == 1
+    assert server.stop() == 0
+    assert stored(tmp_path / "store").height == 0
+
+
 def test_the_same_length_twice_is_accepted(server):
     body = events(range(2))
     head = f"POST /v1/events HTTP/1.1\r\nContent-Length: {len(body)}\r\n"

@@ -2,7 +2,8 @@
 ``Expect: 100-continue``, and hard limits on head size, header count and body size.
 
 Framing follows RFC 9112 strictly: lines end in CRLF (a bare LF is a 400), a request with a
-body states its length (411 otherwise), and conflicting lengths are a 400.
+body states its length (411 otherwise), and conflicting lengths are a 400, as is a repeated
+Transfer-Encoding, Content-Encoding or Content-Type.
 
 Requests on one connection are handled one at a time, in order (reading pauses meanwhile), so
 a client that pipelines cannot make the server buffer without bound. A body arriving over many
@@ -32,6 +33,11 @@ PROBE_TIMEOUT_S = 2.0
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 #: Longest chunk size line, extensions included (400 beyond it).
 MAX_CHUNK_LINE = 1024
+#: Headers that say how a body is framed or read, which a request may send once (400 when
+#: repeated): with the last one winning, ``Transfer-Encoding: gzip`` then ``chunked`` read
+#: as chunked where one ``gzip, chunked`` gets 501. ``Content-Length`` may repeat its value
+#: (RFC 9112 6.3); a different one is a 400 of its own.
+SINGLE_HEADERS = frozenset({"transfer-encoding", "content-encoding", "content-type"})
 
 
 @dataclass(slots=True)
@@ -346,6 +352,8 @@ class HttpProtocol(asyncio.Protocol):
             name, value = name.lower(), value.strip()
             if name == "content-length" and headers.get(name, value) != value:
                 raise HttpError(400, "bad_content_length")
+            if name in SINGLE_HEADERS and name in headers:
+                raise HttpError(400, "repeated_header")
             headers[name] = value
         reader = self._body_reader(method, headers)
         conn = headers.get("connection", "").lower()
