@@ -11,6 +11,7 @@ A record's payload is written from its parts (the bodies of the requests it grou
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -251,6 +252,27 @@ class Wal:
     def sync(self) -> None:
         if self._fd >= 0:
             os.fsync(self._fd)
+
+    def writable(self) -> bool:
+        """Whether the log's disk takes a page written (and fsynced) now, as a full one does
+        not; the probe file is deleted again. Segments are left alone: starting one would
+        replace an open segment that holds no record yet."""
+        path = self.dir / ".probe"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        except OSError:
+            return False
+        try:
+            _write_all(fd, [bytes(4096)])
+            if self.fsync_enabled:
+                os.fsync(fd)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def should_rotate(self) -> bool:
         return bool(self._segments) and self._segments[-1].size >= self.segment_bytes
