@@ -247,6 +247,79 @@ class TestLogWriteFailure:
         assert payloads == [b"ok0\n", b"ok1\n", b"ok2\n", b"after\n", b"later\n"]
         assert len(again.damage) == 1 and "not replayed" in again.damage[0]
 
+    def test_a_probe_tells_whether_the_disk_takes_writes_and_leaves_nothing(
+        self, tmp_path, monkeypatch
+    ):
+        wal = self.three_logged(tmp_path)
+        assert wal.writable()
+        monkeypatch.setattr(wal_module.os, "writev", no_space)
+        assert not wal.writable()
+        monkeypatch.undo()
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f"{0:020d}.wal"]
+
+
+class TestReadiness:
+    """Breaker report s13: /readyz answered 200 while every request got 503 because the log's
+    disk was full."""
+
+    def fill(self, monkeypatch, wal: Wal) -> None:
+        monkeypatch.setattr(wal, "append", no_space)
+        monkeypatch.setattr(wal, "writable", lambda: False)
+
+    def test_not_ready_while_log_writes_fail_and_ready_once_the_disk_takes_them(
+        self, tmp_path, monkeypatch
+    ):
+        async def scenario() -> None:
+            server = Server(tmp_path, serve_config())
+            port = (await server.start())["http"]
+            self.fill(monkeypatch, server.wal)
+            assert (await post(port, events(range(5))))[0] == 503
+            assert await get(port, "/readyz") == (503, b"not ready\n")
+            await asyncio.sleep(0.3)  # the probe has failed a few times
+            assert (await get(port, "/readyz"))[0] == 503
+
+            # Room again, and no request (a balancer sends none to a server not ready).
+            monkeypatch.undo()
+            await until(lambda: not server._wal_failures)
+            assert await get(port, "/readyz") == (200, b"ready\n")
+            assert (await post(port, events(range(5, 10))))[0] == 200
+            assert await server.shutdown()
+
+        asyncio.run(scenario())
+        assert messages(tmp_path) == expected(range(5, 10))
+
+    def test_a_request_that_is_logged_makes_the_server_ready_at_once(self, tmp_path, monkeypatch):
+        async def scenario() -> None:
+            server = Server(tmp_path, serve_config(**{"serve.flush_interval_s": 60}))
+            port = (await server.start())["http"]
+            self.fill(monkeypatch, server.wal)
+            assert (await post(port, events(range(5))))[0] == 503
+            monkeypatch.undo()
+            assert (await get(port, "/readyz"))[0] == 503  # the probe waits a minute
+            assert (await post(port, events(range(5, 10))))[0] == 200
+            assert (await get(port, "/readyz"))[0] == 200
+            assert await server.shutdown()
+
+        asyncio.run(scenario())
+        assert messages(tmp_path) == expected(range(5, 10))
+
+    def test_not_ready_from_a_start_whose_log_cannot_start_a_segment(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(Wal, "open_segment", no_space)
+        monkeypatch.setattr(Wal, "writable", lambda self: False)
+
+        async def scenario() -> None:
+            server = Server(tmp_path, serve_config())
+            port = (await server.start())["http"]
+            assert (await get(port, "/readyz"))[0] == 503
+            monkeypatch.undo()
+            await until(lambda: not server._wal_failures)
+            assert (await get(port, "/readyz"))[0] == 200
+            assert (await post(port, events(range(5))))[0] == 200
+            assert await server.shutdown()
+
+        asyncio.run(scenario())
+        assert messages(tmp_path) == expected(range(5))
+
 
 class BrokenStderr(io.TextIOBase):
     def write(self, text: str) -> int:
@@ -331,19 +404,21 @@ def test_a_refused_fsync_cuts_its_records_off_too(tmp_path, monkeypatch):
 
 
 def test_a_refused_rotation_does_not_refuse_requests_already_logged(tmp_path, monkeypatch):
-    config = serve_config(**{"serve.wal_segment_bytes": 1})
+    config = serve_config(**{"serve.wal_segment_bytes": 64 << 10})
 
     async def scenario() -> None:
         server = Server(tmp_path, config)
         port = (await server.start())["http"]
         monkeypatch.setattr(server.wal, "open_segment", no_space)
-        assert (await post(port, events(range(5))))[0] == 200
+        # Over 64 KiB: the segment is due to rotate once it is logged.
+        assert (await post(port, events(range(1000))))[0] == 200
+        assert server.wal.should_rotate()
         monkeypatch.undo()
-        assert (await post(port, events(range(5, 10))))[0] == 200
+        assert (await post(port, events(range(1000, 1010))))[0] == 200
         assert await server.shutdown()
 
     asyncio.run(scenario())
-    assert messages(tmp_path) == expected(range(10))
+    assert messages(tmp_path) == expected(range(1010))
 
 
 def test_a_failed_bad_category_dead_letter_still_buffers_the_rest(tmp_path, monkeypatch):

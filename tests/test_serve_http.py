@@ -5,14 +5,18 @@ import gzip
 import json
 import os
 import select
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 
 import pytest
 import zstandard
+from qlingest.config import load_config
+from qlingest.exceptions import ConfigError
 from qlingest.serve.http import ChunkedBody, HttpError
 from qlingest.serve.server import count_events
 from serve_helpers import ROOT, ServeProcess, events, metric, stored
@@ -126,6 +130,27 @@ def test_health_and_readiness(server):
     assert server.stop() == 0
 
 
+def test_head_is_answered_without_its_body_on_a_kept_alive_connection(server):
+    """Breaker report s13: HEAD got the body too, which the client read as the start of the
+    next answer."""
+    both = b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    both += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    head, get = raw(server, both).split(b"HTTP/1.1 ")[1:]
+    assert head.startswith(b"200 OK\r\n") and head.endswith(b"Content-Length: 3\r\n\r\n")
+    assert get.startswith(b"200 OK\r\n") and get.endswith(b"\r\n\r\nok\n")
+
+    c = server.conn()
+    answers = []
+    for path in ("/readyz", "/metrics", "/v1/events", "/healthz"):
+        c.request("HEAD", path)
+        r = c.getresponse()
+        answers.append((r.status, r.read(), int(r.headers["Content-Length"]) > 0))
+    c.request("GET", "/healthz")
+    assert c.getresponse().read() == b"ok\n"
+    c.close()
+    assert answers == [(200, b"", True), (200, b"", True), (405, b"", True), (200, b"", True)]
+
+
 def test_bearer_token_is_required_when_configured(tmp_path):
     srv = ServeProcess(tmp_path / "s", '[serve]\ntokens = ["s3cret"]\n')
     try:
@@ -218,6 +243,84 @@ def test_a_port_in_use_is_a_one_line_error_naming_the_address(tmp_path):
     ]
 
 
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("flush_interval_s = 0", "`float` >= 0.01"),  # an idle server spun a core
+        ("flush_interval_s = -1", "`float` >= 0.01"),
+        ("flush_interval_s = nan", "`float` >= 0.01"),
+        ("idle_timeout_s = 0", "`float` >= 0.1"),  # closed every connection
+        ("idle_timeout_s = inf", "`float` <= 86400.0"),
+        ("shutdown_deadline_s = -1", "`float` >= 0.1"),
+        ("max_connections = 0", "`int` >= 1"),
+        ("max_body_bytes = -1", "`int` >= 1"),
+        ("wal_segment_bytes = 1", "`int` >= 65536"),
+        ('tokens = [""]', "`str` of length >= 1"),  # took a bare "Bearer"
+    ],
+)
+def test_serve_settings_out_of_range_are_config_errors(tmp_path, setting, expected):
+    """Breaker report s13: these were accepted."""
+    config = tmp_path / "c.toml"
+    config.write_text(f"[serve]\n{setting}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(config)
+    name = setting.split(" ")[0]
+    assert f"Expected {expected} - at `$.serve.{name}" in str(refused.value)
+
+
+def test_a_serve_setting_out_of_range_is_a_one_line_error(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("[serve]\nflush_interval_s = 0\n")
+    done = serve_cli(tmp_path, "--config", str(config), "--http-port", "0", "--otlp-port", "0")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("qlingest: error: ") and done.stderr.count("\n") == 1
+    assert "$.serve.flush_interval_s" in done.stderr
+
+
+@pytest.mark.parametrize("setting", ["tls_cert", "tls_key"])
+def test_half_a_tls_configuration_is_a_one_line_error(tmp_path, setting):
+    """Breaker report s13: a certificate without its key served plain HTTP, silently."""
+    config = tmp_path / "half.toml"
+    config.write_text(f'[serve]\n{setting} = "{tmp_path / "x.pem"}"\n')
+    done = serve_cli(tmp_path, "--config", str(config), "--http-port", "0", "--otlp-port", "0")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "serve.tls_cert and serve.tls_key go together" in done.stderr
+
+
+def listening_line(srv: ServeProcess) -> dict:
+    """The server's ``Listening.`` log line, once it has stopped."""
+    srv.proc.send_signal(signal.SIGTERM)
+    _, err = srv.proc.communicate(timeout=30)
+    lines = [json.loads(x) for x in err.splitlines() if x.startswith(b"{")]
+    return next(x for x in lines if x["msg"] == "Listening.")
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_the_listening_line_says_whether_tls_is_on(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    request += ["-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(request, check=True, capture_output=True)
+    tls = ServeProcess(tmp_path / "tls", f'[serve]\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
+    try:
+        context = ssl.create_default_context(cafile=str(cert))
+        s = socket.create_connection(("127.0.0.1", tls.ports["http"]), timeout=10)
+        with context.wrap_socket(s, server_hostname="localhost") as secure:
+            secure.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert secure.recv(100).startswith(b"HTTP/1.1 200")
+        assert listening_line(tls)["tls"] is True
+    finally:
+        if tls.proc.poll() is None:
+            tls.kill()
+    plain = ServeProcess(tmp_path / "plain")
+    try:
+        assert listening_line(plain)["tls"] is False
+    finally:
+        if plain.proc.poll() is None:
+            plain.kill()
+
+
 @pytest.mark.parametrize("version", ["HTTP/1.0", "HTTP/1.1"])
 def test_a_post_without_a_length_is_411(server, version):
     head = f"POST /v1/events {version}\r\nContent-Type: application/x-ndjson\r\n\r\n"
@@ -240,6 +343,28 @@ def test_conflicting_or_malformed_lengths_are_400(server, framing):
     answer = raw(server, head.encode() + b"5\r\n{}\n\r\n0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert b"Connection: close" in answer
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",
+        "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        "Content-Length: 5\r\nContent-Encoding: gzip\r\ncontent-encoding: identity\r\n",
+        "Content-Length: 5\r\nContent-Type: image/png\r\nContent-Type: application/json\r\n",
+    ],
+)
+def test_a_repeated_framing_header_is_400(server, tmp_path, framing):
+    """Breaker report s13: the last of a repeated header won, so ``gzip`` then ``chunked``
+    was read as chunked, where ``gzip, chunked`` in one header gets 501."""
+    head = f"POST /v1/events HTTP/1.1\r\nHost: x\r\n{framing}\r\n"
+    answer = raw(server, head.encode() + b"5\r\n{}\n\r\n0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert answer.endswith(b"\r\n\r\nrepeated_header\n") and b"Connection: close" in answer
+    text = server.get("/metrics")[1]
+    assert metric(text, "qlingest_requests_rejected_total", reason="repeated_header") == 1
+    assert server.stop() == 0
+    assert stored(tmp_path / "store").height == 0
 
 
 def test_the_same_length_twice_is_accepted(server):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 
 from qlingest.config import load_config
 from qlingest.serve import Server
@@ -65,3 +67,24 @@ def test_damaged_bytes_are_kept_redacted(tmp_path):
     (kept,) = (tmp_path / "damaged").iterdir()
     assert b"hunter2" not in kept.read_bytes() and b"4111" not in kept.read_bytes()
     assert b"REDACTED" in kept.read_bytes()
+    assert mode(kept) == 0o600 and mode(kept.parent) == 0o700
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_log_is_readable_by_its_owner_alone(tmp_path):
+    """Breaker report s13: segments were 0644 in 0755 directories, under any umask."""
+    old = os.umask(0)
+    try:
+        wal = Wal(tmp_path / "store" / "wal" / "w0", segment_bytes=1 << 20)
+        wal.open_segment(first_file=0)
+        wal.append([(0, "http", [SECRET_LINE])])
+        wal.close()
+    finally:
+        os.umask(old)
+
+    (segment,) = (tmp_path / "store" / "wal" / "w0").glob("*.wal")
+    assert mode(segment) == 0o600
+    assert mode(segment.parent) == mode(segment.parent.parent) == 0o700

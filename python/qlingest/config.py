@@ -82,6 +82,13 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 #: A TCP port number; 0 asks the system for a free one.
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+#: Seconds between runs of a periodic job: 10 ms at least, so that an idle server does not
+#: spin, and finite (a day at most; NaN is refused too).
+Interval = Annotated[float, msgspec.Meta(ge=0.01, le=86400)]
+#: Seconds a client or a stop is given: 100 ms at least, and finite (a day at most).
+Timeout = Annotated[float, msgspec.Meta(ge=0.1, le=86400)]
+#: A bearer token; an empty one would accept a bare ``Authorization: Bearer``.
+Token = Annotated[str, msgspec.Meta(min_length=1)]
 
 
 class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -96,48 +103,56 @@ class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     #: TCP newline-delimited JSON; ``None`` (the default) turns it off.
     tcp_port: Port | None = None
     #: Bearer tokens accepted on HTTP; empty accepts every request.
-    tokens: list[str] = msgspec.field(default_factory=list)
-    #: PEM certificate and key; both set turns TLS on for HTTP and TCP.
+    tokens: list[Token] = msgspec.field(default_factory=list)
+    #: PEM certificate and key; both set turns TLS on for HTTP and TCP, one alone is an error.
     tls_cert: str | None = None
     tls_key: str | None = None
     #: Largest request body, after decompression (413 beyond it).
-    max_body_bytes: int = 16 << 20
-    #: Largest request head: request line and headers together (431 beyond it).
-    max_header_bytes: int = 16 << 10
+    max_body_bytes: Positive = 16 << 20
+    #: Largest request head: request line and headers together (431 beyond it); 1 KiB at least.
+    max_header_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 16 << 10
     #: Most header lines in one request (431 beyond it).
-    max_headers: int = 100
+    max_headers: Positive = 100
     #: Most open connections over all receivers (503 to the ones beyond).
-    max_connections: int = 512
+    max_connections: Positive = 512
     #: Bytes acknowledged or waiting for the log but not yet in the pipeline; beyond it HTTP
     #: answers 429 with ``Retry-After`` and TCP stops reading.
-    max_queue_bytes: int = 256 << 20
+    max_queue_bytes: Positive = 256 << 20
     #: Seconds a refused client is told to wait.
-    retry_after_s: int = 1
+    retry_after_s: NonNegative = 1
     #: Buffered partitions are committed at least this often (seconds), so data is queryable.
     #: ``qlingest ingest`` of a pipe reads it too: while the stream is quiet, rows buffered
     #: this long are committed.
-    flush_interval_s: float = 1.0
+    flush_interval_s: Interval = 1.0
     #: ``always``: fsync before every acknowledgement (group commit); ``interval``: acknowledge
     #: once written, fsync every ``wal_fsync_interval_s`` (a power loss may lose that window, a
     #: process crash loses nothing); ``never``: leave it to the OS.
     wal_fsync: Literal["always", "interval", "never"] = "always"
-    wal_fsync_interval_s: float = 0.1
-    #: A log segment is closed past this size and deleted once all of it is committed.
-    wal_segment_bytes: int = 64 << 20
+    wal_fsync_interval_s: Interval = 0.1
+    #: A log segment is closed past this size and deleted once all of it is committed. 64 KiB
+    #: at least: each segment costs a file and two fsyncs to start.
+    wal_segment_bytes: Annotated[int, msgspec.Meta(ge=64 << 10)] = 64 << 20
     #: Requests grouped into one log record up to this many bytes.
-    wal_record_bytes: int = 8 << 20
+    wal_record_bytes: Positive = 8 << 20
     #: Seconds to drain and commit on SIGTERM/SIGINT before giving up (the log keeps the rest).
-    shutdown_deadline_s: float = 30.0
+    shutdown_deadline_s: Timeout = 30.0
     #: Connections that send nothing for this many seconds are closed: HTTP keep-alive
     #: connections between requests and TCP connections with nothing in hand.
-    idle_timeout_s: float = 60.0
+    idle_timeout_s: Timeout = 60.0
     #: An HTTP request's head and body, or a TCP line, must arrive within this many seconds
     #: of its first byte (HTTP answers 408), so slow clients cannot hold connections forever.
-    request_timeout_s: float = 30.0
+    request_timeout_s: Timeout = 30.0
     #: Most events in one request (413 beyond it) and in one log record. An event's decoded
     #: row takes several hundred bytes however short its line, so a body of tiny events
     #: would otherwise take a hundred times its size in memory.
     max_request_events: Positive = 128 << 10
+
+    def __post_init__(self) -> None:
+        # Half a TLS configuration would serve plain HTTP to clients that meant to use TLS.
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise _config_error(
+                "serve.tls_cert and serve.tls_key go together: set both for TLS, or neither"
+            )
 
 
 class CustomRule(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -2,7 +2,8 @@
 ``Expect: 100-continue``, and hard limits on head size, header count and body size.
 
 Framing follows RFC 9112 strictly: lines end in CRLF (a bare LF is a 400), a request with a
-body states its length (411 otherwise), and conflicting lengths are a 400.
+body states its length (411 otherwise), and conflicting lengths are a 400, as is a repeated
+Transfer-Encoding, Content-Encoding or Content-Type.
 
 Requests on one connection are handled one at a time, in order (reading pauses meanwhile), so
 a client that pipelines cannot make the server buffer without bound. A body arriving over many
@@ -32,6 +33,11 @@ PROBE_TIMEOUT_S = 2.0
 HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 #: Longest chunk size line, extensions included (400 beyond it).
 MAX_CHUNK_LINE = 1024
+#: Headers that say how a body is framed or read, which a request may send once (400 when
+#: repeated): with the last one winning, ``Transfer-Encoding: gzip`` then ``chunked`` read
+#: as chunked where one ``gzip, chunked`` gets 501. ``Content-Length`` may repeat its value
+#: (RFC 9112 6.3); a different one is a 400 of its own.
+SINGLE_HEADERS = frozenset({"transfer-encoding", "content-encoding", "content-type"})
 
 
 @dataclass(slots=True)
@@ -257,7 +263,7 @@ class HttpProtocol(asyncio.Protocol):
             response = Response(500, b"internal error\n")
         self.busy = False
         close = not keep_alive or self.closing or self.probe
-        self._send(response, close=close)
+        self._send(response, close=close, head_only=request.method == "HEAD")
         if close or self.transport is None or self.transport.is_closing():
             return
         self._arm_idle()
@@ -282,18 +288,23 @@ class HttpProtocol(asyncio.Protocol):
         if not self.busy and not self.lingering and t is not None and not t.is_closing():
             self._read_on()
 
-    def _send(self, response: Response, *, close: bool, linger: bool = True) -> None:
+    def _send(
+        self, response: Response, *, close: bool, linger: bool = True, head_only: bool = False
+    ) -> None:
+        """Writes the answer; ``head_only`` (a HEAD request) leaves out its body, as RFC 9110
+        9.3.2 asks, and keeps the ``Content-Length`` a GET would get."""
         t = self.transport
         if t is None or t.is_closing():
             return
         phrase = HTTPStatus(response.status).phrase
-        head = [f"HTTP/1.1 {response.status} {phrase}"]
-        head.append(f"Content-Type: {response.content_type}")
-        head.append(f"Content-Length: {len(response.body)}")
-        head += [f"{k}: {v}" for k, v in response.headers.items()]
+        lines = [f"HTTP/1.1 {response.status} {phrase}"]
+        lines.append(f"Content-Type: {response.content_type}")
+        lines.append(f"Content-Length: {len(response.body)}")
+        lines += [f"{k}: {v}" for k, v in response.headers.items()]
         if close:
-            head.append("Connection: close")
-        t.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + response.body)
+            lines.append("Connection: close")
+        body = b"" if head_only else response.body
+        t.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         if close and linger:
             self._linger(t)
         elif close:
@@ -341,6 +352,8 @@ class HttpProtocol(asyncio.Protocol):
             name, value = name.lower(), value.strip()
             if name == "content-length" and headers.get(name, value) != value:
                 raise HttpError(400, "bad_content_length")
+            if name in SINGLE_HEADERS and name in headers:
+                raise HttpError(400, "repeated_header")
             headers[name] = value
         reader = self._body_reader(method, headers)
         conn = headers.get("connection", "").lower()

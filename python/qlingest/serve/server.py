@@ -133,6 +133,7 @@ class Server:
         #: Why commits of buffered rows fail, while they do; set on the pipeline thread.
         self.commit_failure: str | None = None
         self._commit_failures = 0
+        #: Log writes refused in a row (a full disk); the server is not ready while there are.
         self._wal_failures = 0
 
     # ----- start and recovery
@@ -144,14 +145,18 @@ class Server:
             loop.add_signal_handler(sig, self.request_stop)
         replayed = await loop.run_in_executor(self._pipe_pool, self._recover)
         self._kick, self._work, self._drained = asyncio.Event(), asyncio.Event(), asyncio.Event()
-        self._resumed = asyncio.Event()
+        self._resumed, self._log_failing = asyncio.Event(), asyncio.Event()
         if self.commit_failure is None:
             self._resumed.set()
-        for job in (self._committer, self._writer, self._flusher, self._syncer):
+        if self._wal_failures:
+            self._log_failing.set()
+        jobs = (self._committer, self._writer, self._flusher, self._syncer, self._log_prober)
+        for job in jobs:
             self._tasks.append(loop.create_task(job()))
         ports = await self._listen()
         self.ready = True
-        log("info", "Listening.", host=self.cfg.host, replayed_records=replayed, **ports)
+        tls = bool(self.cfg.tls_cert and self.cfg.tls_key)
+        log("info", "Listening.", host=self.cfg.host, tls=tls, replayed_records=replayed, **ports)
         if self.cfg.tokens and "tcp" in ports:
             # Limitation: raw TCP lines carry no credentials; only where the port is bound
             # guards that receiver.
@@ -172,9 +177,11 @@ class Server:
             self.wal.open_segment(self.store._seq)
         except OSError as e:
             # A disk filled by the log itself: the server starts, refuses requests with 503
-            # and starts a segment once it can (on the next request).
+            # and starts a segment once it can (on the next request); /readyz answers 503 until
+            # a request or the probe finds room.
             log("error", "Log segment could not be started; requests are refused with 503 "
                 "until one can.", error=error_line(e))  # fmt: skip
+            self._wal_failures = 1
         if self.commit_failure is None:
             self.wal.release_recovered()
         self._processed_below = self.wal.next_seq
@@ -345,6 +352,7 @@ class Server:
                     logged = await loop.run_in_executor(self._wal_pool, self._log_group, batch)
                 except OSError as e:
                     self._wal_failures += 1
+                    self._log_failing.set()
                     if self._wal_failures % 100 == 1:
                         log(
                             "error",
@@ -357,9 +365,7 @@ class Server:
                         if not fut.done():
                             fut.set_exception(e)
                     continue
-                if self._wal_failures:
-                    log("info", "Log writes resumed.", failed_attempts=self._wal_failures)
-                    self._wal_failures = 0
+                self._log_writes_resumed()
                 self.metrics.wal_commit.observe(time.perf_counter() - started)
                 self.metrics.wal_bytes.set(self.wal.bytes)
                 for *_, fut in batch:
@@ -367,6 +373,27 @@ class Server:
                         fut.set_result(None)
                 self._queue += logged
                 self._work.set()
+
+    def _log_writes_resumed(self) -> None:
+        """A log write (or the probe's) succeeded: the server is ready again, if it was not."""
+        if self._wal_failures:
+            log("info", "Log writes resumed.", failed_attempts=self._wal_failures)
+            self._wal_failures = 0
+
+    async def _log_prober(self) -> None:
+        """While log writes fail, checks at doubling intervals (from ``flush_interval_s`` up to
+        ``RETRY_MAX_S``) whether the log's disk takes writes again: a server that ``/readyz``
+        took out of rotation gets no request that could find out."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._log_failing.wait()
+            delay = self.cfg.flush_interval_s
+            while self._wal_failures:
+                await asyncio.sleep(delay)
+                if await loop.run_in_executor(self._wal_pool, self.wal.writable):
+                    self._log_writes_resumed()
+                delay = min(delay * 2, max(RETRY_MAX_S, self.cfg.flush_interval_s))
+            self._log_failing.clear()
 
     def _group(
         self, batch: list[tuple[str, bytes, int, asyncio.Future]]
@@ -600,12 +627,13 @@ class Server:
         if req.path == "/healthz":
             return Response(200, b"ok\n")
         if req.path == "/readyz":
-            ok = self.ready and not self.stopping and self.admits(1) and not self.commit_failure
+            ok = self.ready and not self.stopping and self.admits(1)
+            ok = ok and not self.commit_failure and not self._wal_failures
             return Response(200 if ok else 503, b"ready\n" if ok else b"not ready\n")
         if self.cfg.tokens and not self._authorized(req):
             self._reject("unauthorized")
             return Response(401, b"unauthorized\n", headers={"WWW-Authenticate": "Bearer"})
-        if req.path == "/metrics" and req.method == "GET":
+        if req.path == "/metrics" and req.method in ("GET", "HEAD"):
             self.metrics.connections.set(len(self._connections))
             return Response(200, self.metrics.render(), "text/plain; version=0.0.4")
         if req.path != "/v1/events" and req.path not in otlp.SIGNALS:

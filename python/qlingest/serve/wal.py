@@ -11,6 +11,7 @@ A record's payload is written from its parts (the bodies of the requests it grou
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -29,6 +30,9 @@ MAGIC = b"QLWAL1\n\0"
 _SEGMENT_HEAD = struct.Struct("<8sQ")
 _RECORD_HEAD = struct.Struct("<IIQqH")
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 16
+#: Segments hold request bodies before redaction: readable by the server's user alone.
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +81,7 @@ class Wal:
         self.dir = Path(directory)
         #: Applied to damaged bytes before they are kept (the server redacts them).
         self.scrub = scrub
-        self.dir.mkdir(parents=True, exist_ok=True)
+        _make_dirs(self.dir)
         self.segment_bytes = segment_bytes
         self.fsync_enabled = fsync
         self._segments: list[_Segment] = []
@@ -169,8 +173,10 @@ class Wal:
     def _keep_damaged(self, path: Path, offset: int, data: bytes, reason: str) -> None:
         """Saves bytes recovery cannot read, and says so in ``damage``."""
         kept = self.dir / "damaged" / f"{path.stem}-{offset}.bin"
-        kept.parent.mkdir(exist_ok=True)
-        kept.write_bytes(data if self.scrub is None else self.scrub(data))
+        kept.parent.mkdir(DIR_MODE, exist_ok=True)
+        fd = os.open(kept, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with open(fd, "wb") as f:
+            f.write(data if self.scrub is None else self.scrub(data))
         self.damage.append(
             f"{path}: {len(data)} bytes at offset {offset} {reason}, not replayed; kept in {kept}"
         )
@@ -182,7 +188,7 @@ class Wal:
         (else releasing it would delete the new one). If the new segment cannot be started
         (a full disk), the open one stays open and the error is raised."""
         path = self.dir / f"{self.next_seq:020d}.wal"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, FILE_MODE)
         try:
             os.write(fd, _SEGMENT_HEAD.pack(MAGIC, first_file))
             if self.fsync_enabled:
@@ -247,6 +253,27 @@ class Wal:
         if self._fd >= 0:
             os.fsync(self._fd)
 
+    def writable(self) -> bool:
+        """Whether the log's disk takes a page written (and fsynced) now, as a full one does
+        not; the probe file is deleted again. Segments are left alone: starting one would
+        replace an open segment that holds no record yet."""
+        path = self.dir / ".probe"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        except OSError:
+            return False
+        try:
+            _write_all(fd, [bytes(4096)])
+            if self.fsync_enabled:
+                os.fsync(fd)
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+
     def should_rotate(self) -> bool:
         return bool(self._segments) and self._segments[-1].size >= self.segment_bytes
 
@@ -295,6 +322,15 @@ class Wal:
                 os.fsync(self._fd)
             os.close(self._fd)
             self._fd = -1
+
+
+def _make_dirs(path: Path) -> None:
+    """Creates ``path`` and its missing parents as ``DIR_MODE``: ``mkdir(parents=True)``
+    would give the parents (``wal/`` itself) the default mode. Existing ones are left as
+    they are."""
+    if not path.parent.exists():
+        _make_dirs(path.parent)
+    path.mkdir(DIR_MODE, exist_ok=True)
 
 
 def _record_at(data: bytes, pos: int, after_seq: int) -> tuple[int, int, int, str, bytes] | None:
