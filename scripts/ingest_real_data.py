@@ -40,7 +40,11 @@ def main() -> int:
     ap.add_argument("store", type=Path)
     args = ap.parse_args()
     if not args.data.is_dir():
-        print(f"no sample data at {args.data}", file=sys.stderr)
+        print(
+            f"no sample data at {args.data}: the real logs live outside the repository; "
+            "point DATA at them (make run DATA=/path/to/shared/data)",
+            file=sys.stderr,
+        )
         return 2
     expected = 0
     totals = None

@@ -288,6 +288,24 @@ def test_half_a_tls_configuration_is_a_one_line_error(tmp_path, setting):
     assert "serve.tls_cert and serve.tls_key go together" in done.stderr
 
 
+def test_a_certificate_that_cannot_be_loaded_is_a_one_line_error_leaving_nothing(tmp_path):
+    """A missing certificate file ended the server with a FileNotFoundError naming no file,
+    after an empty log segment had been made."""
+    store = tmp_path / "store"
+    config = tmp_path / "tls.toml"
+    missing = tmp_path / "missing-cert.pem"
+    config.write_text(f'[serve]\ntls_cert = "{missing}"\ntls_key = "{tmp_path / "k.pem"}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "qlingest", "serve", "--data-dir", str(store), "--config",
+         str(config), "--http-port", "0", "--otlp-port", "0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert f"serve.tls_cert '{missing}'" in done.stderr and "cannot be loaded" in done.stderr
+    assert not list(store.rglob("*.wal")) and not (store / "wal").exists()
+
+
 def listening_line(srv: ServeProcess) -> dict:
     """The server's ``Listening.`` log line, once it has stopped."""
     srv.proc.send_signal(signal.SIGTERM)

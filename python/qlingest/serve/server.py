@@ -32,8 +32,8 @@ import msgspec
 import polars as pl
 import zstandard
 
-from qlingest.config import Config
-from qlingest.exceptions import QlingestError, error_line, first_line
+from qlingest.config import Config, ServeConfig
+from qlingest.exceptions import ConfigError, QlingestError, error_line, first_line
 from qlingest.pipeline import Batch, Pipeline
 from qlingest.redact import Redactor, redact_message
 from qlingest.serve import otlp
@@ -100,6 +100,8 @@ class Server:
     def __init__(self, data_dir: str | Path, config: Config) -> None:
         self.config = config
         self.cfg = config.serve
+        # Before anything is opened: a certificate that cannot be loaded leaves nothing behind.
+        self._tls_context = _tls_context(self.cfg)
         self.metrics = Metrics()
         self.pipeline = Pipeline(data_dir, config)
         assert self.pipeline.store is not None
@@ -283,7 +285,7 @@ class Server:
 
     async def _listen(self) -> dict[str, int]:
         loop = asyncio.get_running_loop()
-        tls = self._tls()
+        tls = self._tls_context
         limits = Limits(
             self.cfg.max_header_bytes,
             self.cfg.max_headers,
@@ -314,13 +316,6 @@ class Server:
             self._servers.append(srv)
             ports[name] = srv.sockets[0].getsockname()[1]
         return ports
-
-    def _tls(self) -> ssl.SSLContext | None:
-        if not (self.cfg.tls_cert and self.cfg.tls_key):
-            return None
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(self.cfg.tls_cert, self.cfg.tls_key)
-        return ctx
 
     # ----- admission and the group commit
 
@@ -1179,6 +1174,27 @@ def _otlp_type(as_json: bool) -> str:
 def _route_label(path: str) -> str:
     known = {"/v1/events", "/healthz", "/readyz", "/metrics", *otlp.SIGNALS}
     return path if path in known else "other"
+
+
+def _tls_context(cfg: ServeConfig) -> ssl.SSLContext | None:
+    """The server's TLS context, or None without ``tls_cert`` and ``tls_key``. One that cannot
+    be loaded (a missing file, a key that does not match, a key under a passphrase, which is
+    not asked for) is a configuration error naming both files."""
+    if not (cfg.tls_cert and cfg.tls_key):
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key, password=_no_passphrase)
+    except (OSError, ValueError) as e:
+        raise ConfigError(
+            f"serve.tls_cert {cfg.tls_cert!r} and serve.tls_key {cfg.tls_key!r} cannot be "
+            f"loaded: {error_line(e)}"
+        ) from None
+    return ctx
+
+
+def _no_passphrase() -> bytes:
+    raise ValueError("the key is under a passphrase; give it unencrypted")
 
 
 def run(data_dir: str | Path, config: Config) -> int:
