@@ -176,7 +176,9 @@ impl Redactor {
     }
 
     fn nested_keys_sensitive(&self, raw: &[u8]) -> bool {
-        self.nested_key_rules() && self.keys.raw_has_sensitive_key(raw)
+        self.nested_key_rules()
+            && (self.keys.raw_has_sensitive_key(raw)
+                || (self.key_action.is_some() && self.keys.raw_has_secret_flag(raw)))
     }
 
     fn nested_key_rules(&self) -> bool {

@@ -134,15 +134,30 @@ impl<'r, 'c> Walker<'r, 'c> {
         if peek(src, *pos) == Some(b']') {
             *pos += 1;
         } else {
+            // The value after a flag naming a secret key (`"--password"`) is that secret, as
+            // in a command line split into its arguments.
+            let mut after_flag = false;
             loop {
                 let mark = out.len();
                 if !first {
                     out.push(',');
                 }
-                match self.value(src, pos, ctx, out)? {
+                skip_ws(src, pos);
+                let start = *pos;
+                let string = peek(src, start) == Some(b'"');
+                let kept = match self.r.key_action.filter(|_| after_flag) {
+                    Some(action) => self.secret_value(action, src, pos, out)?,
+                    None => self.value(src, pos, ctx, out)?,
+                };
+                match kept {
                     true => first = false,
                     false => out.truncate(mark),
                 }
+                after_flag = string && {
+                    let raw = &src[start..*pos];
+                    let text = json_unescape(&raw[1..raw.len().saturating_sub(1).max(1)]);
+                    self.r.keys.is_secret_flag(text.as_bytes())
+                };
                 if close_or_comma(src, pos, b']')? {
                     break;
                 }

@@ -212,6 +212,27 @@ impl KeyMatcher {
         })
     }
 
+    /// Whether raw JSON text without backslashes holds a string that is a command-line flag
+    /// naming a secret key (`"--password"`, `"-api-key"`): in an array, the string after it
+    /// is the secret (`["mysql", "--password", "hunter2"]`, OpenTelemetry's
+    /// `process.command_args`). A quote that closes a string may be taken for an opening one
+    /// here, which only sends more to the slow path.
+    pub fn raw_has_secret_flag(&self, raw: &[u8]) -> bool {
+        // A dash is rarer than a quote: each one right after a quote starts a candidate.
+        memchr_iter(b'-', raw).any(|at| {
+            at > 0
+                && raw[at - 1] == b'"'
+                && memchr(b'"', &raw[at..])
+                    .and_then(|len| flag_name(&raw[at..at + len]))
+                    .is_some_and(|name| self.kind(name) == KeyKind::Secret)
+        })
+    }
+
+    /// Whether `text` is a command-line flag naming a secret key (see `raw_has_secret_flag`).
+    pub fn is_secret_flag(&self, text: &[u8]) -> bool {
+        flag_name(text).is_some_and(|name| self.kind(name) == KeyKind::Secret)
+    }
+
     /// Whether the string value starting after `after_colon` is a secret key name: the `name` of
     /// a name/value pair (`{"name": "DB_PASSWORD", "value": …}`), whose value is then secret.
     fn string_after_is_secret(&self, raw: &[u8], after_colon: usize) -> bool {
@@ -221,6 +242,15 @@ impl KeyMatcher {
             _ => false,
         }
     }
+}
+
+/// The name of a command-line flag, `--name` or `-name`, without a value of its own (`=`).
+fn flag_name(text: &[u8]) -> Option<&[u8]> {
+    let name = text
+        .strip_prefix(b"--")
+        .or_else(|| text.strip_prefix(b"-"))?;
+    let plain = name.first().is_some_and(u8::is_ascii_alphabetic) && !name.contains(&b'=');
+    plain.then_some(name)
 }
 
 /// The member names that name the value member of a name/value pair, in any case: `name` and

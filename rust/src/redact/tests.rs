@@ -459,6 +459,41 @@ fn name_value_pairs_named_as_secrets_lose_their_value() {
 }
 
 #[test]
+fn the_value_after_a_flag_naming_a_secret_is_the_secret() {
+    let r = redactor();
+    for (args, want) in [
+        (
+            r#"["mysql","--password","hunter2xyz","-h","db"]"#,
+            r#"["mysql","--password","[REDACTED:secret_key]","-h","db"]"#,
+        ),
+        (
+            r#"["tool", "-api-key", "abcdef123456", "--verbose"]"#,
+            r#"["tool","-api-key","[REDACTED:secret_key]","--verbose"]"#,
+        ),
+        (
+            r#"["app","--password",1234]"#,
+            r#"["app","--password","[REDACTED:secret_key]"]"#,
+        ),
+        // Flags that name no secret, a flag with its own value, and a flag last.
+        (
+            r#"["ls","-l","--color","auto"]"#,
+            r#"["ls","-l","--color","auto"]"#,
+        ),
+        (r#"["app","--token"]"#, r#"["app","--token"]"#),
+        (r#"["-","password","x"]"#, r#"["-","password","x"]"#),
+    ] {
+        assert_eq!(
+            field(&r, "args", args),
+            format!(r#"{{"args":{want}}}"#),
+            "{args}"
+        );
+    }
+    // As an OpenTelemetry attribute, and nested in an object.
+    let nested = r#"{"process":{"command_args":["db","--db-password","s3cr3tpw"]}}"#;
+    assert!(!field(&r, "resource", nested).contains("s3cr3tpw"));
+}
+
+#[test]
 fn card_and_ssn_key_names_agree_in_text_and_json() {
     let r = redactor();
     for (name, spelled) in [
