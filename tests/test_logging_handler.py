@@ -666,3 +666,35 @@ class TestNowhereToStore:
     def test_a_handler_without_data_dir_or_emitter_is_refused(self):
         with pytest.raises(TypeError, match="Handler needs a data_dir"):
             Handler(service="checkout")
+
+
+def test_a_kept_error_does_not_keep_what_the_frames_that_raised_it_held():
+    """Attack report s13 (round 2) item 3: each failed commit retry on a full disk kept ~28 MB
+    of rows alive in a cycle (the error raised in an ``except`` block and its frame) until the
+    cycle collector ran: an emitter's memory climbed with every retry."""
+    from qlingest.exceptions import drop_locals
+
+    class Rows:
+        pass
+
+    def write(rows: Rows) -> None:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as e:
+            raise OSError(28, "No space left on device", "part-1.parquet") from e
+
+    rows = Rows()
+    held = weakref.ref(rows)
+    gc.disable()
+    try:
+        try:
+            write(rows)
+        except OSError as e:
+            kept = e
+        del rows
+        assert held() is not None  # the cycle through the raising frame holds the rows
+        drop_locals(kept)
+        assert held() is None
+        assert "part-1.parquet" in str(kept) and kept.__traceback__ is not None
+    finally:
+        gc.enable()

@@ -1,5 +1,7 @@
 """qlingest's exceptions: one base, each also a subclass of the built-in that fits."""
 
+import traceback
+
 from qlingest._core import (
     AuditError,
     ConfigError,
@@ -18,6 +20,7 @@ __all__ = [
     "InputError",
     "PipelineClosedError",
     "QlingestError",
+    "drop_locals",
     "error_line",
     "first_line",
 ]
@@ -53,6 +56,18 @@ def first_line(error: BaseException) -> str:
     """An error's message, its first line only, or its type's name when it has none."""
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
+
+
+def drop_locals(error: BaseException) -> None:
+    """Clears the local variables of the finished frames in ``error``'s traceback and in those
+    of its causes. An error raised inside an ``except`` block is in a reference cycle with the
+    frame that raised it, so the rows a failed write held stayed in memory until the cycle
+    collector ran, each retry adding another copy; the traceback still names every line."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        traceback.clear_frames(error.__traceback__)
+        error = error.__cause__ or error.__context__
 
 
 def error_line(error: BaseException) -> str:

@@ -29,7 +29,7 @@ import msgspec
 
 from qlingest import _core
 from qlingest.config import Config, load_config
-from qlingest.exceptions import EmitterClosedError, ForkedError, error_line
+from qlingest.exceptions import EmitterClosedError, ForkedError, drop_locals, error_line
 from qlingest.pipeline import Pipeline
 from qlingest.redact import redact_message
 
@@ -329,6 +329,7 @@ class Emitter:
             try:
                 self.pipeline.flush()
             except Exception as e:
+                drop_locals(e)
                 self.error = e
                 delay = min(delay * 2, RETRY_MAX_S)
             else:
@@ -337,6 +338,7 @@ class Emitter:
     def _failed(self, error: Exception) -> None:
         """Keeps the error; the first of a run of failures is said once on stderr, since
         the host goes on and nothing else would tell."""
+        drop_locals(error)
         self.error = error
         if self._failing:
             return

@@ -23,7 +23,7 @@ import zstandard
 from qlingest import _core
 from qlingest.audit import ChainWriter, audit_key
 from qlingest.config import Config, load_config, policy_json
-from qlingest.exceptions import InputError, PipelineClosedError, error_line
+from qlingest.exceptions import InputError, PipelineClosedError, drop_locals, error_line
 from qlingest.redact import redact_message
 from qlingest.source import Chunk, Interrupted, Stop, open_input, path_text, read_chunks
 from qlingest.store import LEVEL_ENUM, Store, category_problem, sorted_by_time
@@ -496,6 +496,7 @@ class Pipeline:
             try:
                 job.result()
             except Exception as e:
+                drop_locals(e)
                 failure = failure or e
                 self._rebuffer(files)
             else:

@@ -33,7 +33,13 @@ import polars as pl
 import zstandard
 
 from qlingest.config import Config, ServeConfig
-from qlingest.exceptions import ConfigError, QlingestError, error_line, first_line
+from qlingest.exceptions import (
+    ConfigError,
+    QlingestError,
+    drop_locals,
+    error_line,
+    first_line,
+)
 from qlingest.pipeline import Batch, Pipeline
 from qlingest.redact import Redactor, redact_message
 from qlingest.serve import otlp
@@ -581,6 +587,7 @@ class Server:
     def _note_commit_failure(self, error: BaseException) -> None:
         """Logs a failed commit (one line, the first of a run and then every tenth) and marks
         the server not ready until a commit succeeds."""
+        drop_locals(error)
         self.commit_failure = error_line(error)
         self._commit_failures += 1
         if self._commit_failures % 10 == 1:
