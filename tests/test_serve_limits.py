@@ -147,9 +147,14 @@ def test_records_counted_on_the_wire_match_the_parsed_message(shape, stop_after,
     assert otlp.count_records(signal, req.SerializeToString(), stop_after) == min(
         total, stop_after + 1
     )
-    as_json = json_format.MessageToJson(req).encode()
-    counted = otlp.count_json_records(as_json, stop_after)
-    assert counted == (total if as_json.count(b"{") > stop_after else 0)
+    # Unknown fields before the records, a group among them (wire type 3, nested), are
+    # stepped over as the parser steps over them.
+    wire = b"\x7b\x0b\x08\x01\x0c\x7c\xf8\x01\x05" + req.SerializeToString()
+    assert otlp.count_records(signal, wire, stop_after) == min(total, stop_after + 1)
+    for snake in (False, True):
+        as_json = json_format.MessageToJson(req, preserving_proto_field_name=snake).encode()
+        counted = otlp.count_json_records(as_json, stop_after)
+        assert counted == (total if as_json.count(b"{") > stop_after else 0)
 
 
 def test_a_malformed_body_counts_what_it_holds_and_the_parser_names_it():

@@ -124,10 +124,11 @@ _RECORD_PATHS = {
 }
 
 
-# The shape of an OTLP/JSON export request down to its records, in OTLP/JSON's own names;
-# everything else in it is skipped unread.
+# The shape of an OTLP/JSON export request down to its records, in OTLP/JSON's own names and
+# in the protobuf field names the parser takes too; everything else in it is skipped unread.
 class _Points(msgspec.Struct):
     dataPoints: list[msgspec.Raw] = []
+    data_points: list[msgspec.Raw] = []
 
 
 class _Metric(msgspec.Struct):
@@ -135,29 +136,68 @@ class _Metric(msgspec.Struct):
     sum: _Points | None = None
     histogram: _Points | None = None
     exponentialHistogram: _Points | None = None
+    exponential_histogram: _Points | None = None
     summary: _Points | None = None
 
     def points(self) -> int:
-        data = (self.gauge, self.sum, self.histogram, self.exponentialHistogram, self.summary)
-        return sum(len(d.dataPoints) for d in data if d is not None)
+        data = (
+            self.gauge,
+            self.sum,
+            self.histogram,
+            self.exponentialHistogram,
+            self.exponential_histogram,
+            self.summary,
+        )
+        return sum(len(d.dataPoints) + len(d.data_points) for d in data if d is not None)
 
 
 class _Scope(msgspec.Struct):
     logRecords: list[msgspec.Raw] = []
+    log_records: list[msgspec.Raw] = []
     spans: list[msgspec.Raw] = []
     metrics: list[_Metric] = []
+
+    def records(self) -> int:
+        points = sum(metric.points() for metric in self.metrics)
+        return len(self.logRecords) + len(self.log_records) + len(self.spans) + points
 
 
 class _Resource(msgspec.Struct):
     scopeLogs: list[_Scope] = []
+    scope_logs: list[_Scope] = []
     scopeSpans: list[_Scope] = []
+    scope_spans: list[_Scope] = []
     scopeMetrics: list[_Scope] = []
+    scope_metrics: list[_Scope] = []
+
+    def scopes(self) -> list[_Scope]:
+        return [
+            *self.scopeLogs,
+            *self.scope_logs,
+            *self.scopeSpans,
+            *self.scope_spans,
+            *self.scopeMetrics,
+            *self.scope_metrics,
+        ]
 
 
 class _Export(msgspec.Struct):
     resourceLogs: list[_Resource] = []
+    resource_logs: list[_Resource] = []
     resourceSpans: list[_Resource] = []
+    resource_spans: list[_Resource] = []
     resourceMetrics: list[_Resource] = []
+    resource_metrics: list[_Resource] = []
+
+    def resources(self) -> list[_Resource]:
+        return [
+            *self.resourceLogs,
+            *self.resource_logs,
+            *self.resourceSpans,
+            *self.resource_spans,
+            *self.resourceMetrics,
+            *self.resource_metrics,
+        ]
 
 
 _export_decoder = msgspec.json.Decoder(_Export)
@@ -174,12 +214,7 @@ def count_json_records(body: bytes, stop_after: int) -> int:
         export = _export_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError):
         return 0
-    count = 0
-    for resource in (*export.resourceLogs, *export.resourceSpans, *export.resourceMetrics):
-        for scope in (*resource.scopeLogs, *resource.scopeSpans, *resource.scopeMetrics):
-            count += len(scope.logRecords) + len(scope.spans)
-            count += sum(metric.points() for metric in scope.metrics)
-    return count
+    return sum(scope.records() for resource in export.resources() for scope in resource.scopes())
 
 
 def count_records(signal: Signal, body: bytes, stop_after: int) -> int:
@@ -210,14 +245,7 @@ def _wire_fields(buf: memoryview, start: int, end: int, numbers: tuple[int, ...]
     i = start
     while i < end:
         key, i = _read_varint(buf, i, end)
-        kind = key & 7
-        if kind == 0:
-            _, i = _read_varint(buf, i, end)
-        elif kind == 1:
-            i += 8
-        elif kind == 5:
-            i += 4
-        elif kind == 2:
+        if key & 7 == 2:
             n, i = _read_varint(buf, i, end)
             if i + n > end:
                 return
@@ -225,7 +253,37 @@ def _wire_fields(buf: memoryview, start: int, end: int, numbers: tuple[int, ...]
                 yield i, i + n
             i += n
         else:
-            return
+            i = _skip_field(buf, i, end, key)
+
+
+def _skip_field(buf: memoryview, i: int, end: int, key: int) -> int:
+    """The index past the value of a field other than a length-delimited one whose key was
+    read before ``i``; past ``end`` when it is malformed. A group (wire type 3, never sent by
+    OTLP but skipped by the parser) is skipped to its end, nested groups and all."""
+    kind = key & 7
+    if kind == 0:
+        return _read_varint(buf, i, end)[1]
+    if kind == 1:
+        return i + 8
+    if kind == 5:
+        return i + 4
+    if kind != 3:
+        return end + 1
+    depth = 1
+    while i < end:
+        inner, i = _read_varint(buf, i, end)
+        if inner & 7 == 4:
+            depth -= 1
+            if depth == 0:
+                return i
+        elif inner & 7 == 3:
+            depth += 1
+        elif inner & 7 == 2:
+            n, i = _read_varint(buf, i, end)
+            i += n
+        else:
+            i = _skip_field(buf, i, end, inner)
+    return end + 1
 
 
 def _read_varint(buf: memoryview, i: int, end: int) -> tuple[int, int]:
