@@ -279,9 +279,9 @@ def test_a_live_writer_does_not_hide_tampering(store):
     assert [(c.failure.kind, c.failure.seq) for c in report.chains] == [("modified", 6)]
 
 
-def test_a_whole_chain_forged_beside_the_writers_fails_under_a_key(store):
-    """Attack report s13 item 4: a new chain of valid links, written into a sealed store with
-    no checkpoint, verified as intact unless seals were required."""
+def forge_chain(store: Path, chain: str) -> None:
+    """Writes a new chain of valid links, as anyone could with the reference code, beside the
+    first audit file, with no checkpoint."""
     import audit_reference as ar
 
     path = file_with(store, 1)
@@ -291,10 +291,15 @@ def test_a_whole_chain_forged_beside_the_writers_fails_under_a_key(store):
         {k: v for k, v in r.items() if k not in audit_fields} | {"message": "FORGED"}
         for r in ar.rows_from_frame(frame)
     ]
-    forged = pl.DataFrame(ar.chain(rows, "w7"), schema=frame.schema, orient="row")
+    forged = pl.DataFrame(ar.chain(rows, chain), schema=frame.schema, orient="row")
     forged.write_parquet(path.with_name("part-w7-00000001.parquet"))
-    (store / "writers" / "w7.lock").touch()
 
+
+def test_a_whole_chain_forged_beside_the_writers_fails_under_a_key(store):
+    """Attack report s13 item 4: a new chain of valid links, written into a sealed store with
+    no checkpoint, verified as intact unless seals were required."""
+    forge_chain(store, "w7")
+    (store / "writers" / "w7.lock").touch()
     report = verify(store, key=KEY)
     failed = {
         c.chain: c.failure and (c.failure.kind, c.failure.seq, c.failure.found)
@@ -311,6 +316,26 @@ def test_a_whole_chain_forged_beside_the_writers_fails_under_a_key(store):
         assert verify(store, key=KEY).ok
     finally:
         os.close(fd)
+
+
+def test_a_forged_chain_id_that_is_a_path_never_borrows_a_live_writer(store, tmp_path):
+    """Attack report s13 round 2 item 4: a chain id read from the file named the lock path,
+    so `./w0` (with w0 running) or an absolute path (with a lock the forger held) was live."""
+    outside = tmp_path / "outside" / "evil"
+    outside.parent.mkdir()
+    for chain, lock in [("./w0", store / "writers" / "w0.lock"), (str(outside), None)]:
+        forge_chain(store, chain)
+        lock = lock or outside.with_name("evil.lock")
+        lock.touch()
+        fd = os.open(lock, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            report = verify(store, key=KEY)
+        finally:
+            os.close(fd)
+        forged = next(c for c in report.chains if c.chain == chain)
+        assert (forged.failure.kind, forged.pending) == ("seal_missing", 0), chain
+        assert not report.ok
 
 
 @pytest.mark.parametrize("key", ["another-key", None])

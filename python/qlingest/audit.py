@@ -24,7 +24,7 @@ import polars as pl
 
 from qlingest import _core
 from qlingest.exceptions import ConfigError, first_line
-from qlingest.store import data_root, parquet_files
+from qlingest.store import WRITER_ID, data_root, parquet_files
 
 GENESIS = "0" * 64
 AUDIT_CATEGORY = "security.audit_logs"
@@ -582,7 +582,11 @@ def _parquet_files(root: Path) -> list[Path]:
 
 
 def writer_is_live(data_dir: str | Path, chain: str) -> bool:
-    """Whether a process holds the writer lock ``writers/<chain>.lock`` (a running ingest)."""
+    """Whether a process holds the writer lock ``writers/<chain>.lock`` (a running ingest).
+    A chain id that is no writer id (``/tmp/x``, ``./w0``) names no lock of the store's, so
+    its writer is never live, whatever lock that path would lead to."""
+    if not WRITER_ID.fullmatch(chain):
+        return False
     try:
         fd = os.open(Path(data_dir) / "writers" / f"{chain}.lock", os.O_RDONLY)
     except OSError:

@@ -42,6 +42,8 @@ WAL_KEY = "qlingest.wal_records"
 PARTITION_KEY = "qlingest.partition"
 #: Dead-letter field: the sidecar's WAL record a dead letter came from.
 WAL_RECORD_FIELD = "wal_record"
+#: A writer id: it names files and ``writers/<id>.lock``, so it holds no path separator.
+WRITER_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 log = logging.getLogger("qlingest.store")
 LEVELS = ["debug", "info", "warn", "error", "critical"]
@@ -208,7 +210,7 @@ class Store:
         locks.mkdir(exist_ok=True)
         candidates = [wanted] if wanted else (f"w{i}" for i in range(1024))
         for name in candidates:
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            if not WRITER_ID.fullmatch(name):
                 raise ValueError(f"writer id {name!r}: use letters, digits, '.', '_' or '-'")
             fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
