@@ -123,3 +123,16 @@ def test_integer_columns_holding_secrets_are_redacted_and_the_rest_keep_their_ty
     assert out["total"].to_list() == ["[REDACTED:credit_card]", "12"]
     assert out.schema["count"] == pl.UInt32 and out["count"].to_list() == [7, 8]
     assert out.schema["ratio"] == pl.Float64  # floats are left as they are
+
+
+def test_a_column_of_the_null_type_is_kept_and_the_rest_redacted():
+    """Attack report s13 round 2 item 5: one all-null column (Polars' Null type) failed the
+    whole frame with an Arrow C Data interface error."""
+    frame = pl.DataFrame(
+        {"a": pl.Series([None, None], dtype=pl.Null), "b": ["x", "ssn 078-05-1120"]}
+    )
+    out = Redactor().redact(frame)
+    assert out.columns == ["a", "b"] and out.schema["a"] == pl.Null
+    assert out["b"].to_list() == ["x", "ssn [REDACTED:ssn]"]
+    only = Redactor().redact(pl.DataFrame({"a": pl.Series([None], dtype=pl.Null)}))
+    assert only.schema == {"a": pl.Null} and only.height == 1

@@ -61,6 +61,12 @@ class Redactor:
         return texts
 
     def _redact_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
+        # A column of the Null type holds nothing to redact, and the core cannot take one.
+        if nulls := [c for c, dtype in frame.schema.items() if dtype == pl.Null]:
+            rest = self._redact_frame(frame.drop(nulls)) if frame.width > len(nulls) else None
+            columns = rest.get_columns() if rest is not None else []
+            by_name = {s.name: s for s in columns} | {c: frame[c] for c in nulls}
+            return pl.DataFrame([by_name[c] for c in frame.columns])
         if objects := [c for c, dtype in frame.schema.items() if dtype == pl.Object]:
             raise TypeError(
                 f"Redactor.redact cannot read column {objects[0]!r}: it holds Python objects; "
