@@ -87,8 +87,9 @@ Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Interval = Annotated[float, msgspec.Meta(ge=0.01, le=86400)]
 #: Seconds a client or a stop is given: 100 ms at least, and finite (a day at most).
 Timeout = Annotated[float, msgspec.Meta(ge=0.1, le=86400)]
-#: A bearer token; an empty one would accept a bare ``Authorization: Bearer``.
-Token = Annotated[str, msgspec.Meta(min_length=1)]
+#: A bearer token: visible ASCII without spaces, as ``Authorization: Bearer <token>`` carries
+#: it (an empty one would accept a bare ``Bearer``; one with white space never matches).
+Token = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[!-~]+$")]
 
 
 class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
