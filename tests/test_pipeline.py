@@ -17,8 +17,8 @@ import qlingest.store
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from qlingest.config import load_config
-from qlingest.exceptions import InputError, PipelineClosedError, QlingestError
+from qlingest.config import StoreConfig, load_config
+from qlingest.exceptions import ConfigError, InputError, PipelineClosedError, QlingestError
 from qlingest.pipeline import Pipeline
 from qlingest.query import scan
 from qlingest.source import read_chunks
@@ -314,6 +314,18 @@ def test_file_sequence_continues_after_restart(tmp_path):
             p.process(ndjson(3))
     names = sorted(f.name for f in (tmp_path / "hot").rglob("*.parquet"))
     assert names == ["part-w0-00000000.parquet", "part-w0-00000001.parquet"]
+
+
+@pytest.mark.parametrize("writer", [".", "..", ".hidden", "a/b", "x" * 65, "w0\n"])
+def test_a_writer_id_that_would_name_another_path_is_refused(tmp_path, writer):
+    """Attack report s13 round 3: writer "." put its log in wal/ itself, which the next start
+    replayed as an orphan writer and deleted, acknowledged events with it."""
+    with pytest.raises(ConfigError, match=r"\$\.store\.writer"):
+        load_config(**{"store.writer": writer})
+    # A StoreConfig built in code skips the configuration's check: the store refuses it too.
+    with pytest.raises(ValueError, match="writer id"):
+        Store(tmp_path / "s", StoreConfig(writer=writer))
+    assert not (tmp_path / "s" / "writers" / f"{writer}.lock").exists()
 
 
 def test_concurrent_writers_get_distinct_ids(tmp_path):

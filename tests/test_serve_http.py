@@ -256,7 +256,8 @@ def test_a_port_in_use_is_a_one_line_error_naming_the_address(tmp_path):
         ("max_body_bytes = -1", "`int` >= 1"),
         ("wal_segment_bytes = 1", "`int` >= 65536"),
         ('tokens = [""]', "`str` of length >= 1"),  # took a bare "Bearer"
-        ('tokens = [" "]', "`str` matching regex '^[!-~]+$'"),  # could never match
+        ('tokens = [" "]', r"`str` matching regex '\\A[!-~]+\\Z'"),  # could never match
+        ('tokens = ["abc\\n"]', r"`str` matching regex '\\A[!-~]+\\Z'"),  # nor could this
     ],
 )
 def test_serve_settings_out_of_range_are_config_errors(tmp_path, setting, expected):

@@ -26,6 +26,7 @@ __all__ = [
 
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
+WriterId = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}\Z")]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -74,8 +75,9 @@ class StoreConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_buffered_partitions: Positive = 512
     #: Rows per Parquet row group.
     row_group_size: Positive = 128 * 1024
-    #: Writer id; ``None`` takes the lowest free ``w<N>`` under ``<data-dir>/writers``.
-    writer: str | None = None
+    #: Writer id; ``None`` takes the lowest free ``w<N>`` under ``<data-dir>/writers``. Up to
+    #: 64 letters, digits, ``.``, ``_`` or ``-``, not starting with ``.``: it names files.
+    writer: WriterId | None = None
     #: fsync files and directories on commit. Off only for throwaway measurements.
     fsync: bool = True
 
@@ -89,7 +91,7 @@ Interval = Annotated[float, msgspec.Meta(ge=0.01, le=86400)]
 Timeout = Annotated[float, msgspec.Meta(ge=0.1, le=86400)]
 #: A bearer token: visible ASCII without spaces, as ``Authorization: Bearer <token>`` carries
 #: it (an empty one would accept a bare ``Bearer``; one with white space never matches).
-Token = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[!-~]+$")]
+Token = Annotated[str, msgspec.Meta(min_length=1, pattern=r"\A[!-~]+\Z")]
 
 
 class ServeConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -42,8 +42,9 @@ WAL_KEY = "qlingest.wal_records"
 PARTITION_KEY = "qlingest.partition"
 #: Dead-letter field: the sidecar's WAL record a dead letter came from.
 WAL_RECORD_FIELD = "wal_record"
-#: A writer id: it names files and ``writers/<id>.lock``, so it holds no path separator.
-WRITER_ID = re.compile(r"[A-Za-z0-9_.-]+")
+#: A writer id: it names files, ``writers/<id>.lock`` and ``wal/<id>``, so it holds no path
+#: separator, is not ``.`` or ``..`` (it starts with no dot) and fits in a file name.
+WRITER_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
 
 log = logging.getLogger("qlingest.store")
 LEVELS = ["debug", "info", "warn", "error", "critical"]
@@ -211,7 +212,10 @@ class Store:
         candidates = [wanted] if wanted else (f"w{i}" for i in range(1024))
         for name in candidates:
             if not WRITER_ID.fullmatch(name):
-                raise ValueError(f"writer id {name!r}: use letters, digits, '.', '_' or '-'")
+                raise ValueError(
+                    f"writer id {name!r}: use up to 64 letters, digits, '.', '_' or '-', "
+                    "not starting with '.'"
+                )
             fd = os.open(locks / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
