@@ -164,3 +164,34 @@ def test_a_malformed_body_counts_what_it_holds_and_the_parser_names_it():
     assert otlp.count_records(signal, b"\xff" * 20, 10) == 0
     assert otlp.count_records(signal, body + b"\x0f", 10) == 3  # wire type 7 stops the walk
     assert otlp.count_json_records(b'{"resourceLogs": 5}' + b"{}" * 20, 10) == 0
+    # A null list reads as an empty one, as the parser reads it (round 3, item 2).
+    records = b",".join([b"{}"] * 30)
+    nulls = b'{"resourceLogs":[{"scopeLogs":null},{"scopeLogs":[{"logRecords":null},'
+    assert otlp.count_json_records(nulls + b'{"log_records":[' + records + b"]}]}]}", 10) == 30
+    # Millions of unknown fields take a bounded walk and count as too many (round 3, item 7).
+    assert otlp.count_records(signal, b"\x78\x01" * 20_000 + body, 100) == 101
+
+
+def test_an_otlp_request_whose_events_expand_too_far_is_413(tmp_path):
+    """Attack report s13 round 3 item 1: each event repeats its resource's attributes, so a
+    1 MB body of one large attribute and 300 tiny records took the server to 1.6 GB."""
+    srv = ServeProcess(tmp_path / "store", "[serve]\nmax_body_bytes = 65536\n")
+    try:
+        big = {"key": "blob", "value": {"stringValue": "x" * 10_000}}
+        records = [{"body": {"stringValue": f"r{i}"}} for i in range(100)]
+        body = {"resourceLogs": [{"resource": {"attributes": [big]},
+                                  "scopeLogs": [{"logRecords": records}]}]}  # fmt: skip
+        json_type = {"Content-Type": "application/json"}
+        status, _, reply = srv.post("/v1/logs", json.dumps(body).encode(), json_type, "otlp")
+        assert status == 413
+        assert "events come to more than 262144 bytes" in json.loads(reply)["message"]
+        body["resourceLogs"][0]["scopeLogs"][0]["logRecords"] = records[:10]
+        status, _, _ = srv.post("/v1/logs", json.dumps(body).encode(), json_type, "otlp")
+        assert status == 200
+        _, text = srv.get("/metrics")
+        assert metric(text, "qlingest_requests_rejected_total", reason="too_large") == 1
+        assert srv.stop() == 0
+        assert stored(tmp_path / "store").height == 10
+    finally:
+        if srv.proc.poll() is None:
+            srv.kill()

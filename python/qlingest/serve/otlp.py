@@ -127,8 +127,8 @@ _RECORD_PATHS = {
 # The shape of an OTLP/JSON export request down to its records, in OTLP/JSON's own names and
 # in the protobuf field names the parser takes too; everything else in it is skipped unread.
 class _Points(msgspec.Struct):
-    dataPoints: list[msgspec.Raw] = []
-    data_points: list[msgspec.Raw] = []
+    dataPoints: list[msgspec.Raw] | None = None
+    data_points: list[msgspec.Raw] | None = None
 
 
 class _Metric(msgspec.Struct):
@@ -148,56 +148,61 @@ class _Metric(msgspec.Struct):
             self.exponential_histogram,
             self.summary,
         )
-        return sum(len(d.dataPoints) + len(d.data_points) for d in data if d is not None)
+        return sum(
+            len(d.dataPoints or ()) + len(d.data_points or ()) for d in data if d is not None
+        )
 
 
 class _Scope(msgspec.Struct):
-    logRecords: list[msgspec.Raw] = []
-    log_records: list[msgspec.Raw] = []
-    spans: list[msgspec.Raw] = []
-    metrics: list[_Metric] = []
+    logRecords: list[msgspec.Raw] | None = None
+    log_records: list[msgspec.Raw] | None = None
+    spans: list[msgspec.Raw] | None = None
+    metrics: list[_Metric] | None = None
 
     def records(self) -> int:
-        points = sum(metric.points() for metric in self.metrics)
-        return len(self.logRecords) + len(self.log_records) + len(self.spans) + points
+        points = sum(metric.points() for metric in self.metrics or ())
+        lists = (self.logRecords, self.log_records, self.spans)
+        return sum(len(records or ()) for records in lists) + points
 
 
 class _Resource(msgspec.Struct):
-    scopeLogs: list[_Scope] = []
-    scope_logs: list[_Scope] = []
-    scopeSpans: list[_Scope] = []
-    scope_spans: list[_Scope] = []
-    scopeMetrics: list[_Scope] = []
-    scope_metrics: list[_Scope] = []
+    scopeLogs: list[_Scope] | None = None
+    scope_logs: list[_Scope] | None = None
+    scopeSpans: list[_Scope] | None = None
+    scope_spans: list[_Scope] | None = None
+    scopeMetrics: list[_Scope] | None = None
+    scope_metrics: list[_Scope] | None = None
 
     def scopes(self) -> list[_Scope]:
-        return [
-            *self.scopeLogs,
-            *self.scope_logs,
-            *self.scopeSpans,
-            *self.scope_spans,
-            *self.scopeMetrics,
-            *self.scope_metrics,
-        ]
+        lists = (
+            self.scopeLogs,
+            self.scope_logs,
+            self.scopeSpans,
+            self.scope_spans,
+            self.scopeMetrics,
+            self.scope_metrics,
+        )
+        return [scope for scopes in lists for scope in scopes or ()]
 
 
 class _Export(msgspec.Struct):
-    resourceLogs: list[_Resource] = []
-    resource_logs: list[_Resource] = []
-    resourceSpans: list[_Resource] = []
-    resource_spans: list[_Resource] = []
-    resourceMetrics: list[_Resource] = []
-    resource_metrics: list[_Resource] = []
+    resourceLogs: list[_Resource] | None = None
+    resource_logs: list[_Resource] | None = None
+    resourceSpans: list[_Resource] | None = None
+    resource_spans: list[_Resource] | None = None
+    resourceMetrics: list[_Resource] | None = None
+    resource_metrics: list[_Resource] | None = None
 
     def resources(self) -> list[_Resource]:
-        return [
-            *self.resourceLogs,
-            *self.resource_logs,
-            *self.resourceSpans,
-            *self.resource_spans,
-            *self.resourceMetrics,
-            *self.resource_metrics,
-        ]
+        lists = (
+            self.resourceLogs,
+            self.resource_logs,
+            self.resourceSpans,
+            self.resource_spans,
+            self.resourceMetrics,
+            self.resource_metrics,
+        )
+        return [resource for resources in lists for resource in resources or ()]
 
 
 _export_decoder = msgspec.json.Decoder(_Export)
@@ -224,10 +229,14 @@ def count_records(signal: Signal, body: bytes, stop_after: int) -> int:
     what it has, and the parser then names what is wrong."""
     view = memoryview(body)
     count = 0
+    # The walk reads every field above the records in Python: a body of millions of unknown
+    # fields would take seconds. An honest request has a few fields besides its records, so
+    # past this many steps it counts as too many.
+    steps = [2 * stop_after + 4096]
 
     def walk(start: int, end: int, path: tuple[tuple[int, ...], ...]) -> None:
         nonlocal count
-        for at, stop in _wire_fields(view, start, end, path[0]):
+        for at, stop in _wire_fields(view, start, end, path[0], steps):
             if count > stop_after:
                 return
             if len(path) == 1:
@@ -236,14 +245,18 @@ def count_records(signal: Signal, body: bytes, stop_after: int) -> int:
                 walk(at, stop, path[1:])
 
     walk(0, len(view), _RECORD_PATHS[signal.name])
-    return count
+    return count if steps[0] >= 0 else max(count, stop_after + 1)
 
 
-def _wire_fields(buf: memoryview, start: int, end: int, numbers: tuple[int, ...]):
+def _wire_fields(buf: memoryview, start: int, end: int, numbers: tuple[int, ...], steps: list[int]):
     """The (start, end) of each length-delimited field of ``buf[start:end]`` numbered one of
-    ``numbers``; stops at the first malformed field."""
+    ``numbers``; stops at the first malformed field, or once ``steps[0]`` (shared by the
+    whole walk, one taken a field) runs out."""
     i = start
     while i < end:
+        steps[0] -= 1
+        if steps[0] < 0:
+            return
         key, i = _read_varint(buf, i, end)
         if key & 7 == 2:
             n, i = _read_varint(buf, i, end)
@@ -300,10 +313,34 @@ def _read_varint(buf: memoryview, i: int, end: int) -> tuple[int, int]:
     return 0, end + 1
 
 
-def convert(signal: Signal, body: bytes, *, json: bool) -> Converted:
-    """NDJSON lines for every accepted record of one export request."""
+class OtlpTooLarge(ValueError):
+    """An export request whose events come to more bytes than the server takes."""
+
+
+class _Lines(list):
+    """The events' lines, refusing more once they pass ``limit`` bytes: each event repeats
+    its resource's attributes and its scope's and metric's names, so a small request can
+    expand a thousandfold."""
+
+    def __init__(self, limit: int | None) -> None:
+        super().__init__()
+        self.limit, self.size = limit, 0
+
+    def append(self, line: bytes) -> None:
+        self.size += len(line)
+        if self.limit is not None and self.size > self.limit:
+            raise OtlpTooLarge(
+                f"the request's events come to more than {self.limit} bytes (each repeats "
+                "its resource attributes and scope): send fewer records per request"
+            )
+        super().append(line)
+
+
+def convert(signal: Signal, body: bytes, *, json: bool, max_bytes: int | None = None) -> Converted:
+    """NDJSON lines for every accepted record of one export request; more than
+    ``max_bytes`` of them raise :class:`OtlpTooLarge`."""
     message, rejected = parse(signal, body, json=json)
-    out: list[bytes] = []
+    out = _Lines(max_bytes)
     rejected += {"logs": _logs, "traces": _spans, "metrics": _metrics}[signal.name](message, out)
     error = f"{rejected} records with malformed ids or values, or no data" if rejected else ""
     return Converted(b"".join(out), len(out), rejected, error)

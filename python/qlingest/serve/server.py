@@ -62,6 +62,8 @@ NDJSON_TYPES = {"", "application/x-ndjson", "application/jsonl", "application/js
 Key = tuple[str, str, str]
 #: A log record is decoded in pieces of about this size, one per decode thread at most.
 PIECE_BYTES = 256 << 10
+#: An OTLP request's events may come to this many times ``max_body_bytes`` (413 beyond).
+OTLP_EXPANSION = 4
 
 
 #: What a failed commit of buffered rows raises: the OS's error, or Polars' for a Parquet
@@ -720,13 +722,18 @@ class Server:
                     return None
             elif len(body) > 2 * cap and otlp.count_records(signal_, body, cap) > cap:
                 return None
-            return otlp.convert(signal_, body, json=as_json)
+            return otlp.convert(signal_, body, json=as_json, max_bytes=expanded)
 
+        # What a request may expand to: its events' lines become one log record.
+        expanded = OTLP_EXPANSION * self.cfg.max_body_bytes
         try:
             converted = await loop.run_in_executor(self._aux_pool, convert)
         except otlp.OtlpError as e:
             self._reject("bad_otlp")
             return Response(400, otlp.error_status(3, str(e), json=as_json), _otlp_type(as_json))
+        except otlp.OtlpTooLarge as e:
+            self._reject("too_large")
+            return Response(413, otlp.error_status(3, str(e), json=as_json), _otlp_type(as_json))
         if converted is None or converted.accepted > cap:
             self._reject("too_many_events")
             status = otlp.error_status(3, self._too_many(), json=as_json)
