@@ -395,6 +395,18 @@ def test_human_output_names_checkpoints_and_the_anchor(store, tmp_path):
     assert f"TRUNCATED at seq 6 (anchor {anchor})" in cut.stdout
 
 
+def test_a_chain_id_with_control_characters_cannot_forge_a_line_of_the_report(store):
+    """Attack report s13 round 3 item 10: a chain id `w0\\nOK: ...` printed a fake verdict
+    line, and escapes in it reached the terminal."""
+    forge_chain(store, "w9\nOK: all chains verify\x1b[2J")
+    out = cli(store)
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert not any(line.startswith("OK:") for line in lines)
+    assert "\x1b" not in out.stdout
+    assert any("chain w9\\nOK: all chains verify\\x1b[2J: SEAL_MISSING" in line for line in lines)
+
+
 def test_ingest_with_a_wrong_key_is_a_one_line_usage_error(store, tmp_path):
     events = tmp_path / "events.ndjson"
     events.write_bytes(audit_events(1, start=30))

@@ -371,12 +371,16 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
                 else ""
             )
             print(
-                f"chain {name}: OK, {chain.records:,} records, head {chain.head[0]} {chain.head[1]}, {seal}{pending}"
+                _printable(
+                    f"chain {name}: OK, {chain.records:,} records, head {chain.head[0]} {chain.head[1]}, {seal}{pending}"
+                )
             )
             continue
         f = chain.failure
         print(
-            f"chain {name}: {f.kind.upper()} at seq {f.seq} ({_failure_place(f, args.anchor)}): expected {f.expected}, found {f.found}"
+            _printable(
+                f"chain {name}: {f.kind.upper()} at seq {f.seq} ({_failure_place(f, args.anchor)}): expected {f.expected}, found {f.found}"
+            )
         )
     counted = f"{report.records:,} records in {len(report.chains)} chains"
     if report.ok:
@@ -391,6 +395,15 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     else:
         print(f"TAMPERED: {counted}")
     return 0 if report.ok else 1
+
+
+def _printable(line: str) -> str:
+    """``line`` with every character that is not printable written as its escape: chain ids,
+    paths and found values come from the store, and a line break or a terminal escape in one
+    could forge a line of the report (``w0\\nOK: ...``) or drive the terminal."""
+    if line.isprintable():
+        return line
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line)
 
 
 def _failure_place(f, anchor: str | None) -> str:
