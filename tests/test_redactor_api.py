@@ -136,3 +136,22 @@ def test_a_column_of_the_null_type_is_kept_and_the_rest_redacted():
     assert out["b"].to_list() == ["x", "ssn [REDACTED:ssn]"]
     only = Redactor().redact(pl.DataFrame({"a": pl.Series([None], dtype=pl.Null)}))
     assert only.schema == {"a": pl.Null} and only.height == 1
+
+
+def test_null_types_inside_lists_and_structs_are_kept_and_the_rest_redacted():
+    """Attack report s13 round 3 item 4: `[[], None]` (List(Null)) or a struct with a Null
+    field failed the whole frame as a Null column did."""
+    frame = pl.DataFrame(
+        {
+            "l": [[], None],
+            "s": [{"a": None, "b": "ssn 078-05-1120"}, {"a": None, "b": "x"}],
+            "t": ["x", "mail bob@example.com"],
+        }
+    )
+    out = Redactor().redact(frame)
+    # Polars casts nothing to a nested Null type, so those parts come back as (null) text.
+    assert out.schema["l"] == pl.List(pl.String) and out.schema["t"] == pl.String
+    assert out["l"].to_list() == [[], None]
+    assert out["s"].struct.field("a").to_list() == [None, None]
+    assert out["s"].struct.field("b").to_list() == ["ssn [REDACTED:ssn]", "x"]
+    assert out["t"].to_list()[0] == "x" and "bob@" not in out["t"].to_list()[1]

@@ -61,12 +61,16 @@ class Redactor:
         return texts
 
     def _redact_frame(self, frame: pl.DataFrame) -> pl.DataFrame:
-        # A column of the Null type holds nothing to redact, and the core cannot take one.
-        if nulls := [c for c, dtype in frame.schema.items() if dtype == pl.Null]:
-            rest = self._redact_frame(frame.drop(nulls)) if frame.width > len(nulls) else None
-            columns = rest.get_columns() if rest is not None else []
-            by_name = {s.name: s for s in columns} | {c: frame[c] for c in nulls}
-            return pl.DataFrame([by_name[c] for c in frame.columns])
+        # The core cannot take the Null type, even inside a list or struct (`[[], None]`
+        # infers List(Null)): such parts are read as strings, all null, and cast back (a
+        # nested one stays a string: Polars casts nothing to a nested Null).
+        if holed := {c: t for c, t in frame.schema.items() if _without_null(t) != t}:
+            readable = frame.with_columns(
+                pl.col(c).cast(_without_null(t)) for c, t in holed.items()
+            )
+            return self._redact_frame(readable).with_columns(
+                pl.col(c).cast(t) for c, t in holed.items()
+            )
         if objects := [c for c, dtype in frame.schema.items() if dtype == pl.Object]:
             raise TypeError(
                 f"Redactor.redact cannot read column {objects[0]!r}: it holds Python objects; "
@@ -132,7 +136,9 @@ class Redactor:
         inner = pl.Series(flat, dtype=series.dtype.inner)
         done = iter(self._redact_frame(inner.to_frame("v"))["v"].to_list())
         rebuilt = [None if row is None else [next(done) for _ in row] for row in values]
-        return pl.Series(series.name, rebuilt)
+        out = pl.Series(series.name, rebuilt)
+        # Lists with no value in them are inferred as List(Null) again: kept readable.
+        return out.cast(_without_null(out.dtype))
 
 
 def _member(text: str) -> object:
@@ -179,3 +185,16 @@ class RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg, record.args = redact_message(record.getMessage()), None
         return True
+
+
+def _without_null(dtype: pl.DataType) -> pl.DataType:
+    """``dtype`` with the Null type, at any depth, read as String."""
+    if dtype == pl.Null:
+        return pl.String
+    if isinstance(dtype, pl.List):
+        return pl.List(_without_null(dtype.inner))
+    if isinstance(dtype, pl.Array):
+        return pl.Array(_without_null(dtype.inner), dtype.shape)
+    if isinstance(dtype, pl.Struct):
+        return pl.Struct([pl.Field(f.name, _without_null(f.dtype)) for f in dtype.fields])
+    return dtype
