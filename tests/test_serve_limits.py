@@ -170,6 +170,9 @@ def test_a_malformed_body_counts_what_it_holds_and_the_parser_names_it():
     assert otlp.count_json_records(nulls + b'{"log_records":[' + records + b"]}]}]}", 10) == 30
     # Millions of unknown fields take a bounded walk and count as too many (round 3, item 7).
     assert otlp.count_records(signal, b"\x78\x01" * 20_000 + body, 100) == 101
+    # Inside a group too: its fields are steps of the same walk.
+    group = b"\x7b" + b"\x78\x01" * 20_000 + b"\x7c"
+    assert otlp.count_records(signal, group + body, 100) == 101
 
 
 def test_an_otlp_request_whose_events_expand_too_far_is_413(tmp_path):

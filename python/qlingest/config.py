@@ -26,7 +26,10 @@ __all__ = [
 
 
 Positive = Annotated[int, msgspec.Meta(gt=0)]
-WriterId = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}\Z")]
+#: A writer id: it names files, ``writers/<id>.lock`` and ``wal/<id>``, so it holds no path
+#: separator, is not ``.`` or ``..`` (it starts with no dot) and fits in a file name.
+WRITER_ID_PATTERN = r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}"
+WriterId = Annotated[str, msgspec.Meta(pattern=rf"\A{WRITER_ID_PATTERN}\Z")]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 

@@ -329,8 +329,7 @@ class Emitter:
             try:
                 self.pipeline.flush()
             except Exception as e:
-                drop_locals(e)
-                self.error = e
+                self._failed(e)
                 delay = min(delay * 2, RETRY_MAX_S)
             else:
                 self._failing = False

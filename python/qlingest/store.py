@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
-from qlingest.config import StoreConfig
+from qlingest.config import WRITER_ID_PATTERN, StoreConfig
 from qlingest.exceptions import ConfigError, ForkedError, first_line
 from qlingest.source import path_text
 
@@ -42,9 +42,8 @@ WAL_KEY = "qlingest.wal_records"
 PARTITION_KEY = "qlingest.partition"
 #: Dead-letter field: the sidecar's WAL record a dead letter came from.
 WAL_RECORD_FIELD = "wal_record"
-#: A writer id: it names files, ``writers/<id>.lock`` and ``wal/<id>``, so it holds no path
-#: separator, is not ``.`` or ``..`` (it starts with no dot) and fits in a file name.
-WRITER_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,63}")
+#: A writer id (see ``config.WRITER_ID_PATTERN``), for ``fullmatch``.
+WRITER_ID = re.compile(WRITER_ID_PATTERN)
 
 log = logging.getLogger("qlingest.store")
 LEVELS = ["debug", "info", "warn", "error", "critical"]

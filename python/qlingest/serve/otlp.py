@@ -140,17 +140,11 @@ class _Metric(msgspec.Struct):
     summary: _Points | None = None
 
     def points(self) -> int:
-        data = (
-            self.gauge,
-            self.sum,
-            self.histogram,
-            self.exponentialHistogram,
-            self.exponential_histogram,
-            self.summary,
+        data = _joined(
+            (self.gauge, self.sum, self.histogram),
+            (self.exponentialHistogram, self.exponential_histogram, self.summary),
         )
-        return sum(
-            len(d.dataPoints or ()) + len(d.data_points or ()) for d in data if d is not None
-        )
+        return sum(len(_joined(d.dataPoints, d.data_points)) for d in data if d is not None)
 
 
 class _Scope(msgspec.Struct):
@@ -161,8 +155,7 @@ class _Scope(msgspec.Struct):
 
     def records(self) -> int:
         points = sum(metric.points() for metric in self.metrics or ())
-        lists = (self.logRecords, self.log_records, self.spans)
-        return sum(len(records or ()) for records in lists) + points
+        return len(_joined(self.logRecords, self.log_records, self.spans)) + points
 
 
 class _Resource(msgspec.Struct):
@@ -174,15 +167,8 @@ class _Resource(msgspec.Struct):
     scope_metrics: list[_Scope] | None = None
 
     def scopes(self) -> list[_Scope]:
-        lists = (
-            self.scopeLogs,
-            self.scope_logs,
-            self.scopeSpans,
-            self.scope_spans,
-            self.scopeMetrics,
-            self.scope_metrics,
-        )
-        return [scope for scopes in lists for scope in scopes or ()]
+        return _joined(self.scopeLogs, self.scope_logs, self.scopeSpans, self.scope_spans,
+                       self.scopeMetrics, self.scope_metrics)  # fmt: skip
 
 
 class _Export(msgspec.Struct):
@@ -194,15 +180,13 @@ class _Export(msgspec.Struct):
     resource_metrics: list[_Resource] | None = None
 
     def resources(self) -> list[_Resource]:
-        lists = (
-            self.resourceLogs,
-            self.resource_logs,
-            self.resourceSpans,
-            self.resource_spans,
-            self.resourceMetrics,
-            self.resource_metrics,
-        )
-        return [resource for resources in lists for resource in resources or ()]
+        return _joined(self.resourceLogs, self.resource_logs, self.resourceSpans,
+                       self.resource_spans, self.resourceMetrics, self.resource_metrics)  # fmt: skip
+
+
+def _joined(*lists: Any) -> list:
+    """The items of ``lists`` in order, a missing (null) list counting as empty."""
+    return [item for items in lists if items for item in items]
 
 
 _export_decoder = msgspec.json.Decoder(_Export)
@@ -266,13 +250,14 @@ def _wire_fields(buf: memoryview, start: int, end: int, numbers: tuple[int, ...]
                 yield i, i + n
             i += n
         else:
-            i = _skip_field(buf, i, end, key)
+            i = _skip_field(buf, i, end, key, steps)
 
 
-def _skip_field(buf: memoryview, i: int, end: int, key: int) -> int:
+def _skip_field(buf: memoryview, i: int, end: int, key: int, steps: list[int]) -> int:
     """The index past the value of a field other than a length-delimited one whose key was
-    read before ``i``; past ``end`` when it is malformed. A group (wire type 3, never sent by
-    OTLP but skipped by the parser) is skipped to its end, nested groups and all."""
+    read before ``i``; past ``end`` when it is malformed or ``steps`` runs out. A group (wire
+    type 3, never sent by OTLP but skipped by the parser) is skipped to its end, nested
+    groups and all, each field inside it a step."""
     kind = key & 7
     if kind == 0:
         return _read_varint(buf, i, end)[1]
@@ -284,6 +269,9 @@ def _skip_field(buf: memoryview, i: int, end: int, key: int) -> int:
         return end + 1
     depth = 1
     while i < end:
+        steps[0] -= 1
+        if steps[0] < 0:
+            return end + 1
         inner, i = _read_varint(buf, i, end)
         if inner & 7 == 4:
             depth -= 1
@@ -295,13 +283,13 @@ def _skip_field(buf: memoryview, i: int, end: int, key: int) -> int:
             n, i = _read_varint(buf, i, end)
             i += n
         else:
-            i = _skip_field(buf, i, end, inner)
+            i = _skip_field(buf, i, end, inner, steps)
     return end + 1
 
 
 def _read_varint(buf: memoryview, i: int, end: int) -> tuple[int, int]:
-    """The varint at ``buf[i]`` and the index after it; (0, -1) past ``end`` or ten bytes,
-    which stops the caller's loop."""
+    """The varint at ``buf[i]`` and the index after it; ``(0, end + 1)`` when it runs past
+    ``end`` or ten bytes, which stops the caller's loop."""
     value = shift = 0
     while i < end and shift < 70:
         b = buf[i]

@@ -165,7 +165,7 @@ class Server:
             self._tasks.append(loop.create_task(job()))
         ports = await self._listen()
         self.ready = True
-        tls = bool(self.cfg.tls_cert and self.cfg.tls_key)
+        tls = self._tls_context is not None
         log("info", "Listening.", host=self.cfg.host, tls=tls, replayed_records=replayed, **ports)
         if self.cfg.tokens and "tcp" in ports:
             # Limitation: raw TCP lines carry no credentials; only where the port is bound
@@ -713,6 +713,8 @@ class Server:
         as_json = ctype == "application/json"
         loop = asyncio.get_running_loop()
         cap = self.cfg.max_request_events
+        # What a request's events may come to: their lines become one log record.
+        expanded = OTLP_EXPANSION * self.cfg.max_body_bytes
 
         def convert() -> otlp.Converted | None:
             # A record can take two or three bytes of the body and a hundred times that once
@@ -724,8 +726,6 @@ class Server:
                 return None
             return otlp.convert(signal_, body, json=as_json, max_bytes=expanded)
 
-        # What a request may expand to: its events' lines become one log record.
-        expanded = OTLP_EXPANSION * self.cfg.max_body_bytes
         try:
             converted = await loop.run_in_executor(self._aux_pool, convert)
         except otlp.OtlpError as e:
