@@ -155,7 +155,7 @@ impl<'r, 'c> Walker<'r, 'c> {
                 }
                 after_flag = string && {
                     let raw = &src[start..*pos];
-                    let text = json_unescape(&raw[1..raw.len().saturating_sub(1).max(1)]);
+                    let text = json_unescape(&raw[1..raw.len() - 1]);
                     self.r.keys.is_secret_flag(text.as_bytes())
                 };
                 if close_or_comma(src, pos, b']')? {
