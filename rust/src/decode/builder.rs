@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow_array::builder::StringBuilder;
 use arrow_array::types::UInt8Type;
 use arrow_array::{
-    new_null_array, ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringViewArray,
+    ArrayRef, DictionaryArray, Float64Array, RecordBatch, StringViewArray,
     TimestampNanosecondArray, UInt64Array, UInt8Array,
 };
 use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
@@ -15,6 +15,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
 use super::ndjson::PendingTime;
 use super::scan::Member;
+use super::time::HourMemo;
 use crate::error::Result;
 use crate::schema::{self, Level, LEVELS, STRING_COLUMNS};
 
@@ -55,6 +56,8 @@ pub struct Row<'a> {
     pub members: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Scratch for the members the scanner finds, kept for its allocation.
     pub scanned: Vec<Member>,
+    /// The hour of the last RFC 3339 timestamp read, kept from line to line.
+    pub hour: HourMemo,
 }
 
 impl Row<'_> {
@@ -76,7 +79,7 @@ impl Row<'_> {
         let Some(pending) = self.pending_time.take() else {
             return;
         };
-        match read.unwrap_or_else(|| pending.read()) {
+        match read.unwrap_or_else(|| pending.read_in(&mut self.hour)) {
             Some(ns) => self.timestamp = Some(ns),
             None => self.members.insert(pending.at, (pending.key, pending.raw)),
         }
@@ -415,12 +418,53 @@ impl BatchBuilder {
         let revenue = Float64Array::new(tight(self.revenue).into(), self.revenue_valid.finish());
         columns.push(Arc::new(revenue));
         columns.push(Arc::new(Float64Array::from(tight(self.sample_rate))));
-        columns.push(new_null_array(&DataType::Utf8View, rows));
-        columns.push(new_null_array(&DataType::UInt64, rows));
-        columns.push(new_null_array(&DataType::Utf8View, rows));
-        columns.push(new_null_array(&DataType::Utf8View, rows));
+        // The chain's columns, filled later for audit rows.
+        let zeros = zeros(rows * 16);
+        columns.push(null_views(&zeros, rows));
+        columns.push(null_u64(&zeros, rows));
+        columns.push(null_views(&zeros, rows));
+        columns.push(null_views(&zeros, rows));
         Ok(RecordBatch::try_new(schema::event_schema(), columns)?)
     }
+}
+
+/// Batches of at most this many rows take their null columns' buffers from one shared block
+/// of zeros; larger ones get their own.
+const SHARED_ZERO_ROWS: usize = 1 << 16;
+
+/// A buffer of `len` zero bytes: a slice of one block shared by every batch up to
+/// `SHARED_ZERO_ROWS` rows, so a batch's all-null columns cost no memory of their own.
+fn zeros(len: usize) -> Buffer {
+    static BLOCK: std::sync::OnceLock<Buffer> = std::sync::OnceLock::new();
+    if len > SHARED_ZERO_ROWS * 16 {
+        return Buffer::from(vec![0u8; len]);
+    }
+    BLOCK
+        .get_or_init(|| Buffer::from(vec![0u8; SHARED_ZERO_ROWS * 16]))
+        .slice_with_length(0, len)
+}
+
+/// All-null validity of `rows` rows over `zeros` (at least `rows / 8` bytes of zeros).
+fn all_null(zeros: &Buffer, rows: usize) -> NullBuffer {
+    let bits = BooleanBuffer::new(zeros.clone(), 0, rows);
+    // SAFETY: every bit is zero, so all `rows` are null.
+    unsafe { NullBuffer::new_unchecked(bits, rows) }
+}
+
+/// A `Utf8View` column of `rows` nulls over `zeros` (`16 * rows` bytes).
+fn null_views(zeros: &Buffer, rows: usize) -> ArrayRef {
+    let views = ScalarBuffer::new(zeros.clone(), 0, rows);
+    // SAFETY: every view is zero (an empty inline value) and every row is null.
+    let array = unsafe {
+        StringViewArray::new_unchecked(views, Vec::new().into(), Some(all_null(zeros, rows)))
+    };
+    Arc::new(array)
+}
+
+/// A `UInt64` column of `rows` nulls over `zeros` (`8 * rows` bytes at least).
+fn null_u64(zeros: &Buffer, rows: usize) -> ArrayRef {
+    let values = ScalarBuffer::new(zeros.clone(), 0, rows);
+    Arc::new(UInt64Array::new(values, Some(all_null(zeros, rows))))
 }
 
 fn level_array(codes: Vec<u8>, valid: Option<NullBuffer>) -> Result<DictionaryArray<UInt8Type>> {

@@ -53,59 +53,108 @@ pub fn unescape(raw: &str) -> Option<Cow<'_, str>> {
     }
 }
 
-/// `text` with its escapes read, the first at `at`. Stack traces and quoted JSON hold an escape
-/// every few words: the runs between them are copied eight bytes at a time, without a call.
-fn unescape_from(text: &str, mut at: usize) -> Option<String> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
+/// `text` with its escapes read, the first at `first`. Stack traces and quoted JSON hold an
+/// escape every few words: the runs between them are stored sixteen bytes at a time, and the
+/// short escapes are read from a table.
+fn unescape_from(text: &str, first: usize) -> Option<String> {
     let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    out.extend_from_slice(&b[..at]);
+    // Every escape is longer than the text it stands for (`\n` one byte, `\uXXXX` at most
+    // three, a surrogate pair's twelve bytes four), so the output never outruns the input read:
+    // `len <= at` throughout. Sixteen spare bytes let a run's last block be stored whole.
+    let mut out: Vec<u8> = Vec::with_capacity(b.len() + 16);
+    let dst = out.as_mut_ptr();
+    // SAFETY (every write below): `len <= at <= b.len()`, and each write ends by
+    // `len + 16 <= b.len() + 16`, the capacity; reads of `b` are bounds-checked or, for the
+    // sixteen-byte blocks, guarded by `at + 16 <= b.len()`.
+    unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), dst, first) };
+    let (mut at, mut len) = (first, first);
     loop {
         // `b[at]` is a backslash.
-        let (c, used) = escape_at(text, at)?;
-        match u8::try_from(c) {
-            Ok(ascii) if ascii.is_ascii() => out.push(ascii),
-            _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
-        }
-        at += used;
-        loop {
-            let Some(&word) = b.get(at..).and_then(|rest| rest.first_chunk::<8>()) else {
-                // Fewer than eight bytes are left.
-                let rest = &b[at..];
-                match memchr::memchr(b'\\', rest) {
-                    Some(k) => {
-                        out.extend_from_slice(&rest[..k]);
-                        at += k;
-                        break;
-                    }
-                    None => {
-                        out.extend_from_slice(rest);
-                        // Each run copied starts and ends at a backslash or an end of `text`, so
-                        // this holds whole characters; it is checked all the same.
-                        return simdutf8::basic::from_utf8(&out).is_ok().then(|| {
-                            // SAFETY: `out` was checked to be UTF-8 just above.
-                            unsafe { String::from_utf8_unchecked(out) }
-                        });
-                    }
-                }
-            };
-            let v = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\\'));
-            // The lowest flagged byte is the first backslash (borrows only run upward).
-            let found = v.wrapping_sub(ONES) & !v & (ONES << 7);
-            if found == 0 {
-                out.extend_from_slice(&word);
-                at += 8;
-                continue;
+        let next = *b.get(at + 1)?;
+        match SHORT_ESCAPES[usize::from(next)] {
+            0 => {
+                let (c, used) = match next {
+                    b'u' => unicode_escape(text, at)?,
+                    _ => return None,
+                };
+                let mut utf8 = [0; 4];
+                let n = c.encode_utf8(&mut utf8).len();
+                unsafe { std::ptr::copy_nonoverlapping(utf8.as_ptr(), dst.add(len), 4) };
+                (at, len) = (at + used, len + n);
             }
-            // The whole word is copied, a fixed-size store, and the bytes from the backslash on
-            // are taken back.
-            let k = (found.trailing_zeros() / 8) as usize;
-            out.extend_from_slice(&word);
-            out.truncate(out.len() - 8 + k);
-            at += k;
-            break;
+            byte => {
+                unsafe { dst.add(len).write(byte) };
+                (at, len) = (at + 2, len + 1);
+            }
+        }
+        // The run up to the next backslash or the end.
+        loop {
+            if at + 16 > b.len() {
+                let rest = &b[at..];
+                let k = memchr::memchr(b'\\', rest).unwrap_or(rest.len());
+                unsafe { std::ptr::copy_nonoverlapping(rest.as_ptr(), dst.add(len), k) };
+                (at, len) = (at + k, len + k);
+                break;
+            }
+            let block: &[u8; 16] = b[at..at + 16].try_into().expect("sixteen bytes");
+            unsafe { std::ptr::copy_nonoverlapping(block.as_ptr(), dst.add(len), 16) };
+            let k = first_backslash(block);
+            (at, len) = (at + k, len + k);
+            if k < 16 {
+                break;
+            }
+        }
+        if at == b.len() {
+            // SAFETY: `len` bytes were written. Each run copied is a slice of `text` between
+            // backslashes (ASCII) or its ends, so whole characters, and each escape was written
+            // as a `char`'s UTF-8 or an ASCII byte: the bytes are UTF-8.
+            unsafe {
+                out.set_len(len);
+                return Some(String::from_utf8_unchecked(out));
+            }
         }
     }
+}
+
+/// The byte each one-letter escape stands for, by the letter; 0 for any other byte.
+const SHORT_ESCAPES: [u8; 256] = {
+    let mut table = [0; 256];
+    let pairs = [
+        (b'"', b'"'),
+        (b'\\', b'\\'),
+        (b'/', b'/'),
+        (b'b', 0x08),
+        (b'f', 0x0c),
+        (b'n', b'\n'),
+        (b'r', b'\r'),
+        (b't', b'\t'),
+    ];
+    let mut i = 0;
+    while i < pairs.len() {
+        table[pairs[i].0 as usize] = pairs[i].1;
+        i += 1;
+    }
+    table
+};
+
+/// The index of the first backslash in `block`, or 16 when it holds none.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first_backslash(block: &[u8; 16]) -> usize {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the sixteen bytes of `block`.
+    let mask = unsafe {
+        let v = _mm_loadu_si128(block.as_ptr().cast::<__m128i>());
+        _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8))) as u32
+    };
+    (mask | 1 << 16).trailing_zeros() as usize
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn first_backslash(block: &[u8; 16]) -> usize {
+    block.iter().position(|&c| c == b'\\').unwrap_or(16)
 }
 
 /// `unescape` of a literal held borrowed or owned: its text borrows only from a borrowed one.
@@ -239,12 +288,12 @@ mod tests {
         }
     }
 
-    /// Escapes at every distance from each other and from the ends, across the eight-byte
+    /// Escapes at every distance from each other and from the ends, across the sixteen-byte
     /// steps of the copy, with multibyte text between them.
     #[test]
     fn escapes_are_read_at_every_offset() {
-        for lead in 0..18 {
-            for gap in 0..18 {
+        for lead in 0..36 {
+            for gap in 0..36 {
                 for tail in 0..10 {
                     let (a, b, c) = (
                         "é".repeat(lead / 2) + &"a".repeat(lead % 2),

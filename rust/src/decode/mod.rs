@@ -32,7 +32,7 @@ pub use parts::{Events, PartitionKey, PartitionRuns, Partitioned, MAX_PARTITION_
 pub use scrub::{NoScrub, Scrub};
 
 use crate::error::{Error, Result};
-use builder::{col, DeadLetters};
+use builder::{col, DeadLetters, ViewColumn};
 use parts::Parts;
 use strptime::TimeFormat;
 
@@ -151,15 +151,22 @@ impl Decoder {
             ..Row::default()
         };
         let mut line_no = first_line;
+        // An NDJSON line is scanned from the chunk, the scan finding where it ends; a line the
+        // scanner leaves to the parser is cut at its newline first.
+        let scan_first = self.config.format == Format::Ndjson && text.is_some();
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', data).chain(std::iter::once(data.len())) {
-            if end == data.len() && start == end {
-                break;
-            }
+        while start < data.len() {
+            let scanned = scan_first
+                .then(|| self.scan_line(data, start, &mut row.scanned))
+                .flatten();
+            let end = scanned.unwrap_or_else(|| {
+                memchr::memchr(b'\n', &data[start..]).map_or(data.len(), |at| start + at)
+            });
             let (from, to) = trim_line(&data[start..end]);
             let line = Line {
                 bytes: &data[start + from..start + to],
                 text: text.map(|t| &t[start + from..start + to]),
+                scanned: scanned.is_some(),
             };
             self.decode_one(line, line_no, observed_ns, &mut row, &mut state);
             line_no += 1;
@@ -194,28 +201,48 @@ impl Decoder {
             return;
         }
         row.clear();
-        let result = self.check(line).and_then(|text| match self.config.format {
-            Format::Ndjson => self.decode_json(text, row),
+        let text = match self.check(line) {
+            Ok(text) => text,
+            Err(reject) => return st.reject(line.bytes, line_no, reject),
+        };
+        let result = match self.config.format {
+            Format::Ndjson => self.decode_json(text, line.scanned, row),
             Format::Text => self.decode_text(text, row, st, observed_ns),
-        });
-        match result {
-            Ok(()) => {
-                self.fill_defaults(row);
-                normalize_ids(row);
-                if let Some(gate) = st.gate.as_mut() {
-                    match gate.admit(row, observed_ns) {
-                        Some(rate) => row.sample_rate = Some(rate),
-                        None => return,
-                    }
-                }
-                if row.defer {
-                    row.settle_time(None);
-                    row.settle_text();
-                }
-                st.commit(row, observed_ns)
-            }
-            Err(reject) => st.reject(line.bytes, line_no, reject),
+        };
+        if let Err(reject) = result {
+            return st.reject(line.bytes, line_no, reject);
         }
+        self.fill_defaults(row);
+        normalize_ids(row);
+        if let Some(gate) = st.gate.as_mut() {
+            match gate.admit(row, observed_ns) {
+                Some(rate) => row.sample_rate = Some(rate),
+                None => return,
+            }
+        }
+        if row.defer {
+            row.settle_time(None);
+            row.settle_text();
+        }
+        // Members of an NDJSON row may borrow from its line.
+        let json = (self.config.format == Format::Ndjson).then_some(text);
+        st.commit(row, json, observed_ns)
+    }
+
+    /// Scans the object starting the line at `data[start]` into `found` and returns where the
+    /// line ends (its newline or the end of `data`), when the line is one strict JSON object
+    /// with nothing after it but white space and fits `max_line_bytes`; else `None`, and the
+    /// line is cut at its newline and read as any other.
+    #[inline]
+    fn scan_line(&self, data: &[u8], start: usize, found: &mut Vec<scan::Member>) -> Option<usize> {
+        let max = self.config.max_line_bytes;
+        let window = &data[start..data.len().min(start.saturating_add(max))];
+        let mut end = start + scan::object_end(window, self.config.max_depth, found)?;
+        while matches!(data.get(end), Some(b' ' | b'\t' | b'\r')) {
+            end += 1;
+        }
+        let ends = matches!(data.get(end), Some(b'\n') | None);
+        (ends && end - start <= max).then_some(end)
     }
 
     fn fill_defaults<'a>(&'a self, row: &mut Row<'a>) {
@@ -257,6 +284,8 @@ fn compile_parse(pattern: &str) -> Result<Regex> {
 struct Line<'a> {
     bytes: &'a [u8],
     text: Option<&'a str>,
+    /// The line is one JSON object whose members the row's `scanned` holds already.
+    scanned: bool,
 }
 
 /// The range of a line without a carriage return before the newline and a UTF-8 byte order mark.
@@ -300,22 +329,30 @@ impl<'s> State<'s> {
         }
     }
 
-    fn commit(&mut self, row: &mut Row<'_>, observed_ns: i64) {
+    /// Appends a row to its partition's columns. `json` is the NDJSON line the row was read
+    /// from, which its members may borrow.
+    fn commit(&mut self, row: &mut Row<'_>, json: Option<&str>, observed_ns: i64) {
         let timestamp = row.timestamp.unwrap_or(observed_ns);
+        if self.identity {
+            let builder = self
+                .events
+                .builder(row.strings[col::CATEGORY].as_deref(), timestamp);
+            for (slot, column) in row.strings.iter().zip(&mut builder.strings) {
+                column.push(slot.as_deref());
+            }
+            push_plain_fields(&mut builder.fields, &row.members, json);
+            return builder.push(row, observed_ns);
+        }
         let mut strings = row.strings.iter_mut().enumerate();
         // The category is cleaned first: its stored value names the row's partition.
         let (_, category) = strings.next().expect("the category column comes first");
-        let category = match (self.identity, category.take()) {
-            (false, Some(value)) => Some(self.clean(col::CATEGORY, value)),
-            (_, value) => value,
-        };
+        let category = category
+            .take()
+            .map(|value| self.clean(col::CATEGORY, value));
         self.events.builder(category.as_deref(), timestamp).strings[col::CATEGORY]
             .push(category.as_deref());
         for (i, slot) in strings {
-            let value = match self.identity {
-                true => slot.take(),
-                false => slot.take().map(|v| self.clean(i, v)),
-            };
+            let value = slot.take().map(|v| self.clean(i, v));
             self.events.current().strings[i].push(value.as_deref());
         }
         self.push_fields(&row.members);
@@ -331,17 +368,15 @@ impl<'s> State<'s> {
         let mut pairs = recycle(std::mem::take(&mut self.pairs));
         pairs.extend(members.iter().map(|(k, v)| (&**k, &**v)));
         let (scrub, counts) = (self.scrub, &mut self.counts);
-        // Quotes, colon and comma around each member's key and raw value, and the braces.
-        let hint = 2 + pairs
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 4)
-            .sum::<usize>();
-        self.events.current().fields.push_with(hint, |out| {
-            out.push('{');
-            let kept = scrub.fields(&pairs, out, counts);
-            out.push('}');
-            kept > 0
-        });
+        self.events
+            .current()
+            .fields
+            .push_with(fields_len(members), |out| {
+                out.push('{');
+                let kept = scrub.fields(&pairs, out, counts);
+                out.push('}');
+                kept > 0
+            });
         self.pairs = recycle(pairs);
     }
 
@@ -393,6 +428,61 @@ impl<'s> State<'s> {
 fn recycle<'b>(mut pairs: Vec<(&str, &str)>) -> Vec<(&'b str, &'b str)> {
     pairs.clear();
     pairs.into_iter().map(|_| unreachable!()).collect()
+}
+
+/// The length of the `fields` object of `members` when no member changes: quotes, colon and
+/// comma around each key and raw value, and the braces.
+fn fields_len(members: &[(Cow<'_, str>, Cow<'_, str>)]) -> usize {
+    2 + members
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 4)
+        .sum::<usize>()
+}
+
+/// The `fields` object of `members` as they stand, without redaction. A member read from the
+/// line `json` as `"key":value`, with nothing between its key and value, is copied from the
+/// line whole: the line is valid JSON, so its text is the member's JSON as sent.
+fn push_plain_fields(
+    column: &mut ViewColumn,
+    members: &[(Cow<'_, str>, Cow<'_, str>)],
+    json: Option<&str>,
+) {
+    if members.is_empty() {
+        return column.push(None);
+    }
+    column.push_with(fields_len(members), |out| {
+        out.push('{');
+        for (i, (key, raw)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            match json.and_then(|line| member_text(line, key, raw)) {
+                Some(whole) => out.push_str(whole),
+                None => json::write_member(out, key, raw),
+            }
+        }
+        out.push('}');
+        true
+    });
+}
+
+/// The text of `line` from the quote before `key` to the end of `raw`, when both lie in
+/// `line` as a key and the value right after its colon.
+#[inline]
+fn member_text<'a>(line: &'a str, key: &str, raw: &str) -> Option<&'a str> {
+    // Offsets by address: a part held elsewhere (an unescaped key) does not lie in `line`, and
+    // fails the checks below.
+    let base = line.as_ptr() as usize;
+    let k = (key.as_ptr() as usize).wrapping_sub(base);
+    let v = (raw.as_ptr() as usize).wrapping_sub(base);
+    let end = v.checked_add(raw.len())?;
+    let quoted = k.checked_sub(1)?;
+    // So `quoted < k < v <= end <= line.len()`.
+    let fits = k.checked_add(key.len())?.checked_add(2)? == v && end <= line.len();
+    let b = line.as_bytes();
+    (fits && b[quoted] == b'"' && b[v - 2] == b'"' && b[v - 1] == b':')
+        .then(|| line.get(quoted..end))
+        .flatten()
 }
 
 /// Cuts UTF-8 text to at most `len` bytes, at a character boundary.

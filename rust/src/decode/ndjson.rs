@@ -10,14 +10,25 @@ use super::json::{bracket_count, exact_depth, unescape, unescape_cow};
 use super::keys::{target, Target};
 use super::level::{level_from_number, level_from_text};
 use super::scan::{self, Member};
-use super::time::{parse_epoch, parse_timestamp_str, EpochUnit};
+use super::time::{parse_epoch, parse_timestamp_str_in, EpochUnit, HourMemo};
 use super::{Decoder, Reject};
 use crate::schema::Level;
 
 impl Decoder {
-    pub(super) fn decode_json<'a>(&self, text: &'a str, row: &mut Row<'a>) -> Result<(), Reject> {
+    /// Reads the NDJSON line `text` into `row`; `scanned` when the row's `scanned` holds the
+    /// line's members already.
+    pub(super) fn decode_json<'a>(
+        &self,
+        text: &'a str,
+        scanned: bool,
+        row: &mut Row<'a>,
+    ) -> Result<(), Reject> {
         let mut found = std::mem::take(&mut row.scanned);
-        let result = match scan::object(text, self.config.max_depth, &mut found) {
+        let read = match scanned {
+            true => Some(()),
+            false => scan::object(text, self.config.max_depth, &mut found),
+        };
+        let result = match read {
             Some(()) => found.iter().try_for_each(|m| {
                 let (key, raw) = (slice(text, m.key), slice(text, m.value));
                 if !(m.key_escaped || m.escaped) {
@@ -177,7 +188,7 @@ impl Decoder {
     }
 
     fn timestamp(&self, kind: Kind, raw: &str, row: &mut Row<'_>) -> Result<Option<()>, Reject> {
-        match read_time(kind, raw, self.config.epoch_unit) {
+        match read_time(kind, raw, self.config.epoch_unit, &mut row.hour) {
             Some(ns) => {
                 row.timestamp = Some(ns);
                 Ok(Some(()))
@@ -207,13 +218,18 @@ pub struct PendingTime<'a> {
 impl PendingTime<'_> {
     /// The timestamp in UTC nanoseconds, if it can be read.
     pub fn read(&self) -> Option<i64> {
-        read_time(self.kind, &self.raw, self.unit)
+        self.read_in(&mut HourMemo::default())
+    }
+
+    /// `read`, with the hour of the last RFC 3339 timestamp read in `memo`.
+    pub fn read_in(&self, memo: &mut HourMemo) -> Option<i64> {
+        read_time(self.kind, &self.raw, self.unit, memo)
     }
 }
 
-fn read_time(kind: Kind, raw: &str, unit: EpochUnit) -> Option<i64> {
+fn read_time(kind: Kind, raw: &str, unit: EpochUnit, memo: &mut HourMemo) -> Option<i64> {
     match kind.0 {
-        JsonType::String => text(raw, kind).and_then(|s| parse_timestamp_str(&s, unit)),
+        JsonType::String => text(raw, kind).and_then(|s| parse_timestamp_str_in(&s, unit, memo)),
         JsonType::Number => parse_epoch(raw, unit),
         _ => None,
     }

@@ -402,10 +402,15 @@ proptest! {
                 prop_assert_eq!(Ok(scanned), parsed);
             }
             None => {
-                // An escaped key, or a `\u` escape the parser lets through unchecked.
+                // An escaped key, a `\u` escape the parser lets through unchecked, or a newline
+                // between tokens (no line holds one; in a chunk it ends the line).
                 let escaped = |k: &String| k.chars().any(|c| c < ' ' || c == '"' || c == '\\');
                 let left = match &parsed {
-                    Ok(members) => members.iter().any(|(k, ..)| escaped(k)) || text.contains("\\u"),
+                    Ok(members) => {
+                        members.iter().any(|(k, ..)| escaped(k))
+                            || text.contains("\\u")
+                            || text.contains('\n')
+                    }
                     Err(_) => true,
                 };
                 prop_assert!(left || depth > max_depth, "the scanner gave up on a plain object");
@@ -427,7 +432,7 @@ proptest! {
         let decoder = Decoder::new(config).unwrap();
         let row = || Row { defer, ..Row::default() };
         let (mut scanned, mut parsed) = (row(), row());
-        let a = decoder.decode_json(&text, &mut scanned);
+        let a = decoder.decode_json(&text, false, &mut scanned);
         let b = decoder.decode_json_parsed(&text, &mut parsed);
         // What is left to read once the row is kept is read, so rows compare whole.
         for row in [&mut scanned, &mut parsed] {
@@ -446,5 +451,63 @@ fn row_text(result: std::result::Result<(), Reject>, row: &Row<'_>) -> String {
             row.timestamp, row.level, row.strings, row.revenue, row.sample_rate, row.members
         ),
         Err(reject) => format!("{} {}", reject.reason.as_str(), reject.detail),
+    }
+}
+
+/// Pieces of lines: objects, white space, halves of an object, text after one.
+fn line_piece() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec![
+        r#"{"a":1}"#,
+        r#"{ "msg" : "x\ty" , "b":[1, {"c":null}] }"#,
+        r#"{"level":"warn","n":-2.5e3}"#,
+        "{\"m\":\"é\"}",
+        "{}",
+        "{\"a\":",
+        "1}",
+        "[1]",
+        " ",
+        "\t",
+        "\r",
+        "\u{feff}",
+        " x",
+        r#"{"b":2}"#,
+    ])
+}
+
+proptest! {
+    /// A chunk decodes as its lines decode one by one, the scanner finding where each ends or
+    /// leaving it to be cut at its newline: an object that a newline splits, text after an
+    /// object, a carriage return, a byte order mark, lines past the size limit.
+    #[test]
+    fn a_chunk_of_split_objects_decodes_as_its_lines(
+        lines in prop::collection::vec(prop::collection::vec(line_piece(), 0..5), 1..8),
+        last_newline in any::<bool>(),
+        max_line_bytes in prop::sample::select(vec![12usize, 40, 1 << 20]),
+    ) {
+        let lines: Vec<String> = lines.iter().map(|pieces| pieces.concat()).collect();
+        let mut data = lines.join("\n");
+        if last_newline {
+            data.push('\n');
+        }
+        let config = DecodeConfig { max_line_bytes, ..DecodeConfig::default() };
+        let decoder = Decoder::new(config).unwrap();
+        let whole = decoder.decode(data.as_bytes(), &NoScrub, "p", 1, 7).unwrap();
+        let (mut events, mut dead, mut blank) = (Vec::new(), Vec::new(), 0);
+        for (i, line) in lines.iter().enumerate() {
+            let ended = i + 1 < lines.len() || last_newline;
+            let line = if ended { format!("{line}\n") } else { line.clone() };
+            let one = decoder.decode(line.as_bytes(), &NoScrub, "p", 1 + i as u64, 7).unwrap();
+            events.push(one.events);
+            dead.push(one.dead_letters);
+            blank += one.blank_lines;
+        }
+        let events = arrow_select::concat::concat_batches(&whole.events.schema(), &events).unwrap();
+        let dead = arrow_select::concat::concat_batches(&whole.dead_letters.schema(), &dead).unwrap();
+        prop_assert_eq!(whole.events, events);
+        prop_assert_eq!(whole.dead_letters, dead);
+        prop_assert_eq!(whole.blank_lines, blank);
+        // An empty last line without a newline is no line.
+        let counted = data.matches('\n').count() + usize::from(!data.ends_with('\n') && !data.is_empty());
+        prop_assert_eq!(whole.lines as usize, counted);
     }
 }

@@ -22,15 +22,23 @@ pub struct Member {
 /// it: `text` is not a strict JSON object, or nesting passes `max_depth`
 /// (the object itself counts one).
 pub fn object(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option<()> {
-    members.clear();
     let b = text.as_bytes();
+    let end = object_end(b, max_depth, members)?;
+    (skip_ws(b, end) == b.len()).then_some(())
+}
+
+/// The members of the object at the start of `b` into `members`, and where it ends (past its
+/// closing brace), or `None` as for [`object`]. White space does not include a newline here:
+/// in a chunk of lines an object that a newline would cross is left to the line's parser.
+pub fn object_end(b: &[u8], max_depth: usize, members: &mut Vec<Member>) -> Option<usize> {
+    members.clear();
     let mut i = skip_ws(b, 0);
     if *b.get(i)? != b'{' {
         return None;
     }
     i = skip_ws(b, i + 1);
     if *b.get(i)? == b'}' {
-        return (skip_ws(b, i + 1) == b.len()).then_some(());
+        return Some(i + 1);
     }
     let nested = max_depth.checked_sub(1)?;
     loop {
@@ -53,7 +61,7 @@ pub fn object(text: &str, max_depth: usize, members: &mut Vec<Member>) -> Option
         i = skip_ws(b, end);
         match *b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
-            b'}' => return (skip_ws(b, i + 1) == b.len()).then_some(()),
+            b'}' => return Some(i + 1),
             _ => return None,
         }
     }
@@ -272,9 +280,11 @@ fn escape_len(rest: &[u8]) -> Option<usize> {
     }
 }
 
+/// Past the white space at `b[i]`, a newline aside: a line holds none, and an object read from
+/// a chunk must not run on past its line.
 #[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\r')) {
         i += 1;
     }
     i

@@ -104,6 +104,28 @@ impl Civil {
 /// `+hhmm` offsets, 0–9 fraction digits, white space around it). Every field of the date and
 /// time has a fixed width, so each is read at its fixed place.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    parse_rfc3339_in(text, &mut HourMemo::default())
+}
+
+/// The last date and hour an RFC 3339 timestamp named, as written, and the seconds at its
+/// start: a stream's consecutive events mostly fall in one hour, whose date then need not be
+/// read and checked again.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HourMemo {
+    /// `YYYY-MM-DDThh` as two little-endian words; all zero (no digit) when empty.
+    key: (u64, u64),
+    /// Seconds from the epoch to that hour's start, before any offset.
+    secs: i64,
+}
+
+/// The first thirteen bytes of `head` (date and hour) as two words.
+fn hour_key(head: &[u8; 19]) -> (u64, u64) {
+    let word = |at: usize| u64::from_le_bytes(head[at..at + 8].try_into().expect("eight"));
+    (word(0), word(8) & 0xff_ffff_ffff)
+}
+
+/// `parse_rfc3339`, reading the date and hour from `memo` when they repeat its own.
+pub fn parse_rfc3339_in(text: &str, memo: &mut HourMemo) -> Option<i64> {
     // Most timestamps start with a digit and end with one or a `Z`: no white space to trim.
     let bare = |b: Option<&u8>| b.is_some_and(u8::is_ascii_alphanumeric);
     let s = match bare(text.as_bytes().first()) && bare(text.as_bytes().last()) {
@@ -112,17 +134,18 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     };
     // The date and time as a fixed-size array: every place below is checked at compile time.
     let head: &[u8; 19] = s.get(..19)?.try_into().ok()?;
-    let separators = head[4] == b'-'
-        && head[7] == b'-'
-        && matches!(head[10], b'T' | b't' | b' ')
-        && head[13] == b':'
-        && head[16] == b':';
     let d = head.map(|c| c.wrapping_sub(b'0'));
-    const DIGITS: [usize; 14] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
-    if !separators || DIGITS.iter().fold(0, |max, &i| max.max(d[i])) > 9 {
+    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
+    let key = hour_key(head);
+    if key != memo.key {
+        memo.secs = hour_start(head)?;
+        memo.key = key;
+    }
+    let (minute, second) = (two(14), two(17));
+    let clock = head[13] == b':' && head[16] == b':';
+    if !clock || d[14].max(d[15]).max(d[17]).max(d[18]) > 9 || minute > 59 || second > 60 {
         return None;
     }
-    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
     let (nanos, rest) = match &s[19..] {
         [b'.' | b',', rest @ ..] => fraction(rest)?,
         rest => (0, rest),
@@ -134,17 +157,24 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let civil = Civil {
-        year: i64::from(two(0) * 100 + two(2)),
-        month: two(5),
-        day: two(8),
-        hour: two(11),
-        minute: two(14),
-        second: two(17),
-        nanos,
-        offset_s,
-    };
-    civil.to_ns()
+    // A leap second is folded into the next one, as most parsers do.
+    let secs = memo.secs + i64::from(minute * 60 + second) - offset_s;
+    secs.checked_mul(NS_PER_S)?.checked_add(i64::from(nanos))
+}
+
+/// Seconds from the epoch to the start of the date and hour of `head`, when they are valid.
+fn hour_start(head: &[u8; 19]) -> Option<i64> {
+    let separators = head[4] == b'-' && head[7] == b'-' && matches!(head[10], b'T' | b't' | b' ');
+    let d = head.map(|c| c.wrapping_sub(b'0'));
+    const DIGITS: [usize; 10] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12];
+    if !separators || DIGITS.iter().fold(0, |max, &i| max.max(d[i])) > 9 {
+        return None;
+    }
+    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
+    let (year, month, day, hour) = (i64::from(two(0) * 100 + two(2)), two(5), two(8), two(11));
+    let valid =
+        (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) && hour < 24;
+    valid.then(|| days_from_civil(year, month, day) * 86_400 + i64::from(hour) * 3600)
 }
 
 /// Powers of ten that scale a fraction of `9 - k` digits to nanoseconds.
@@ -164,16 +194,21 @@ const FRACTION_SCALE: [u32; 10] = [
 /// The nanoseconds of the fraction digits starting `rest`, and what follows them. Digits past
 /// nanoseconds are accepted and truncated.
 fn fraction(rest: &[u8]) -> Option<(u32, &[u8])> {
-    let n = rest
-        .iter()
-        .position(|c| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
+    let (mut v, mut n) = (0u32, 0usize);
+    for &c in rest {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        if n < 9 {
+            v = v * 10 + u32::from(digit);
+        }
+        n += 1;
+    }
     if n == 0 {
         return None;
     }
-    let kept = &rest[..n.min(9)];
-    let v = kept.iter().fold(0, |v, &c| v * 10 + u32::from(c - b'0'));
-    Some((v * FRACTION_SCALE[9 - kept.len()], &rest[n..]))
+    Some((v * FRACTION_SCALE[9 - n.min(9)], &rest[n..]))
 }
 
 /// Seconds east of UTC of a `+hh:mm` or `+hhmm` offset.
@@ -250,9 +285,14 @@ fn parse_decimal_epoch(int: &str, frac: &str, unit: EpochUnit) -> Option<i64> {
 
 /// A timestamp given as a string: RFC 3339 first, then a string of epoch digits.
 pub fn parse_timestamp_str(text: &str, unit: EpochUnit) -> Option<i64> {
+    parse_timestamp_str_in(text, unit, &mut HourMemo::default())
+}
+
+/// `parse_timestamp_str` with the hour of the last RFC 3339 timestamp read in `memo`.
+pub fn parse_timestamp_str_in(text: &str, unit: EpochUnit, memo: &mut HourMemo) -> Option<i64> {
     let first = text.as_bytes().first()?;
     if text.len() >= 10 && text.as_bytes().get(4) == Some(&b'-') {
-        return parse_rfc3339(text);
+        return parse_rfc3339_in(text, memo);
     }
     if first.is_ascii_digit() || *first == b'-' {
         return parse_epoch(text.trim(), unit);
@@ -431,6 +471,52 @@ mod tests {
             let text = format!("{pad}{text}{pad}");
             proptest::prop_assert_eq!(parse_rfc3339(&text), reference(&text), "{}", text);
         }
+    }
+
+    /// Timestamps of a few dates and hours read in a row with one memo, as a stream's are: each
+    /// answers as it does alone, whatever came before it.
+    #[test]
+    fn rfc3339_in_a_row_reads_as_alone() {
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let year = proptest::sample::select(vec![1677u32, 1970, 2024, 2262, 9999]);
+        let day = proptest::sample::select(vec![0u32, 1, 28, 29, 30, 31, 32]);
+        let hour = proptest::sample::select(vec![0u32, 9, 23, 24]);
+        let stamp = (
+            year,
+            0u32..14,
+            day,
+            hour,
+            0u32..61,
+            0u32..62,
+            "(\\.[0-9]{1,9})?Z?",
+        );
+        let noise = proptest::option::weighted(0.2, (0usize..19, proptest::num::u8::ANY));
+        let stamps = proptest::collection::vec((stamp, noise), 1..12);
+        runner
+            .run(&stamps, |stamps| {
+                let mut memo = HourMemo::default();
+                for ((y, mo, d, h, mi, se, tail), noise) in stamps {
+                    let mut text = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{se:02}{tail}");
+                    if let Some((at, byte)) = noise {
+                        text.replace_range(at..at + 1, &char::from(byte & 0x7f).to_string());
+                    }
+                    let alone = reference(&text);
+                    proptest::prop_assert_eq!(
+                        parse_rfc3339_in(&text, &mut memo),
+                        alone,
+                        "{}",
+                        text
+                    );
+                }
+                Ok(())
+            })
+            .unwrap();
+        // The earliest instant of i64 nanoseconds lies inside an hour whose start does not.
+        assert_eq!(
+            parse_rfc3339("1677-09-21T00:12:44Z"),
+            Some(-9_223_372_036_000_000_000)
+        );
+        assert_eq!(parse_rfc3339("1677-09-21T00:12:43Z"), None);
     }
 
     #[test]
