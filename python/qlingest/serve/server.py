@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import ssl
+import stat
 import sys
 import time
 import zlib
@@ -1196,6 +1197,8 @@ def _tls_context(cfg: ServeConfig) -> ssl.SSLContext | None:
     not asked for) is a configuration error naming both files."""
     if not (cfg.tls_cert and cfg.tls_key):
         return None
+    _check_regular_file("serve.tls_cert", cfg.tls_cert)
+    _check_regular_file("serve.tls_key", cfg.tls_key)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key, password=_no_passphrase)
@@ -1205,6 +1208,18 @@ def _tls_context(cfg: ServeConfig) -> ssl.SSLContext | None:
             f"loaded: {error_line(e)}"
         ) from None
     return ctx
+
+
+def _check_regular_file(setting: str, path: str) -> None:
+    """Refuses a path that is not a regular file (or a link to one) before it is opened: a FIFO
+    would block the start until something writes to it, and a device may never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # loading names the file and the reason
+    # Limitation: a file swapped for a FIFO between this check and the load is still opened.
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{setting} {path!r} is not a regular file")
 
 
 def _no_passphrase() -> bytes:
