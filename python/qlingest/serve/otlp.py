@@ -439,16 +439,21 @@ def _drop_malformed(raw: dict, descriptor: Any) -> int:
 
     The JSON mapping reads a message field that holds a string or a list (``"body": "text"``,
     ``{"kvlistValue": "text"}``) as an empty message, with unknown fields ignored, so the
-    content would be stored empty. Such a value, or an AnyValue scalar of the wrong type,
-    rejects its record; outside any record it raises ``_Malformed``."""
+    content would be stored empty. Such a value, an AnyValue scalar of the wrong type, or a
+    field given under both its names (``resourceLogs`` and ``resource_logs``: the mapping keeps
+    one and drops the other unread, while the early count counts both), rejects its record;
+    outside any record it raises ``_Malformed``."""
     dropped = 0
     fields = _fields(descriptor)
+    names: dict[int, str] = {}
     for key, value in raw.items():
+        field = fields.get(key)
+        if field is not None and names.setdefault(field.number, key) != key:
+            raise _Malformed(f"{names[field.number]} and {key} are one field: send only one")
         if descriptor.full_name == _ANY_VALUE and key in _ANY_SCALARS:
             if not isinstance(value, _ANY_SCALARS[key]):
                 raise _Malformed(f"{key} is a {type(value).__name__}")
             continue
-        field = fields.get(key)
         if field is None or field.message_type is None or value is None:
             continue
         sub = field.message_type
