@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
 from qlingest.config import ServeConfig
 from qlingest.serve import otlp
 from qlingest.serve.server import Server
@@ -173,6 +174,46 @@ def test_a_malformed_body_counts_what_it_holds_and_the_parser_names_it():
     # Inside a group too: its fields are steps of the same walk.
     group = b"\x7b" + b"\x78\x01" * 20_000 + b"\x7c"
     assert otlp.count_records(signal, group + body, 100) == 101
+
+
+def metric_of_members(*members: tuple[str, int]) -> bytes:
+    """A metrics export request of one metric whose data oneof is given once per member, in
+    order, each with its number of points: the wire a protobuf encoder never writes."""
+    data = b""
+    for kind, n in members:
+        metric = metrics_pb2.Metric(name="m")
+        for i in range(n):
+            getattr(metric, kind).data_points.add(time_unix_nano=i + 1)
+        data += metric.SerializeToString()
+    scope = b"\x12" + otlp._varint(len(data)) + data
+    resource = b"\x12" + otlp._varint(len(scope)) + scope
+    return b"\x0a" + otlp._varint(len(resource)) + resource
+
+
+@pytest.mark.parametrize(
+    ("members", "kept"),
+    [
+        ((("gauge", 2), ("sum", 3)), 3),
+        ((("sum", 3), ("gauge", 2)), 2),
+        ((("histogram", 1), ("summary", 4), ("histogram", 2)), 2),
+        ((("gauge", 2), ("gauge", 3)), 5),
+    ],
+)
+def test_a_metric_of_two_data_members_counts_the_points_the_parser_keeps(members, kept):
+    """Attack report s14: gauge and sum in one metric were counted as both on the wire, while
+    the parser keeps the last one given (one member given twice in a row merges)."""
+    signal = otlp.SIGNALS["/v1/metrics"]
+    body = metric_of_members(*members)
+
+    assert otlp.count_records(signal, body, 100) == kept
+    assert otlp.convert(signal, body, json=False).accepted == kept
+
+
+def test_points_of_a_data_member_dropped_later_still_count_toward_the_stop():
+    # The parser builds the gauge's 6 points before the sum replaces them.
+    body = metric_of_members(("gauge", 6), ("sum", 1))
+
+    assert otlp.count_records(otlp.SIGNALS["/v1/metrics"], body, 5) == 6
 
 
 def test_an_otlp_request_whose_events_expand_too_far_is_413(tmp_path):

@@ -117,10 +117,11 @@ def parse(signal: Signal, body: bytes, *, json: bool) -> tuple[Any, int]:
 #: Protobuf field numbers from an export request down to its records: resource, scope and
 #: record lists for logs and spans; for metrics a metric's data (gauge 5, sum 7, histogram 9,
 #: exponential histogram 10, summary 11) and then its data points (1) too.
+_METRIC_DATA = (5, 7, 9, 10, 11)
 _RECORD_PATHS = {
     "logs": ((1,), (2,), (2,)),
     "traces": ((1,), (2,), (2,)),
-    "metrics": ((1,), (2,), (2,), (5, 7, 9, 10, 11), (1,)),
+    "metrics": ((1,), (2,), (2,), _METRIC_DATA, (1,)),
 }
 
 
@@ -210,32 +211,43 @@ def count_records(signal: Signal, body: bytes, stop_after: int) -> int:
     """The records of a protobuf export request, counted on the wire without parsing it: a
     record can take two bytes and parses into a hundred or more, so a request is measured
     before it is parsed. Counting stops once past ``stop_after``; a malformed body counts
-    what it has, and the parser then names what is wrong."""
+    what it has, and the parser then names what is wrong.
+
+    A metric's data is a oneof: of several members given, the parser keeps the last (fields
+    of one member in a row merge), so only its points count. The points of a member dropped
+    later are built first all the same, so they count toward the stop."""
     view = memoryview(body)
-    count = 0
+    read = 0
     # The walk reads every field above the records in Python: a body of millions of unknown
     # fields would take seconds. An honest request has a few fields besides its records, so
     # past this many steps it counts as too many.
     steps = [2 * stop_after + 4096]
 
-    def walk(start: int, end: int, path: tuple[tuple[int, ...], ...]) -> None:
-        nonlocal count
-        for at, stop in _wire_fields(view, start, end, path[0], steps):
-            if count > stop_after:
-                return
+    def walk(start: int, end: int, path: tuple[tuple[int, ...], ...]) -> int:
+        """The records under ``view[start:end]`` that the parser keeps."""
+        nonlocal read
+        kept = member = 0
+        for number, at, stop in _wire_fields(view, start, end, path[0], steps):
+            if read > stop_after:
+                break
             if len(path) == 1:
-                count += 1
+                read += 1
+                found = 1
             else:
-                walk(at, stop, path[1:])
+                found = walk(at, stop, path[1:])
+            if path[0] == _METRIC_DATA and number != member:
+                kept, member = 0, number  # another member of the oneof replaces the last
+            kept += found
+        return kept
 
-    walk(0, len(view), _RECORD_PATHS[signal.name])
-    return count if steps[0] >= 0 else max(count, stop_after + 1)
+    kept = walk(0, len(view), _RECORD_PATHS[signal.name])
+    return kept if steps[0] >= 0 and read <= stop_after else max(kept, stop_after + 1)
 
 
 def _wire_fields(buf: memoryview, start: int, end: int, numbers: tuple[int, ...], steps: list[int]):
-    """The (start, end) of each length-delimited field of ``buf[start:end]`` numbered one of
-    ``numbers``; stops at the first malformed field, or once ``steps[0]`` (shared by the
-    whole walk, one taken a field) runs out."""
+    """The number, start and end of each length-delimited field of ``buf[start:end]``
+    numbered one of ``numbers``; stops at the first malformed field, or once ``steps[0]``
+    (shared by the whole walk, one taken a field) runs out."""
     i = start
     while i < end:
         steps[0] -= 1
@@ -247,7 +259,7 @@ def _wire_fields(buf: memoryview, start: int, end: int, numbers: tuple[int, ...]
             if i + n > end:
                 return
             if key >> 3 in numbers:
-                yield i, i + n
+                yield key >> 3, i, i + n
             i += n
         else:
             i = _skip_field(buf, i, end, key, steps)
