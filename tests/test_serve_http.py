@@ -308,6 +308,36 @@ def test_a_certificate_that_cannot_be_loaded_is_a_one_line_error_leaving_nothing
     assert not list(store.rglob("*.wal")) and not (store / "wal").exists()
 
 
+@pytest.mark.parametrize("setting", ["tls_cert", "tls_key"])
+def test_a_certificate_or_key_that_is_a_fifo_is_a_one_line_error(tmp_path, setting):
+    """Breaker report s14: a FIFO as the certificate or key hung the start, waiting for a
+    writer that never came."""
+    store, fifo, plain = tmp_path / "store", tmp_path / "fifo.pem", tmp_path / "plain.pem"
+    os.mkfifo(fifo)
+    plain.write_text("")
+    cert, key = (fifo, plain) if setting == "tls_cert" else (plain, fifo)
+    config = tmp_path / "tls.toml"
+    config.write_text(f'[serve]\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "qlingest", "serve", "--data-dir", str(store), "--config",
+         str(config), "--http-port", "0", "--otlp-port", "0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=20,
+    )  # fmt: skip
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"qlingest: error: serve.{setting} '{fifo}' is not a regular file\n"
+    assert not store.exists()
+
+
+def test_a_certificate_that_is_a_directory_is_a_one_line_error(tmp_path):
+    key = tmp_path / "key.pem"
+    key.write_text("")
+    config = tmp_path / "tls.toml"
+    config.write_text(f'[serve]\ntls_cert = "{tmp_path}"\ntls_key = "{key}"\n')
+    done = serve_cli(tmp_path, "--config", str(config), "--http-port", "0", "--otlp-port", "0")
+    assert done.returncode == 2
+    assert done.stderr == f"qlingest: error: serve.tls_cert '{tmp_path}' is not a regular file\n"
+
+
 def listening_line(srv: ServeProcess) -> dict:
     """The server's ``Listening.`` log line, once it has stopped."""
     srv.proc.send_signal(signal.SIGTERM)

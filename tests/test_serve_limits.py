@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.metrics.v1 import metrics_pb2
 from qlingest.config import ServeConfig
 from qlingest.serve import otlp
 from qlingest.serve.server import Server
@@ -175,6 +176,46 @@ def test_a_malformed_body_counts_what_it_holds_and_the_parser_names_it():
     assert otlp.count_records(signal, group + body, 100) == 101
 
 
+def metric_of_members(*members: tuple[str, int]) -> bytes:
+    """A metrics export request of one metric whose data oneof is given once per member, in
+    order, each with its number of points: the wire a protobuf encoder never writes."""
+    data = b""
+    for kind, n in members:
+        metric = metrics_pb2.Metric(name="m")
+        for i in range(n):
+            getattr(metric, kind).data_points.add(time_unix_nano=i + 1)
+        data += metric.SerializeToString()
+    scope = b"\x12" + otlp._varint(len(data)) + data
+    resource = b"\x12" + otlp._varint(len(scope)) + scope
+    return b"\x0a" + otlp._varint(len(resource)) + resource
+
+
+@pytest.mark.parametrize(
+    ("members", "kept"),
+    [
+        ((("gauge", 2), ("sum", 3)), 3),
+        ((("sum", 3), ("gauge", 2)), 2),
+        ((("histogram", 1), ("summary", 4), ("histogram", 2)), 2),
+        ((("gauge", 2), ("gauge", 3)), 5),
+    ],
+)
+def test_a_metric_of_two_data_members_counts_the_points_the_parser_keeps(members, kept):
+    """Attack report s14: gauge and sum in one metric were counted as both on the wire, while
+    the parser keeps the last one given (one member given twice in a row merges)."""
+    signal = otlp.SIGNALS["/v1/metrics"]
+    body = metric_of_members(*members)
+
+    assert otlp.count_records(signal, body, 100) == kept
+    assert otlp.convert(signal, body, json=False).accepted == kept
+
+
+def test_points_of_a_data_member_dropped_later_still_count_toward_the_stop():
+    # The parser builds the gauge's 6 points before the sum replaces them.
+    body = metric_of_members(("gauge", 6), ("sum", 1))
+
+    assert otlp.count_records(otlp.SIGNALS["/v1/metrics"], body, 5) == 6
+
+
 def test_an_otlp_request_whose_events_expand_too_far_is_413(tmp_path):
     """Attack report s13 round 3 item 1: each event repeats its resource's attributes, so a
     1 MB body of one large attribute and 300 tiny records took the server to 1.6 GB."""
@@ -195,6 +236,84 @@ def test_an_otlp_request_whose_events_expand_too_far_is_413(tmp_path):
         assert metric(text, "qlingest_requests_rejected_total", reason="too_large") == 1
         assert srv.stop() == 0
         assert stored(tmp_path / "store").height == 10
+    finally:
+        if srv.proc.poll() is None:
+            srv.kill()
+
+
+def log_of_attributes(attributes: bytes) -> bytes:
+    """A logs export request of one record whose attribute fields are ``attributes``."""
+    scope = b"\x12" + otlp._varint(len(attributes)) + attributes
+    resource = b"\x12" + otlp._varint(len(scope)) + scope
+    return b"\x0a" + otlp._varint(len(resource)) + resource
+
+
+def smallest_attributes(n: int) -> logs_service_pb2.ExportLogsServiceRequest:
+    """``n`` attributes of one-letter keys and empty values: the fewest bytes a real one takes."""
+    req = logs_service_pb2.ExportLogsServiceRequest()
+    record = req.resource_logs.add().scope_logs.add().log_records.add()
+    for _ in range(n):
+        record.attributes.add(key="k").value.string_value = ""
+    return req
+
+
+def test_attributes_are_counted_on_the_wire_at_every_level():
+    signal = otlp.SIGNALS["/v1/logs"]
+    req = smallest_attributes(300)
+    rl = req.resource_logs[0]
+    rl.resource.attributes.add(key="service.name").value.string_value = "svc"
+    rl.scope_logs[0].scope.attributes.add(key="s").value.int_value = 5
+    record = rl.scope_logs[0].log_records[0]
+    nested = record.attributes.add(key="map").value.kvlist_value.values
+    for i in range(40):
+        nested.add(key=f"n{i}").value.array_value.values.add(bool_value=True)
+    record.body.array_value.values.add().kvlist_value.values.add(key="x")
+    body = req.SerializeToString()
+
+    # 300 + 1 + 1 + (1 + 40 + 40) + (1 + 1): attributes, kvlist entries and array elements.
+    assert otlp.count_values(signal, body, 1000) == 385
+    assert otlp.count_values(signal, body, 100) == 101
+    assert otlp.count_values(signal, body, len(body)) == 0  # too short to hold more
+
+
+def test_a_body_of_the_smallest_real_attributes_stays_within_the_budget():
+    # 9 bytes each: a body of max_body_bytes of them holds fewer than one per VALUE_BYTES.
+    body = smallest_attributes(7000).SerializeToString()
+    budget = 65536 // otlp.VALUE_BYTES
+    assert len(body) < 65536
+    assert otlp.count_values(otlp.SIGNALS["/v1/logs"], body, budget) == 7000 <= budget
+    as_json = json_format.MessageToJson(smallest_attributes(2000)).encode()
+    assert otlp.count_json_objects(as_json, 0) == 2000 * 2 + 4
+
+
+def test_braces_inside_json_strings_are_not_objects():
+    body = json.dumps({"resourceLogs": [{"note": "{" * 50 + '\\"{'}]}).encode()
+    assert otlp.count_json_objects(body, 100) == 53  # too few braces to look closer
+    assert otlp.count_json_objects(body, 10) == 2
+
+
+def test_a_record_of_millions_of_empty_attributes_is_413_before_it_is_parsed(tmp_path):
+    """Attack report s14: one record of empty attributes (two bytes each on the wire) passed
+    the record count and took the server's memory up by about 214 MB for 16 MiB."""
+    srv = ServeProcess(tmp_path / "store", "[serve]\nmax_body_bytes = 65536\n")
+    try:
+        proto = {"Content-Type": "application/x-protobuf"}
+        bomb = log_of_attributes(b"\x32\x00" * 9000)
+        status, _, reply = srv.post("/v1/logs", bomb, proto, "otlp")
+        assert status == 413 and b"more than 8192 attributes" in reply
+        objects = b",".join([b"{}"] * 9000)
+        json_bomb = b'{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"attributes":['
+        json_bomb += objects + b"]}]}]}]}"
+        status, _, reply = srv.post(
+            "/v1/logs", json_bomb, {"Content-Type": "application/json"}, "otlp"
+        )
+        assert status == 413 and "more than 8192 attributes" in json.loads(reply)["message"]
+        honest = smallest_attributes(7000).SerializeToString()
+        assert srv.post("/v1/logs", honest, proto, "otlp")[0] == 200
+        _, text = srv.get("/metrics")
+        assert metric(text, "qlingest_requests_rejected_total", reason="too_many_values") == 2
+        assert srv.stop() == 0
+        assert stored(tmp_path / "store").height == 1
     finally:
         if srv.proc.poll() is None:
             srv.kill()

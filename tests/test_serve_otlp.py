@@ -523,3 +523,76 @@ def test_a_convention_attribute_that_is_not_text_stays_in_fields():
 
     assert row["user_id"] is None
     assert json.loads(row["fields"]) == {"attributes": {"user.id": 42}}
+
+
+LOGS = {"resourceLogs": [{"scopeLogs": [{"logRecords": [{"body": {"stringValue": "r"}}]}]}]}
+SPAN = {"traceId": GOOD_TRACE, "spanId": "b7ad6b7169203331", "name": "s"}
+SPANS = {"resourceSpans": [{"scopeSpans": [{"spans": [SPAN]}]}]}
+HISTOGRAM = {"exponentialHistogram": {"dataPoints": [{"count": "1"}]}}
+METRICS = {"resourceMetrics": [{"scopeMetrics": [{"metrics": [{"name": "m", **HISTOGRAM}]}]}]}
+
+
+def doubled(body: dict, camel: str, snake: str) -> bytes:
+    """``body`` as JSON with each ``camel`` key also given as ``snake``, holding the same."""
+
+    def walk(obj: object) -> object:
+        if isinstance(obj, list):
+            return [walk(item) for item in obj]
+        if not isinstance(obj, dict):
+            return obj
+        out = {key: walk(value) for key, value in obj.items()}
+        if camel in out:
+            out[snake] = out[camel]
+        return out
+
+    return json.dumps(walk(body)).encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "camel", "snake"),
+    [
+        ("/v1/logs", LOGS, "resourceLogs", "resource_logs"),
+        ("/v1/logs", LOGS, "scopeLogs", "scope_logs"),
+        ("/v1/logs", LOGS, "logRecords", "log_records"),
+        ("/v1/traces", SPANS, "resourceSpans", "resource_spans"),
+        ("/v1/traces", SPANS, "scopeSpans", "scope_spans"),
+        ("/v1/metrics", METRICS, "resourceMetrics", "resource_metrics"),
+        ("/v1/metrics", METRICS, "scopeMetrics", "scope_metrics"),
+        ("/v1/metrics", METRICS, "exponentialHistogram", "exponential_histogram"),
+        ("/v1/metrics", METRICS, "dataPoints", "data_points"),
+    ],
+)
+def test_a_list_given_under_both_its_names_is_refused_naming_both(path, body, camel, snake):
+    """Attack report s14: the parser kept one of the two lists, the early count counted both."""
+    from qlingest.serve import otlp
+
+    signal = otlp.SIGNALS[path]
+    assert otlp.convert(signal, json.dumps(body).encode(), json=True).accepted == 1
+    with pytest.raises(otlp.OtlpError) as refused:
+        otlp.convert(signal, doubled(body, camel, snake), json=True)
+    assert str(refused.value) == (
+        f"invalid OTLP {signal.name} request: {camel} and {snake} are one field: send only one"
+    )
+
+
+def test_a_record_field_given_under_both_its_names_rejects_that_record_only():
+    from qlingest.serve import otlp
+
+    twice = {"timeUnixNano": "1700000000000000000", "time_unix_nano": "1800000000000000000"}
+    body = json_logs({"body": {"stringValue": "kept"}}, {"body": {"stringValue": "x"}, **twice})
+    converted = otlp.convert(otlp.SIGNALS["/v1/logs"], body, json=True)
+
+    assert (converted.accepted, converted.rejected) == (1, 1)
+    assert json.loads(converted.lines) == {"message": "kept"}
+
+
+def test_both_names_of_one_list_get_400_from_the_server(server, tmp_path):
+    body = doubled(LOGS, "logRecords", "log_records")
+    status, _, reply = server.post("/v1/logs", body, JSON, "otlp")
+
+    assert status == 400
+    assert "logRecords and log_records are one field" in json.loads(reply)["message"]
+    _, text = server.get("/metrics")
+    assert metric(text, "qlingest_requests_rejected_total", reason="bad_otlp") == 1
+    assert server.stop() == 0
+    assert stored(tmp_path / "store").height == 0

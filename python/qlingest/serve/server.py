@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import ssl
+import stat
 import sys
 import time
 import zlib
@@ -705,6 +706,12 @@ class Server:
             "(serve.max_request_events): send them in several requests"
         )
 
+    def _too_many_values(self, values: int) -> str:
+        return (
+            f"more than {values} attributes, array values or objects in one request (one per "
+            f"{otlp.VALUE_BYTES} bytes of serve.max_body_bytes): send fewer per request"
+        )
+
     async def _otlp(self, req: Request, body: bytes, signal_: otlp.Signal) -> Response:
         ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in ("application/x-protobuf", "application/json"):
@@ -715,6 +722,7 @@ class Server:
         cap = self.cfg.max_request_events
         # What a request's events may come to: their lines become one log record.
         expanded = OTLP_EXPANSION * self.cfg.max_body_bytes
+        values = self.cfg.max_body_bytes // otlp.VALUE_BYTES
 
         def convert() -> otlp.Converted | None:
             # A record can take two or three bytes of the body and a hundred times that once
@@ -722,15 +730,24 @@ class Server:
             if as_json:
                 if otlp.count_json_records(body, cap) > cap:
                     return None
-            elif len(body) > 2 * cap and otlp.count_records(signal_, body, cap) > cap:
+                if otlp.count_json_objects(body, values) > values:
+                    raise otlp.OtlpTooMany(self._too_many_values(values))
+                return otlp.convert(signal_, body, json=True, max_bytes=expanded)
+            if len(body) > 2 * cap and otlp.count_records(signal_, body, cap) > cap:
                 return None
-            return otlp.convert(signal_, body, json=as_json, max_bytes=expanded)
+            # So can an attribute, many of which fit in one record.
+            if otlp.count_values(signal_, body, values) > values:
+                raise otlp.OtlpTooMany(self._too_many_values(values))
+            return otlp.convert(signal_, body, json=False, max_bytes=expanded)
 
         try:
             converted = await loop.run_in_executor(self._aux_pool, convert)
         except otlp.OtlpError as e:
             self._reject("bad_otlp")
             return Response(400, otlp.error_status(3, str(e), json=as_json), _otlp_type(as_json))
+        except otlp.OtlpTooMany as e:
+            self._reject("too_many_values")
+            return Response(413, otlp.error_status(3, str(e), json=as_json), _otlp_type(as_json))
         except otlp.OtlpTooLarge as e:
             self._reject("too_large")
             return Response(413, otlp.error_status(3, str(e), json=as_json), _otlp_type(as_json))
@@ -1196,6 +1213,8 @@ def _tls_context(cfg: ServeConfig) -> ssl.SSLContext | None:
     not asked for) is a configuration error naming both files."""
     if not (cfg.tls_cert and cfg.tls_key):
         return None
+    _check_regular_file("serve.tls_cert", cfg.tls_cert)
+    _check_regular_file("serve.tls_key", cfg.tls_key)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         ctx.load_cert_chain(cfg.tls_cert, cfg.tls_key, password=_no_passphrase)
@@ -1205,6 +1224,18 @@ def _tls_context(cfg: ServeConfig) -> ssl.SSLContext | None:
             f"loaded: {error_line(e)}"
         ) from None
     return ctx
+
+
+def _check_regular_file(setting: str, path: str) -> None:
+    """Refuses a path that is not a regular file (or a link to one) before it is opened: a FIFO
+    would block the start until something writes to it, and a device may never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return  # loading names the file and the reason
+    # Limitation: a file swapped for a FIFO between this check and the load is still opened.
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"{setting} {path!r} is not a regular file")
 
 
 def _no_passphrase() -> bytes:
