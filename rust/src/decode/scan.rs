@@ -96,11 +96,57 @@ fn value(b: &[u8], i: usize, depth: usize) -> Option<(usize, JsonType, bool)> {
         b't' => (end(4, b"true")?, JsonType::Boolean),
         b'f' => (end(5, b"false")?, JsonType::Boolean),
         b'n' => (end(4, b"null")?, JsonType::Null),
-        b'{' => (container_end(b, i, depth)?, JsonType::Object),
-        b'[' => (container_end(b, i, depth)?, JsonType::Array),
+        b'{' => (object_skip(b, i, depth)?, JsonType::Object),
+        b'[' => (array_skip(b, i, depth)?, JsonType::Array),
         _ => return None,
     };
     Some((end, kind, false))
+}
+
+/// The end of the object at `b[i]`, validated, at most `depth` levels deep. Its members are
+/// read as the top level's are; a container inside is left to `container_end`.
+fn object_skip(b: &[u8], i: usize, depth: usize) -> Option<usize> {
+    let inner = depth.checked_sub(1)?;
+    let mut i = skip_ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        return Some(i + 1);
+    }
+    loop {
+        let (_, start, _) = key(b, i)?;
+        i = skip_ws(b, element_end(b, start, inner)?);
+        match *b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// The end of the array at `b[i]`, validated, as `object_skip`.
+fn array_skip(b: &[u8], i: usize, depth: usize) -> Option<usize> {
+    let inner = depth.checked_sub(1)?;
+    let mut i = skip_ws(b, i + 1);
+    if *b.get(i)? == b']' {
+        return Some(i + 1);
+    }
+    loop {
+        i = skip_ws(b, element_end(b, i, inner)?);
+        match *b.get(i)? {
+            b',' => i = skip_ws(b, i + 1),
+            b']' => return Some(i + 1),
+            _ => return None,
+        }
+    }
+}
+
+/// The end of a value inside a container, containers in it at most `depth` levels deep.
+#[inline(always)]
+fn element_end(b: &[u8], i: usize, depth: usize) -> Option<usize> {
+    match *b.get(i)? {
+        b'"' => Some(string_end(b, i + 1)?.0 + 1),
+        b'{' | b'[' => container_end(b, i, depth),
+        _ => Some(value(b, i, 0)?.0),
+    }
 }
 
 /// The end of the object or array at `b[i]`, validated, at most `depth` (and 64) levels deep.
@@ -284,7 +330,11 @@ fn escape_len(rest: &[u8]) -> Option<usize> {
 /// a chunk must not run on past its line.
 #[inline(always)]
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
-    while matches!(b.get(i), Some(b' ' | b'\t' | b'\r')) {
+    // Compact JSON holds none: one comparison settles most calls.
+    while let Some(&c) = b.get(i) {
+        if c > b' ' || !matches!(c, b' ' | b'\t' | b'\r') {
+            break;
+        }
         i += 1;
     }
     i
