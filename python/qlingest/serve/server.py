@@ -46,7 +46,7 @@ from qlingest.redact import Redactor, redact_message
 from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
-from qlingest.serve.wal import Wal, WalRecord
+from qlingest.serve.wal import Wal, WalRecord, make_private
 from qlingest.source import GzipReader, ZstdReader
 from qlingest.store import (
     PARTITION_KEY,
@@ -118,6 +118,7 @@ class Server:
         self.dead_letters = _DeadLetters(self.store, config.store.target_file_bytes)
         self._own = _Sink(self.pipeline, self.dead_letters)
         fsync = self.cfg.wal_fsync != "never"
+        make_private(self.store.root / "wal")
         self.wal = Wal(
             self.store.root / "wal" / self.store.writer,
             segment_bytes=self.cfg.wal_segment_bytes,

@@ -15,6 +15,7 @@ import contextlib
 import errno
 import os
 import re
+import stat
 import struct
 import time
 import zlib
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from qlingest.store import fsync_dir
 
-__all__ = ["Wal", "WalRecord"]
+__all__ = ["Wal", "WalRecord", "make_private"]
 
 MAGIC = b"QLWAL1\n\0"
 _SEGMENT_HEAD = struct.Struct("<8sQ")
@@ -82,6 +83,7 @@ class Wal:
         #: Applied to damaged bytes before they are kept (the server redacts them).
         self.scrub = scrub
         _make_dirs(self.dir)
+        _tighten(self.dir)
         self.segment_bytes = segment_bytes
         self.fsync_enabled = fsync
         self._segments: list[_Segment] = []
@@ -326,11 +328,35 @@ class Wal:
 
 def _make_dirs(path: Path) -> None:
     """Creates ``path`` and its missing parents as ``DIR_MODE``: ``mkdir(parents=True)``
-    would give the parents (``wal/`` itself) the default mode. Existing ones are left as
-    they are."""
+    would give the parents (``wal/`` itself) the default mode."""
     if not path.parent.exists():
         _make_dirs(path.parent)
     path.mkdir(DIR_MODE, exist_ok=True)
+
+
+def make_private(path: Path) -> None:
+    """Creates the directory ``path`` as ``DIR_MODE``, or gives an existing one that mode."""
+    _make_dirs(path)
+    _restrict(path, DIR_MODE)
+
+
+def _tighten(directory: Path) -> None:
+    """Gives a log directory made by an older version (0755, segments 0644) the modes new
+    ones get: its segments, its ``damaged/`` directory and the bytes kept there."""
+    _restrict(directory, DIR_MODE)
+    for path in directory.glob("*.wal"):
+        _restrict(path, FILE_MODE)
+    damaged = directory / "damaged"
+    if damaged.is_dir():
+        _restrict(damaged, DIR_MODE)
+        for path in damaged.glob("*.bin"):
+            _restrict(path, FILE_MODE)
+
+
+def _restrict(path: Path, mode: int) -> None:
+    """Sets ``mode`` on ``path`` unless it has it already."""
+    if stat.S_IMODE(path.stat().st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def _record_at(data: bytes, pos: int, after_seq: int) -> tuple[int, int, int, str, bytes] | None:
