@@ -11,7 +11,6 @@ A record's payload is written from its parts (the bodies of the requests it grou
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
@@ -256,25 +255,22 @@ class Wal:
             os.fsync(self._fd)
 
     def writable(self) -> bool:
-        """Whether the log's disk takes a page written (and fsynced) now, as a full one does
-        not; the probe file is deleted again. Segments are left alone: starting one would
-        replace an open segment that holds no record yet."""
-        path = self.dir / ".probe"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        except OSError:
+        """Whether the open segment takes the start of a record now, as the next request's
+        would be written: bytes appended (and fsynced) where it would go, then cut off again.
+        So the answer is the one a request would get, on a disk with room in the segment's
+        last block but none for a new file. False when no segment is open."""
+        if not self.is_open:
             return False
+        seg = self._segments[-1]
         try:
-            _write_all(fd, [bytes(4096)])
+            _write_all(self._fd, [bytes(_PROBE_BYTES)])
             if self.fsync_enabled:
-                os.fsync(fd)
+                os.fsync(self._fd)
             return True
         except OSError:
             return False
         finally:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                path.unlink()
+            self._cut(seg)
 
     def should_rotate(self) -> bool:
         return bool(self._segments) and self._segments[-1].size >= self.segment_bytes
@@ -383,6 +379,10 @@ def _incomplete(data: bytes, pos: int) -> bool:
     _, length, _, _, src_len = _RECORD_HEAD.unpack_from(data, pos)
     return pos + _RECORD_HEAD.size + src_len + length > len(data)
 
+
+#: What the probe of ``Wal.writable`` appends: less than a record header, so that bytes a
+#: crash leaves behind are a torn tail, which recovery cuts away quietly.
+_PROBE_BYTES = _RECORD_HEAD.size - 1
 
 #: How many record numbers past the last good one a resynchronising search tries first.
 #: Numbers are consecutive in a segment (a failed ``append`` gives its numbers to the next
