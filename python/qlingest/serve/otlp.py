@@ -509,10 +509,14 @@ _MALFORMED_ID = base64.b64encode(b"\x00").decode()
 
 #: Base64 as protobuf's JSON mapping writes it: standard or URL-safe, padding optional.
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+#: The id fields of records, spans, links and exemplars under both names the JSON mapping
+#: reads (its JSON name and the proto name).
+_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
 
 def _hex_ids_to_base64(raw: dict) -> dict:
     """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields.
+    Both names of an id are read (``traceId`` and ``trace_id``), as the mapping reads both.
     An id that is not hex (an odd length, other letters) or not a string at all is marked
     malformed, not refused."""
 
@@ -520,7 +524,7 @@ def _hex_ids_to_base64(raw: dict) -> dict:
         if depth > MAX_JSON_DEPTH:
             raise OtlpError(f"OTLP/JSON nested deeper than {MAX_JSON_DEPTH}")
         if isinstance(obj, dict):
-            for key in ("traceId", "spanId", "parentSpanId"):
+            for key in _ID_KEYS:
                 value = obj.get(key)
                 if isinstance(value, str) and value:
                     try:
@@ -532,9 +536,10 @@ def _hex_ids_to_base64(raw: dict) -> dict:
                     obj[key] = _MALFORMED_ID
             # The JSON mapping's own parser skips what is not base64, so text sent here would
             # come out as bytes that are not UTF-8 and be stored base64, past redaction.
-            value = obj.get("bytesValue")
-            if isinstance(value, str) and not _BASE64.fullmatch(value):
-                raise OtlpError("bytesValue is not base64")
+            for key in ("bytesValue", "bytes_value"):
+                value = obj.get(key)
+                if isinstance(value, str) and not _BASE64.fullmatch(value):
+                    raise OtlpError(f"{key} is not base64")
             for value in obj.values():
                 fix(value, depth + 1)
         elif isinstance(obj, list):
@@ -558,13 +563,18 @@ _RECORDS = frozenset(
     )
 )
 _ANY_VALUE = "opentelemetry.proto.common.v1.AnyValue"
-#: The JSON types an AnyValue's scalars take; 64-bit integers and doubles may be strings.
+#: The JSON types an AnyValue's scalars take, under both names the JSON mapping reads;
+#: 64-bit integers and doubles may be strings.
 _ANY_SCALARS = {
-    "stringValue": (str,),
-    "boolValue": (bool,),
-    "intValue": (int, str),
-    "doubleValue": (int, float, str),
-    "bytesValue": (str,),
+    name: types
+    for camel, snake, types in (
+        ("stringValue", "string_value", (str,)),
+        ("boolValue", "bool_value", (bool,)),
+        ("intValue", "int_value", (int, str)),
+        ("doubleValue", "double_value", (int, float, str)),
+        ("bytesValue", "bytes_value", (str,)),
+    )
+    for name in (camel, snake)
 }
 
 
