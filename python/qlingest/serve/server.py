@@ -719,8 +719,9 @@ class Server:
 
     def _too_many_values(self, values: int) -> str:
         return (
-            f"more than {values} attributes, array values or objects in one request (one per "
-            f"{otlp.VALUE_BYTES} bytes of serve.max_body_bytes): send fewer per request"
+            f"more than {values} attributes, array values, span events and links, exemplars, "
+            f"quantiles or objects in one request (one per {otlp.VALUE_BYTES} bytes of "
+            "serve.max_body_bytes): send fewer per request"
         )
 
     async def _otlp(self, req: Request, body: bytes, signal_: otlp.Signal) -> Response:
