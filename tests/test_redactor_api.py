@@ -148,6 +148,26 @@ def test_decimal_columns_holding_secrets_are_redacted_and_the_rest_keep_their_ty
     assert redactor.counts["credit_card"] == 2 and redactor.counts["secret_key"] == 1
 
 
+def test_number_lists_keep_their_type_unless_a_value_is_replaced():
+    """Found in hardening s14: a list of UInt32 came back as a list of Int64, and a list of
+    Decimal(10, 2) as Decimal(38, 2), with nothing in them redacted."""
+    frame = pl.DataFrame(
+        {
+            "ports": pl.Series([[80, 443], None], dtype=pl.List(pl.UInt32)),
+            "prices": pl.Series([[Decimal("1.50")], []], dtype=pl.List(pl.Decimal(10, 2))),
+            "cards": pl.Series(
+                [[Decimal("4111111111111111")]], dtype=pl.List(pl.Decimal(16, 0))
+            ).extend_constant(None, 1),
+        }
+    )
+    out = Redactor().redact(frame)
+    assert out.schema["ports"] == pl.List(pl.UInt32)
+    assert out["ports"].to_list() == [[80, 443], None]
+    assert out.schema["prices"] == pl.List(pl.Decimal(10, 2))
+    assert out["prices"].to_list() == [[Decimal("1.50")], []]
+    assert out["cards"].to_list() == [["[REDACTED:credit_card]"], None]
+
+
 def test_a_column_of_the_null_type_is_kept_and_the_rest_redacted():
     """Attack report s13 round 2 item 5: one all-null column (Polars' Null type) failed the
     whole frame with an Arrow C Data interface error."""

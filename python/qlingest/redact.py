@@ -135,8 +135,13 @@ class Redactor:
         values = series.to_list()
         flat = [t for row in values if row is not None for t in row]
         inner = pl.Series(flat, dtype=series.dtype.inner)
-        done = iter(self._redact_frame(inner.to_frame("v"))["v"].to_list())
+        redacted = self._redact_frame(inner.to_frame("v"))["v"]
+        done = iter(redacted.to_list())
         rebuilt = [None if row is None else [next(done) for _ in row] for row in values]
+        if redacted.dtype == inner.dtype:
+            # Nothing became text (a list of numbers none of which is a card number): the
+            # column keeps its type, which inferring it again would widen (UInt32 to Int64).
+            return pl.Series(series.name, rebuilt, dtype=series.dtype)
         out = pl.Series(series.name, rebuilt)
         # Lists with no value in them are inferred as List(Null) again: kept readable.
         return out.cast(_without_null(out.dtype))
