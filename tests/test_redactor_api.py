@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import polars as pl
 import pytest
@@ -123,6 +124,48 @@ def test_integer_columns_holding_secrets_are_redacted_and_the_rest_keep_their_ty
     assert out["total"].to_list() == ["[REDACTED:credit_card]", "12"]
     assert out.schema["count"] == pl.UInt32 and out["count"].to_list() == [7, 8]
     assert out.schema["ratio"] == pl.Float64  # floats are left as they are
+
+
+def test_decimal_columns_holding_secrets_are_redacted_and_the_rest_keep_their_type():
+    """Hardening s14: a card number stored as a Decimal passed unchanged."""
+    frame = pl.DataFrame(
+        {
+            "card": pl.Series([Decimal("4111111111111111"), Decimal(7)], dtype=pl.Decimal(16, 0)),
+            "amount": pl.Series(
+                [Decimal("4111111111111111.50"), Decimal("1.25")], dtype=pl.Decimal(20, 2)
+            ),
+            "password": pl.Series([Decimal(123456), None], dtype=pl.Decimal(6, 0)),
+            "price": pl.Series([Decimal("9.99"), None], dtype=pl.Decimal(10, 2)),
+        }
+    )
+    redactor = Redactor()
+    out = redactor.redact(frame)
+    assert out["card"].to_list() == ["[REDACTED:credit_card]", "7"]
+    assert out["amount"].to_list() == ["[REDACTED:credit_card].50", "1.25"]
+    assert out["password"].to_list() == ["[REDACTED:secret_key]", None]
+    assert out.schema["price"] == pl.Decimal(10, 2)
+    assert out["price"].to_list() == [Decimal("9.99"), None]
+    assert redactor.counts["credit_card"] == 2 and redactor.counts["secret_key"] == 1
+
+
+def test_number_lists_keep_their_type_unless_a_value_is_replaced():
+    """Found in hardening s14: a list of UInt32 came back as a list of Int64, and a list of
+    Decimal(10, 2) as Decimal(38, 2), with nothing in them redacted."""
+    frame = pl.DataFrame(
+        {
+            "ports": pl.Series([[80, 443], None], dtype=pl.List(pl.UInt32)),
+            "prices": pl.Series([[Decimal("1.50")], []], dtype=pl.List(pl.Decimal(10, 2))),
+            "cards": pl.Series(
+                [[Decimal("4111111111111111")]], dtype=pl.List(pl.Decimal(16, 0))
+            ).extend_constant(None, 1),
+        }
+    )
+    out = Redactor().redact(frame)
+    assert out.schema["ports"] == pl.List(pl.UInt32)
+    assert out["ports"].to_list() == [[80, 443], None]
+    assert out.schema["prices"] == pl.List(pl.Decimal(10, 2))
+    assert out["prices"].to_list() == [[Decimal("1.50")], []]
+    assert out["cards"].to_list() == [["[REDACTED:credit_card]"], None]
 
 
 def test_a_column_of_the_null_type_is_kept_and_the_rest_redacted():

@@ -247,15 +247,46 @@ class TestLogWriteFailure:
         assert payloads == [b"ok0\n", b"ok1\n", b"ok2\n", b"after\n", b"later\n"]
         assert len(again.damage) == 1 and "not replayed" in again.damage[0]
 
-    def test_a_probe_tells_whether_the_disk_takes_writes_and_leaves_nothing(
+    def test_a_probe_tells_whether_the_log_takes_writes_and_leaves_nothing(
         self, tmp_path, monkeypatch
     ):
         wal = self.three_logged(tmp_path)
+        size = wal.bytes
         assert wal.writable()
         monkeypatch.setattr(wal_module.os, "writev", no_space)
         assert not wal.writable()
         monkeypatch.undo()
         assert sorted(p.name for p in tmp_path.iterdir()) == [f"{0:020d}.wal"]
+        assert wal.bytes == (tmp_path / f"{0:020d}.wal").stat().st_size == size
+        wal.close()
+        assert not wal.writable()  # no segment open
+
+    def test_a_probe_a_crash_leaves_behind_is_cut_away_quietly(self, tmp_path, monkeypatch):
+        wal = self.three_logged(tmp_path)
+        monkeypatch.setattr(wal_module.os, "ftruncate", lambda fd, size: None)
+        assert wal.writable()
+        monkeypatch.undo()
+        wal.close()
+
+        again = Wal(tmp_path, segment_bytes=1 << 20)
+        assert [r.payload for r in again.recover()] == [b"ok0\n", b"ok1\n", b"ok2\n"]
+        assert again.damage == []
+
+
+class NoFreeBlock:
+    """A disk with no block free: a log write that fits in its file's last block, allocated
+    already, succeeds; one that needs another block fails with ENOSPC."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        writev = os.writev
+
+        def fitting_writev(fd: int, buffers: list[bytes]) -> int:
+            size = os.fstat(fd).st_size
+            if -(-(size + sum(map(len, buffers))) // 4096) > -(-size // 4096):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return writev(fd, buffers)
+
+        monkeypatch.setattr(wal_module.os, "writev", fitting_writev)
 
 
 class TestReadiness:
@@ -319,6 +350,28 @@ class TestReadiness:
 
         asyncio.run(scenario())
         assert messages(tmp_path) == expected(range(5))
+
+    def test_ready_again_when_the_log_takes_a_write_though_no_block_is_free(
+        self, tmp_path, monkeypatch
+    ):
+        """Hardening s14: the probe was a new 4 KiB file, which such a disk refuses, while
+        requests that fit in the open segment's last block were still logged."""
+
+        async def scenario() -> None:
+            server = Server(tmp_path, serve_config(**{"serve.flush_interval_s": 0.5}))
+            port = (await server.start())["http"]
+            NoFreeBlock(monkeypatch)
+            assert (await post(port, events(range(100))))[0] == 503  # over a block
+            assert (await get(port, "/readyz"))[0] == 503
+
+            await until(lambda: not server._wal_failures)  # with no request sent
+            assert await get(port, "/readyz") == (200, b"ready\n")
+            assert (await post(port, events(range(100, 102))))[0] == 200
+            monkeypatch.undo()
+            assert await server.shutdown()
+
+        asyncio.run(scenario())
+        assert messages(tmp_path) == expected(range(100, 102))
 
 
 class BrokenStderr(io.TextIOBase):

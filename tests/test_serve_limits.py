@@ -286,6 +286,105 @@ def test_a_body_of_the_smallest_real_attributes_stays_within_the_budget():
     assert otlp.count_json_objects(as_json, 0) == 2000 * 2 + 4
 
 
+TRACE_ID, SPAN_ID = bytes(range(1, 17)), bytes(range(1, 9))
+
+
+def spans_with_parts(events: int, links: int) -> trace_service_pb2.ExportTraceServiceRequest:
+    """One span holding ``events`` events and ``links`` links, each as small as a real one
+    is: a one-letter name and a timestamp, two ids."""
+    req = trace_service_pb2.ExportTraceServiceRequest()
+    span = (
+        req.resource_spans.add()
+        .scope_spans.add()
+        .spans.add(trace_id=TRACE_ID, span_id=SPAN_ID, name="op")
+    )
+    for _ in range(events):
+        span.events.add(name="e", time_unix_nano=1 << 60)
+    for _ in range(links):
+        span.links.add(trace_id=TRACE_ID, span_id=SPAN_ID)
+    return req
+
+
+def points_with_parts(
+    exemplars: int, quantiles: int
+) -> metrics_service_pb2.ExportMetricsServiceRequest:
+    """A gauge point, a histogram point and an exponential histogram point with ``exemplars``
+    exemplars each (a value and a timestamp), and a summary point of ``quantiles``."""
+    req = metrics_service_pb2.ExportMetricsServiceRequest()
+    metrics = req.resource_metrics.add().scope_metrics.add().metrics
+    for kind in ("gauge", "histogram", "exponential_histogram"):
+        point = getattr(metrics.add(name=kind), kind).data_points.add(time_unix_nano=1 << 60)
+        for _ in range(exemplars):
+            point.exemplars.add(as_double=0.5, time_unix_nano=1 << 60)
+    summary = metrics.add(name="summary").summary.data_points.add(count=1)
+    for _ in range(quantiles):
+        summary.quantile_values.add(quantile=0.5, value=2.0)
+    return req
+
+
+def test_span_events_links_exemplars_and_quantiles_count_as_values():
+    req = spans_with_parts(events=30, links=20)
+    req.resource_spans[0].scope_spans[0].spans[0].events[0].attributes.add(key="k")
+    req.resource_spans[0].scope_spans[0].spans[0].links[0].attributes.add(key="k")
+    traces = req.SerializeToString()
+    metrics = points_with_parts(exemplars=10, quantiles=40)
+    exemplar = metrics.resource_metrics[0].scope_metrics[0].metrics[0].gauge.data_points[0]
+    exemplar.exemplars[0].filtered_attributes.add(key="k")
+    metrics = metrics.SerializeToString()
+
+    # 30 events and 20 links, each holding one attribute; 3 times 10 exemplars, one of them with
+    # an attribute, and 40 quantiles.
+    assert otlp.count_values(otlp.SIGNALS["/v1/traces"], traces, 60) == 52
+    assert otlp.count_values(otlp.SIGNALS["/v1/metrics"], metrics, 80) == 71
+    assert otlp.count_values(otlp.SIGNALS["/v1/metrics"], metrics, 50) == 51
+
+
+def test_empty_span_events_links_exemplars_and_quantiles_count_two_bytes_each():
+    """Hardening s14: each took two bytes on the wire and a parsed object (a dict too, for an
+    event) uncounted: a 16 MiB body of empty span events took the server up by 2.5 GB."""
+    budget = 65536 // otlp.VALUE_BYTES
+    traces = otlp.SIGNALS["/v1/traces"]
+    metrics = otlp.SIGNALS["/v1/metrics"]
+    bombs = {
+        traces: [span_of(b"\x5a\x00" * 9000), span_of(b"\x6a\x00" * 9000)],
+        metrics: [
+            metric_of(5, b"\x2a\x00" * 9000),  # gauge point exemplars
+            metric_of(9, b"\x42\x00" * 9000),  # histogram point exemplars
+            metric_of(10, b"\x5a\x00" * 9000),  # exponential histogram point exemplars
+            metric_of(11, b"\x32\x00" * 9000),  # summary quantiles
+        ],
+    }
+    for signal, bodies in bombs.items():
+        for body in bodies:
+            assert len(body) < 65536
+            assert otlp.count_values(signal, body, budget) == budget + 1
+
+
+def test_a_body_of_the_smallest_real_events_links_exemplars_and_quantiles_fits_the_budget():
+    budget = 65536 // otlp.VALUE_BYTES
+    # 14 bytes an event, 30 a link, 20 an exemplar or a quantile.
+    traces = spans_with_parts(events=2000, links=1000).SerializeToString()
+    metrics = points_with_parts(exemplars=500, quantiles=1500).SerializeToString()
+    assert len(traces) < 65536 and len(metrics) < 65536
+    assert otlp.count_values(otlp.SIGNALS["/v1/traces"], traces, budget) == 3000 <= budget
+    assert otlp.count_values(otlp.SIGNALS["/v1/metrics"], metrics, budget) == 3000 <= budget
+
+
+def wire(number: int, payload: bytes) -> bytes:
+    return otlp._varint(number << 3 | 2) + otlp._varint(len(payload)) + payload
+
+
+def span_of(fields: bytes) -> bytes:
+    """A traces export request of one span (with ids and a name) holding ``fields`` too."""
+    span = wire(1, TRACE_ID) + wire(2, SPAN_ID) + wire(5, b"op") + fields
+    return wire(1, wire(2, wire(2, span)))
+
+
+def metric_of(data: int, point: bytes) -> bytes:
+    """A metrics export request of one metric whose data member ``data`` holds one point."""
+    return wire(1, wire(2, wire(2, wire(1, b"m") + wire(data, wire(1, point)))))
+
+
 def test_braces_inside_json_strings_are_not_objects():
     body = json.dumps({"resourceLogs": [{"note": "{" * 50 + '\\"{'}]}).encode()
     assert otlp.count_json_objects(body, 100) == 53  # too few braces to look closer
@@ -310,6 +409,27 @@ def test_a_record_of_millions_of_empty_attributes_is_413_before_it_is_parsed(tmp
         assert status == 413 and "more than 8192 attributes" in json.loads(reply)["message"]
         honest = smallest_attributes(7000).SerializeToString()
         assert srv.post("/v1/logs", honest, proto, "otlp")[0] == 200
+        _, text = srv.get("/metrics")
+        assert metric(text, "qlingest_requests_rejected_total", reason="too_many_values") == 2
+        assert srv.stop() == 0
+        assert stored(tmp_path / "store").height == 1
+    finally:
+        if srv.proc.poll() is None:
+            srv.kill()
+
+
+def test_a_span_of_millions_of_empty_events_is_413_before_it_is_parsed(tmp_path):
+    """Hardening s14: 16 MiB of empty span events took the server up by 2.5 GB and 16 s before
+    the events' lines were found too large; empty quantiles by 2.9 GB."""
+    srv = ServeProcess(tmp_path / "store", "[serve]\nmax_body_bytes = 65536\n")
+    try:
+        proto = {"Content-Type": "application/x-protobuf"}
+        status, _, reply = srv.post("/v1/traces", span_of(b"\x5a\x00" * 9000), proto, "otlp")
+        assert status == 413 and b"more than 8192 attributes" in reply
+        quantiles = metric_of(11, b"\x32\x00" * 9000)
+        assert srv.post("/v1/metrics", quantiles, proto, "otlp")[0] == 413
+        honest = spans_with_parts(events=2000, links=1000).SerializeToString()
+        assert srv.post("/v1/traces", honest, proto, "otlp")[0] == 200
         _, text = srv.get("/metrics")
         assert metric(text, "qlingest_requests_rejected_total", reason="too_many_values") == 2
         assert srv.stop() == 0

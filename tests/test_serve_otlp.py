@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import polars as pl
 import pytest
@@ -596,3 +597,80 @@ def test_both_names_of_one_list_get_400_from_the_server(server, tmp_path):
     assert metric(text, "qlingest_requests_rejected_total", reason="bad_otlp") == 1
     assert server.stop() == 0
     assert stored(tmp_path / "store").height == 0
+
+
+def snake_case(obj: object) -> object:
+    """An OTLP/JSON body with every key in the proto's own spelling (``trace_id``)."""
+    if isinstance(obj, list):
+        return [snake_case(item) for item in obj]
+    if not isinstance(obj, dict):
+        return obj
+    return {re.sub("([A-Z])", r"_\1", k).lower(): snake_case(v) for k, v in obj.items()}
+
+
+LINKED_SPAN = {
+    **SPAN,
+    "parentSpanId": "00f067aa0ba902b7",
+    "links": [{"traceId": "4bf92f3577b34da6a3ce929d0e0e4736", "spanId": "00f067aa0ba902b7"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/traces", {"resourceSpans": [{"scopeSpans": [{"spans": [LINKED_SPAN]}]}]}),
+        ("/v1/logs", json.loads(json_logs({"traceId": GOOD_TRACE, "spanId": SPAN["spanId"]}))),
+    ],
+)
+def test_ids_in_snake_case_are_hex_as_in_camel_case(path, body):
+    """Hardening s14: ``trace_id`` was read as base64, so every such record was rejected."""
+    from qlingest.serve import otlp
+
+    signal = otlp.SIGNALS[path]
+    camel = otlp.convert(signal, json.dumps(body).encode(), json=True)
+    snake = otlp.convert(signal, json.dumps(snake_case(body)).encode(), json=True)
+
+    assert (snake.accepted, snake.rejected) == (camel.accepted, camel.rejected) == (1, 0)
+    assert snake.lines == camel.lines
+    assert json.loads(snake.lines)["trace_id"] == GOOD_TRACE
+
+
+def test_an_id_in_snake_case_that_is_not_hex_rejects_its_record_only():
+    from qlingest.serve import otlp
+
+    body = json_logs({"body": {"stringValue": "kept"}}, {"trace_id": "zz" + GOOD_TRACE[2:]})
+    converted = otlp.convert(otlp.SIGNALS["/v1/logs"], body, json=True)
+
+    assert (converted.accepted, converted.rejected) == (1, 1)
+    assert json.loads(converted.lines) == {"message": "kept"}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"string_value": 5},
+        {"bool_value": "true"},
+        {"int_value": [1]},
+        {"double_value": {"v": 1.5}},
+        {"bytes_value": 5},
+    ],
+)
+def test_an_any_value_scalar_in_snake_case_of_the_wrong_type_rejects_its_record_only(value):
+    """Hardening s14: only the camelCase scalar names were checked, so ``{"string_value": 5}``
+    failed the whole request instead of its record."""
+    from qlingest.serve import otlp
+
+    body = json_logs({"body": {"stringValue": "kept"}}, {"body": value})
+    converted = otlp.convert(otlp.SIGNALS["/v1/logs"], body, json=True)
+
+    assert (converted.accepted, converted.rejected) == (1, 1)
+    assert json.loads(converted.lines) == {"message": "kept"}
+
+
+def test_bytes_in_snake_case_that_are_not_base64_are_refused():
+    from qlingest.serve import otlp
+
+    sent = {"bytes_value": "hunter41 ghp_abcdefghijklmnopqrstuvwxyz0123456789"}
+    with pytest.raises(otlp.OtlpError) as refused:
+        otlp.convert(otlp.SIGNALS["/v1/logs"], json_logs({"body": sent}), json=True)
+    assert str(refused.value) == "invalid OTLP logs request: bytes_value is not base64"

@@ -88,3 +88,25 @@ def test_the_log_is_readable_by_its_owner_alone(tmp_path):
     (segment,) = (tmp_path / "store" / "wal" / "w0").glob("*.wal")
     assert mode(segment) == 0o600
     assert mode(segment.parent) == mode(segment.parent.parent) == 0o700
+
+
+def test_a_log_made_by_an_older_version_is_made_private_when_opened(tmp_path):
+    """Hardening s14: directories made 0755 and segments 0644 kept those modes."""
+    wal = Wal(tmp_path / "store" / "wal" / "w0", segment_bytes=1 << 20)
+    wal.open_segment(first_file=0)
+    wal.append([(0, "http", [SECRET_LINE])])
+    wal.close()
+    (segment,) = (tmp_path / "store" / "wal" / "w0").glob("*.wal")
+    kept = segment.parent / "damaged" / "0-8.bin"
+    kept.parent.mkdir()
+    kept.write_bytes(b"x")
+    for path, old in [(segment, 0o644), (kept, 0o644), (kept.parent, 0o755)]:
+        path.chmod(old)
+    for path in (segment.parent, segment.parent.parent):
+        path.chmod(0o755)
+
+    server = Server(tmp_path / "store", load_config(None, **{"serve.http_port": 0}))
+    server.pipeline.abort()
+
+    assert mode(segment) == mode(kept) == 0o600
+    assert mode(segment.parent) == mode(segment.parent.parent) == mode(kept.parent) == 0o700

@@ -40,10 +40,11 @@ class Redactor:
         In a frame every text is redacted (JSON text is walked, so key rules apply inside it):
         string columns, categorical and enum columns (returned as strings, since a marker is
         not one of their categories), and strings inside list and struct columns at any depth.
-        Binary columns are returned unchanged: their bytes are not known to be text. A string
-        or integer column or struct field named like a secret key (``password``, ``apiKey``)
-        is redacted as a ``fields`` member of that name is. Other integer columns go through
-        the value rules as text and keep their type unless a value is replaced (a card number
+        Binary columns are returned unchanged: their bytes are not known to be text. A string,
+        integer or decimal column or struct field named like a secret key (``password``,
+        ``apiKey``) is redacted as a ``fields`` member of that name is. Other integer and
+        decimal columns go through the value rules as text (a decimal as Polars writes it,
+        ``4111111111111111.50``) and keep their type unless a value is replaced (a card number
         stored as a number): such a column is returned as strings. Float columns are returned
         unchanged. Object columns raise ``TypeError``.
         """
@@ -79,23 +80,23 @@ class Redactor:
         frame = frame.with_columns(pl.col(pl.Categorical, pl.Enum).cast(pl.String)).with_columns(
             self._redact_nested(frame[c]) for c in frame.columns if _nested(frame[c])
         )
-        integers = [c for c, dtype in frame.schema.items() if dtype.is_integer()]
-        # An integer column named like a secret key (a numeric PIN or password) becomes text
+        numbers = [c for c, dtype in frame.schema.items() if _exact_number(dtype)]
+        # A number column named like a secret key (a numeric PIN or password) becomes text
         # and is redacted under its name.
         frame = frame.with_columns(
-            pl.col(c).cast(pl.String) for c in integers if self._secret_name(c)
+            pl.col(c).cast(pl.String) for c in numbers if self._secret_name(c)
         )
         frame = frame.with_columns(
             self._redact_under_key(frame[c])
             for c, dtype in frame.schema.items()
             if dtype == pl.String and self._secret_name(c)
         )
-        originals = {c: frame[c] for c in integers if frame.schema[c].is_integer()}
+        originals = {c: frame[c] for c in numbers if _exact_number(frame.schema[c])}
         text = frame.with_columns(pl.col(list(originals)).cast(pl.String))
         batches, counts = self._core.redact_frame(text)
         self._count(counts)
         redacted = pl.DataFrame(batches)
-        # Other integer columns keep their type unless a value rule replaced one of their
+        # Other number columns keep their type unless a value rule replaced one of their
         # values (a card number or an SSN stored as a number): then they are text too.
         return redacted.with_columns(
             series
@@ -134,8 +135,13 @@ class Redactor:
         values = series.to_list()
         flat = [t for row in values if row is not None for t in row]
         inner = pl.Series(flat, dtype=series.dtype.inner)
-        done = iter(self._redact_frame(inner.to_frame("v"))["v"].to_list())
+        redacted = self._redact_frame(inner.to_frame("v"))["v"]
+        done = iter(redacted.to_list())
         rebuilt = [None if row is None else [next(done) for _ in row] for row in values]
+        if redacted.dtype == inner.dtype:
+            # Nothing became text (a list of numbers none of which is a card number): the
+            # column keeps its type, which inferring it again would widen (UInt32 to Int64).
+            return pl.Series(series.name, rebuilt, dtype=series.dtype)
         out = pl.Series(series.name, rebuilt)
         # Lists with no value in them are inferred as List(Null) again: kept readable.
         return out.cast(_without_null(out.dtype))
@@ -154,6 +160,12 @@ def _kind(data: object) -> str:
         bad = next(t for t in data if not isinstance(t, str))
         return f"a list holding {type(bad).__name__}"
     return type(data).__name__
+
+
+def _exact_number(dtype: pl.DataType) -> bool:
+    """Whether ``dtype`` holds numbers written out in full as text, digit for digit: integers
+    and decimals, whose digits can be a card number. A float's text may not be its digits."""
+    return dtype.is_integer() or dtype.is_decimal()
 
 
 def _nested(series: pl.Series) -> bool:

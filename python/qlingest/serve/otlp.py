@@ -254,18 +254,35 @@ VALUE_BYTES = 8
 _MAX_WIRE_DEPTH = 100
 _KEY_VALUE = "opentelemetry.proto.common.v1.KeyValue"
 _ARRAY_VALUE = "opentelemetry.proto.common.v1.ArrayValue"
+#: Messages that count one each wherever they are: attributes, and the parts of a record that
+#: take two bytes on the wire when empty and a parsed object each (span events and links,
+#: exemplars, summary quantiles). A real one of each takes 9 bytes at least: a name or a
+#: value and a timestamp, two ids, a value and a timestamp, two doubles.
+_COUNTED = frozenset(
+    [
+        _KEY_VALUE,
+        "opentelemetry.proto.trace.v1.Span.Event",
+        "opentelemetry.proto.trace.v1.Span.Link",
+        "opentelemetry.proto.metrics.v1.Exemplar",
+        "opentelemetry.proto.metrics.v1.SummaryDataPoint.ValueAtQuantile",
+    ]
+)
 
 
 def count_values(signal: Signal, body: bytes, stop_after: int) -> int:
     """The attributes of a protobuf export request (its key-value pairs at every level, in
-    kvlist values too) and the elements of its array values, counted on the wire; a number
-    past ``stop_after`` once it is passed. Each takes two bytes at least, so a body of no
-    more than twice ``stop_after`` bytes needs no count. A malformed body counts what it
-    has, and the parser then names what is wrong."""
+    kvlist values too), the elements of its array values, and its span events and links,
+    exemplars and summary quantiles, counted on the wire; a number past ``stop_after`` once
+    it is passed. Each takes two bytes at least, so a body of no more than twice
+    ``stop_after`` bytes needs no count. A malformed body counts what it has, and the parser
+    then names what is wrong."""
     if len(body) <= 2 * stop_after:
         return 0
     # Limitation: the walk is Python, about 1 µs an attribute: 16 MiB of small attributes
     # take about 2 s of CPU here before the parse (about 1.2 s) starts.
+    # Limitation: an exponential histogram's bucket counts are not counted. They take a byte
+    # each in a real histogram as in a body of zeros, and 24-28 bytes each once parsed in both,
+    # so no count could tell them apart; they are bounded by the body's size alone.
     return _count_values(memoryview(body), 0, len(body), signal.request.DESCRIPTOR, stop_after, 0)
 
 
@@ -290,12 +307,12 @@ def _count_values(buf: memoryview, i: int, end: int, descriptor: Any, left: int,
             i += 1
         step = plan.get(key >> 3)
         if step is not None:
-            counted, sub = step
+            counted, sub, attribute = step
             found += counted
-            stop = min(i + n, end)
-            scalar = sub.full_name == _KEY_VALUE and _lone_scalar_attribute(buf, i, stop)
-            if n > 0 and depth < _MAX_WIRE_DEPTH and not scalar:
-                found += _count_values(buf, i, stop, sub, left - found, depth + 1)
+            if sub is not None and n > 0 and depth < _MAX_WIRE_DEPTH:
+                stop = min(i + n, end)
+                if not (attribute and _lone_scalar_attribute(buf, i, stop)):
+                    found += _count_values(buf, i, stop, sub, left - found, depth + 1)
         i += n
     return found
 
@@ -326,22 +343,25 @@ def _lone_scalar_attribute(buf: memoryview, i: int, end: int) -> bool:
 
 
 @functools.cache
-def _value_plan(descriptor: Any) -> dict[int, tuple[int, Any]]:
-    """The message fields of ``descriptor`` that hold attributes or array elements, or lead
-    to some: their number, whether each one counts, and the message type to walk into."""
+def _value_plan(descriptor: Any) -> dict[int, tuple[int, Any, bool]]:
+    """The message fields of ``descriptor`` that hold what :func:`count_values` counts, or
+    lead to some: their number, whether each one counts, the message type to walk into (None
+    when nothing inside it counts, a quantile say) and whether it is an attribute."""
     plan = {}
     for field in descriptor.fields:
         sub = field.message_type
         if sub is None or not _holds_values(sub):
             continue
-        counted = sub.full_name == _KEY_VALUE or descriptor.full_name == _ARRAY_VALUE
-        plan[field.number] = (int(counted), sub)
+        counted = sub.full_name in _COUNTED or descriptor.full_name == _ARRAY_VALUE
+        inside = any(f.message_type is not None and _holds_values(f.message_type)
+                     for f in sub.fields)  # fmt: skip
+        plan[field.number] = (int(counted), sub if inside else None, sub.full_name == _KEY_VALUE)
     return plan
 
 
 @functools.cache
 def _holds_values(descriptor: Any, seen: frozenset = frozenset()) -> bool:
-    if descriptor.full_name in (_KEY_VALUE, _ARRAY_VALUE):
+    if descriptor.full_name in _COUNTED or descriptor.full_name == _ARRAY_VALUE:
         return True
     seen |= {descriptor.full_name}
     return any(
@@ -509,10 +529,14 @@ _MALFORMED_ID = base64.b64encode(b"\x00").decode()
 
 #: Base64 as protobuf's JSON mapping writes it: standard or URL-safe, padding optional.
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]*={0,2}")
+#: The id fields of records, spans, links and exemplars under both names the JSON mapping
+#: reads (its JSON name and the proto name).
+_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
 
 def _hex_ids_to_base64(raw: dict) -> dict:
     """OTLP/JSON writes ids as hex; protobuf's JSON mapping expects base64 for bytes fields.
+    Both names of an id are read (``traceId`` and ``trace_id``), as the mapping reads both.
     An id that is not hex (an odd length, other letters) or not a string at all is marked
     malformed, not refused."""
 
@@ -520,7 +544,7 @@ def _hex_ids_to_base64(raw: dict) -> dict:
         if depth > MAX_JSON_DEPTH:
             raise OtlpError(f"OTLP/JSON nested deeper than {MAX_JSON_DEPTH}")
         if isinstance(obj, dict):
-            for key in ("traceId", "spanId", "parentSpanId"):
+            for key in _ID_KEYS:
                 value = obj.get(key)
                 if isinstance(value, str) and value:
                     try:
@@ -532,9 +556,10 @@ def _hex_ids_to_base64(raw: dict) -> dict:
                     obj[key] = _MALFORMED_ID
             # The JSON mapping's own parser skips what is not base64, so text sent here would
             # come out as bytes that are not UTF-8 and be stored base64, past redaction.
-            value = obj.get("bytesValue")
-            if isinstance(value, str) and not _BASE64.fullmatch(value):
-                raise OtlpError("bytesValue is not base64")
+            for key in ("bytesValue", "bytes_value"):
+                value = obj.get(key)
+                if isinstance(value, str) and not _BASE64.fullmatch(value):
+                    raise OtlpError(f"{key} is not base64")
             for value in obj.values():
                 fix(value, depth + 1)
         elif isinstance(obj, list):
@@ -558,13 +583,18 @@ _RECORDS = frozenset(
     )
 )
 _ANY_VALUE = "opentelemetry.proto.common.v1.AnyValue"
-#: The JSON types an AnyValue's scalars take; 64-bit integers and doubles may be strings.
+#: The JSON types an AnyValue's scalars take, under both names the JSON mapping reads;
+#: 64-bit integers and doubles may be strings.
 _ANY_SCALARS = {
-    "stringValue": (str,),
-    "boolValue": (bool,),
-    "intValue": (int, str),
-    "doubleValue": (int, float, str),
-    "bytesValue": (str,),
+    name: types
+    for camel, snake, types in (
+        ("stringValue", "string_value", (str,)),
+        ("boolValue", "bool_value", (bool,)),
+        ("intValue", "int_value", (int, str)),
+        ("doubleValue", "double_value", (int, float, str)),
+        ("bytesValue", "bytes_value", (str,)),
+    )
+    for name in (camel, snake)
 }
 
 

@@ -46,7 +46,7 @@ from qlingest.redact import Redactor, redact_message
 from qlingest.serve import otlp
 from qlingest.serve.http import HttpProtocol, Limits, Request, Response
 from qlingest.serve.metrics import Metrics
-from qlingest.serve.wal import Wal, WalRecord
+from qlingest.serve.wal import Wal, WalRecord, make_private
 from qlingest.source import GzipReader, ZstdReader
 from qlingest.store import (
     PARTITION_KEY,
@@ -118,6 +118,7 @@ class Server:
         self.dead_letters = _DeadLetters(self.store, config.store.target_file_bytes)
         self._own = _Sink(self.pipeline, self.dead_letters)
         fsync = self.cfg.wal_fsync != "never"
+        make_private(self.store.root / "wal")
         self.wal = Wal(
             self.store.root / "wal" / self.store.writer,
             segment_bytes=self.cfg.wal_segment_bytes,
@@ -386,18 +387,28 @@ class Server:
 
     async def _log_prober(self) -> None:
         """While log writes fail, checks at doubling intervals (from ``flush_interval_s`` up to
-        ``RETRY_MAX_S``) whether the log's disk takes writes again: a server that ``/readyz``
-        took out of rotation gets no request that could find out."""
+        ``RETRY_MAX_S``) whether the log takes writes again: a server that ``/readyz`` took
+        out of rotation gets no request that could find out."""
         loop = asyncio.get_running_loop()
         while True:
             await self._log_failing.wait()
             delay = self.cfg.flush_interval_s
             while self._wal_failures:
                 await asyncio.sleep(delay)
-                if await loop.run_in_executor(self._wal_pool, self.wal.writable):
+                if await loop.run_in_executor(self._wal_pool, self._log_takes_writes):
                     self._log_writes_resumed()
                 delay = min(delay * 2, max(RETRY_MAX_S, self.cfg.flush_interval_s))
             self._log_failing.clear()
+
+    def _log_takes_writes(self) -> bool:
+        """On the log thread: whether a request would be logged now. It asks what a request
+        does: a segment is started if none is open, and the open one is written to."""
+        if not self.wal.is_open:
+            try:
+                self.wal.open_segment(self.store._seq)
+            except OSError:
+                return False
+        return self.wal.writable()
 
     def _group(
         self, batch: list[tuple[str, bytes, int, asyncio.Future]]
@@ -708,8 +719,9 @@ class Server:
 
     def _too_many_values(self, values: int) -> str:
         return (
-            f"more than {values} attributes, array values or objects in one request (one per "
-            f"{otlp.VALUE_BYTES} bytes of serve.max_body_bytes): send fewer per request"
+            f"more than {values} attributes, array values, span events and links, exemplars, "
+            f"quantiles or objects in one request (one per {otlp.VALUE_BYTES} bytes of "
+            "serve.max_body_bytes): send fewer per request"
         )
 
     async def _otlp(self, req: Request, body: bytes, signal_: otlp.Signal) -> Response:

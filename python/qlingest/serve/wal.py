@@ -11,10 +11,10 @@ A record's payload is written from its parts (the bodies of the requests it grou
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import re
+import stat
 import struct
 import time
 import zlib
@@ -24,7 +24,7 @@ from pathlib import Path
 
 from qlingest.store import fsync_dir
 
-__all__ = ["Wal", "WalRecord"]
+__all__ = ["Wal", "WalRecord", "make_private"]
 
 MAGIC = b"QLWAL1\n\0"
 _SEGMENT_HEAD = struct.Struct("<8sQ")
@@ -82,6 +82,7 @@ class Wal:
         #: Applied to damaged bytes before they are kept (the server redacts them).
         self.scrub = scrub
         _make_dirs(self.dir)
+        _tighten(self.dir)
         self.segment_bytes = segment_bytes
         self.fsync_enabled = fsync
         self._segments: list[_Segment] = []
@@ -254,25 +255,22 @@ class Wal:
             os.fsync(self._fd)
 
     def writable(self) -> bool:
-        """Whether the log's disk takes a page written (and fsynced) now, as a full one does
-        not; the probe file is deleted again. Segments are left alone: starting one would
-        replace an open segment that holds no record yet."""
-        path = self.dir / ".probe"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
-        except OSError:
+        """Whether the open segment takes the start of a record now, as the next request's
+        would be written: bytes appended (and fsynced) where it would go, then cut off again.
+        So the answer is the one a request would get, on a disk with room in the segment's
+        last block but none for a new file. False when no segment is open."""
+        if not self.is_open:
             return False
+        seg = self._segments[-1]
         try:
-            _write_all(fd, [bytes(4096)])
+            _write_all(self._fd, [bytes(_PROBE_BYTES)])
             if self.fsync_enabled:
-                os.fsync(fd)
+                os.fsync(self._fd)
             return True
         except OSError:
             return False
         finally:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                path.unlink()
+            self._cut(seg)
 
     def should_rotate(self) -> bool:
         return bool(self._segments) and self._segments[-1].size >= self.segment_bytes
@@ -326,11 +324,35 @@ class Wal:
 
 def _make_dirs(path: Path) -> None:
     """Creates ``path`` and its missing parents as ``DIR_MODE``: ``mkdir(parents=True)``
-    would give the parents (``wal/`` itself) the default mode. Existing ones are left as
-    they are."""
+    would give the parents (``wal/`` itself) the default mode."""
     if not path.parent.exists():
         _make_dirs(path.parent)
     path.mkdir(DIR_MODE, exist_ok=True)
+
+
+def make_private(path: Path) -> None:
+    """Creates the directory ``path`` as ``DIR_MODE``, or gives an existing one that mode."""
+    _make_dirs(path)
+    _restrict(path, DIR_MODE)
+
+
+def _tighten(directory: Path) -> None:
+    """Gives a log directory made by an older version (0755, segments 0644) the modes new
+    ones get: its segments, its ``damaged/`` directory and the bytes kept there."""
+    _restrict(directory, DIR_MODE)
+    for path in directory.glob("*.wal"):
+        _restrict(path, FILE_MODE)
+    damaged = directory / "damaged"
+    if damaged.is_dir():
+        _restrict(damaged, DIR_MODE)
+        for path in damaged.glob("*.bin"):
+            _restrict(path, FILE_MODE)
+
+
+def _restrict(path: Path, mode: int) -> None:
+    """Sets ``mode`` on ``path`` unless it has it already."""
+    if stat.S_IMODE(path.stat().st_mode) != mode:
+        os.chmod(path, mode)
 
 
 def _record_at(data: bytes, pos: int, after_seq: int) -> tuple[int, int, int, str, bytes] | None:
@@ -357,6 +379,10 @@ def _incomplete(data: bytes, pos: int) -> bool:
     _, length, _, _, src_len = _RECORD_HEAD.unpack_from(data, pos)
     return pos + _RECORD_HEAD.size + src_len + length > len(data)
 
+
+#: What the probe of ``Wal.writable`` appends: less than a record header, so that bytes a
+#: crash leaves behind are a torn tail, which recovery cuts away quietly.
+_PROBE_BYTES = _RECORD_HEAD.size - 1
 
 #: How many record numbers past the last good one a resynchronising search tries first.
 #: Numbers are consecutive in a segment (a failed ``append`` gives its numbers to the next
