@@ -459,6 +459,42 @@ def test_chunks_are_views_that_rebuild_the_input_seekable_or_not(lines, last_new
         assert all(bytes(c.data).endswith(b"\n") for c in chunks[:-1])
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.booleans(),
+            st.sampled_from(
+                [b'{"message":"abcdef"}', b'{"m":1}', b"x" * 18, b'{"m":"' + b"y" * 13]
+            ),
+            st.sampled_from([b"", b"\r", b"\rGARBAGE", b"   ", b"\r\r", b'"}']),
+        ),
+        max_size=8,
+    ),
+    chunk_bytes=st.integers(1, 40),
+)
+def test_a_line_over_the_limit_is_dead_lettered_however_the_input_is_read(lines, chunk_bytes):
+    # A line read in pieces from a pipe is cut once it is known to pass the limit; the cut
+    # must still pass it once its byte order mark and carriage return are taken off
+    # (`{"message":"abcdef"}\r` read alone was 21 bytes, 20 without the `\r`, and was kept
+    # as an event though its line went on).
+    limit = 20
+    raw = [(b"\xef\xbb\xbf" if bom else b"") + body + tail for bom, body, tail in lines]
+    data = b"".join(line + b"\n" for line in raw)
+    p = Pipeline(config=load_config(**{"input.max_line_bytes": limit}))
+    alone = []
+    for number, line in enumerate(raw, 1):
+        batch = p.decode(line + b"\n", first_line=number)
+        alone += batch.dead_letters.select("line", "reason").rows()
+    for stream in (io.BytesIO(data), _Pipe(data)):
+        read, first = [], 1
+        for chunk in read_chunks(stream, max_line_bytes=limit, chunk_bytes=chunk_bytes):
+            batch = p.decode(chunk.data, first_line=first)
+            first += batch.lines
+            read += batch.dead_letters.select("line", "reason").rows()
+        assert read == alone
+
+
 def test_dead_letter_lines_count_across_chunks(tmp_path, monkeypatch):
     import qlingest.pipeline as pipeline_module
 

@@ -373,6 +373,11 @@ class ZstdReader:
         self.close()
 
 
+#: Bytes of a line the decoder does not count against the size limit: a byte order mark (3)
+#: and a carriage return before the newline (1).
+_LINE_MARKS = 4
+
+
 def read_chunks(
     stream: BinaryIO, max_line_bytes: int, chunk_bytes: int = CHUNK_BYTES
 ) -> Iterator[Chunk]:
@@ -409,8 +414,11 @@ def read_chunks(
                 carry = block[cut + 1 :]
         else:
             carry += memoryview(block)[start:]
-        if len(carry) > max_line_bytes:
-            cut_line = carry[: max_line_bytes + 1] + b"\n"
+        # The decoder measures a line without a byte order mark and a final carriage return:
+        # a line is cut only once it passes the limit with both taken off, and its cut part
+        # keeps enough of it to pass the limit that way too.
+        if len(carry) > max_line_bytes + _LINE_MARKS:
+            cut_line = carry[: max_line_bytes + _LINE_MARKS + 1] + b"\n"
             yield Chunk(cut_line, oversized=True, size=len(carry) + skipped)
             carry, skipping, skipped = b"", True, 0
     if carry or skipped:
