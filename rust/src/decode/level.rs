@@ -22,10 +22,11 @@ pub fn level_from_str(text: &str) -> Option<Level> {
 /// `level_from_str` by trimming, folding to lower case and matching each spelling.
 fn level_by_folding(text: &str) -> Option<Level> {
     let t = text.trim();
-    if t.len() > 12 {
+    // The longest spelling, `informational`, has thirteen letters.
+    if t.len() > 13 {
         return None;
     }
-    let mut buf = [0u8; 12];
+    let mut buf = [0u8; 13];
     let lower = &mut buf[..t.len()];
     lower.copy_from_slice(t.as_bytes());
     lower.make_ascii_lowercase();
@@ -167,6 +168,8 @@ mod tests {
             ("panic", Level::Critical),
             ("trace", Level::Debug),
             ("notice", Level::Info),
+            ("Informational", Level::Info),
+            ("EMERGENCY", Level::Critical),
             (" INFO ", Level::Info),
             ("3", Level::Error),
             ("7", Level::Debug),
