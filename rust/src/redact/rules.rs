@@ -202,6 +202,55 @@ pub static BUILTIN: &[BuiltinRule] = &[
         )],
     },
     BuiltinRule {
+        name: "openai_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["sk-"]),
+        // Project, service-account and admin keys name their kind; other `sk-` keys count when
+        // they carry `T3BlbkFJ` (base64 of `OpenAI`) or have the legacy shape, 48 letters and
+        // digits and nothing glued after, so `task-…` and short `sk-…` names stay.
+        patterns: &[strong(
+            r"(?:^|[^A-Za-z0-9])(sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|[A-Za-z0-9_-]{10,}T3BlbkFJ[A-Za-z0-9_-]{10,}|[A-Za-z0-9]{48}(?-u:\b)))",
+            1,
+        )],
+    },
+    BuiltinRule {
+        name: "anthropic_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["sk-ant-"]),
+        // `sk-ant-` + kind and version (`api03-`, `admin01-`) + about 95 URL-safe characters.
+        patterns: &[strong(r"(?:^|[^A-Za-z0-9])(sk-ant-[A-Za-z0-9_-]{40,})", 1)],
+    },
+    BuiltinRule {
+        name: "huggingface_token",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["hf_"]),
+        patterns: &[strong(r"(?:^|[^A-Za-z0-9])(hf_[A-Za-z]{34})(?-u:\b)", 1)],
+    },
+    BuiltinRule {
+        name: "npm_token",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["npm_"]),
+        patterns: &[strong(
+            r"(?:^|[^A-Za-z0-9])(npm_[A-Za-z0-9]{36})(?-u:\b)",
+            1,
+        )],
+    },
+    BuiltinRule {
+        name: "sendgrid_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["sg."]),
+        // `SG.` + 22-character key id + `.` + 43-character secret, 69 characters in all.
+        patterns: &[strong(
+            r"(?:^|[^A-Za-z0-9])(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})",
+            1,
+        )],
+    },
+    BuiltinRule {
         name: "url_password",
         optional: false,
         action: Action::Mask,

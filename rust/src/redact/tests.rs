@@ -131,6 +131,14 @@ fn tokens_with_documented_prefixes() {
         ("xoxb-123456789012-abcdefghijkl", "slack_token"),
         ("sk_live_abcdefghijklmnop1234", "stripe_key"),
         ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "google_api_key"),
+        ("sk-proj-nFIGLj5M7YYpHCOTHUtuJvbipRdkJAWZ4moUxm_yI5B_KGnplJJpdu0ol29v", "openai_key"),
+        ("sk-svcacct-X6N_631mG8YE5_is_I4cZ2cSV8HTMyf8GmXmeyNdaKTGoeszaD", "openai_key"),
+        ("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", "openai_key"),
+        ("sk-F68NcpP7BEXvfqZgimdS7jnqFCiI5ydYgqTxIBAiCofjZUlj", "openai_key"),
+        ("sk-ant-api03-cCTf07I8PjUhmi2ogviaNfrWta57-cLkIFKaEaTopYW5LSQdGrKNB4di4RX2G1zdW8FXpCEyGjFl6gdyK26CijxV6zXnUAA", "anthropic_key"),
+        ("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", "huggingface_token"),
+        ("npm_iZbnGXei4Lo53t2zLE0MZwlwp23JOwv0HBha", "npm_token"),
+        ("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", "sendgrid_key"),
         ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
     ];
     for (secret, rule) in cases {
@@ -157,6 +165,32 @@ fn tokens_with_documented_prefixes() {
     for clean in [
         "BRAKIAIOSFODNN7EXAMPLE",
         "xghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn ai_and_registry_token_lookalikes_stay() {
+    for clean in [
+        // `sk-` ends words and starts short names; a legacy-length run needs no glued tail.
+        "task-proj-migration-for-the-new-billing-service-and-more",
+        "deploy task-F68NcpP7BEXvfqZgimdS7jnqFCiI5ydYgqTxIBAiCofjZUlj",
+        "sk-proj-alpha is the staging project",
+        "sk-F68NcpP7BEXvfqZgimdS7jnqFCiI5ydYgqTxIBAiCofjZUlj9",
+        "risk-ant-api03-cCTf07I8PjUhmi2ogviaNfrWta57-cLkIFKaEaTopYW5LSQd",
+        "sk-ant-api03-short",
+        // `hf_` and `npm_` inside identifiers, or followed by too few or too many characters.
+        "half_EnWRwvFItdlNODirEtIdjdHbRtFxOsxQVl",
+        "pdhf_EnWRwvFItdlNODirEtIdjdHbRtFxOsxQVl",
+        "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2",
+        "hf_hub_download(repo_id, filename)",
+        "run npm_config_cache=/tmp/npm before npm_install_all_the_packages_now",
+        "npm_iZbnGXei4Lo53t2zLE0MZwlwp23JOwv0HBha9",
+        // `SG.` that is a sentence end or a key of the wrong shape.
+        "msg.SG.fNIvMzzoCXK4oXo4jEhAWy is a setting",
+        "SG.fNIvMzzoCXK4oXo4jEhA.kqU9pklDCnr88OXiUpRIv69mTf5ObhWzFnTvJ2gwi2R",
+        "region SG. capacity",
     ] {
         assert_eq!(red(clean), clean);
     }

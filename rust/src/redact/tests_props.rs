@@ -77,13 +77,23 @@ fn prefixed() -> impl Strategy<Value = Planted> {
         ("sk_live_", 24, ""),
         ("AIza", 35, ""),
         ("github_pat_", 40, ""),
+        ("sk-proj-", 48, ""),
+        ("sk-ant-api03-", 60, ""),
+        ("hf_", 34, ""),
+        ("npm_", 36, ""),
+        ("SG.", 22, ""),
     ]);
     (forms, alnum(60..=60)).prop_map(|((prefix, len, _), body)| {
-        let body = match prefix.starts_with("AKIA") || prefix.starts_with("ASIA") {
-            true => body.to_ascii_uppercase(),
-            false => body,
+        let body = match prefix {
+            "AKIA" | "ASIA" => body.to_ascii_uppercase(),
+            // Hugging Face tokens hold letters only.
+            "hf_" => body.replace(|c: char| c.is_ascii_digit(), "x"),
+            _ => body,
         };
-        let t = format!("{prefix}{}", &body[..len]);
+        let t = match prefix {
+            "SG." => format!("SG.{}.{}", &body[..len], &body[17..]),
+            _ => format!("{prefix}{}", &body[..len]),
+        };
         planted(t.clone(), t)
     })
 }
