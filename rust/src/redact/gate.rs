@@ -9,6 +9,7 @@ use super::assign::name_before;
 use super::keys::KeyKind;
 use super::prefilter::{bit, RuleMask};
 use super::rules::SECRET_NAMES;
+use super::text::contains_ignore_case;
 use super::Redactor;
 
 /// Longest parameter name the gate compares; `param_names` holds none longer.
@@ -76,7 +77,7 @@ impl Redactor {
         gated
     }
 
-    /// Whether `b` may hold a secret assignment, flag or `mysql -p` password.
+    /// Whether `b` may hold a secret assignment, flag or client password (`mysql -p…`).
     pub(super) fn may_assign(&self, b: &[u8]) -> bool {
         // Unicode case folding and whitespace (`\s`, K for KELVIN SIGN) are left to the regexes.
         !b.is_ascii()
@@ -91,9 +92,20 @@ impl Redactor {
     }
 }
 
-/// Whether `b` holds `--` or `-p`: one pass over the dashes, which most strings lack.
+/// Whether `b` holds `--` or `-p`, or a client's password flag that is a common pair of bytes
+/// elsewhere (`-u` with `curl`, `-a` with `redis-cli`): one pass over the dashes, which most
+/// strings lack, and a search for the client only when its flag is there.
 fn has_flag(b: &[u8]) -> bool {
-    memchr_iter(b'-', b).any(|i| matches!(b.get(i + 1), Some(b'-' | b'p')))
+    let (mut u, mut a) = (false, false);
+    for i in memchr_iter(b'-', b) {
+        match b.get(i + 1) {
+            Some(b'-' | b'p') => return true,
+            Some(b'u') => u = true,
+            Some(b'a') => a = true,
+            _ => {}
+        }
+    }
+    (u && contains_ignore_case(b, b"curl")) || (a && contains_ignore_case(b, b"redis-cli"))
 }
 
 /// Whether a `param_names` entry ends the name before `sep` (after whitespace and one quote).

@@ -290,6 +290,9 @@ pub static BUILTIN: &[BuiltinRule] = &[
                 "cc.num",
                 "mysql",
                 "mariadb",
+                // Clients whose short flag carries a password (`sshpass` holds `pass`).
+                "curl",
+                "redis-cli",
             ])
         },
         // Each form's separator is required, so prose that merely names a secret skips the regexes.
@@ -297,6 +300,9 @@ pub static BUILTIN: &[BuiltinRule] = &[
             needing(SECRET_PARAM, Validator::Unquote, &["=", ":"]),
             needing(SECRET_FLAG, Validator::Unquote, &["--"]),
             needing(MYSQL_P, Validator::Unquote, &["-p"]),
+            needing(CURL_USER, Validator::PasswordHalf, &["-u"]),
+            needing(SSHPASS_P, Validator::Unquote, &["-p"]),
+            needing(REDIS_CLI_A, Validator::Unquote, &["-a", "--pass"]),
         ],
     },
     BuiltinRule {
@@ -432,6 +438,27 @@ const SECRET_FLAG: &str = concat!(
 const MYSQL_P: &str = concat!(
     r#"(?:^|[^A-Za-z0-9_-])(?i:mysql|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|"#,
     r#"mariadb|mariadb-dump)(?:[ \t]+[^\s]+)*?[ \t]+-p([^-\s"'&;,<>][^\s"'&;,<>]*)"#
+);
+
+/// `secret_param`: the password half of the `user:password` after curl's `-u` or `--user`
+/// (`curl -u bob:S3cret https://…`, `-ubob:S3cret`); `-u bob` alone prompts for it.
+const CURL_USER: &str = concat!(
+    r#"(?:^|[^A-Za-z0-9_-])(?i:curl)(?:[ \t]+[^\s]+)*?[ \t]+(?:-u[ \t]*|--user[ \t]+)"#,
+    param_value!(r#"[^-\s"'&;,<>]"#)
+);
+
+/// `secret_param`: the password after sshpass's `-p` (`sshpass -p S3cret ssh host`, or glued).
+/// Only sshpass's own flags may come between, so the wrapped command's `-p` (ssh's port) is
+/// never read as one.
+const SSHPASS_P: &str = concat!(
+    r#"(?:^|[^A-Za-z0-9_-])(?i:sshpass)(?:[ \t]+-[^\s]+)*?[ \t]+-p[ \t]*"#,
+    param_value!(r#"[^-\s"'&;,<>]"#)
+);
+
+/// `secret_param`: the password after redis-cli's `-a` or `--pass` (`redis-cli -h c -a S3cret`).
+const REDIS_CLI_A: &str = concat!(
+    r#"(?:^|[^A-Za-z0-9_-])(?i:redis-cli)(?:[ \t]+[^\s]+)*?[ \t]+(?:-a|--pass)[ \t]+"#,
+    param_value!(r#"[^-\s"'&;,<>]"#)
 );
 
 /// The rule that also takes values assigned to secret key names in free text.

@@ -528,6 +528,64 @@ fn the_value_after_a_flag_naming_a_secret_is_the_secret() {
 }
 
 #[test]
+fn a_clients_password_flag_in_an_argument_array_hides_the_next_value() {
+    let r = redactor();
+    for (args, want) in [
+        (
+            r#"["curl","-u","admin:Hunter2pw","https://x"]"#,
+            r#"["curl","-u","admin:[REDACTED:user_password]","https://x"]"#,
+        ),
+        (
+            r#"["/usr/bin/curl","-s","--user","admin:Hunter2pw"]"#,
+            r#"["/usr/bin/curl","-s","--user","admin:[REDACTED:user_password]"]"#,
+        ),
+        (
+            r#"["curl","-uadmin:Hunter2pw"]"#,
+            r#"["curl","-uadmin:[REDACTED:user_password]"]"#,
+        ),
+        (
+            r#"["sshpass","-p","Hunter2pw","ssh","-p","2222","host"]"#,
+            r#"["sshpass","-p","[REDACTED:secret_key]","ssh","-p","2222","host"]"#,
+        ),
+        (
+            r#"["sshpass","-pHunter2pw","ssh","host"]"#,
+            r#"["sshpass","-p[REDACTED:secret_key]","ssh","host"]"#,
+        ),
+        (
+            r#"["redis-cli","-h","cache","-a","Hunter2pw","ping"]"#,
+            r#"["redis-cli","-h","cache","-a","[REDACTED:secret_key]","ping"]"#,
+        ),
+        (
+            r#"["mysql","-uroot","-pHunter2pw","db"]"#,
+            r#"["mysql","-uroot","-p[REDACTED:secret_key]","db"]"#,
+        ),
+    ] {
+        assert_eq!(
+            field(&r, "args", args),
+            format!(r#"{{"args":{want}}}"#),
+            "{args}"
+        );
+        // Replacements already there are left alone.
+        assert_eq!(
+            field(&r, "args", want),
+            format!(r#"{{"args":{want}}}"#),
+            "{want}"
+        );
+    }
+    // No password after the flag, a flag of another program, or no client named before it.
+    for clean in [
+        r#"["curl","-u","admin","https://x"]"#,
+        r#"["sshpass","-f","/run/pw","ssh","-p","2222","host"]"#,
+        r#"["docker","run","-u","1000:1000","img"]"#,
+        r#"["ssh","-p","2222","host"]"#,
+        r#"["mysql","-p","db"]"#,
+        r#"["redis-cli","info","-a"]"#,
+    ] {
+        assert_eq!(field(&r, "args", clean), format!(r#"{{"args":{clean}}}"#));
+    }
+}
+
+#[test]
 fn card_and_ssn_key_names_agree_in_text_and_json() {
     let r = redactor();
     for (name, spelled) in [
@@ -1085,6 +1143,64 @@ fn mysql_password_glued_to_dash_p() {
         "/usr/bin/mysqldump -h db -p[REDACTED:secret_param] --all-databases"
     );
     for clean in ["mysql -p appdb", "mysql -P3306 -u root", "grep -pattern x"] {
+        assert_eq!(red(clean), clean);
+    }
+    // Every client the argument arrays know is named by the text form too.
+    for name in args::MYSQL_CLIENTS {
+        assert_eq!(
+            red(&format!("{name} -h db -pDriftPw1 x")),
+            format!("{name} -h db -p[REDACTED:secret_param] x")
+        );
+    }
+}
+
+#[test]
+fn client_passwords_after_short_flags() {
+    for (text, want) in [
+        (
+            "curl -u admin:Hunter2pw https://api.example.com",
+            "curl -u admin:[REDACTED:secret_param] https://api.example.com",
+        ),
+        (
+            "curl -sS --user 'svc:pa ss' -X POST https://x",
+            "curl -sS --user 'svc:[REDACTED:secret_param]' -X POST https://x",
+        ),
+        (
+            "/usr/bin/curl -uadmin:Hunter2pw https://x",
+            "/usr/bin/curl -uadmin:[REDACTED:secret_param] https://x",
+        ),
+        (
+            "sshpass -p Hunter2pw ssh root@host",
+            "sshpass -p [REDACTED:secret_param] ssh root@host",
+        ),
+        (
+            "sshpass -v -pHunter2pw scp f host:",
+            "sshpass -v -p[REDACTED:secret_param] scp f host:",
+        ),
+        (
+            "redis-cli -h cache -p 6380 -a Hunter2pw ping",
+            "redis-cli -h cache -p 6380 -a [REDACTED:secret_param] ping",
+        ),
+        (
+            r#"REDIS-CLI --pass "Hunter2pw" info"#,
+            r#"REDIS-CLI --pass "[REDACTED:secret_param]" info"#,
+        ),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+    for clean in [
+        // curl prompts for the password; the user agent is no `--user`.
+        "curl -u admin https://api.example.com",
+        "curl --user-agent 'Mozilla/5.0 (X11:Linux)' https://x:8080/a",
+        "curl.example.com -u x:y",
+        "libcurl -u a:b",
+        // ssh's port after sshpass's password file, and short flags with no client.
+        "sshpass -f /run/pw ssh -p 2222 host",
+        "ssh -p 2222 host",
+        "docker run -u 1000:1000 img",
+        "redis-cli -h cache info keyspace",
+        "tar -a -cf x.tar.gz dir",
+    ] {
         assert_eq!(red(clean), clean);
     }
 }

@@ -21,6 +21,8 @@ fn stems_that_assign_nothing_shut_the_gate() {
         "span_name",
         "card declined: retry",
         "monkey: banana",
+        "checkout-api token bucket refilled",
+        "x-user-id key rotated",
     ] {
         assert!(!r.may_assign(t.as_bytes()), "{t:?}");
     }
@@ -37,6 +39,9 @@ fn every_form_of_secret_param_opens_the_gate() {
         "'token'='abc'",
         "run --token abc",
         "mysql -uroot -pS3cret db",
+        "CURL -u bob:S3cret",
+        "redis-cli -a S3cret",
+        "sshpass -pS3cret ssh h",
         "pan=4111111111111111",
         "cookie: a=b",
         "pass\u{3000}=x",
@@ -101,6 +106,13 @@ fn assignments() -> impl Strategy<Value = String> {
         "\n",
         "--",
         "-p",
+        "-u ",
+        "-a ",
+        "--user ",
+        "curl ",
+        "sshpass ",
+        "redis-cli ",
+        "bob:pw",
         "mysql ",
         "hunter2",
         "Bearer ",

@@ -137,9 +137,38 @@ fn email() -> impl Strategy<Value = Planted> {
         .prop_map(|t| planted(t.clone(), t))
 }
 
+/// A password on a client's command line, with other flags around it.
+fn command_line() -> impl Strategy<Value = Planted> {
+    let pw = "[A-Za-z0-9]{6,10}[0-9]";
+    let flags = prop::sample::select(vec!["", "-v ", "-h db.internal ", "-s -S "]);
+    (
+        proptest::string::string_regex(pw).unwrap(),
+        flags,
+        0..4usize,
+    )
+        .prop_map(|(pw, f, form)| {
+            let text = match form {
+                0 => format!("curl {f}-u deploy:{pw} https://api.example.com/v1"),
+                1 => format!("curl {f}--user 'deploy:{pw}' https://api.example.com/v1"),
+                // sshpass reads only its own flags before `-p`; `-v` is one.
+                2 if f.is_empty() => format!("sshpass -p {pw} ssh -p 2222 deploy@host"),
+                2 => format!("sshpass -v -p{pw} ssh -p 2222 deploy@host"),
+                _ => format!("redis-cli {f}-a {pw} ping"),
+            };
+            planted(text, pw)
+        })
+}
+
 /// A secret of any supported kind.
 pub fn any_secret() -> impl Strategy<Value = Planted> {
-    prop_oneof![card(), ssn(), prefixed(), credentials(), email()]
+    prop_oneof![
+        card(),
+        ssn(),
+        prefixed(),
+        credentials(),
+        email(),
+        command_line()
+    ]
 }
 
 fn base64(raw: &[u8]) -> String {
