@@ -120,6 +120,10 @@ pub(super) fn name_before(b: &[u8], sep: usize) -> Option<Range<usize>> {
 /// The value after the separator at `sep`, without quotes; None when there is none.
 fn value_after(b: &[u8], sep: usize, name: &[u8], ends: &mut Ends) -> Option<Range<usize>> {
     let mut i = sep + 1;
+    // Ruby, Perl and PHP hashes pair a name and its value with `=>` (`password => "x"`).
+    if b[sep] == b'=' && b.get(i) == Some(&b'>') {
+        i += 1;
+    }
     while i < b.len() && matches!(b[i], b' ' | b'\t') {
         i += 1;
     }

@@ -1106,6 +1106,33 @@ fn json_in_text_keeps_its_closing_brackets() {
 }
 
 #[test]
+fn hash_rockets_pair_a_secret_name_with_its_value() {
+    for (text, want) in [
+        (
+            r#"{:user => "bob", :password => "Hunter2pw"}"#,
+            r#"{:user => "bob", :password => "[REDACTED:secret_param]"}"#,
+        ),
+        (
+            "my %cfg = (api_key=>Hunter2pw, host=>db);",
+            "my %cfg = (api_key=>[REDACTED:secret_param], host=>db);",
+        ),
+        (
+            "['db_password' => 'Hunter2pw']",
+            "['db_password' => '[REDACTED:secret_param]']",
+        ),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+    for clean in [
+        "token_count => 5",
+        "password => ",
+        "(password) => check(password)",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
 fn assignments_under_plain_names_or_without_values_stay() {
     for clean in [
         "token_count=5",

@@ -102,7 +102,7 @@ fn credentials() -> impl Strategy<Value = Planted> {
     let pw = "[A-Za-z0-9]{6,10}[0-9]";
     (
         proptest::string::string_regex(pw).unwrap(),
-        0..7usize,
+        0..8usize,
         alnum(20..=30),
     )
         .prop_map(|(pw, form, tok)| {
@@ -120,6 +120,7 @@ fn credentials() -> impl Strategy<Value = Planted> {
                     format!("eyJhbGciOiJIUzI1NiJ9.eyJ{tok}.{pw}sig"),
                     format!("eyJ{tok}"),
                 ),
+                6 => planted(format!("{{:user => 'app', :password => '{pw}'}}"), pw),
                 _ => {
                     let body = format!("MIIE{tok}\n{pw}AB");
                     planted(
