@@ -3,9 +3,9 @@
 
 use std::sync::OnceLock;
 
-use memchr::{memchr2_iter, memchr_iter};
+use memchr::{memchr, memchr2_iter, memchr_iter};
 
-use super::assign::name_before;
+use super::assign::{name_before, opening_tags};
 use super::keys::KeyKind;
 use super::prefilter::{bit, RuleMask};
 use super::rules::SECRET_NAMES;
@@ -56,6 +56,8 @@ impl Redactor {
     }
 
     /// `mask` without the rules none of whose patterns may match `parts` under the key `ctx`.
+    // Every string passes here, most with an empty mask: inlined, that costs a test.
+    #[inline]
     pub(super) fn gate_patterns(&self, parts: &[&str], ctx: &str, mask: RuleMask) -> RuleMask {
         // Rules past the mask width share no bit of their own; those masks stay as they are.
         if self.rules.len() > 64 {
@@ -65,11 +67,11 @@ impl Redactor {
         let mut bits = mask & bit(self.rules.len()).wrapping_sub(1);
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
-            if !self.rules[i]
+            let matchable = self.rules[i]
                 .patterns
                 .iter()
-                .any(|p| p.may_match_parts(parts, ctx))
-            {
+                .any(|p| p.may_match_parts(parts, ctx));
+            if !(matchable || self.elements_may_match(i, parts)) {
                 gated &= !bit(i);
             }
             bits &= bits - 1;
@@ -77,12 +79,27 @@ impl Redactor {
         gated
     }
 
-    /// Whether `b` may hold a secret assignment, flag or client password (`mysql -p…`).
+    /// Whether rule `i` is the one whose assignment scan also reads elements
+    /// (`<password>x</password>`), which no pattern of it needs, and `parts` hold a tag's end.
+    #[inline(never)]
+    fn elements_may_match(&self, i: usize, parts: &[&str]) -> bool {
+        self.assign_rule == Some(i) && parts.iter().any(|p| memchr(b'>', p.as_bytes()).is_some())
+    }
+
+    /// Whether `b` may hold a secret assignment, element, flag or client password (`mysql -p…`).
     pub(super) fn may_assign(&self, b: &[u8]) -> bool {
         // Unicode case folding and whitespace (`\s`, K for KELVIN SIGN) are left to the regexes.
         !b.is_ascii()
             || has_flag(b)
             || memchr2_iter(b'=', b':', b).any(|sep| self.secret_before(b, sep))
+            || self.secret_element(b)
+    }
+
+    /// Whether `b` opens an element a secret key name names (`<password>`); most text holds
+    /// no `<`, which one plain search tells.
+    fn secret_element(&self, b: &[u8]) -> bool {
+        memchr(b'<', b).is_some()
+            && opening_tags(b).any(|(name, _)| self.keys.kind(&b[name]) == KeyKind::Secret)
     }
 
     /// Whether the name before the separator at `sep` is one the regexes or key rules take.

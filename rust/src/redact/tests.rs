@@ -1133,6 +1133,44 @@ fn hash_rockets_pair_a_secret_name_with_its_value() {
 }
 
 #[test]
+fn elements_named_by_a_secret_key_lose_their_content() {
+    for (text, want) in [
+        (
+            "<user>bob</user><password>Hunter2pw</password>",
+            "<user>bob</user><password>[REDACTED:secret_param]</password>",
+        ),
+        (
+            "<DbPassword> Hunter2pw </DbPassword>",
+            "<DbPassword> [REDACTED:secret_param] </DbPassword>",
+        ),
+        (
+            r#"<wsse:Password Type="PasswordText">Hunter2pw</wsse:Password>"#,
+            r#"<wsse:Password Type="PasswordText">[REDACTED:secret_param]</wsse:Password>"#,
+        ),
+        (
+            "<apiKey>\n  Hunter2pw\n</apiKey>",
+            "<apiKey>\n  [REDACTED:secret_param]\n</apiKey>",
+        ),
+        (
+            "truncated <token>Hunter2pw",
+            "truncated <token>[REDACTED:secret_param]",
+        ),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+    for clean in [
+        "<password></password><password/><password />",
+        "<password><value>x</value></password>",
+        "log in with <token> and --verbose",
+        "<tokenizer>bpe</tokenizer><passport>x</passport>",
+        "if a <password && b > c",
+        "</password>x</password>",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
 fn assignments_under_plain_names_or_without_values_stay() {
     for clean in [
         "token_count=5",

@@ -23,6 +23,7 @@ fn stems_that_assign_nothing_shut_the_gate() {
         "monkey: banana",
         "checkout-api token bucket refilled",
         "x-user-id key rotated",
+        "<tokenizer>bpe</tokenizer>",
     ] {
         assert!(!r.may_assign(t.as_bytes()), "{t:?}");
     }
@@ -42,6 +43,7 @@ fn every_form_of_secret_param_opens_the_gate() {
         "CURL -u bob:S3cret",
         "redis-cli -a S3cret",
         "sshpass -pS3cret ssh h",
+        "<ns:Password a=\"b\">S3cret</ns:Password>",
         "pan=4111111111111111",
         "cookie: a=b",
         "pass\u{3000}=x",
@@ -113,6 +115,11 @@ fn assignments() -> impl Strategy<Value = String> {
         "sshpass ",
         "redis-cli ",
         "bob:pw",
+        "<",
+        "</",
+        ">",
+        "password>",
+        "ns:",
         "mysql ",
         "hunter2",
         "Bearer ",

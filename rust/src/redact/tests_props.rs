@@ -102,7 +102,7 @@ fn credentials() -> impl Strategy<Value = Planted> {
     let pw = "[A-Za-z0-9]{6,10}[0-9]";
     (
         proptest::string::string_regex(pw).unwrap(),
-        0..8usize,
+        0..9usize,
         alnum(20..=30),
     )
         .prop_map(|(pw, form, tok)| {
@@ -121,6 +121,10 @@ fn credentials() -> impl Strategy<Value = Planted> {
                     format!("eyJ{tok}"),
                 ),
                 6 => planted(format!("{{:user => 'app', :password => '{pw}'}}"), pw),
+                7 => planted(
+                    format!("<user>app</user><db_password>{pw}</db_password>"),
+                    pw,
+                ),
                 _ => {
                     let body = format!("MIIE{tok}\n{pw}AB");
                     planted(
