@@ -199,3 +199,11 @@ def test_both_baselines_keep_prefixes_inside_words():
     assert PyRedactor().text(text) == text
     frame, _ = polars_redact(pl.DataFrame({"message": [text]}), ["message"], DEFAULT_HASH_KEY)
     assert frame["message"].to_list() == [text]
+
+
+def test_both_baselines_mask_the_signature_of_a_signed_url():
+    text = "GET /c/b.txt?sv=2021-08-06&sp=r&sig=AbC%2Bdef%3D HTTP/1.1"
+    want = "GET /c/b.txt?sv=2021-08-06&sp=r&sig=[REDACTED:query_token] HTTP/1.1"
+    assert PyRedactor().text(text) == want
+    frame, _ = polars_redact(pl.DataFrame({"message": [text]}), ["message"], DEFAULT_HASH_KEY)
+    assert frame["message"].to_list() == [want]

@@ -110,7 +110,7 @@ VALUE_RULES: list[tuple[str, str, int]] = [
     ("url_password", r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"]+:)[^\s@/\"]+@", 1),
     (
         "query_token",
-        r"(?i)([?&](?:token|access_token|api_key|apikey|password|secret)=)[^&\s\"#]+",
+        r"(?i)([?&](?:token|access_token|api_key|apikey|password|secret|sig)=)[^&\s\"#]+",
         1,
     ),
     ("aws_access_key_id", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", 0),

@@ -42,7 +42,7 @@ impl Redactor {
             let Some(name) = name_before(b, sep) else {
                 continue;
             };
-            if self.keys.kind(&b[name.clone()]) != KeyKind::Secret {
+            if self.keys.kind(&b[name.clone()]) != KeyKind::Secret && !query_signature(b, &name) {
                 continue;
             }
             if let Some(v) = value_after(b, sep, &b[name], &mut ends) {
@@ -129,6 +129,15 @@ pub(super) fn name_before(b: &[u8], sep: usize) -> Option<Range<usize>> {
     super::work::add(sep - start);
     let opened = quote.is_none() || (start > 0 && Some(b[start - 1]) == quote);
     (start < end && opened).then_some(start..end)
+}
+
+/// Whether `name` is `sig` as a URL query parameter (`?sig=`, `&sig=`): the signature of an
+/// Azure shared access signature, and of other signed URLs. Elsewhere `sig` is often a
+/// signal number (`sig=11` in an audit record), so the name alone says nothing.
+pub(super) fn query_signature(b: &[u8], name: &Range<usize>) -> bool {
+    name.start > 0
+        && matches!(b[name.start - 1], b'?' | b'&')
+        && b[name.clone()].eq_ignore_ascii_case(b"sig")
 }
 
 /// The value after the separator at `sep`, without quotes; None when there is none.

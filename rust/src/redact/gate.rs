@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use memchr::{memchr, memchr2_iter, memchr_iter};
 
-use super::assign::{name_before, opening_tags};
+use super::assign::{name_before, opening_tags, query_signature};
 use super::keys::KeyKind;
 use super::prefilter::{bit, RuleMask};
 use super::rules::SECRET_NAMES;
@@ -104,7 +104,9 @@ impl Redactor {
 
     /// Whether the name before the separator at `sep` is one the regexes or key rules take.
     fn secret_before(&self, b: &[u8], sep: usize) -> bool {
-        let keyed = name_before(b, sep).is_some_and(|n| self.keys.kind(&b[n]) == KeyKind::Secret);
+        let keyed = name_before(b, sep).is_some_and(|n| {
+            self.keys.kind(&b[n.clone()]) == KeyKind::Secret || query_signature(b, &n)
+        });
         keyed || param_name_before(b, sep)
     }
 }

@@ -293,6 +293,8 @@ pub static BUILTIN: &[BuiltinRule] = &[
                 // Clients whose short flag carries a password (`sshpass` holds `pass`).
                 "curl",
                 "redis-cli",
+                // A signed URL's signature (`&sig=`, Azure shared access signatures).
+                "sig=",
             ])
         },
         // Each form's separator is required, so prose that merely names a secret skips the regexes.

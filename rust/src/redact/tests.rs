@@ -1171,6 +1171,43 @@ fn elements_named_by_a_secret_key_lose_their_content() {
 }
 
 #[test]
+fn azure_account_keys_and_shared_access_signatures() {
+    for (text, want) in [
+        (
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=YWJjZGVmZ2hpams=;EndpointSuffix=core.windows.net",
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=[REDACTED:secret_param];EndpointSuffix=core.windows.net",
+        ),
+        (
+            "GET /c/b.txt?sv=2021-08-06&sp=r&sig=AbC%2Bdef%3D HTTP/1.1",
+            "GET /c/b.txt?sv=2021-08-06&sp=r&sig=[REDACTED:secret_param] HTTP/1.1",
+        ),
+        (
+            "SharedAccessSignature=sv=2022-11-02&ss=b&Sig=AbCdef123%3D;BlobEndpoint=x",
+            "SharedAccessSignature=[REDACTED:secret_param]&ss=b&Sig=[REDACTED:secret_param];BlobEndpoint=x",
+        ),
+        ("/x?sig=abc", "/x?sig=[REDACTED:secret_param]"),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+    for clean in [
+        "type=ANOM_ABEND auid=0 pid=1234 comm=\"java\" sig=11 res=1",
+        "AccountName=acct;EndpointSuffix=core.windows.net",
+        "GET /x?signal=9&sign=up",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+    let r = redactor();
+    assert_eq!(
+        field(
+            &r,
+            "storage",
+            r#"{"accountName":"acct","accountKey":"YWJj="}"#
+        ),
+        r#"{"storage":{"accountName":"acct","accountKey":"[REDACTED:secret_key]"}}"#
+    );
+}
+
+#[test]
 fn assignments_under_plain_names_or_without_values_stay() {
     for clean in [
         "token_count=5",

@@ -24,6 +24,7 @@ fn stems_that_assign_nothing_shut_the_gate() {
         "checkout-api token bucket refilled",
         "x-user-id key rotated",
         "<tokenizer>bpe</tokenizer>",
+        "key rotated for pid=1 sig=11",
     ] {
         assert!(!r.may_assign(t.as_bytes()), "{t:?}");
     }
@@ -43,6 +44,8 @@ fn every_form_of_secret_param_opens_the_gate() {
         "CURL -u bob:S3cret",
         "redis-cli -a S3cret",
         "sshpass -pS3cret ssh h",
+        "AccountKey=abc",
+        "/c?sp=r&sig=abc",
         "<ns:Password a=\"b\">S3cret</ns:Password>",
         "pan=4111111111111111",
         "cookie: a=b",
@@ -115,6 +118,9 @@ fn assignments() -> impl Strategy<Value = String> {
         "sshpass ",
         "redis-cli ",
         "bob:pw",
+        "sig=",
+        "&sig",
+        "AccountKey",
         "<",
         "</",
         ">",

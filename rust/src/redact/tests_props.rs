@@ -102,7 +102,7 @@ fn credentials() -> impl Strategy<Value = Planted> {
     let pw = "[A-Za-z0-9]{6,10}[0-9]";
     (
         proptest::string::string_regex(pw).unwrap(),
-        0..9usize,
+        0..11usize,
         alnum(20..=30),
     )
         .prop_map(|(pw, form, tok)| {
@@ -124,6 +124,11 @@ fn credentials() -> impl Strategy<Value = Planted> {
                 7 => planted(
                     format!("<user>app</user><db_password>{pw}</db_password>"),
                     pw,
+                ),
+                8 => planted(format!("AccountName=app;AccountKey={tok}==;"), tok),
+                9 => planted(
+                    format!("https://a.blob.core.windows.net/c?sp=r&sig={tok}"),
+                    tok,
                 ),
                 _ => {
                     let body = format!("MIIE{tok}\n{pw}AB");
