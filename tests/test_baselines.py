@@ -10,9 +10,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 from qlingest.baselines import (
+    DEFAULT_HASH_KEY,
     GENESIS,
     BaselineResult,
+    PyRedactor,
     email_token,
+    polars_redact,
     run_polars_baseline,
     run_python_baseline,
 )
@@ -169,3 +172,38 @@ def test_both_baselines_count_the_same_value_redactions(results):
     for kind in ("ssn", "email", "aws_access_key_id", "github_token", "stripe_key", "jwt"):
         assert py.get(kind) == pol.get(kind) == N // 50 // len(SECRETS), kind
     assert py["secret_key"] == pol["secret_key"] == len(range(3, N, 50))
+
+
+PREFIXED_TOKENS = {
+    "openai_key": "sk-proj-nFIGLj5M7YYpHCOTHUtuJvbipRdkJAWZ4moUxm_yI5B_KGnplJJpdu0ol29v",
+    "anthropic_key": "sk-ant-api03-cCTf07I8PjUhmi2ogviaNfrWta57-cLkIFKaEaTopYW5LSQdGrKNB4di",
+    "huggingface_token": "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",
+    "npm_token": "npm_iZbnGXei4Lo53t2zLE0MZwlwp23JOwv0HBha",
+    "sendgrid_key": "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",
+}
+
+
+@pytest.mark.parametrize("rule", list(PREFIXED_TOKENS))
+def test_both_baselines_mask_prefixed_tokens_under_the_same_name(rule):
+    text = f"deploy with {PREFIXED_TOKENS[rule]} now"
+    want = f"deploy with [REDACTED:{rule}] now"
+    py = PyRedactor()
+    assert py.text(text) == want
+    frame, counts = polars_redact(pl.DataFrame({"message": [text]}), ["message"], DEFAULT_HASH_KEY)
+    assert frame["message"].to_list() == [want]
+    assert py.counts[rule] == counts[rule] == 1
+
+
+def test_both_baselines_keep_prefixes_inside_words():
+    text = "task-proj-migration-for-the-new-billing-service half_x npm_config_cache=/tmp"
+    assert PyRedactor().text(text) == text
+    frame, _ = polars_redact(pl.DataFrame({"message": [text]}), ["message"], DEFAULT_HASH_KEY)
+    assert frame["message"].to_list() == [text]
+
+
+def test_both_baselines_mask_the_signature_of_a_signed_url():
+    text = "GET /c/b.txt?sv=2021-08-06&sp=r&sig=AbC%2Bdef%3D HTTP/1.1"
+    want = "GET /c/b.txt?sv=2021-08-06&sp=r&sig=[REDACTED:query_token] HTTP/1.1"
+    assert PyRedactor().text(text) == want
+    frame, _ = polars_redact(pl.DataFrame({"message": [text]}), ["message"], DEFAULT_HASH_KEY)
+    assert frame["message"].to_list() == [want]

@@ -72,6 +72,11 @@ def test_compare_runs_both_baselines_on_the_same_input(report):
     assert d["ratios"]["vs_python"] > 0
 
 
+def test_baselines_count_redactions_alike_but_for_cards(report):
+    # Rules the mix never triggers (`openai_key`, `npm_token`) count as equal, at zero.
+    assert report.checks()["baseline_redaction_rules_differing"] == ["credit_card"]
+
+
 def test_cli_bench_json(tmp_path, capsys):
     path = tmp_path / "mix.ndjson"
     generate_file(path, 500, seed=2)

@@ -110,7 +110,7 @@ VALUE_RULES: list[tuple[str, str, int]] = [
     ("url_password", r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@\"]+:)[^\s@/\"]+@", 1),
     (
         "query_token",
-        r"(?i)([?&](?:token|access_token|api_key|apikey|password|secret)=)[^&\s\"#]+",
+        r"(?i)([?&](?:token|access_token|api_key|apikey|password|secret|sig)=)[^&\s\"#]+",
         1,
     ),
     ("aws_access_key_id", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", 0),
@@ -120,6 +120,16 @@ VALUE_RULES: list[tuple[str, str, int]] = [
     ("slack_token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}", 0),
     ("stripe_key", r"\b[rs]k_live_[A-Za-z0-9]{16,}", 0),
     ("google_api_key", r"\bAIza[A-Za-z0-9_-]{35}", 0),
+    (
+        "openai_key",
+        r"\bsk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}"
+        r"|[A-Za-z0-9_-]{10,}T3BlbkFJ[A-Za-z0-9_-]{10,}|[A-Za-z0-9]{48}\b)",
+        0,
+    ),
+    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_-]{40,}", 0),
+    ("huggingface_token", r"\bhf_[A-Za-z]{34}\b", 0),
+    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b", 0),
+    ("sendgrid_key", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}", 0),
 ]
 CARD_CANDIDATE = r"\b\d(?:[ -]?\d){11,18}\b"
 # Polars cannot call a Luhn validator inside an expression, so its card rule names the issuer

@@ -384,10 +384,12 @@ class Report:
             return {}
         py, pl_ = self.baselines["python"], self.baselines["polars"]
         ours = self.end_to_end
+        # A rule that matched nothing is 0 in Python's counter and absent from Polars' counts,
+        # which are read from the masks written.
         differ = sorted(
             rule
             for rule in set(py.extra["redactions"]) | set(pl_.extra["redactions"])
-            if py.extra["redactions"].get(rule) != pl_.extra["redactions"].get(rule)
+            if py.extra["redactions"].get(rule, 0) != pl_.extra["redactions"].get(rule, 0)
         )
         return {
             "baseline_rows_out_equal": py.rows_out == pl_.rows_out,

@@ -20,15 +20,29 @@ const HEADER_NAMES: &[&[u8]] = &[b"cookie", b"setcookie"];
 const SCHEME_NAMES: &[&[u8]] = &[b"authorization", b"proxyauthorization"];
 
 impl Redactor {
-    /// Pushes, as rule `rule`, the value of every assignment to a secret name in `text`.
+    /// Pushes, as rule `rule`, the value of every assignment to a secret name in `text`, and
+    /// the content of every element a secret name names (`<password>x</password>`).
     pub(super) fn assignment_spans(&self, text: &str, rule: usize, spans: &mut Vec<Span>) {
         let b = text.as_bytes();
+        for (name, gt) in opening_tags(b) {
+            if self.keys.kind(&b[name]) != KeyKind::Secret {
+                continue;
+            }
+            if let Some(v) = element_value(b, gt + 1) {
+                spans.push(Span {
+                    start: v.start,
+                    end: v.end,
+                    rule,
+                    decoded: None,
+                });
+            }
+        }
         let mut ends = Ends::default();
         for sep in memchr2_iter(b'=', b':', b) {
             let Some(name) = name_before(b, sep) else {
                 continue;
             };
-            if self.keys.kind(&b[name.clone()]) != KeyKind::Secret {
+            if self.keys.kind(&b[name.clone()]) != KeyKind::Secret && !query_signature(b, &name) {
                 continue;
             }
             if let Some(v) = value_after(b, sep, &b[name], &mut ends) {
@@ -117,9 +131,22 @@ pub(super) fn name_before(b: &[u8], sep: usize) -> Option<Range<usize>> {
     (start < end && opened).then_some(start..end)
 }
 
+/// Whether `name` is `sig` as a URL query parameter (`?sig=`, `&sig=`): the signature of an
+/// Azure shared access signature, and of other signed URLs. Elsewhere `sig` is often a
+/// signal number (`sig=11` in an audit record), so the name alone says nothing.
+pub(super) fn query_signature(b: &[u8], name: &Range<usize>) -> bool {
+    name.start > 0
+        && matches!(b[name.start - 1], b'?' | b'&')
+        && b[name.clone()].eq_ignore_ascii_case(b"sig")
+}
+
 /// The value after the separator at `sep`, without quotes; None when there is none.
 fn value_after(b: &[u8], sep: usize, name: &[u8], ends: &mut Ends) -> Option<Range<usize>> {
     let mut i = sep + 1;
+    // Ruby, Perl and PHP hashes pair a name and its value with `=>` (`password => "x"`).
+    if b[sep] == b'=' && b.get(i) == Some(&b'>') {
+        i += 1;
+    }
     while i < b.len() && matches!(b[i], b' ' | b'\t') {
         i += 1;
     }
@@ -143,6 +170,56 @@ fn value_after(b: &[u8], sep: usize, name: &[u8], ends: &mut Ends) -> Option<Ran
     }
     let end = ends.bare(b, i);
     non_empty(i..i + without_closers(&b[i..end]))
+}
+
+/// The names of the opening tags in `b` (`<password>`, `<ns:password type="x">`; the name
+/// without its namespace prefix), each with the index of its `>`. Closing tags, empty-element
+/// tags (`<password/>`), comments and declarations name nothing.
+pub(super) fn opening_tags(b: &[u8]) -> impl Iterator<Item = (Range<usize>, usize)> + '_ {
+    let mut open = None;
+    memchr2_iter(b'<', b'>', b).filter_map(move |at| {
+        if b[at] == b'<' {
+            open = Some(at);
+            return None;
+        }
+        let lt = open.take()?;
+        let tag = &b[lt + 1..at];
+        let len = tag.iter().take_while(|&&c| is_name(c) || c == b':').count();
+        super::work::add(len + 1);
+        let ends_name = tag.get(len).map_or(true, u8::is_ascii_whitespace);
+        let local = tag[..len]
+            .iter()
+            .rposition(|&c| c == b':')
+            .map_or(0, |i| i + 1);
+        let named = local < len && ends_name && tag.last() != Some(&b'/');
+        named.then_some((lt + 1 + local..lt + 1 + len, at))
+    })
+}
+
+/// The content after an opening tag, trimmed: up to a closing tag (`</`). An element left open
+/// at the end of the text counts only when its content holds no whitespace (a cut-off
+/// `<password>x`, not prose such as `log in with <token> and --verbose`).
+fn element_value(b: &[u8], from: usize) -> Option<Range<usize>> {
+    let rest = &b[from..];
+    let end = match memchr::memchr(b'<', rest) {
+        Some(n) if rest.get(n + 1) == Some(&b'/') => from + n,
+        Some(_) => return None,
+        None if rest.iter().any(u8::is_ascii_whitespace) => return None,
+        None => b.len(),
+    };
+    super::work::add(end - from);
+    let content = &b[from..end];
+    let start = from
+        + content
+            .iter()
+            .take_while(|c| c.is_ascii_whitespace())
+            .count();
+    let trailing = content
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_whitespace())
+        .count();
+    non_empty(start..(end - trailing).max(start))
 }
 
 fn non_empty(r: Range<usize>) -> Option<Range<usize>> {

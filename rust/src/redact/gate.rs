@@ -3,12 +3,13 @@
 
 use std::sync::OnceLock;
 
-use memchr::{memchr2_iter, memchr_iter};
+use memchr::{memchr, memchr2_iter, memchr_iter};
 
-use super::assign::name_before;
+use super::assign::{name_before, opening_tags, query_signature};
 use super::keys::KeyKind;
 use super::prefilter::{bit, RuleMask};
 use super::rules::SECRET_NAMES;
+use super::text::contains_ignore_case;
 use super::Redactor;
 
 /// Longest parameter name the gate compares; `param_names` holds none longer.
@@ -55,6 +56,8 @@ impl Redactor {
     }
 
     /// `mask` without the rules none of whose patterns may match `parts` under the key `ctx`.
+    // Every string passes here, most with an empty mask: inlined, that costs a test.
+    #[inline]
     pub(super) fn gate_patterns(&self, parts: &[&str], ctx: &str, mask: RuleMask) -> RuleMask {
         // Rules past the mask width share no bit of their own; those masks stay as they are.
         if self.rules.len() > 64 {
@@ -64,11 +67,11 @@ impl Redactor {
         let mut bits = mask & bit(self.rules.len()).wrapping_sub(1);
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
-            if !self.rules[i]
+            let matchable = self.rules[i]
                 .patterns
                 .iter()
-                .any(|p| p.may_match_parts(parts, ctx))
-            {
+                .any(|p| p.may_match_parts(parts, ctx));
+            if !(matchable || self.elements_may_match(i, parts)) {
                 gated &= !bit(i);
             }
             bits &= bits - 1;
@@ -76,24 +79,52 @@ impl Redactor {
         gated
     }
 
-    /// Whether `b` may hold a secret assignment, flag or `mysql -p` password.
+    /// Whether rule `i` is the one whose assignment scan also reads elements
+    /// (`<password>x</password>`), which no pattern of it needs, and `parts` hold a tag's end.
+    #[inline(never)]
+    fn elements_may_match(&self, i: usize, parts: &[&str]) -> bool {
+        self.assign_rule == Some(i) && parts.iter().any(|p| memchr(b'>', p.as_bytes()).is_some())
+    }
+
+    /// Whether `b` may hold a secret assignment, element, flag or client password (`mysql -p…`).
     pub(super) fn may_assign(&self, b: &[u8]) -> bool {
         // Unicode case folding and whitespace (`\s`, K for KELVIN SIGN) are left to the regexes.
         !b.is_ascii()
             || has_flag(b)
             || memchr2_iter(b'=', b':', b).any(|sep| self.secret_before(b, sep))
+            || self.secret_element(b)
+    }
+
+    /// Whether `b` opens an element a secret key name names (`<password>`); most text holds
+    /// no `<`, which one plain search tells.
+    fn secret_element(&self, b: &[u8]) -> bool {
+        memchr(b'<', b).is_some()
+            && opening_tags(b).any(|(name, _)| self.keys.kind(&b[name]) == KeyKind::Secret)
     }
 
     /// Whether the name before the separator at `sep` is one the regexes or key rules take.
     fn secret_before(&self, b: &[u8], sep: usize) -> bool {
-        let keyed = name_before(b, sep).is_some_and(|n| self.keys.kind(&b[n]) == KeyKind::Secret);
+        let keyed = name_before(b, sep).is_some_and(|n| {
+            self.keys.kind(&b[n.clone()]) == KeyKind::Secret || query_signature(b, &n)
+        });
         keyed || param_name_before(b, sep)
     }
 }
 
-/// Whether `b` holds `--` or `-p`: one pass over the dashes, which most strings lack.
+/// Whether `b` holds `--` or `-p`, or a client's password flag that is a common pair of bytes
+/// elsewhere (`-u` with `curl`, `-a` with `redis-cli`): one pass over the dashes, which most
+/// strings lack, and a search for the client only when its flag is there.
 fn has_flag(b: &[u8]) -> bool {
-    memchr_iter(b'-', b).any(|i| matches!(b.get(i + 1), Some(b'-' | b'p')))
+    let (mut u, mut a) = (false, false);
+    for i in memchr_iter(b'-', b) {
+        match b.get(i + 1) {
+            Some(b'-' | b'p') => return true,
+            Some(b'u') => u = true,
+            Some(b'a') => a = true,
+            _ => {}
+        }
+    }
+    (u && contains_ignore_case(b, b"curl")) || (a && contains_ignore_case(b, b"redis-cli"))
 }
 
 /// Whether a `param_names` entry ends the name before `sep` (after whitespace and one quote).

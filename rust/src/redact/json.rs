@@ -4,9 +4,11 @@
 //! exact digits and unchanged strings keep their escapes; only redacted values are re-encoded.
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use memchr::memchr;
 
+use super::args::{Arg, Client};
 use super::config::Action;
 use super::escape::{json_unescape, push_json_string};
 use super::keys::{is_pair_name, is_pair_value, user_password_span, KeyKind};
@@ -135,8 +137,9 @@ impl<'r, 'c> Walker<'r, 'c> {
             *pos += 1;
         } else {
             // The value after a flag naming a secret key (`"--password"`) is that secret, as
-            // in a command line split into its arguments.
-            let mut after_flag = false;
+            // in a command line split into its arguments; so is the password a known client
+            // takes after its short flag (`["curl", "-u", "bob:pw"]`).
+            let (mut next, mut client) = (Arg::Plain, None);
             loop {
                 let mark = out.len();
                 if !first {
@@ -145,19 +148,17 @@ impl<'r, 'c> Walker<'r, 'c> {
                 skip_ws(src, pos);
                 let start = *pos;
                 let string = peek(src, start) == Some(b'"');
-                let kept = match self.r.key_action.filter(|_| after_flag) {
-                    Some(action) => self.secret_value(action, src, pos, out)?,
-                    None => self.value(src, pos, ctx, out)?,
-                };
+                let kept = self.argument(next, client, src, pos, ctx, out)?;
                 match kept {
                     true => first = false,
                     false => out.truncate(mark),
                 }
-                after_flag = string && {
+                next = Arg::Plain;
+                if string {
                     let raw = &src[start..*pos];
                     let text = json_unescape(&raw[1..raw.len() - 1]);
-                    self.r.keys.is_secret_flag(text.as_bytes())
-                };
+                    next = self.read_argument(&text, &mut client);
+                }
                 if close_or_comma(src, pos, b']')? {
                     break;
                 }
@@ -166,6 +167,93 @@ impl<'r, 'c> Walker<'r, 'c> {
         out.push(']');
         self.depth -= 1;
         Ok(true)
+    }
+
+    /// Writes one array element, given what the element before it said (`next`) and the
+    /// client whose arguments these are.
+    fn argument(
+        &mut self,
+        next: Arg,
+        client: Option<Client>,
+        src: &str,
+        pos: &mut usize,
+        ctx: &str,
+        out: &mut String,
+    ) -> Res<bool> {
+        let string = peek(src, *pos) == Some(b'"');
+        match (next, self.r.key_action, self.r.user_action) {
+            (Arg::NextPassword, Some(action), _) => self.secret_value(action, src, pos, out),
+            (Arg::NextCredential, _, Some(action)) if string => {
+                self.user_value(action, ctx, src, pos, out)
+            }
+            _ => match client.filter(|_| string) {
+                Some(client) => self.client_argument(client, src, pos, ctx, out),
+                None => self.value(src, pos, ctx, out),
+            },
+        }
+    }
+
+    /// What the array element `text` says about the next one: a flag naming a secret key, or a
+    /// client's password flag; a client's name makes the elements after it its arguments.
+    fn read_argument(&self, text: &str, client: &mut Option<Client>) -> Arg {
+        if self.r.keys.is_secret_flag(text.as_bytes()) {
+            return Arg::NextPassword;
+        }
+        let arg = client.map_or(Arg::Plain, |c| c.read(text));
+        if arg == Arg::End {
+            *client = None;
+        }
+        if let Some(named) = Client::named(text) {
+            *client = Some(named);
+        }
+        arg
+    }
+
+    /// A string argument of `client`: a password glued to its flag (`-pS3cret`, `-ubob:S3cret`)
+    /// is replaced, the flag and user name kept; any other argument is walked as a value.
+    fn client_argument(
+        &mut self,
+        client: Client,
+        src: &str,
+        pos: &mut usize,
+        ctx: &str,
+        out: &mut String,
+    ) -> Res<bool> {
+        let start = *pos;
+        let text = json_unescape(string_raw(src, pos)?);
+        let Some((counter, action, span)) = self.glued_secret(client, &text) else {
+            *pos = start;
+            return self.value(src, pos, ctx, out);
+        };
+        self.changed = true;
+        bump(self.counts, counter);
+        if action == Action::Drop {
+            return Ok(false);
+        }
+        let mut s = text[..span.start].to_string();
+        let rule = &self.r.names[counter];
+        self.r.renderer.render(action, rule, &text[span], &mut s);
+        push_json_string(&s, out);
+        Ok(true)
+    }
+
+    /// The counter, action and byte range of a password glued to `client`'s flag in `text`:
+    /// `secret_key` for a password, `user_password` for the half of `user:password`.
+    fn glued_secret(&self, client: Client, text: &str) -> Option<(usize, Action, Range<usize>)> {
+        let keyed = self.r.rules.len();
+        let (counter, action, span) = match client.read(text) {
+            Arg::GluedPassword(at) => (keyed, self.r.key_action?, at..text.len()),
+            Arg::GluedCredential(at) => {
+                let half = user_password_span(&text[at..])?;
+                (
+                    keyed + 1,
+                    self.r.user_action?,
+                    at + half.start..at + half.end,
+                )
+            }
+            _ => return None,
+        };
+        (!self.r.is_replacement(&text[span.clone()])).then_some((counter, action, span))
     }
 
     fn enter(&mut self) -> Res<()> {

@@ -36,6 +36,8 @@ const SECRET_KEYS: &[&str] = &[
     "privatekey",
     "secretkey",
     "secretaccesskey",
+    // Azure storage connection strings (`AccountKey=…;`).
+    "accountkey",
     "credentials",
 ];
 

@@ -5,6 +5,7 @@
 //! it flags run their regexes, validators and evidence checks. See `docs/redaction.md`.
 
 mod action;
+mod args;
 mod assign;
 mod blocks;
 mod build;

@@ -202,6 +202,55 @@ pub static BUILTIN: &[BuiltinRule] = &[
         )],
     },
     BuiltinRule {
+        name: "openai_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["sk-"]),
+        // Project, service-account and admin keys name their kind; other `sk-` keys count when
+        // they carry `T3BlbkFJ` (base64 of `OpenAI`) or have the legacy shape, 48 letters and
+        // digits and nothing glued after, so `task-…` and short `sk-…` names stay.
+        patterns: &[strong(
+            r"(?:^|[^A-Za-z0-9])(sk-(?:(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,}|[A-Za-z0-9_-]{10,}T3BlbkFJ[A-Za-z0-9_-]{10,}|[A-Za-z0-9]{48}(?-u:\b)))",
+            1,
+        )],
+    },
+    BuiltinRule {
+        name: "anthropic_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["sk-ant-"]),
+        // `sk-ant-` + kind and version (`api03-`, `admin01-`) + about 95 URL-safe characters.
+        patterns: &[strong(r"(?:^|[^A-Za-z0-9])(sk-ant-[A-Za-z0-9_-]{40,})", 1)],
+    },
+    BuiltinRule {
+        name: "huggingface_token",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["hf_"]),
+        patterns: &[strong(r"(?:^|[^A-Za-z0-9])(hf_[A-Za-z]{34})(?-u:\b)", 1)],
+    },
+    BuiltinRule {
+        name: "npm_token",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["npm_"]),
+        patterns: &[strong(
+            r"(?:^|[^A-Za-z0-9])(npm_[A-Za-z0-9]{36})(?-u:\b)",
+            1,
+        )],
+    },
+    BuiltinRule {
+        name: "sendgrid_key",
+        optional: false,
+        action: Action::Mask,
+        trigger: || lits(&["sg."]),
+        // `SG.` + 22-character key id + `.` + 43-character secret, 69 characters in all.
+        patterns: &[strong(
+            r"(?:^|[^A-Za-z0-9])(SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43})",
+            1,
+        )],
+    },
+    BuiltinRule {
         name: "url_password",
         optional: false,
         action: Action::Mask,
@@ -241,6 +290,11 @@ pub static BUILTIN: &[BuiltinRule] = &[
                 "cc.num",
                 "mysql",
                 "mariadb",
+                // Clients whose short flag carries a password (`sshpass` holds `pass`).
+                "curl",
+                "redis-cli",
+                // A signed URL's signature (`&sig=`, Azure shared access signatures).
+                "sig=",
             ])
         },
         // Each form's separator is required, so prose that merely names a secret skips the regexes.
@@ -248,6 +302,9 @@ pub static BUILTIN: &[BuiltinRule] = &[
             needing(SECRET_PARAM, Validator::Unquote, &["=", ":"]),
             needing(SECRET_FLAG, Validator::Unquote, &["--"]),
             needing(MYSQL_P, Validator::Unquote, &["-p"]),
+            needing(CURL_USER, Validator::PasswordHalf, &["-u"]),
+            needing(SSHPASS_P, Validator::Unquote, &["-p"]),
+            needing(REDIS_CLI_A, Validator::Unquote, &["-a", "--pass"]),
         ],
     },
     BuiltinRule {
@@ -383,6 +440,27 @@ const SECRET_FLAG: &str = concat!(
 const MYSQL_P: &str = concat!(
     r#"(?:^|[^A-Za-z0-9_-])(?i:mysql|mysqldump|mysqladmin|mysqlimport|mysqlcheck|mysqlshow|"#,
     r#"mariadb|mariadb-dump)(?:[ \t]+[^\s]+)*?[ \t]+-p([^-\s"'&;,<>][^\s"'&;,<>]*)"#
+);
+
+/// `secret_param`: the password half of the `user:password` after curl's `-u` or `--user`
+/// (`curl -u bob:S3cret https://…`, `-ubob:S3cret`); `-u bob` alone prompts for it.
+const CURL_USER: &str = concat!(
+    r#"(?:^|[^A-Za-z0-9_-])(?i:curl)(?:[ \t]+[^\s]+)*?[ \t]+(?:-u[ \t]*|--user[ \t]+)"#,
+    param_value!(r#"[^-\s"'&;,<>]"#)
+);
+
+/// `secret_param`: the password after sshpass's `-p` (`sshpass -p S3cret ssh host`, or glued).
+/// Only sshpass's own flags may come between, so the wrapped command's `-p` (ssh's port) is
+/// never read as one.
+const SSHPASS_P: &str = concat!(
+    r#"(?:^|[^A-Za-z0-9_-])(?i:sshpass)(?:[ \t]+-[^\s]+)*?[ \t]+-p[ \t]*"#,
+    param_value!(r#"[^-\s"'&;,<>]"#)
+);
+
+/// `secret_param`: the password after redis-cli's `-a` or `--pass` (`redis-cli -h c -a S3cret`).
+const REDIS_CLI_A: &str = concat!(
+    r#"(?:^|[^A-Za-z0-9_-])(?i:redis-cli)(?:[ \t]+[^\s]+)*?[ \t]+(?:-a|--pass)[ \t]+"#,
+    param_value!(r#"[^-\s"'&;,<>]"#)
 );
 
 /// The rule that also takes values assigned to secret key names in free text.

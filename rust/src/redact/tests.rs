@@ -131,6 +131,14 @@ fn tokens_with_documented_prefixes() {
         ("xoxb-123456789012-abcdefghijkl", "slack_token"),
         ("sk_live_abcdefghijklmnop1234", "stripe_key"),
         ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "google_api_key"),
+        ("sk-proj-nFIGLj5M7YYpHCOTHUtuJvbipRdkJAWZ4moUxm_yI5B_KGnplJJpdu0ol29v", "openai_key"),
+        ("sk-svcacct-X6N_631mG8YE5_is_I4cZ2cSV8HTMyf8GmXmeyNdaKTGoeszaD", "openai_key"),
+        ("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", "openai_key"),
+        ("sk-F68NcpP7BEXvfqZgimdS7jnqFCiI5ydYgqTxIBAiCofjZUlj", "openai_key"),
+        ("sk-ant-api03-cCTf07I8PjUhmi2ogviaNfrWta57-cLkIFKaEaTopYW5LSQdGrKNB4di4RX2G1zdW8FXpCEyGjFl6gdyK26CijxV6zXnUAA", "anthropic_key"),
+        ("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", "huggingface_token"),
+        ("npm_iZbnGXei4Lo53t2zLE0MZwlwp23JOwv0HBha", "npm_token"),
+        ("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", "sendgrid_key"),
         ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
     ];
     for (secret, rule) in cases {
@@ -157,6 +165,32 @@ fn tokens_with_documented_prefixes() {
     for clean in [
         "BRAKIAIOSFODNN7EXAMPLE",
         "xghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn ai_and_registry_token_lookalikes_stay() {
+    for clean in [
+        // `sk-` ends words and starts short names; a legacy-length run needs no glued tail.
+        "task-proj-migration-for-the-new-billing-service-and-more",
+        "deploy task-F68NcpP7BEXvfqZgimdS7jnqFCiI5ydYgqTxIBAiCofjZUlj",
+        "sk-proj-alpha is the staging project",
+        "sk-F68NcpP7BEXvfqZgimdS7jnqFCiI5ydYgqTxIBAiCofjZUlj9",
+        "risk-ant-api03-cCTf07I8PjUhmi2ogviaNfrWta57-cLkIFKaEaTopYW5LSQd",
+        "sk-ant-api03-short",
+        // `hf_` and `npm_` inside identifiers, or followed by too few or too many characters.
+        "half_EnWRwvFItdlNODirEtIdjdHbRtFxOsxQVl",
+        "pdhf_EnWRwvFItdlNODirEtIdjdHbRtFxOsxQVl",
+        "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2",
+        "hf_hub_download(repo_id, filename)",
+        "run npm_config_cache=/tmp/npm before npm_install_all_the_packages_now",
+        "npm_iZbnGXei4Lo53t2zLE0MZwlwp23JOwv0HBha9",
+        // `SG.` that is a sentence end or a key of the wrong shape.
+        "msg.SG.fNIvMzzoCXK4oXo4jEhAWy is a setting",
+        "SG.fNIvMzzoCXK4oXo4jEhA.kqU9pklDCnr88OXiUpRIv69mTf5ObhWzFnTvJ2gwi2R",
+        "region SG. capacity",
     ] {
         assert_eq!(red(clean), clean);
     }
@@ -491,6 +525,64 @@ fn the_value_after_a_flag_naming_a_secret_is_the_secret() {
     // As an OpenTelemetry attribute, and nested in an object.
     let nested = r#"{"process":{"command_args":["db","--db-password","s3cr3tpw"]}}"#;
     assert!(!field(&r, "resource", nested).contains("s3cr3tpw"));
+}
+
+#[test]
+fn a_clients_password_flag_in_an_argument_array_hides_the_next_value() {
+    let r = redactor();
+    for (args, want) in [
+        (
+            r#"["curl","-u","admin:Hunter2pw","https://x"]"#,
+            r#"["curl","-u","admin:[REDACTED:user_password]","https://x"]"#,
+        ),
+        (
+            r#"["/usr/bin/curl","-s","--user","admin:Hunter2pw"]"#,
+            r#"["/usr/bin/curl","-s","--user","admin:[REDACTED:user_password]"]"#,
+        ),
+        (
+            r#"["curl","-uadmin:Hunter2pw"]"#,
+            r#"["curl","-uadmin:[REDACTED:user_password]"]"#,
+        ),
+        (
+            r#"["sshpass","-p","Hunter2pw","ssh","-p","2222","host"]"#,
+            r#"["sshpass","-p","[REDACTED:secret_key]","ssh","-p","2222","host"]"#,
+        ),
+        (
+            r#"["sshpass","-pHunter2pw","ssh","host"]"#,
+            r#"["sshpass","-p[REDACTED:secret_key]","ssh","host"]"#,
+        ),
+        (
+            r#"["redis-cli","-h","cache","-a","Hunter2pw","ping"]"#,
+            r#"["redis-cli","-h","cache","-a","[REDACTED:secret_key]","ping"]"#,
+        ),
+        (
+            r#"["mysql","-uroot","-pHunter2pw","db"]"#,
+            r#"["mysql","-uroot","-p[REDACTED:secret_key]","db"]"#,
+        ),
+    ] {
+        assert_eq!(
+            field(&r, "args", args),
+            format!(r#"{{"args":{want}}}"#),
+            "{args}"
+        );
+        // Replacements already there are left alone.
+        assert_eq!(
+            field(&r, "args", want),
+            format!(r#"{{"args":{want}}}"#),
+            "{want}"
+        );
+    }
+    // No password after the flag, a flag of another program, or no client named before it.
+    for clean in [
+        r#"["curl","-u","admin","https://x"]"#,
+        r#"["sshpass","-f","/run/pw","ssh","-p","2222","host"]"#,
+        r#"["docker","run","-u","1000:1000","img"]"#,
+        r#"["ssh","-p","2222","host"]"#,
+        r#"["mysql","-p","db"]"#,
+        r#"["redis-cli","info","-a"]"#,
+    ] {
+        assert_eq!(field(&r, "args", clean), format!(r#"{{"args":{clean}}}"#));
+    }
 }
 
 #[test]
@@ -1014,6 +1106,108 @@ fn json_in_text_keeps_its_closing_brackets() {
 }
 
 #[test]
+fn hash_rockets_pair_a_secret_name_with_its_value() {
+    for (text, want) in [
+        (
+            r#"{:user => "bob", :password => "Hunter2pw"}"#,
+            r#"{:user => "bob", :password => "[REDACTED:secret_param]"}"#,
+        ),
+        (
+            "my %cfg = (api_key=>Hunter2pw, host=>db);",
+            "my %cfg = (api_key=>[REDACTED:secret_param], host=>db);",
+        ),
+        (
+            "['db_password' => 'Hunter2pw']",
+            "['db_password' => '[REDACTED:secret_param]']",
+        ),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+    for clean in [
+        "token_count => 5",
+        "password => ",
+        "(password) => check(password)",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn elements_named_by_a_secret_key_lose_their_content() {
+    for (text, want) in [
+        (
+            "<user>bob</user><password>Hunter2pw</password>",
+            "<user>bob</user><password>[REDACTED:secret_param]</password>",
+        ),
+        (
+            "<DbPassword> Hunter2pw </DbPassword>",
+            "<DbPassword> [REDACTED:secret_param] </DbPassword>",
+        ),
+        (
+            r#"<wsse:Password Type="PasswordText">Hunter2pw</wsse:Password>"#,
+            r#"<wsse:Password Type="PasswordText">[REDACTED:secret_param]</wsse:Password>"#,
+        ),
+        (
+            "<apiKey>\n  Hunter2pw\n</apiKey>",
+            "<apiKey>\n  [REDACTED:secret_param]\n</apiKey>",
+        ),
+        (
+            "truncated <token>Hunter2pw",
+            "truncated <token>[REDACTED:secret_param]",
+        ),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+    for clean in [
+        "<password></password><password/><password />",
+        "<password><value>x</value></password>",
+        "log in with <token> and --verbose",
+        "<tokenizer>bpe</tokenizer><passport>x</passport>",
+        "if a <password && b > c",
+        "</password>x</password>",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+}
+
+#[test]
+fn azure_account_keys_and_shared_access_signatures() {
+    for (text, want) in [
+        (
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=YWJjZGVmZ2hpams=;EndpointSuffix=core.windows.net",
+            "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=[REDACTED:secret_param];EndpointSuffix=core.windows.net",
+        ),
+        (
+            "GET /c/b.txt?sv=2021-08-06&sp=r&sig=AbC%2Bdef%3D HTTP/1.1",
+            "GET /c/b.txt?sv=2021-08-06&sp=r&sig=[REDACTED:secret_param] HTTP/1.1",
+        ),
+        (
+            "SharedAccessSignature=sv=2022-11-02&ss=b&Sig=AbCdef123%3D;BlobEndpoint=x",
+            "SharedAccessSignature=[REDACTED:secret_param]&ss=b&Sig=[REDACTED:secret_param];BlobEndpoint=x",
+        ),
+        ("/x?sig=abc", "/x?sig=[REDACTED:secret_param]"),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+    for clean in [
+        "type=ANOM_ABEND auid=0 pid=1234 comm=\"java\" sig=11 res=1",
+        "AccountName=acct;EndpointSuffix=core.windows.net",
+        "GET /x?signal=9&sign=up",
+    ] {
+        assert_eq!(red(clean), clean);
+    }
+    let r = redactor();
+    assert_eq!(
+        field(
+            &r,
+            "storage",
+            r#"{"accountName":"acct","accountKey":"YWJj="}"#
+        ),
+        r#"{"storage":{"accountName":"acct","accountKey":"[REDACTED:secret_key]"}}"#
+    );
+}
+
+#[test]
 fn assignments_under_plain_names_or_without_values_stay() {
     for clean in [
         "token_count=5",
@@ -1051,6 +1245,64 @@ fn mysql_password_glued_to_dash_p() {
         "/usr/bin/mysqldump -h db -p[REDACTED:secret_param] --all-databases"
     );
     for clean in ["mysql -p appdb", "mysql -P3306 -u root", "grep -pattern x"] {
+        assert_eq!(red(clean), clean);
+    }
+    // Every client the argument arrays know is named by the text form too.
+    for name in args::MYSQL_CLIENTS {
+        assert_eq!(
+            red(&format!("{name} -h db -pDriftPw1 x")),
+            format!("{name} -h db -p[REDACTED:secret_param] x")
+        );
+    }
+}
+
+#[test]
+fn client_passwords_after_short_flags() {
+    for (text, want) in [
+        (
+            "curl -u admin:Hunter2pw https://api.example.com",
+            "curl -u admin:[REDACTED:secret_param] https://api.example.com",
+        ),
+        (
+            "curl -sS --user 'svc:pa ss' -X POST https://x",
+            "curl -sS --user 'svc:[REDACTED:secret_param]' -X POST https://x",
+        ),
+        (
+            "/usr/bin/curl -uadmin:Hunter2pw https://x",
+            "/usr/bin/curl -uadmin:[REDACTED:secret_param] https://x",
+        ),
+        (
+            "sshpass -p Hunter2pw ssh root@host",
+            "sshpass -p [REDACTED:secret_param] ssh root@host",
+        ),
+        (
+            "sshpass -v -pHunter2pw scp f host:",
+            "sshpass -v -p[REDACTED:secret_param] scp f host:",
+        ),
+        (
+            "redis-cli -h cache -p 6380 -a Hunter2pw ping",
+            "redis-cli -h cache -p 6380 -a [REDACTED:secret_param] ping",
+        ),
+        (
+            r#"REDIS-CLI --pass "Hunter2pw" info"#,
+            r#"REDIS-CLI --pass "[REDACTED:secret_param]" info"#,
+        ),
+    ] {
+        assert_eq!(red(text), want, "{text}");
+    }
+    for clean in [
+        // curl prompts for the password; the user agent is no `--user`.
+        "curl -u admin https://api.example.com",
+        "curl --user-agent 'Mozilla/5.0 (X11:Linux)' https://x:8080/a",
+        "curl.example.com -u x:y",
+        "libcurl -u a:b",
+        // ssh's port after sshpass's password file, and short flags with no client.
+        "sshpass -f /run/pw ssh -p 2222 host",
+        "ssh -p 2222 host",
+        "docker run -u 1000:1000 img",
+        "redis-cli -h cache info keyspace",
+        "tar -a -cf x.tar.gz dir",
+    ] {
         assert_eq!(red(clean), clean);
     }
 }

@@ -77,13 +77,23 @@ fn prefixed() -> impl Strategy<Value = Planted> {
         ("sk_live_", 24, ""),
         ("AIza", 35, ""),
         ("github_pat_", 40, ""),
+        ("sk-proj-", 48, ""),
+        ("sk-ant-api03-", 60, ""),
+        ("hf_", 34, ""),
+        ("npm_", 36, ""),
+        ("SG.", 22, ""),
     ]);
     (forms, alnum(60..=60)).prop_map(|((prefix, len, _), body)| {
-        let body = match prefix.starts_with("AKIA") || prefix.starts_with("ASIA") {
-            true => body.to_ascii_uppercase(),
-            false => body,
+        let body = match prefix {
+            "AKIA" | "ASIA" => body.to_ascii_uppercase(),
+            // Hugging Face tokens hold letters only.
+            "hf_" => body.replace(|c: char| c.is_ascii_digit(), "x"),
+            _ => body,
         };
-        let t = format!("{prefix}{}", &body[..len]);
+        let t = match prefix {
+            "SG." => format!("SG.{}.{}", &body[..len], &body[17..]),
+            _ => format!("{prefix}{}", &body[..len]),
+        };
         planted(t.clone(), t)
     })
 }
@@ -92,7 +102,7 @@ fn credentials() -> impl Strategy<Value = Planted> {
     let pw = "[A-Za-z0-9]{6,10}[0-9]";
     (
         proptest::string::string_regex(pw).unwrap(),
-        0..7usize,
+        0..11usize,
         alnum(20..=30),
     )
         .prop_map(|(pw, form, tok)| {
@@ -109,6 +119,16 @@ fn credentials() -> impl Strategy<Value = Planted> {
                 5 => planted(
                     format!("eyJhbGciOiJIUzI1NiJ9.eyJ{tok}.{pw}sig"),
                     format!("eyJ{tok}"),
+                ),
+                6 => planted(format!("{{:user => 'app', :password => '{pw}'}}"), pw),
+                7 => planted(
+                    format!("<user>app</user><db_password>{pw}</db_password>"),
+                    pw,
+                ),
+                8 => planted(format!("AccountName=app;AccountKey={tok}==;"), tok),
+                9 => planted(
+                    format!("https://a.blob.core.windows.net/c?sp=r&sig={tok}"),
+                    tok,
                 ),
                 _ => {
                     let body = format!("MIIE{tok}\n{pw}AB");
@@ -127,9 +147,38 @@ fn email() -> impl Strategy<Value = Planted> {
         .prop_map(|t| planted(t.clone(), t))
 }
 
+/// A password on a client's command line, with other flags around it.
+fn command_line() -> impl Strategy<Value = Planted> {
+    let pw = "[A-Za-z0-9]{6,10}[0-9]";
+    let flags = prop::sample::select(vec!["", "-v ", "-h db.internal ", "-s -S "]);
+    (
+        proptest::string::string_regex(pw).unwrap(),
+        flags,
+        0..4usize,
+    )
+        .prop_map(|(pw, f, form)| {
+            let text = match form {
+                0 => format!("curl {f}-u deploy:{pw} https://api.example.com/v1"),
+                1 => format!("curl {f}--user 'deploy:{pw}' https://api.example.com/v1"),
+                // sshpass reads only its own flags before `-p`; `-v` is one.
+                2 if f.is_empty() => format!("sshpass -p {pw} ssh -p 2222 deploy@host"),
+                2 => format!("sshpass -v -p{pw} ssh -p 2222 deploy@host"),
+                _ => format!("redis-cli {f}-a {pw} ping"),
+            };
+            planted(text, pw)
+        })
+}
+
 /// A secret of any supported kind.
 pub fn any_secret() -> impl Strategy<Value = Planted> {
-    prop_oneof![card(), ssn(), prefixed(), credentials(), email()]
+    prop_oneof![
+        card(),
+        ssn(),
+        prefixed(),
+        credentials(),
+        email(),
+        command_line()
+    ]
 }
 
 fn base64(raw: &[u8]) -> String {

@@ -18,6 +18,17 @@ fn inputs(n: usize) -> Vec<(&'static str, String, bool)> {
         ("authorization:", repeat("authorization:"), false),
         ("cookie lines", repeat("cookie:x  \n"), false),
         ("quoted pwd", repeat("pwd=\"a pwd='b "), false),
+        ("curl -u", repeat("curl -u a:b "), false),
+        ("open elements", repeat("<password>x"), false),
+        ("closed elements", repeat("<pwd>x</pwd>"), false),
+        (
+            "bare brackets",
+            format!("<pwd>x</pwd>{}", repeat("<>")),
+            false,
+        ),
+        ("curl words", repeat("curl x "), false),
+        ("sshpass -p", repeat("sshpass -v -p x "), false),
+        ("redis-cli -a", repeat("redis-cli -a "), false),
         ("unclosed markers", repeat("[REDACTED:"), false),
         (
             "markers and secrets",

@@ -23,6 +23,9 @@ pub enum Validator {
     Ipv6,
     /// A parameter value: surrounding quotes are not part of it; an empty value is none.
     Unquote,
+    /// A `user:password` parameter value: only the password after the first colon; a value
+    /// with no colon or an empty password is none.
+    PasswordHalf,
     /// An e-mail address that is not the `password@host` part of a URL authority.
     Email,
     /// A phone number that does not continue a dotted run of digits (an IPv4 address).
@@ -53,6 +56,7 @@ impl Validator {
             Validator::TokenShape => s.len() >= 16 && s.bytes().any(|b| b.is_ascii_digit()),
             Validator::Ipv6 => ipv6(s),
             Validator::Unquote => return unquote(m, s, out),
+            Validator::PasswordHalf => return password_half(m, s, out),
             Validator::Email => !in_url_authority(text, m.start),
             Validator::Phone => !dotted_neighbour(text, &m),
         };
@@ -276,6 +280,23 @@ fn unquote(m: Range<usize>, s: &str, out: &mut Vec<Range<usize>>) {
     };
     if !inner.is_empty() {
         out.push(inner);
+    }
+}
+
+/// Pushes the part of `m` after the first colon of its unquoted text (`s`), unless empty.
+fn password_half(m: Range<usize>, s: &str, out: &mut Vec<Range<usize>>) {
+    let start = m.start;
+    let mut value = Vec::with_capacity(1);
+    unquote(m, s, &mut value);
+    let Some(v) = value.pop() else {
+        return;
+    };
+    let inner = &s.as_bytes()[v.start - start..v.end - start];
+    if let Some(colon) = memchr::memchr(b':', inner) {
+        let password = v.start + colon + 1..v.end;
+        if !password.is_empty() {
+            out.push(password);
+        }
     }
 }
 
