@@ -95,6 +95,11 @@ impl Decoder {
     ) -> Result<(), Reject> {
         let target = target(key);
         let Target::Str(i) = target else {
+            // Most other keys are the sender's own, kept in `fields` as sent.
+            if target == Target::Fields {
+                row.members.push((key.into(), raw.into()));
+                return Ok(());
+            }
             let kind = Kind(m.kind, false);
             return self.place_at(target, key.into(), kind, raw.into(), row);
         };
