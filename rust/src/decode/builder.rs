@@ -151,14 +151,13 @@ pub struct ViewColumn {
 }
 
 /// A validity bitmap built one bit at a time, a word per 64 values, without the generic
-/// builder's per-bit capacity checks.
+/// builder's per-bit capacity checks. Its owner counts the values: each push is told how many
+/// came before, and the nulls are counted once, when the bitmap is finished.
 #[derive(Default)]
 struct Validity {
     words: Vec<u64>,
     /// The bits of the word being filled, stored to `words` once full.
     word: u64,
-    len: usize,
-    nulls: usize,
 }
 
 impl Validity {
@@ -169,24 +168,23 @@ impl Validity {
         }
     }
 
+    /// Sets the bit of value `index` (the values before it pushed already).
     #[inline(always)]
-    fn push(&mut self, valid: bool) {
-        let at = self.len % 64;
+    fn push(&mut self, valid: bool, index: usize) {
+        let at = index % 64;
         self.word |= u64::from(valid) << at;
-        self.nulls += usize::from(!valid);
-        self.len += 1;
         if at == 63 {
             self.words.push(std::mem::take(&mut self.word));
         }
     }
 
-    /// The bitmap, or none when every value is valid.
-    fn finish(mut self) -> Option<NullBuffer> {
-        if self.len % 64 != 0 {
+    /// The bitmap of `len` values, or none when every value is valid.
+    fn finish(mut self, len: usize) -> Option<NullBuffer> {
+        if len % 64 != 0 {
             self.words.push(self.word);
         }
-        let bits = BooleanBuffer::new(Buffer::from_vec(tight(self.words)), 0, self.len);
-        (self.nulls > 0).then(|| NullBuffer::new(bits))
+        let bits = BooleanBuffer::new(Buffer::from_vec(tight(self.words)), 0, len);
+        Some(NullBuffer::new(bits)).filter(|nulls| nulls.null_count() > 0)
     }
 }
 
@@ -241,7 +239,7 @@ impl ViewColumn {
     /// Appends a view and its validity bit.
     #[inline(always)]
     fn push_view(&mut self, view: u128, valid: bool) {
-        self.valid.push(valid);
+        self.valid.push(valid, self.views.len());
         self.views.push(view);
     }
 
@@ -275,8 +273,8 @@ impl ViewColumn {
                 std::mem::take(&mut self.data).into_bytes(),
             )));
         }
+        let nulls = std::mem::take(&mut self.valid).finish(self.views.len());
         let views = ScalarBuffer::from(tight(std::mem::take(&mut self.views)));
-        let nulls = std::mem::take(&mut self.valid).finish();
         // SAFETY: every view holds a `str` inline or names the block and offset where the `str`
         // was written, with its length and first four bytes; the validity has one bit per view.
         unsafe { StringViewArray::new_unchecked(views, blocks.into(), nulls) }
@@ -394,10 +392,11 @@ impl BatchBuilder {
     /// Appends the rest of a row whose `strings` and `fields` were pushed to their columns.
     pub fn push(&mut self, row: &Row<'_>, observed_ns: i64) {
         self.timestamp.push(row.timestamp.unwrap_or(observed_ns));
+        self.level_valid.push(row.level.is_some(), self.level.len());
         self.level.push(row.level.map_or(0, |l| l as u8));
-        self.level_valid.push(row.level.is_some());
+        self.revenue_valid
+            .push(row.revenue.is_some(), self.revenue.len());
         self.revenue.push(row.revenue.unwrap_or(0.0));
-        self.revenue_valid.push(row.revenue.is_some());
         self.sample_rate.push(row.sample_rate.unwrap_or(1.0));
     }
 
@@ -407,7 +406,10 @@ impl BatchBuilder {
         let mut columns: Vec<ArrayRef> = vec![
             ts(tight(std::mem::take(&mut self.timestamp))),
             ts(vec![observed_ns; rows]),
-            Arc::new(level_array(tight(self.level), self.level_valid.finish())?),
+            Arc::new(level_array(
+                tight(self.level),
+                self.level_valid.finish(rows),
+            )?),
         ];
         columns.extend(
             self.strings
@@ -415,7 +417,8 @@ impl BatchBuilder {
                 .map(|c| Arc::new(c.finish()) as ArrayRef),
         );
         columns.push(Arc::new(self.fields.finish()));
-        let revenue = Float64Array::new(tight(self.revenue).into(), self.revenue_valid.finish());
+        let revenue =
+            Float64Array::new(tight(self.revenue).into(), self.revenue_valid.finish(rows));
         columns.push(Arc::new(revenue));
         columns.push(Arc::new(Float64Array::from(tight(self.sample_rate))));
         // The chain's columns, filled later for audit rows.

@@ -511,3 +511,61 @@ proptest! {
         prop_assert_eq!(whole.lines as usize, counted);
     }
 }
+
+proptest! {
+    /// Ids are lower-cased exactly when they hold an upper-case letter and are all hex
+    /// digits and dashes; anything else is kept as sent.
+    #[test]
+    fn ids_are_lower_cased_as_byte_by_byte(id in "([0-9a-fA-F-]{0,40}|[0-9A-Fa-z\u{e9}\u{ff}-]{0,20})") {
+        let plain = id.bytes().any(|b| b.is_ascii_uppercase())
+            && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        let want = if plain { id.to_ascii_lowercase() } else { id.clone() };
+        prop_assert_eq!(normalize_id(Cow::Borrowed(&id)), want);
+    }
+}
+
+/// A chunk of several checking windows decodes as its lines one by one: lines across the
+/// windows' cuts, a line longer than a window, invalid UTF-8 and a byte order mark in some
+/// windows and not others, no final newline.
+#[test]
+fn a_chunk_of_many_windows_decodes_as_its_lines() {
+    let pieces: [&[u8]; 9] = [
+        br#"{"message":"plain","level":"warn","n":1}"#,
+        br#"{"a":{"b":[1,2,{"c":"d"}]},"msg":"x\ty"}"#,
+        b"not json",
+        b"{\"m\":\"\xff\"}",
+        b"\xef\xbb\xbf{\"m\":\"bom\"}",
+        b"",
+        "{\"m\":\"é\"}  ".as_bytes(),
+        b"{\"a\":\r\n1}",
+        b"{\"m\":\"tail\"}\r",
+    ];
+    let (mut lines, mut size): (Vec<Vec<u8>>, usize) = (Vec::new(), 0);
+    let mut state = 7u64;
+    while size < 3 * super::WINDOW_BYTES {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let pick = (state >> 33) as usize;
+        let mut line = pieces[pick % pieces.len()].to_vec();
+        if lines.len() % 4000 == 2000 {
+            // Longer than a window, as one string.
+            line = format!(r#"{{"m":"{}"}}"#, "z".repeat(super::WINDOW_BYTES + 10)).into_bytes();
+        }
+        size += line.len() + 1;
+        lines.push(line);
+    }
+    let mut data = lines.join(&b"\n"[..]);
+    data.extend_from_slice(br#"{"m":"last"}"#);
+    let whole = decoder().decode(&data, &NoScrub, "p", 1, 0).unwrap();
+    let (mut events, mut dead, mut number) = (Vec::new(), Vec::new(), 1u64);
+    for line in data.split(|&b| b == b'\n') {
+        let one = decoder().decode(line, &NoScrub, "p", number, 0).unwrap();
+        events.extend(render(&one.events));
+        dead.extend(render(&one.dead_letters));
+        number += 1;
+    }
+    assert!(whole.dead_letters.num_rows() > 0 && whole.events.num_rows() > 1000);
+    assert_eq!(render(&whole.events), events);
+    assert_eq!(render(&whole.dead_letters), dead);
+}
