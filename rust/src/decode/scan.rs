@@ -96,44 +96,29 @@ fn value(b: &[u8], i: usize, depth: usize) -> Option<(usize, JsonType, bool)> {
         b't' => (end(4, b"true")?, JsonType::Boolean),
         b'f' => (end(5, b"false")?, JsonType::Boolean),
         b'n' => (end(4, b"null")?, JsonType::Null),
-        b'{' => (object_skip(b, i, depth)?, JsonType::Object),
-        b'[' => (array_skip(b, i, depth)?, JsonType::Array),
+        b'{' => (nested_end::<true>(b, i, depth)?, JsonType::Object),
+        b'[' => (nested_end::<false>(b, i, depth)?, JsonType::Array),
         _ => return None,
     };
     Some((end, kind, false))
 }
 
-/// The end of the object at `b[i]`, validated, at most `depth` levels deep. Its members are
-/// read as the top level's are; a container inside is left to `container_end`.
-fn object_skip(b: &[u8], i: usize, depth: usize) -> Option<usize> {
+/// The end of the object (`OBJECT`) or array at `b[i]`, validated, at most `depth` levels
+/// deep. Its members are read as the top level's are; a container inside is left to
+/// `container_end`.
+fn nested_end<const OBJECT: bool>(b: &[u8], i: usize, depth: usize) -> Option<usize> {
     let inner = depth.checked_sub(1)?;
+    let close = if OBJECT { b'}' } else { b']' };
     let mut i = skip_ws(b, i + 1);
-    if *b.get(i)? == b'}' {
+    if *b.get(i)? == close {
         return Some(i + 1);
     }
     loop {
-        let (_, start, _) = key(b, i)?;
+        let start = if OBJECT { key(b, i)?.1 } else { i };
         i = skip_ws(b, element_end(b, start, inner)?);
         match *b.get(i)? {
             b',' => i = skip_ws(b, i + 1),
-            b'}' => return Some(i + 1),
-            _ => return None,
-        }
-    }
-}
-
-/// The end of the array at `b[i]`, validated, as `object_skip`.
-fn array_skip(b: &[u8], i: usize, depth: usize) -> Option<usize> {
-    let inner = depth.checked_sub(1)?;
-    let mut i = skip_ws(b, i + 1);
-    if *b.get(i)? == b']' {
-        return Some(i + 1);
-    }
-    loop {
-        i = skip_ws(b, element_end(b, i, inner)?);
-        match *b.get(i)? {
-            b',' => i = skip_ws(b, i + 1),
-            b']' => return Some(i + 1),
+            c if c == close => return Some(i + 1),
             _ => return None,
         }
     }

@@ -135,13 +135,12 @@ pub fn parse_rfc3339_in(text: &str, memo: &mut HourMemo) -> Option<i64> {
     // The date and time as a fixed-size array: every place below is checked at compile time.
     let head: &[u8; 19] = s.get(..19)?.try_into().ok()?;
     let d = head.map(|c| c.wrapping_sub(b'0'));
-    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
     let key = hour_key(head);
     if key != memo.key {
-        memo.secs = hour_start(head)?;
+        memo.secs = hour_start(head, &d)?;
         memo.key = key;
     }
-    let (minute, second) = (two(14), two(17));
+    let (minute, second) = (two_digits(&d, 14), two_digits(&d, 17));
     let clock = head[13] == b':' && head[16] == b':';
     if !clock || d[14].max(d[15]).max(d[17]).max(d[18]) > 9 || minute > 59 || second > 60 {
         return None;
@@ -162,15 +161,20 @@ pub fn parse_rfc3339_in(text: &str, memo: &mut HourMemo) -> Option<i64> {
     secs.checked_mul(NS_PER_S)?.checked_add(i64::from(nanos))
 }
 
-/// Seconds from the epoch to the start of the date and hour of `head`, when they are valid.
-fn hour_start(head: &[u8; 19]) -> Option<i64> {
+/// The number written by the digits `d[i]` and `d[i + 1]` (each a byte minus `'0'`).
+fn two_digits(d: &[u8; 19], i: usize) -> u32 {
+    u32::from(d[i]) * 10 + u32::from(d[i + 1])
+}
+
+/// Seconds from the epoch to the start of the date and hour of `head` (`d` its bytes minus
+/// `'0'`), when they are valid.
+fn hour_start(head: &[u8; 19], d: &[u8; 19]) -> Option<i64> {
     let separators = head[4] == b'-' && head[7] == b'-' && matches!(head[10], b'T' | b't' | b' ');
-    let d = head.map(|c| c.wrapping_sub(b'0'));
     const DIGITS: [usize; 10] = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12];
     if !separators || DIGITS.iter().fold(0, |max, &i| max.max(d[i])) > 9 {
         return None;
     }
-    let two = |i: usize| u32::from(d[i]) * 10 + u32::from(d[i + 1]);
+    let two = |i: usize| two_digits(d, i);
     let (year, month, day, hour) = (i64::from(two(0) * 100 + two(2)), two(5), two(8), two(11));
     let valid =
         (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month) && hour < 24;
